@@ -1,0 +1,246 @@
+"""``portalops lab up | down | status | ssh``: the lab as a whole."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from portalops.errors import CommandFailed, EnvironmentProblem
+from portalops.lab import hosts
+from portalops.lab.config import LabConfig, LabHost, container_args, spec_hash_of
+from portalops.lab.image import build_image
+from portalops.lab.podman import Podman
+from portalops.proc import require_tools, run
+
+Progress = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """One line of ``lab status``."""
+
+    host: str
+    address: str
+    container: str
+    systemd: str
+
+    @property
+    def good(self) -> bool:
+        return self.systemd.split()[0] in hosts.GOOD_STATES
+
+
+def parallel(items: Sequence[LabHost], work: Callable[[LabHost], T]) -> list[T]:
+    """Run ``work`` for every host at once; raise one error naming every host that failed."""
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        futures = [(item, pool.submit(work, item)) for item in items]
+    results: list[T] = []
+    errors: list[str] = []
+    details: list[str] = []
+    for item, future in futures:
+        exc = future.exception()
+        if exc is None:
+            results.append(future.result())
+        else:
+            errors.append(f"{item.name}: {getattr(exc, 'message', exc)}")
+            details.append(getattr(exc, "detail", ""))
+    if errors:
+        raise CommandFailed("; ".join(errors), detail="\n".join(d for d in details if d))
+    return results
+
+
+class Lab:
+    """The lab described by a :class:`LabConfig`, driven through podman."""
+
+    def __init__(self, config: LabConfig, progress: Progress, podman: Podman | None = None) -> None:
+        self.config = config
+        self.progress = progress
+        self.podman = podman or Podman()
+
+    # -- up -----------------------------------------------------------------
+
+    def up(self, rebuild_image: bool = False) -> None:
+        """Bring every host up, reusing healthy ones and replacing the rest."""
+        started = time.monotonic()
+        self.podman.preflight()
+        require_tools(["ssh", "ssh-keygen"], "install openssh-client")
+        image = build_image(self.podman, self.config.state_dir, self.progress, force=rebuild_image)
+        pubkey = self._ensure_key()
+        self._remove_leftovers()
+        self._ensure_network()
+        actions = parallel(self.config.hosts, lambda host: self._ensure_host(host, image, pubkey))
+        self.config.known_hosts.write_text(
+            "".join(
+                line + "\n"
+                for line in parallel(self.config.hosts, lambda h: hosts.host_key(self.podman, self.config, h))
+            )
+        )
+        parallel(self.config.hosts, self._check_ssh)
+        for host, action in zip(self.config.hosts, actions, strict=True):
+            self.progress(f"{host.name:<10} {host.address:<15} {action}")
+        self.progress(
+            f"lab {self.config.name}: {len(self.config.hosts)} hosts up in {time.monotonic() - started:.1f} s"
+        )
+
+    def _ensure_key(self) -> str:
+        key = self.config.ssh_key
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not key.exists():
+            run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    f"portalops-lab-{self.config.name}",
+                    "-f",
+                    str(key),
+                ],
+                what="create the lab SSH key",
+            )
+        return key.with_suffix(".pub").read_text().strip()
+
+    def _remove_leftovers(self) -> None:
+        """Containers of this lab whose host is no longer in the inventory."""
+        wanted = {self.config.container(h) for h in self.config.hosts}
+        for container in self.podman.containers(self.config.label):
+            if container.name not in wanted:
+                self.progress(f"removing leftover container {container.name}")
+                self.podman.run("rm", "--force", "--time", "3", container.name)
+
+    def _ensure_network(self) -> None:
+        net = self.podman.network_inspect(self.config.network)
+        if net is not None:
+            labels = net.get("labels") or {}
+            subnets = [s.get("subnet") for s in net.get("subnets") or []]
+            if labels.get("portalops.lab") != self.config.name:
+                raise EnvironmentProblem(
+                    f"podman network {self.config.network} exists and does not belong to lab "
+                    f"{self.config.name}; remove it (podman network rm {self.config.network}) or rename lab_network"
+                )
+            if subnets == [self.config.subnet]:
+                return
+            self.progress(f"network {self.config.network}: subnet {subnets} -> {self.config.subnet}, recreating")
+            for container in self.podman.containers(self.config.label):
+                self.podman.run("rm", "--force", "--time", "3", container.name)
+            self.podman.run("network", "rm", "--force", self.config.network)
+        self.podman.run(
+            "network",
+            "create",
+            "--subnet",
+            self.config.subnet,
+            "--label",
+            self.config.label,
+            self.config.network,
+            what=f"create network {self.config.network} ({self.config.subnet})",
+        )
+
+    def _ensure_host(self, host: LabHost, image: str, pubkey: str) -> str:
+        started = time.monotonic()
+        name = self.config.container(host)
+        args = container_args(self.config, host, image, pubkey)
+        existing = self.podman.container(name)
+        action = "created"
+        if existing is not None:
+            if existing.labels.get("portalops.lab") != self.config.name:
+                raise EnvironmentProblem(
+                    f"container {name} exists and is not part of lab {self.config.name}; "
+                    f"remove it with `podman rm -f {name}`"
+                )
+            if existing.labels.get("portalops.spec") == spec_hash_of(args) and existing.state == "running":
+                state = hosts.health(self.podman, name)
+                if not state.good and state.state in ("initializing", "starting"):
+                    state = hosts.wait_for_boot(self.podman, self.config, host, timeout=60)
+                if state.good:
+                    hosts.bootstrap(self.podman, self.config, host, pubkey)
+                    return f"reused ({state.describe()})"
+                action = f"replaced (was {state.describe()})"
+            elif existing.state != "running":
+                action = f"replaced (container {existing.state})"
+            else:
+                action = "replaced (definition changed)"
+            self.podman.run("rm", "--force", "--time", "3", name)
+        self.podman.run("run", *args, what=f"start lab host {host.name}")
+        state = hosts.wait_for_boot(self.podman, self.config, host)
+        hosts.bootstrap(self.podman, self.config, host, pubkey)
+        return f"{action} in {time.monotonic() - started:.1f} s ({state.describe()})"
+
+    def ssh_argv(self, host: LabHost, *extra: str) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            str(self.config.ssh_key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.config.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+            f"{self.config.deploy_user}@{host.address}",
+            *extra,
+        ]
+
+    def _check_ssh(self, host: LabHost) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            result = run(self.ssh_argv(host, "-o", "BatchMode=yes", "sudo", "-n", "true"), check=False, timeout=30)
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise CommandFailed(
+                    f"SSH to {self.config.deploy_user}@{host.address} failed: {result.stderr.strip()[-300:]}"
+                )
+            time.sleep(0.5)
+
+    # -- down / status / ssh --------------------------------------------------
+
+    def down(self) -> None:
+        """Remove this lab's containers and network, and nothing else."""
+        self.podman.preflight()
+        removed = [c.name for c in self.podman.containers(self.config.label)]
+        if removed:
+            self.podman.run("rm", "--force", "--time", "3", *removed, timeout=120)
+        net = self.podman.network_inspect(self.config.network)
+        if net is not None and (net.get("labels") or {}).get("portalops.lab") == self.config.name:
+            self.podman.run("network", "rm", "--force", self.config.network)
+            removed.append(f"network {self.config.network}")
+        self.progress(f"removed: {', '.join(removed)}" if removed else "nothing to remove")
+
+    def status(self) -> list[HostReport]:
+        self.podman.preflight()
+
+        def one(host: LabHost) -> HostReport:
+            name = self.config.container(host)
+            container = self.podman.container(name)
+            if container is None:
+                return HostReport(host.name, host.address, "absent", "-")
+            if container.state != "running":
+                return HostReport(host.name, host.address, container.state, "-")
+            return HostReport(host.name, host.address, container.state, hosts.health(self.podman, name).describe())
+
+        return parallel(self.config.hosts, one)
+
+    def ssh(self, host_name: str, command: Sequence[str]) -> None:
+        host = self.config.host(host_name)
+        if not self.config.ssh_key.exists():
+            raise EnvironmentProblem("the lab has no SSH key yet; run `portalops lab up` first")
+        argv = self.ssh_argv(host, *command)
+        os.execvp(shutil.which("ssh") or "ssh", argv)  # noqa: S606 (replace this process with the interactive ssh)
+
+
+def format_status(reports: Sequence[HostReport]) -> str:
+    rows = [("HOST", "ADDRESS", "CONTAINER", "SYSTEMD")] + [
+        (r.host, r.address, r.container, r.systemd) for r in reports
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows)
