@@ -38,8 +38,8 @@ demo: setup  ## bring the lab up and show every host answering Ansible over SSH
 test: setup lint unit integration  ## everything CI runs
 
 lint: setup  ## ruff, mypy (strict), yamllint, ansible-lint (production profile)
-	ruff check portalops tests
-	ruff format --check portalops tests
+	ruff check portalops tests scripts
+	ruff format --check portalops tests scripts
 	mypy
 	yamllint --strict .
 	ansible-lint

@@ -129,8 +129,11 @@ def build_image(
     tag: str | None = None,
 ) -> str:
     """Build and import the lab image unless a good one with this recipe exists."""
-    tag = tag or image_tag()
+    recipe_tag = image_tag()
+    tag = tag or recipe_tag
     if not force and podman.image_exists(tag):
+        if tag == recipe_tag and not podman.image_exists(STABLE_TAG):
+            podman.tag_image(tag, STABLE_TAG)
         return tag
     require_tools(["debootstrap", "tar", "chroot"], "run `make setup` (apt-get install debootstrap)")
     mirrors = machine_mirrors()
@@ -176,7 +179,8 @@ def build_image(
                     raise CommandFailed("image: tar of the root file system failed")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    podman.tag_image(tag, STABLE_TAG)
+    if tag == recipe_tag:
+        podman.tag_image(tag, STABLE_TAG)
     return tag
 
 

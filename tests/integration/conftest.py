@@ -1,0 +1,28 @@
+"""The lab fixture: real hosts or a failure that says why; never a silent skip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from portalops.inventory import load_inventory
+from portalops.lab.config import LabConfig, lab_config
+from tests.integration.helpers import portalops
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabConfig]:
+    """The lab, up. Fails (never skips) with the reason when it cannot start."""
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (rootful podman); run `sudo make test`")
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed; `make setup` installs it")
+    up = portalops("lab", "up")
+    if up.returncode != 0:
+        pytest.fail(f"`portalops lab up` failed (exit {up.returncode}):\n{up.stderr[-3000:]}")
+    yield lab_config(load_inventory())
+    if os.environ.get("PORTALOPS_KEEP_LAB") != "1":
+        portalops("lab", "down")

@@ -1,0 +1,85 @@
+"""Helpers for lab tests: run portalops, podman and Ansible as a person would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portalops.inventory import REPO_ROOT
+
+ENV = {
+    **os.environ,
+    "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+    "CONTAINERS_CONF": str(REPO_ROOT / "lab/containers.conf"),
+}
+
+
+def portalops(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the real ``portalops`` command, as a person or cron would."""
+    return subprocess.run(
+        [sys.executable, "-m", "portalops.cli", *args],
+        env={**ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], env=ENV, capture_output=True, text=True, check=check, timeout=300)
+
+
+def ansible(pattern: str, module: str, args: str = "", *extra: str) -> dict[str, dict[str, Any]]:
+    """Run an ad-hoc Ansible module over SSH and return each host's result."""
+    argv = ["ansible", pattern, "-m", module, *extra]
+    if args:
+        argv += ["-a", args]
+    env = {
+        **ENV,
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+    }
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300, cwd=REPO_ROOT)
+    try:
+        # ansible.cfg's profile_tasks prints timings around the JSON document.
+        start = result.stdout.index("\n{") + 1 if not result.stdout.startswith("{") else 0
+        data, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
+    except (ValueError, json.JSONDecodeError):
+        pytest.fail(
+            f"ansible printed no JSON (exit {result.returncode}): {result.stdout[-800:]} {result.stderr[-800:]}"
+        )
+    hosts: dict[str, dict[str, Any]] = {}
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            hosts.update(task["hosts"])
+    return hosts
+
+
+def one_host_lab(directory: Path, host_vars: dict[str, object]) -> Path:
+    """A one-host lab of its own (own name, network, subnet) for fault tests."""
+    inv = directory / "inventory"
+    inv.mkdir()
+    (inv / "hosts.yml").write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {"broken1": {"ansible_host": "10.89.61.11", **host_vars}},
+                    "vars": {
+                        "lab_name": "portalops-t",
+                        "lab_network": "portalops-t",
+                        "lab_subnet": "10.89.61.0/24",
+                        "ansible_user": "deploy",
+                    },
+                }
+            }
+        )
+    )
+    return inv

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portalops.errors import BadInput
+from portalops.inventory import parse_inventory
+from portalops.lab.config import container_args, lab_config, spec_hash_of
+
+
+def config_of(data: dict[str, Any]) -> Any:
+    return lab_config(parse_inventory(data, "test"), state_dir=Path("/tmp/lab-state"))
+
+
+def test_lab_config_from_inventory(inventory_json: dict[str, Any]) -> None:
+    config = config_of(inventory_json)
+    assert [h.name for h in config.hosts] == ["cms1", "db1", "web1"]
+    assert config.network == "portalops-lab"
+    assert config.deploy_user == "deploy"
+    web1 = config.host("web1")
+    assert web1.publish == ("127.0.0.1:8443:443",)
+    assert web1.groups == ("portal", "web")
+    assert web1.command == ("/sbin/init",)
+    assert config.container(web1) == "portalops-web1"
+    assert config.ssh_key == Path("/tmp/lab-state/ssh/id_ed25519")
+
+
+def test_unknown_host_lists_the_lab(inventory_json: dict[str, Any]) -> None:
+    with pytest.raises(BadInput, match="no lab host named 'nosuchhost'; the lab has: cms1, db1, web1"):
+        config_of(inventory_json).host("nosuchhost")
+
+
+@pytest.mark.parametrize(
+    ("host", "var", "value", "message"),
+    [
+        ("db1", "ansible_host", "10.1.2.3", "db1: ansible_host 10.1.2.3 is not a host address in 10.89.60.0/24"),
+        ("db1", "ansible_host", "10.89.60.1", "is not a host address"),
+        ("db1", "ansible_host", "db1.example", "db1: ansible_host 'db1.example' is not an address"),
+        ("db1", "ansible_host", "10.89.60.11", "already used by"),
+        ("web1", "lab_publish", ["8443:443"], "web1: lab_publish '8443:443' must look like"),
+        ("web1", "lab_publish", 8443, "web1: lab_publish must be a string or a list"),
+        ("db1", "lab_subnet", "10.0.0.0/8", "lab_subnet must be set once"),
+        ("web1", "ansible_user", "Deploy User", "is not a valid user name"),
+    ],
+)
+def test_bad_lab_variables_are_named(
+    inventory_json: dict[str, Any], host: str, var: str, value: Any, message: str
+) -> None:
+    data = copy.deepcopy(inventory_json)
+    data["_meta"]["hostvars"][host][var] = value
+    with pytest.raises(BadInput, match=message):
+        config_of(data)
+
+
+def test_bad_subnet(inventory_json: dict[str, Any]) -> None:
+    data = copy.deepcopy(inventory_json)
+    for hv in data["_meta"]["hostvars"].values():
+        hv["lab_subnet"] = "not-a-net"
+    with pytest.raises(BadInput, match="lab_subnet 'not-a-net' is not a network"):
+        config_of(data)
+
+
+def test_container_args_define_the_host(inventory_json: dict[str, Any]) -> None:
+    config = config_of(inventory_json)
+    args = container_args(config, config.host("web1"), "localhost/img:1", "ssh-ed25519 AAA")
+    joined = " ".join(args)
+    assert "--name portalops-web1" in joined
+    assert "--hostname web1" in joined
+    assert "--ip 10.89.60.11" in joined
+    assert "--publish 127.0.0.1:8443:443" in joined
+    assert "--label portalops.lab=portalops" in joined
+    assert args[-2:] == ["localhost/img:1", "/sbin/init"]
+
+
+def test_spec_hash_changes_with_what_defines_the_host(inventory_json: dict[str, Any]) -> None:
+    config = config_of(inventory_json)
+    web1 = config.host("web1")
+    base = spec_hash_of(container_args(config, web1, "img:1", "key-a"))
+    assert base == spec_hash_of(container_args(config, web1, "img:1", "key-a"))
+    assert base != spec_hash_of(container_args(config, web1, "img:2", "key-a"))
+    assert base != spec_hash_of(container_args(config, web1, "img:1", "key-b"))
+    assert base != spec_hash_of(container_args(config, config.host("db1"), "img:1", "key-a"))
