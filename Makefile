@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab
+.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab audit
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -58,6 +58,9 @@ lab-down: setup  ## remove the lab's containers and network
 
 lab-status: setup
 	portalops lab status
+
+audit: setup  ## Lynis, ssh-audit and testssl.sh against the lab; report under reports/audit/
+	portalops audit
 
 lock:  ## re-pin requirements.lock from requirements.in
 	$(PYTHON) -m venv --clear /tmp/portalops-lock-venv

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from portalops import __version__
+from portalops.audit.run import run_audit
 from portalops.errors import ExitCode, PortalopsError
-from portalops.inventory import load_inventory
+from portalops.inventory import REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
 from portalops.lab.lab import Lab, format_status
@@ -44,7 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ssh":
             sub.add_argument("host", help="lab host name, e.g. web1")
             sub.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    audit = commands.add_parser(
+        "audit",
+        help="Lynis on every host, ssh-audit on every sshd, testssl.sh on the portal; report under reports/audit/",
+    )
+    audit.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+    audit.add_argument("--min-lynis", type=int, default=80, help="lowest acceptable Lynis hardening index")
+    audit.add_argument("--out", default=str(REPO_ROOT / "reports" / "audit"), help="report directory")
     return parser
+
+
+def run_audit_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    report, path = run_audit(
+        load_inventory(args.inventory), Path(args.out), args.min_lynis, lambda line: print(line, file=err, flush=True)
+    )
+    print(path.read_text(), file=out)
+    problems = report.problems()
+    print(f"audit: {'PASS' if not problems else 'FAIL'}; report {path} (+ .json)", file=err)
+    return ExitCode.OK if not problems else ExitCode.FAILED
 
 
 def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -75,6 +94,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     try:
         if args.command == "lab":
             return run_lab(args, out, err)
+        if args.command == "audit":
+            return run_audit_command(args, out, err)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

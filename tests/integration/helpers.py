@@ -83,3 +83,60 @@ def one_host_lab(directory: Path, host_vars: dict[str, object]) -> Path:
         )
     )
     return inv
+
+
+def playbook(path: str, *extra: str, log_name: str = "") -> tuple[int, dict[str, dict[str, int]], str]:
+    """Run a playbook with the JSON callback; return its exit code, per-host stats and output.
+
+    The full output is also kept under .lab/logs/ so a failure can be read whole.
+    """
+    env = {**ENV, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+    result = subprocess.run(
+        ["ansible-playbook", path, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+        cwd=REPO_ROOT,
+    )
+    if log_name:
+        logs = REPO_ROOT / ".lab" / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{log_name}.json").write_text(result.stdout + result.stderr)
+    try:
+        start = result.stdout.index("{")
+        data, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
+    except ValueError:
+        return result.returncode, {}, result.stdout + result.stderr
+    return result.returncode, data.get("stats", {}), result.stdout + result.stderr
+
+
+def failed_tasks(output: str) -> list[str]:
+    """Names and messages of the failed tasks in JSON-callback output, for assertion messages."""
+    try:
+        data, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
+    except ValueError:
+        return [output[-2000:]]
+    found = []
+    for play in data.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, res in task.get("hosts", {}).items():
+                if res.get("failed") or res.get("unreachable"):
+                    found.append(f"{host}: {task['task']['name']}: {str(res.get('msg', ''))[:500]}")
+    return found
+
+
+def changed_tasks(output: str) -> list[str]:
+    """Host: task name of every task that reported a change."""
+    try:
+        data, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
+    except ValueError:
+        return []
+    return [
+        f"{host}: {task['task']['name']}"
+        for play in data.get("plays", [])
+        for task in play.get("tasks", [])
+        for host, res in task.get("hosts", {}).items()
+        if res.get("changed")
+    ]

@@ -1,0 +1,1 @@
+"""`portalops audit`: Lynis, ssh-audit and testssl.sh results as one report."""
