@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab audit
+.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab audit docs molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -35,11 +35,11 @@ demo: setup  ## bring the lab up and show every host answering Ansible over SSH
 	ansible all -m ansible.builtin.ping
 	portalops lab status
 
-test: setup lint unit integration  ## everything CI runs
+test: setup lint unit integration molecule  ## everything CI runs
 
 lint: setup  ## ruff, mypy (strict), yamllint, ansible-lint (production profile)
-	ruff check portalops tests scripts
-	ruff format --check portalops tests scripts
+	ruff check portalops tests scripts roles
+	ruff format --check portalops tests scripts roles
 	mypy
 	yamllint --strict .
 	ansible-lint
@@ -50,6 +50,10 @@ unit: setup  ## fast tests, no hosts
 integration: setup  ## the lab: real hosts (root, podman)
 	pytest -q tests/integration
 
+molecule: setup  ## every role's molecule scenario (converge, idempotence, check, verify), two at a time
+	portalops lab image
+	$(BIN)/python scripts/molecule_all.py --jobs 2
+
 lab-up: setup  ## bring the lab up (idempotent)
 	portalops lab up
 
@@ -58,6 +62,9 @@ lab-down: setup  ## remove the lab's containers and network
 
 lab-status: setup
 	portalops lab status
+
+docs: setup  ## regenerate the variables section of every role README from its argument spec
+	python -m portalops.specdoc
 
 audit: setup  ## Lynis, ssh-audit and testssl.sh against the lab; report under reports/audit/
 	portalops audit
