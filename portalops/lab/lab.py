@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from portalops.errors import CommandFailed, EnvironmentProblem
+from portalops.inventory import REPO_ROOT
 from portalops.lab import hosts
 from portalops.lab.config import LabConfig, LabHost, container_args, spec_hash_of
 from portalops.lab.image import build_image
@@ -168,10 +169,19 @@ class Lab:
             else:
                 action = "replaced (definition changed)"
             self.podman.run("rm", "--force", "--time", "3", name)
+        self._forget_facts(host)
         self.podman.run("run", *args, what=f"start lab host {host.name}")
         state = hosts.wait_for_boot(self.podman, self.config, host)
         hosts.bootstrap(self.podman, self.config, host, pubkey)
         return f"{action} in {time.monotonic() - started:.1f} s ({state.describe()})"
+
+    def _forget_facts(self, host: LabHost) -> None:
+        """A new container is a new host: Ansible's cached facts about the old one must go."""
+        for cache in {self.config.state_dir / "facts", REPO_ROOT / ".lab" / "facts"}:
+            # ansible-core names the files <host> or with a format prefix, e.g. s1_<host>.
+            for entry in cache.glob(f"*{host.name}"):
+                if entry.name == host.name or entry.name.endswith("_" + host.name):
+                    entry.unlink(missing_ok=True)
 
     def ssh_argv(self, host: LabHost, *extra: str) -> list[str]:
         return [

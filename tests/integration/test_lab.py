@@ -7,6 +7,7 @@ import time
 import urllib.request
 import uuid
 
+from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import ansible, podman, portalops
 
@@ -87,6 +88,12 @@ def test_warm_up_reuses_every_healthy_host(lab: LabConfig) -> None:
 
 def test_a_broken_host_is_replaced_and_the_others_kept(lab: LabConfig) -> None:
     before = container_ids(lab)
+    ansible("drill1", "ansible.builtin.setup", "gather_subset=min")  # fills the fact cache
+
+    def cached() -> list[str]:
+        return [p.name for p in (REPO_ROOT / ".lab" / "facts").glob("*drill1")]
+
+    assert cached()
     podman("kill", "portalops-drill1")
     up = portalops("lab", "up")
     assert up.returncode == 0, up.stderr
@@ -95,6 +102,7 @@ def test_a_broken_host_is_replaced_and_the_others_kept(lab: LabConfig) -> None:
     assert {h: i for h, i in after.items() if h != "drill1"} == {h: i for h, i in before.items() if h != "drill1"}
     assert "replaced (container exited)" in next(line for line in up.stderr.splitlines() if line.startswith("drill1"))
     assert ansible("drill1", "ansible.builtin.ping")["drill1"]["ping"] == "pong"
+    assert not cached(), "facts cached about the old drill1 survived its replacement"
 
 
 def test_lab_ssh_runs_a_command_and_rejects_unknown_hosts(lab: LabConfig) -> None:
