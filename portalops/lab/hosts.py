@@ -11,7 +11,8 @@ from portalops.lab.podman import Podman
 
 GOOD_STATES = ("running", "degraded")
 # States systemd does not leave by itself: rescue/emergency mode, shutting down.
-DEAD_STATES = ("maintenance", "stopping", "offline")
+# ("offline" is not one: systemctl reports it while PID 1 is still coming up.)
+DEAD_STATES = ("maintenance", "stopping")
 
 # Like cloud-init on a real server: the deploy user Ansible connects as, with
 # the lab's key and passwordless sudo. Idempotent, so a reused host can be
