@@ -33,6 +33,11 @@ systemctl mask getty@tty1.service console-getty.service \
     systemd-modules-load.service 2>/dev/null || true
 
 # apt sources: the same mirror the image was built from (written by the
-# builder into /etc/apt/sources.list before this script runs).
+# builder into /etc/apt/sources.list before this script runs). debootstrap
+# installs the release as it was; a new host starts with today's security
+# and stable updates, as a freshly installed server would.
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/log/*.log /var/cache/debconf/*-old

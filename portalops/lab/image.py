@@ -164,9 +164,14 @@ def build_image(
                 "debootstrap",
             )
             (rootfs / "etc/apt/sources.list").write_text(mirrors.sources_list())
-            progress("image: customise (per-host SSH host keys, container units)")
-            with CUSTOMIZE.open() as script:
-                _logged(["chroot", str(rootfs), "/bin/sh", "-s"], log, log_path, "customise", stdin=script)
+            progress("image: customise (updates, per-host SSH host keys, container units)")
+            # Package scripts run by the upgrade need /proc.
+            _logged(["mount", "-t", "proc", "proc", str(rootfs / "proc")], log, log_path, "mount /proc")
+            try:
+                with CUSTOMIZE.open() as script:
+                    _logged(["chroot", str(rootfs), "/bin/sh", "-s"], log, log_path, "customise", stdin=script)
+            finally:
+                subprocess.run(["umount", "--lazy", str(rootfs / "proc")], check=False)
             progress(f"image: import into podman as {tag}")
             tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
             try:
