@@ -84,7 +84,11 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for role in roles():
-        current, wanted = render(role)
+        try:
+            current, wanted = render(role)
+        except (ValueError, KeyError, OSError) as exc:
+            print(f"specdoc: {role.name}: {exc}", file=sys.stderr)
+            return 1
         if current != wanted:
             stale.append(role.name)
             if not check:
