@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab audit docs molecule
+.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge audit docs molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -77,3 +77,6 @@ lock:  ## re-pin requirements.lock from requirements.in
 
 bench-lab: setup  ## image build, cold and warm `lab up`, against a bare podman baseline
 	$(BIN)/python scripts/bench_lab.py
+
+bench-converge: setup  ## site.yml from bare, and the idempotent re-run with our ansible.cfg vs stock settings
+	$(BIN)/python scripts/bench_converge.py

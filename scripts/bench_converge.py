@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""`make bench-converge`: site.yml from bare hosts, then the idempotent re-run
+with our ansible.cfg against stock Ansible settings, measured in one run.
+
+Stock = what a fresh `ansible-playbook` does with only the inventory, roles
+and vault password set: no pipelining, 5 forks, implicit fact gathering, no
+fact cache, default SSH multiplexing. The lab is rebuilt bare first and left
+converged.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = {
+    **os.environ,
+    "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf"),
+    "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+}
+STOCK_CFG = f"""[defaults]
+inventory = {REPO}/inventory/lab
+roles_path = {REPO}/roles
+vault_password_file = {REPO}/inventory/vault-password.LAB-ONLY
+"""
+
+
+def step(argv: list[str], env: dict[str, str]) -> float:
+    started = time.monotonic()
+    result = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        sys.exit(f"bench-converge: {' '.join(argv)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return seconds
+
+
+def main() -> None:
+    lab = [sys.executable, "-m", "portalops.cli", "lab"]
+    step([*lab, "down"], ENV)
+    step([*lab, "up"], ENV)
+    site = ["ansible-playbook", "playbooks/site.yml"]
+    full = step(site, ENV)
+    ours = step(site, ENV)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "ansible.cfg"
+        cfg.write_text(STOCK_CFG)
+        stock_env = {**ENV, "ANSIBLE_CONFIG": str(cfg), "PORTALOPS_LAB_DIR": str(REPO / ".lab")}
+        stock = step(site, stock_env)
+    print(f"{'measure':<44} {'seconds':>8}")
+    print(f"{'site.yml from bare hosts (ours)':<44} {full:>8.1f}")
+    print(f"{'idempotent re-run, our ansible.cfg':<44} {ours:>8.1f}")
+    print(f"{'idempotent re-run, stock settings':<44} {stock:>8.1f}")
+    print(f"\nre-run speed-up, ours vs stock: {stock / ours:.2f}x (target >= 3x)")
+
+
+if __name__ == "__main__":
+    main()
