@@ -1,0 +1,134 @@
+"""What mariadb and wordpress leave on one host, observed from inside it."""
+
+import pytest
+
+# Talk to the container directly: one podman exec per check, not one Ansible run.
+testinfra_hosts = ["podman://wordpress"]
+
+# (site, its first domain, its database), as in molecule.yml.
+SITES = [
+    ("portal", "portal.lab.test", "wp_portal"),
+    ("news", "news.lab.test", "wp_news"),
+]
+# The php-fpm service, and its processes' name.
+FPM = "php8.2-fpm"
+FPM_PROCESS = "php-fpm8.2"
+
+
+def get(host, domain, path="/", options=""):
+    """GET a page from the local nginx as the web tier would ask for it."""
+    return host.run(f"curl -s {options} -H 'Host: {domain}' http://127.0.0.1:8080{path}")
+
+
+def sql(host, database, query):
+    """Run a query on a site's database as root through the socket; one string per row."""
+    return host.check_output(f'mariadb --default-character-set=utf8mb4 -N -B -e "{query}" {database}').splitlines()
+
+
+def blogname(host, database):
+    return sql(host, database, "SELECT option_value FROM wp_options WHERE option_name = 'blogname'")[0]
+
+
+def test_services_run_and_are_enabled(host):
+    for name in ("mariadb", FPM, "nginx"):
+        assert host.service(name).is_running, name
+        assert host.service(name).is_enabled, name
+
+
+def test_nginx_listens_on_the_cms_port_of_the_given_address_only(host):
+    assert host.socket("tcp://127.0.0.1:8080").is_listening
+    assert not host.socket("tcp://0.0.0.0:8080").is_listening
+    # Debian's default site is disabled.
+    assert not host.socket("tcp://0.0.0.0:80").is_listening
+
+
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_site_pool_runs_as_its_own_user(host, site, domain, db):
+    assert host.file(f"/run/php/wordpress-{site}.sock").user == "www-data"
+    assert host.file(f"/run/php/wordpress-{site}.sock").mode == 0o660
+    # pm = ondemand: a request starts a worker.
+    assert get(host, domain).rc == 0
+    processes = [line.split() for line in host.check_output(f"ps -o user:20= -o args= -C {FPM_PROCESS}").splitlines()]
+    users = {p[0] for p in processes if p[-2:] == ["pool", f"wordpress-{site}"]}
+    assert users == {f"wp-{site}"}
+    # Debian's www pool is gone.
+    assert not host.file("/etc/php/8.2/fpm/pool.d/www.conf").exists
+
+
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_site_answers_with_its_seeded_posts(host, site, domain, db):
+    published = "FROM wp_posts WHERE post_type = 'post' AND post_status = 'publish'"
+    assert sql(host, db, "SELECT COUNT(*) " + published) == ["36"]
+    newest = sql(host, db, "SELECT post_title " + published + " ORDER BY post_date DESC LIMIT 2")
+    page = get(host, domain, options="-w '\\n%{http_code}'")
+    assert page.stdout.endswith("\n200"), page.stdout[-300:]
+    assert blogname(host, db) in page.stdout
+    for title in newest:
+        assert title in page.stdout, title
+
+
+def test_first_site_answers_its_aliases_and_unknown_hosts_are_dropped(host):
+    portal = blogname(host, "wp_portal")
+    assert portal in get(host, "www.portal.lab.test").stdout
+    assert portal in get(host, "localhost").stdout
+    # 444: nginx closes the connection, curl sees an empty reply.
+    assert get(host, "unknown.test").rc == 52
+
+
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_seed_image_is_uploaded_by_the_site(host, site, domain, db):
+    images = host.check_output(f"find /var/lib/wordpress/sites/{site}/wp-content/uploads -name 'county-portal*.png'")
+    assert images
+    for image in images.split():
+        assert host.file(image).user == f"wp-{site}"
+    path = images.split()[0].split("/wp-content/", 1)[1]
+    assert get(host, domain, f"/wp-content/{path}", "-o /dev/null -w '%{http_code}'").stdout == "200"
+
+
+def test_wp_configs_are_readable_by_their_site_only(host):
+    configs = host.check_output("ls /etc/wordpress/config-*.php").split()
+    assert len(configs) == 5  # portal's two domains and two aliases, news's one
+    for config in configs:
+        site = "news" if "news" in config else "portal"
+        f = host.file(config)
+        assert (f.user, f.group, f.mode) == ("root", f"wp-{site}", 0o640), config
+    assert host.run("sudo -u wp-portal cat /etc/wordpress/config-news.lab.test.php").rc != 0
+    assert host.run("sudo -u wp-news cat /etc/wordpress/config-portal.lab.test.php").rc != 0
+
+
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_code_is_read_only_and_uploads_writable_to_the_site(host, site, domain, db):
+    root = f"/var/lib/wordpress/sites/{site}"
+    for path in (
+        "/usr/share/wordpress",
+        "/usr/share/wordpress/index.php",
+        "/usr/share/wordpress/wp-includes",
+        f"{root}/wp-content",
+        f"{root}/wp-content/themes/",
+        f"{root}/wp-content/plugins/",
+    ):
+        assert host.run(f"sudo -u wp-{site} test -w {path}").rc != 0, path
+    for writable in ("wp-content/uploads", "tmp"):
+        assert host.run(f"sudo -u wp-{site} test -w {root}/{writable}").rc == 0, writable
+
+
+def test_php_does_not_expose_itself(host):
+    headers = get(host, "portal.lab.test", options="-D - -o /dev/null").stdout.lower()
+    assert "200 ok" in headers
+    assert "x-powered-by" not in headers
+    assert "server: nginx\r\n" in headers
+    ini = host.file("/etc/php/8.2/fpm/conf.d/90-portalops.ini")
+    assert ini.contains("^expose_php = Off$")
+
+
+def test_wp_config_and_readme_are_not_served(host):
+    code = "-o /dev/null -w '%{http_code}'"
+    assert get(host, "portal.lab.test", "/wp-config.php", code).stdout == "403"
+    assert get(host, "portal.lab.test", "/readme.html", code).stdout == "404"
+
+
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_cron_timer_is_active(host, site, domain, db):
+    timer = host.service(f"portalops-wp-cron-{site}.timer")
+    assert timer.is_enabled
+    assert timer.is_running
