@@ -30,10 +30,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-demo: setup  ## bring the lab up and show every host answering Ansible over SSH
+demo: setup  ## bring the lab up, converge the portal (site.yml), show it answering
 	portalops lab up
 	ansible all -m ansible.builtin.ping
+	ansible-playbook playbooks/site.yml
 	portalops lab status
+	@curl -s -o /dev/null -w 'portal: %{http_code} from https://127.0.0.1:8443 (CA: .lab/tls/web1-ca.crt)\n' \
+	  --cacert .lab/tls/web1-ca.crt https://127.0.0.1:8443/
 
 test: setup lint unit integration molecule  ## everything CI runs
 
