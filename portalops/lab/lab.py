@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
+import hashlib
 import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from portalops.errors import CommandFailed, EnvironmentProblem
@@ -170,6 +173,7 @@ class Lab:
                 action = "replaced (definition changed)"
             self.podman.run("rm", "--force", "--time", "3", name)
         self._forget_facts(host)
+        self._forget_connections(host)
         self.podman.run("run", *args, what=f"start lab host {host.name}")
         state = hosts.wait_for_boot(self.podman, self.config, host)
         hosts.bootstrap(self.podman, self.config, host, pubkey)
@@ -182,6 +186,29 @@ class Lab:
             for entry in cache.glob(f"*{host.name}"):
                 if entry.name == host.name or entry.name.endswith("_" + host.name):
                     entry.unlink(missing_ok=True)
+
+    def _forget_connections(self, host: LabHost) -> None:
+        """Drop what the controller remembers of the old container at this address.
+
+        An SSH ControlMaster (ansible.cfg's ControlPersist) to a container that
+        was killed never hears a reset and would hang new sessions; the host's
+        neighbour entry may still hold the old container's MAC address.
+        """
+        for control_path in ansible_control_paths(host.address, self.config.deploy_user):
+            if control_path.exists():
+                run(
+                    [
+                        "ssh",
+                        "-O",
+                        "exit",
+                        "-o",
+                        f"ControlPath={control_path}",
+                        f"{self.config.deploy_user}@{host.address}",
+                    ],
+                    check=False,
+                    timeout=10,
+                )
+        run(["ip", "neigh", "flush", "to", host.address], check=False, timeout=10)
 
     def ssh_argv(self, host: LabHost, *extra: str) -> list[str]:
         return [
@@ -201,7 +228,7 @@ class Lab:
         ]
 
     def _check_ssh(self, host: LabHost) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while True:
             result = run(self.ssh_argv(host, "-o", "BatchMode=yes", "sudo", "-n", "true"), check=False, timeout=30)
             if result.returncode == 0:
@@ -246,6 +273,19 @@ class Lab:
             raise EnvironmentProblem("the lab has no SSH key yet; run `portalops lab up` first")
         argv = self.ssh_argv(host, *command)
         os.execvp(shutil.which("ssh") or "ssh", argv)  # noqa: S606 (replace this process with the interactive ssh)
+
+
+def ansible_control_paths(address: str, user: str) -> list[Path]:
+    """The ControlMaster sockets Ansible's ssh plugin would use for ``user@address``.
+
+    ansible.cfg names the directory (control_path_dir); the file is the first
+    ten hex digits of sha1("host-port-user"), the port being unset or 22.
+    """
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(REPO_ROOT / "ansible.cfg")
+    directory = Path(parser.get("ssh_connection", "control_path_dir", fallback="~/.ansible/cp")).expanduser()
+    names = [hashlib.sha1(f"{address}-{port}-{user}".encode()).hexdigest()[:10] for port in ("None", "22")]  # noqa: S324 (Ansible's naming, not security)
+    return [directory / name for name in names]
 
 
 def format_status(reports: Sequence[HostReport]) -> str:

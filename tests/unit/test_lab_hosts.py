@@ -14,3 +14,11 @@ def test_early_boot_states_are_waited_for_not_fatal() -> None:
 def test_rescue_mode_is_fatal_and_degraded_is_up() -> None:
     assert "maintenance" in DEAD_STATES
     assert "degraded" in GOOD_STATES
+
+
+def test_ansible_control_paths_follow_ansibles_naming() -> None:
+    from portalops.lab.lab import ansible_control_paths
+
+    paths = ansible_control_paths("10.89.60.15", "deploy")
+    assert [p.name for p in paths] == ["5c0fcfed9e", "a46ee8e3cd"]
+    assert {str(p.parent) for p in paths} == {"/tmp/portalops-ssh-cp"}
