@@ -38,7 +38,7 @@ def main() -> int:
     parser.add_argument("roles", nargs="*")
     args = parser.parse_args()
     LOGS.mkdir(parents=True, exist_ok=True)
-    roles = sorted(p.parent.parent for p in (REPO / "roles").glob("*/molecule/default/molecule.yml"))
+    roles = sorted(p.parents[2] for p in (REPO / "roles").glob("*/molecule/default/molecule.yml"))
     if args.roles:
         roles = [r for r in roles if r.name in args.roles]
     if not roles:
