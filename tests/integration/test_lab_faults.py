@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +16,21 @@ from portalops.lab.config import LabConfig
 from tests.integration.helpers import one_host_lab, podman, portalops
 
 
-def test_unreachable_mirror_is_one_clear_line_and_tags_nothing(lab: LabConfig, tmp_path: Path) -> None:
-    tag = "localhost/portalops-lab:test-unreachable"
-    result = portalops(
+def build_from(mirror: str, tag: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`portalops lab image --rebuild` from ``mirror`` into ``tag``, with its own state directory."""
+    return portalops(
         "lab",
         "image",
         "--rebuild",
         "--tag",
         tag,
-        env={"PORTALOPS_MIRROR": "http://127.0.0.1:9/debian", "PORTALOPS_LAB_DIR": str(tmp_path)},
+        env={"PORTALOPS_MIRROR": mirror, "PORTALOPS_LAB_DIR": str(state_dir)},
     )
+
+
+def test_unreachable_mirror_is_one_clear_line_and_tags_nothing(lab: LabConfig, tmp_path: Path) -> None:
+    tag = "localhost/portalops-lab:test-unreachable"
+    result = build_from("http://127.0.0.1:9/debian", tag, tmp_path)
     assert result.returncode == 3
     assert result.stderr.startswith(
         "portalops: Debian mirror unreachable: http://127.0.0.1:9/debian/dists/bookworm/Release"
@@ -50,14 +56,7 @@ def broken_mirror(tmp_path: Path) -> Iterator[str]:
 def test_a_failed_build_leaves_no_image_tagged(lab: LabConfig, tmp_path: Path, broken_mirror: str) -> None:
     tag = "localhost/portalops-lab:test-broken"
     (tmp_path / "state").mkdir()
-    result = portalops(
-        "lab",
-        "image",
-        "--rebuild",
-        "--tag",
-        tag,
-        env={"PORTALOPS_MIRROR": broken_mirror, "PORTALOPS_LAB_DIR": str(tmp_path / "state")},
-    )
+    result = build_from(broken_mirror, tag, tmp_path / "state")
     assert result.returncode == 1, result.stderr
     assert "image: debootstrap failed" in result.stderr
     assert podman("image", "exists", tag, check=False).returncode == 1
