@@ -10,7 +10,9 @@ import pytest
 
 from portalops.inventory import load_inventory
 from portalops.lab.config import LabConfig, lab_config
-from tests.integration.helpers import portalops
+from tests.integration.helpers import failed_tasks, playbook, portalops
+
+SITE = "playbooks/site.yml"
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +28,12 @@ def lab() -> Iterator[LabConfig]:
     yield lab_config(load_inventory())
     if os.environ.get("PORTALOPS_KEEP_LAB") != "1":
         portalops("lab", "down")
+
+
+@pytest.fixture(scope="session")
+def converged(lab: LabConfig) -> LabConfig:
+    """The lab after one site.yml run from bare hosts; fails with the failed tasks named."""
+    code, stats, output = playbook(SITE, log_name="site-converge")
+    assert code == 0, "site.yml failed:\n" + "\n".join(failed_tasks(output))
+    assert set(stats) >= {h.name for h in lab.hosts}
+    return lab

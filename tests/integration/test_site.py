@@ -25,15 +25,6 @@ PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").
 SITES: list[dict[str, Any]] = PORTAL["portal_sites"]
 
 
-@pytest.fixture(scope="session")
-def converged(lab: LabConfig) -> LabConfig:
-    """The lab after one site.yml run from bare hosts; fails with the failed tasks named."""
-    code, stats, output = playbook(SITE, log_name="site-converge")
-    assert code == 0, "site.yml failed:\n" + "\n".join(failed_tasks(output))
-    assert set(stats) >= {h.name for h in lab.hosts}
-    return lab
-
-
 def test_second_run_changes_nothing(converged: LabConfig) -> None:
     code, stats, output = playbook(SITE, log_name="site-rerun")
     assert code == 0, "\n".join(failed_tasks(output))
