@@ -196,14 +196,19 @@ def backup_args(config: dict[str, Any], job: dict[str, Any]) -> list[str]:
     return args
 
 
-def forget_args(job_name: str, keep: dict[str, int]) -> list[str]:
-    args = ["forget", "--json", "--tag", f"job:{job_name}", "--group-by", "host,tags"]
+def keep_policy(keep: dict[str, int]) -> list[str]:
+    policy = []
     for unit in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
         if keep.get(unit):
-            args += [f"--keep-{unit}", str(int(keep[unit]))]
-    if len(args) == 7:
+            policy += [f"--keep-{unit}", str(int(keep[unit]))]
+    if not policy:
+        # restic forget without a policy keeps everything; a policy of zeros would delete everything.
         raise ConfigError("retention keeps nothing: set at least one of keep.daily/weekly/monthly")
-    return args
+    return policy
+
+
+def forget_args(job_name: str, keep: dict[str, int]) -> list[str]:
+    return ["forget", "--json", "--tag", f"job:{job_name}", "--group-by", "host,tags", *keep_policy(keep)]
 
 
 def rolling_subset(day: dt.date, parts: int) -> str:
@@ -735,12 +740,10 @@ def command_copy(config: dict[str, Any], log: Log) -> int:
         try:
             log(f"copy {copy['name']}: {copy['from_repo']} -> {copy['to_repo']}")
             run_restic({**config, "sftp_command": ""}, "copy", env=env)
-            forget = ["forget", "--json", "--group-by", "host,tags"]
-            for unit, value in keep.items():
-                forget += [f"--keep-{unit}", str(int(value))]
+            forget = ["forget", "--json", "--group-by", "host,tags", *keep_policy(keep)]
             run_restic({**config, "sftp_command": ""}, *forget, env=env)
             entry.update(ok=True, last_success_ts=time.time())
-        except (JobError, subprocess.TimeoutExpired) as exc:
+        except (JobError, ConfigError, subprocess.TimeoutExpired) as exc:
             entry.update(ok=False, error=str(exc))
             log(f"copy {copy['name']}: FAILED: {exc}")
         entry["duration_s"] = round(time.monotonic() - begin, 3)

@@ -1,0 +1,299 @@
+"""Backups and restore drills on the converged lab: what the hosts really do.
+
+Runs after test_site.py and test_site_audit.py (file order) on the lab site.yml built
+(backups.yml is part of it). The nightly entry point runs first, once, against a
+marker article and upload that are deleted from production before the drill, so the
+drill has to bring them back from the snapshots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portalops.inventory import REPO_ROOT
+from portalops.lab.config import LabConfig
+from tests.integration.helpers import ENV, podman
+
+CLIENTS = ("web1", "cms1", "db1")
+UPLOADS = "/var/lib/wordpress/sites/portal/wp-content/uploads"
+
+
+def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
+
+
+def sql(host: str, statement: str) -> str:
+    return on(host, f"mariadb --batch --skip-column-names -e {shlex.quote(statement)}").stdout.strip()
+
+
+def nightly() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts/nightly")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+
+
+def newest_drill_report() -> dict[str, Any]:
+    reports = sorted((REPO_ROOT / "reports/drills").glob("*.json"))
+    assert reports, "no drill report under reports/drills"
+    data: dict[str, Any] = json.loads(reports[-1].read_text())
+    return data
+
+
+def run_wrapper(host: str, *args: str, env: str = "") -> subprocess.CompletedProcess[str]:
+    return on(host, f"{env} /usr/local/sbin/portalops-backup {' '.join(args)}", check=False)
+
+
+def status(host: str, command: str = "run") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(on(host, f"cat /var/lib/portalops/backup/{command}.json").stdout)
+    return data
+
+
+def metrics(host: str, command: str = "run") -> str:
+    return on(host, f"cat /var/lib/prometheus/node-exporter/portalops_backup_{command}.prom").stdout
+
+
+def snapshot_ids(host: str, job: str) -> list[str]:
+    listed = json.loads(run_wrapper(host, "snapshots").stdout or "[]")
+    return [s["id"] for s in listed if f"job:{job}" in s.get("tags", [])]
+
+
+@pytest.fixture(scope="module")
+def marker(converged: LabConfig) -> dict[str, str]:
+    """A published article and an upload that exist at backup time only."""
+    title = f"Drill marker {uuid.uuid4().hex[:8]}"
+    name = f"drill-marker-{uuid.uuid4().hex[:8]}.txt"
+    sql(
+        "db1",
+        "INSERT INTO wp_portal.wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, "
+        "post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, "
+        "post_content_filtered, post_type) VALUES (1, NOW() + INTERVAL 1 DAY, UTC_TIMESTAMP() + INTERVAL 1 DAY, "
+        f"'restore me', '{title}', '', 'publish', 'drill-marker', '', '', NOW(), UTC_TIMESTAMP(), '', 'post')",
+    )
+    content = uuid.uuid4().hex * 100
+    on("cms1", f"printf %s {content} > {UPLOADS}/{name} && chown wp-portal:wp-portal {UPLOADS}/{name}")
+    return {"title": title, "file": name, "sha256": hashlib.sha256(content.encode()).hexdigest()}
+
+
+@pytest.fixture(scope="module")
+def first_night(marker: dict[str, str]) -> Iterator[subprocess.CompletedProcess[str]]:
+    """backup.yml, then the marker deleted from production, then restore_drill.yml (kept for a look)."""
+    from tests.integration.helpers import playbook
+
+    code, _, output = playbook("playbooks/backup.yml", log_name="backup")
+    assert code == 0, output[-3000:]
+    sql("db1", f"DELETE FROM wp_portal.wp_posts WHERE post_title = '{marker['title']}'")
+    on("cms1", f"rm {UPLOADS}/{marker['file']}")
+    code, _, output = playbook("playbooks/restore_drill.yml", "-e", "restore_drill_keep=true", log_name="drill")
+    yield subprocess.CompletedProcess(["restore_drill.yml"], code, output, "")
+    on("drill1", "python3 /usr/local/lib/portalops/portalops_drill.py clean", check=False)
+
+
+def test_every_client_backed_up_every_job_with_status_and_metrics(first_night: Any) -> None:
+    for host in CLIENTS:
+        found = status(host)
+        assert found["ok"], found["errors"]
+        assert all(job["ok"] and job["snapshot_id"] for job in found["jobs"]), found["jobs"]
+        assert f'portalops_backup_last_run_success{{host="{host}",command="run"}} 1' in metrics(host)
+    assert {job["name"] for job in status("db1")["jobs"]} == {"etc", "db-dump", "db-physical"}
+
+
+def test_the_drill_restores_data_deleted_in_production_after_the_backup(
+    first_night: subprocess.CompletedProcess[str], marker: dict[str, str]
+) -> None:
+    assert first_night.returncode == 0, first_night.stdout[-4000:]
+    assert sql("db1", f"SELECT COUNT(*) FROM wp_portal.wp_posts WHERE post_title = '{marker['title']}'") == "0"
+    # Kept on drill1 (restore_drill_keep): the physically restored database and the uploads.
+    assert sql("drill1", f"SELECT post_content FROM wp_portal.wp_posts WHERE post_title = '{marker['title']}'") == (
+        "restore me"
+    )
+    restored = on("drill1", f"sha256sum {UPLOADS}/{marker['file']}").stdout.split()[0]
+    assert restored == marker["sha256"]
+    served = on(
+        "drill1",
+        "curl -s -H 'Host: portal.lab.test' -H 'X-Forwarded-Proto: https' "
+        "'http://127.0.0.1:8080/?rest_route=/wp/v2/posts&per_page=1&_fields=title'",
+    ).stdout
+    assert marker["title"] in served
+
+
+def test_the_drill_report_has_rto_rpo_and_every_check(first_night: Any) -> None:
+    report = newest_drill_report()
+    summary, checks = report["summary"], report["result"]["checks"]
+    assert summary["ok"] and summary["checks_passed"] == summary["checks_total"] >= 5, checks
+    assert summary["rto_s"] > 0 and summary["rpo_s"] is not None and summary["rpo_s"] >= 0
+    names = {c["name"] for c in checks}
+    assert {"database (physical backup)", "database (logical dump)", "files cms1:cms-files"} <= names
+    markdown = sorted((REPO_ROOT / "reports/drills").glob("*.md"))[-1].read_text()
+    assert "Verdict: **PASS**" in markdown and "RTO" in markdown and "RPO" in markdown
+
+
+def sftp(host: str, batch: str) -> subprocess.CompletedProcess[str]:
+    """SFTP to the repository host with the host's own backup account, as restic does."""
+    return on(
+        host,
+        f"printf '%s\\n' {shlex.quote(batch)} | sftp -b - -F /etc/portalops/backup-ssh.conf "
+        "portalops-backup-repository",
+        check=False,
+    )
+
+
+def test_a_client_sees_only_its_own_repository_and_gets_no_shell(first_night: Any) -> None:
+    listing = sftp("web1", "ls /")
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.split()[-1] == "/repo"
+    assert sftp("web1", "get /etc/passwd /tmp/x").returncode != 0
+    shell = on("web1", "ssh -F /etc/portalops/backup-ssh.conf portalops-backup-repository id", check=False)
+    assert shell.returncode != 0
+    assert "uid=" not in shell.stdout
+
+
+def test_the_drill_account_reads_every_repository_and_writes_none(first_night: Any) -> None:
+    listing = sftp("drill1", "ls /")
+    assert {"/cms1", "/db1", "/web1"} <= set(listing.stdout.split()), listing.stdout + listing.stderr
+    assert sftp("drill1", "ls /db1/repo/snapshots").returncode == 0
+    denied = sftp("drill1", "put /etc/hostname /db1/repo/snapshots/evil")
+    assert denied.returncode != 0
+    assert "denied" in (denied.stdout + denied.stderr).lower()
+
+
+def test_the_second_copy_has_the_snapshots_and_not_the_clients_password(first_night: Any) -> None:
+    copy = "restic --no-cache -r /srv/restic-copy/db1 snapshots --json --password-file"
+    listed = json.loads(on("backup1", f"{copy} /etc/portalops/restic-copy.pass").stdout)
+    dumps = [s for s in listed if "job:db-dump" in s["tags"]]
+    assert dumps, listed
+    newest_source = max(json.loads(run_wrapper("db1", "snapshots").stdout), key=lambda s: s["time"])
+    assert any(s["time"] == newest_source["time"] for s in listed)
+    refused = on("backup1", f"{copy} /etc/portalops/restic.pass", check=False)
+    assert refused.returncode != 0 and "wrong password" in refused.stderr
+    # Only root on backup1 reaches the copies.
+    assert on("backup1", "stat -c %a:%U /srv/restic-copy").stdout.strip() == "700:root"
+
+
+def assert_failed_run(host: str, result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stdout, result.stdout
+    found = status(host)
+    assert not found["ok"] and found["exit_code"] == 1
+    assert all(not job["ok"] for job in found["jobs"])
+    assert any(message in error for error in found["errors"]), found["errors"]
+    prom = metrics(host)
+    assert f'portalops_backup_last_run_success{{host="{host}",command="run"}} 0' in prom
+    assert "portalops_backup_job_snapshot_info" not in prom
+
+
+def test_a_wrong_repository_password_fails_clearly(first_night: Any) -> None:
+    on("web1", "cp -p /etc/portalops/restic.pass /root/restic.pass.keep && echo wrong > /etc/portalops/restic.pass")
+    try:
+        result = run_wrapper("web1", "run")
+    finally:
+        on("web1", "mv /root/restic.pass.keep /etc/portalops/restic.pass")
+    assert_failed_run("web1", result, "wrong repository password")
+
+
+def test_backup_host_down_fails_clearly(first_night: Any) -> None:
+    podman("pause", "portalops-backup1")
+    try:
+        result = run_wrapper("web1", "run")
+    finally:
+        podman("unpause", "portalops-backup1")
+    assert_failed_run("web1", result, "backup host unreachable")
+
+
+def test_a_read_only_repository_fails_clearly(first_night: Any) -> None:
+    repo = "/srv/restic/web1/repo"
+    on("backup1", f"chmod -R a-w {repo}")
+    try:
+        result = run_wrapper("web1", "run")
+    finally:
+        on("backup1", f"find {repo} -type d -exec chmod 2750 {{}} + && find {repo} -type f -exec chmod 0440 {{}} +")
+    assert_failed_run("web1", result, "not writable")
+    assert run_wrapper("web1", "run").returncode == 0, "web1 should back up again once the repository is writable"
+
+
+@pytest.mark.parametrize(
+    ("shim", "message"),
+    [
+        ('/usr/bin/mariadb-dump "$@" | head -c 20000; exit 2', "mariadb-dump failed (exit 2)"),
+        ('/usr/bin/mariadb-dump "$@" | head -c 20000; exit 0', "truncated"),
+    ],
+    ids=["dump-fails-midway", "dump-truncated"],
+)
+def test_a_failed_dump_never_becomes_a_snapshot(first_night: Any, shim: str, message: str) -> None:
+    before = snapshot_ids("db1", "db-dump")
+    on("db1", f"mkdir -p /root/shim && printf '#!/bin/sh\\n%s\\n' {shlex.quote(shim)} > /root/shim/mariadb-dump")
+    on("db1", "chmod +x /root/shim/mariadb-dump")
+    try:
+        result = run_wrapper("db1", "run", "--job", "db-dump", env="PATH=/root/shim:/usr/sbin:/usr/bin:/sbin:/bin")
+    finally:
+        on("db1", "rm -rf /root/shim")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stdout and "no snapshot kept" in result.stdout, result.stdout
+    assert snapshot_ids("db1", "db-dump") == before
+    assert not status("db1")["ok"]
+
+
+def test_a_drill_outside_the_drill_group_is_refused(first_night: Any) -> None:
+    from tests.integration.helpers import playbook
+
+    code, _, output = playbook("playbooks/restore_drill.yml", "-e", "drill_host=db1")
+    assert code != 0
+    assert "not in the drill inventory group" in output
+    assert on("db1", "systemctl is-active mariadb").stdout.strip() == "active"
+    assert on("db1", "test -e /usr/local/lib/portalops/portalops_drill.py", check=False).returncode != 0
+
+
+@pytest.fixture
+def corrupted_db1_repository() -> Iterator[str]:
+    """Every pack of db1's repository with bytes flipped; put back afterwards."""
+    repo = "/srv/restic/db1/repo"
+    on("backup1", f"rm -rf /root/db1-data.keep && cp -a {repo}/data /root/db1-data.keep")
+    on(
+        "backup1",
+        f"for f in $(find {repo}/data -type f); do "
+        "chmod u+w $f; printf 'CORRUPTED-BY-THE-TEST' | dd of=$f bs=1 seek=200 conv=notrunc status=none; "
+        "chmod 0440 $f; done",
+    )
+    try:
+        yield repo
+    finally:
+        # Copy the originals back over; packs written meanwhile (they may refer to blobs in them) stay.
+        on("backup1", f"cp -a /root/db1-data.keep/. {repo}/data/ && rm -rf /root/db1-data.keep")
+
+
+def test_a_corrupted_pack_fails_check_drill_and_nightly(first_night: Any, corrupted_db1_repository: str) -> None:
+    check = run_wrapper("db1", "check", "--subset", "100%")
+    assert check.returncode == 1
+    assert "/repo" in check.stdout and "check FAILED" in check.stdout, check.stdout
+    assert not status("db1", "check")["ok"]
+
+    night = nightly()
+    assert night.returncode == 1, night.stdout + night.stderr
+    assert "FAIL" in night.stdout
+    report = newest_drill_report()
+    assert not report["summary"]["ok"]
+    problems = " ".join(p for c in report["result"]["checks"] for p in c["problems"])
+    assert "db1/repo" in problems, problems
+
+
+def test_nightly_passes_on_a_healthy_lab(first_night: Any) -> None:
+    night = nightly()
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert "PASS: RTO" in night.stdout
+    report = sorted(Path(REPO_ROOT / "reports/nightly").glob("*.md"))[-1].read_text()
+    assert "Verdict: **PASS**" in report and "db1: db-dump: ok" in report

@@ -1,0 +1,81 @@
+"""Log rotation on the converged lab: forced rotations lose nothing, keep six months, compress.
+
+Runs after the other test_site* modules (file order) on the lab site.yml built (logs.yml
+is part of it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import subprocess
+import uuid
+
+import pytest
+
+from portalops.lab.config import LabConfig
+from tests.integration.helpers import podman
+
+HOSTS = ("web1", "cms1", "db1", "backup1", "drill1")
+
+
+def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
+
+
+def request_portal(marker: str) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    connection = http.client.HTTPSConnection("127.0.0.1", 8443, context=context, timeout=30)
+    connection.request("GET", f"/?probe={marker}", headers={"Host": "portal.lab.test"})
+    connection.getresponse().read()
+    connection.close()
+
+
+def force_rotation(host: str) -> None:
+    result = on(host, "logrotate -f /etc/logrotate.conf", check=False)
+    assert result.returncode == 0, f"{host}: logrotate -f failed: {result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def markers(converged: LabConfig) -> dict[str, str]:
+    """Traffic before the first forced rotation, more after it, and a second rotation."""
+    before, after = f"before-{uuid.uuid4().hex[:8]}", f"after-{uuid.uuid4().hex[:8]}"
+    request_portal(before)
+    on("db1", "mariadb -e 'SELECT SLEEP(1.2) AS before_rotation'")
+    for host in HOSTS:
+        force_rotation(host)
+    request_portal(after)
+    on("db1", "mariadb -e 'SELECT SLEEP(1.2) AS after_rotation'")
+    return {"before": before, "after": after}
+
+
+def test_every_policy_keeps_six_months(converged: LabConfig) -> None:
+    for host in HOSTS:
+        rotations = on(host, "grep -h '^ *rotate ' /etc/logrotate.d/portalops-*").stdout.split()
+        assert rotations and set(rotations) == {"rotate", "180"}, f"{host}: {rotations}"
+        assert on(host, "logrotate -d /etc/logrotate.conf", check=False).returncode == 0
+
+
+def test_nginx_rotates_and_keeps_writing_to_the_new_file(markers: dict[str, str]) -> None:
+    rotated = on("web1", "cat $(ls -t /var/log/nginx/access.log-* | grep -v '.gz$' | head -1)").stdout
+    current = on("web1", "cat /var/log/nginx/access.log").stdout
+    assert markers["before"] in rotated and markers["after"] not in rotated
+    assert markers["after"] in current
+
+
+def test_mariadb_rotates_its_slow_log_and_keeps_writing(markers: dict[str, str]) -> None:
+    assert "before_rotation" in on("db1", "cat /var/log/mysql/mariadb-slow.log-* | zcat -f").stdout
+    assert "after_rotation" in on("db1", "cat /var/log/mysql/mariadb-slow.log").stdout
+    owner = on("db1", "stat -c '%U:%G %a' /var/log/mysql/mariadb-slow.log").stdout.strip()
+    assert owner == "mysql:adm 640"
+
+
+def test_a_second_rotation_compresses_and_keeps_the_older_files(markers: dict[str, str]) -> None:
+    force_rotation("web1")
+    files = on("web1", "ls /var/log/nginx/").stdout.split()
+    compressed = [f for f in files if f.startswith("access.log-") and f.endswith(".gz")]
+    assert compressed, files
+    old = on("web1", f"zcat /var/log/nginx/{sorted(compressed)[0]}").stdout
+    assert markers["before"] in old
