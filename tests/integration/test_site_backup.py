@@ -194,7 +194,7 @@ def assert_failed_run(host: str, result: subprocess.CompletedProcess[str], messa
     assert any(message in error for error in found["errors"]), found["errors"]
     prom = metrics(host)
     assert f'portalops_backup_last_run_success{{host="{host}",command="run"}} 0' in prom
-    assert "portalops_backup_job_snapshot_info" not in prom
+    assert "portalops_backup_job_snapshot_info{" not in prom
 
 
 def test_a_wrong_repository_password_fails_clearly(first_night: Any) -> None:

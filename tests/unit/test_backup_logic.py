@@ -45,6 +45,10 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
         ({"jobs": [{"name": "Bad_Name", "type": "files", "paths": ["/etc"]}]}, "lowercase"),
         ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}] * 2}, "appears twice"),
         ({"jobs": [{"name": "etc", "type": "files"}]}, "has no paths"),
+        ({"jobs": [{"name": "db", "type": "mariadb-dump"}], "keep": {"daily": 7}}, "has no databases"),
+        ({"jobs": [{"name": "db", "type": "mariadb-dump", "databases": ["wp; drop"]}]}, "not a plain database name"),
+        ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}]}, "'keep' .* is missing"),
+        ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}], "keep": {"daily": 0}}, "keeps nothing"),
     ],
 )
 def test_a_bad_configuration_is_refused_naming_the_problem(
@@ -167,6 +171,19 @@ def test_files_manifest_catches_a_changed_a_missing_file_and_a_wrong_link(tmp_pa
     assert f"{source}/uploads/a.jpg: sha256 differs from the manifest" in problems
     assert f"{source}/uploads/b.txt: not restored" in problems
     assert any("symlink" in p for p in problems)
+
+
+def test_unchanged_files_are_not_read_again_but_changed_ones_are(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("one")
+    cache: dict[str, list[Any]] = {}
+    first = pb.files_manifest([str(tmp_path)], cache=cache)
+    # A poisoned cache entry with the file's real size and mtime is trusted: the file was not read.
+    info = (tmp_path / "a").stat()
+    cache[str(tmp_path / "a")] = [info.st_size, info.st_mtime_ns, "cached"]
+    assert pb.files_manifest([str(tmp_path)], cache=cache)["files"][str(tmp_path / "a")]["sha256"] == "cached"
+    (tmp_path / "a").write_text("two!")
+    again = pb.files_manifest([str(tmp_path)], cache=cache)["files"][str(tmp_path / "a")]["sha256"]
+    assert again not in {"cached", first["files"][str(tmp_path / "a")]["sha256"]}
 
 
 def test_a_missing_path_fails_the_files_job(tmp_path: Path) -> None:

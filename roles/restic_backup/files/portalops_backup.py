@@ -78,6 +78,16 @@ def load_config(path: Path) -> dict[str, Any]:
         names.add(job["name"])
         if job["type"] == "files" and not job.get("paths"):
             raise ConfigError(f"{path}: files job {job['name']!r} has no paths")
+        if job["type"] != "files" and not job.get("databases"):
+            raise ConfigError(f"{path}: {job['type']} job {job['name']!r} has no databases")
+        for database in job.get("databases", []):
+            if not re.fullmatch(r"[A-Za-z0-9_$]+", database):
+                raise ConfigError(f"{path}: job {job['name']!r}: {database!r} is not a plain database name")
+    if config.get("jobs") and "keep" not in config:
+        raise ConfigError(f"{path}: 'keep' (the retention policy) is missing")
+    for job in config.get("jobs", []):
+        # Checked before any backup: a policy that keeps nothing is refused, not discovered after a snapshot.
+        keep_policy({**config.get("keep", {}), **job.get("keep", {})})
     return config
 
 
@@ -228,9 +238,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def files_manifest(paths: list[str], exclude: list[str] | None = None) -> dict[str, Any]:
-    """sha256 and size of every regular file under ``paths`` (symlinks recorded by target)."""
+def files_manifest(
+    paths: list[str], exclude: list[str] | None = None, cache: dict[str, list[Any]] | None = None
+) -> dict[str, Any]:
+    """sha256 and size of every regular file under ``paths`` (symlinks recorded by target).
+
+    ``cache`` maps a path to [size, mtime_ns, sha256] from the previous run: an unchanged file
+    (same size and modification time) is not read again. It is updated in place.
+    """
     import fnmatch
+
+    known = cache if cache is not None else {}
 
     files: dict[str, dict[str, Any]] = {}
     links: dict[str, str] = {}
@@ -248,7 +266,14 @@ def files_manifest(paths: list[str], exclude: list[str] | None = None) -> dict[s
                 if full.is_symlink():
                     links[str(full)] = os.readlink(full)
                 elif full.is_file():
-                    files[str(full)] = {"sha256": sha256_file(full), "size": full.stat().st_size}
+                    info = full.stat()
+                    seen = known.get(str(full))
+                    if seen and seen[0] == info.st_size and seen[1] == info.st_mtime_ns:
+                        digest = str(seen[2])
+                    else:
+                        digest = sha256_file(full)
+                        known[str(full)] = [info.st_size, info.st_mtime_ns, digest]
+                    files[str(full)] = {"sha256": digest, "size": info.st_size}
             for name in dirnames:
                 if (Path(directory) / name).is_symlink():
                     links[str(Path(directory) / name)] = os.readlink(Path(directory) / name)
@@ -270,7 +295,8 @@ def mariadb(sql: str, database: str | None = None, socket: str | None = None) ->
         argv.append(f"--database={database}")
     result = subprocess.run([*argv, "-e", sql], capture_output=True, text=True, timeout=3600, check=False)
     if result.returncode != 0:
-        raise JobError(f"mariadb query failed: {result.stderr.strip().splitlines()[-1:] or 'no output'}")
+        lines = result.stderr.strip().splitlines()
+        raise JobError(f"mariadb query failed: {lines[-1] if lines else 'no message'}")
     return [line.split("\t") for line in result.stdout.splitlines() if line]
 
 
@@ -308,7 +334,9 @@ def database_manifest(databases: list[str], newest: int = 10, socket: str | None
             listed = ", ".join(f"{quote_ident(database)}.{quote_ident(t)}" for t in tables)
             sums = {name.split(".", 1)[1]: value for name, value in mariadb(f"CHECKSUM TABLE {listed}", socket=socket)}
             entry["tables"] = {t: {"rows": rows[t], "checksum": sums.get(t)} for t in tables}
-        posts = next((t for t in tables if t.endswith("_posts")), None)
+        # The site's own posts table (wp_posts), not a multisite wp_2_posts or a plugin's *_posts.
+        candidates = [t for t in tables if t.endswith("_posts")]
+        posts = min(candidates, key=len) if candidates else None
         if posts and newest:
             entry["newest_titles"] = [
                 row[0] if row else ""
@@ -379,7 +407,15 @@ def job_files(config: dict[str, Any], job: dict[str, Any], run_id: str, log: Log
     state = Path(config["status_dir"]) / "manifests"
     state.mkdir(parents=True, exist_ok=True)
     log(f"{job['name']}: hashing {', '.join(job['paths'])}")
-    manifest = files_manifest(job["paths"], job.get("exclude"))
+    cache_path = state / f"{job['name']}.hashes.json"
+    try:
+        cache: dict[str, list[Any]] = json.loads(cache_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    manifest = files_manifest(job["paths"], job.get("exclude"), cache)
+    # Forget files that are gone, so the cache does not grow for ever.
+    cache = {name: entry for name, entry in cache.items() if name in manifest["files"]}
+    write_atomic(cache_path, json.dumps(cache), mode=0o600)
     manifest.update(job=job["name"], run_id=run_id, host=config["host"], taken=stamp(now()))
     path = state / f"{job['name']}.json"
     path.write_text(json.dumps(manifest, sort_keys=True))

@@ -124,7 +124,8 @@ class Drill:
             timeout=6 * 3600,
         )
         if result.returncode != 0:
-            raise DrillError(f"mariadb-backup --move-back failed: {result.stderr.strip().splitlines()[-1:]}")
+            lines = result.stderr.strip().splitlines()
+            raise DrillError(f"mariadb-backup --move-back failed: {lines[-1] if lines else 'no message'}")
         subprocess.run(["chown", "-R", "mysql:mysql", str(datadir)], check=True)
         systemctl("start", "mariadb")
         self.timed("physical_restore", begin)

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""`make bench-backup`: the shipped backup wrapper (portalops_backup.py) on a portal-sized
+dataset, and the restores a drill does, measured in one run against baselines of the same run.
+
+Self-contained: one throwaway systemd container from the lab image (not the lab, which may be
+in use) gets restic, MariaDB and a local repository, about 1 GiB of uploads and a 200,000-row
+wp_posts table. Measured there: the full, no-change and 1 %-change backups of the uploads
+against `tar | zstd` and `cp -a`; the file restore against `cp -a`; the physical database
+restore (restic restore, mariadb-backup --move-back, start) against the logical one (restic
+dump | mariadb). Every copy, archive and restore is written to the same disk-backed directory
+and flushed (`sync -f`) inside its timing, since the container's /tmp is a tmpfs. The
+container is removed at the end, also on failure or Ctrl-C. A missed target is printed, not
+an error; a step that fails ends the run with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf")}
+IMAGE = "localhost/portalops-lab:bookworm"
+NAME = "portalops-bench-backup"
+LABEL = "portalops.bench=1"
+WRAPPER = REPO / "roles" / "restic_backup" / "files" / "portalops_backup.py"
+PACKAGES = ["restic", "mariadb-server", "mariadb-backup", "zstd"]
+UPLOADS = "/srv/uploads"
+OUT = "/srv/bench"  # on the container's overlay (disk), unlike /tmp
+STATUS = "/var/lib/portalops/backup"
+HOST = "bench"
+DATABASE = "wordpress"
+ROWS = 200_000
+RESTIC = "RESTIC_REPOSITORY=/srv/repo RESTIC_PASSWORD_FILE=/etc/portalops/restic.pass restic"
+MIB = 1 << 20
+
+CONFIG = {
+    "host": HOST,
+    "repository": "/srv/repo",
+    "password_file": "/etc/portalops/restic.pass",
+    "cache_dir": "/var/cache/portalops-restic",
+    "status_dir": STATUS,
+    "metrics_dir": "/var/lib/prometheus/node-exporter",
+    "log_file": "/var/log/portalops/backup.log",
+    "staging_dir": "/var/backups/portalops",
+    "check_subsets": 4,
+    "keep": {"daily": 7, "weekly": 5, "monthly": 12},
+    "jobs": [
+        {"name": "uploads", "type": "files", "paths": [UPLOADS], "newest_titles": 10},
+        {"name": "db-dump", "type": "mariadb-dump", "databases": [DATABASE], "newest_titles": 10},
+        {"name": "db-physical", "type": "mariadb-backup", "databases": [DATABASE], "newest_titles": 10},
+    ],
+}
+
+# Runs inside the container (python3 of the image): `create` writes the uploads, `change`
+# rewrites and adds about 1 % of their bytes. Seeded, so every run measures the same data.
+GENERATE_UPLOADS = r"""
+import os, random, sys
+root, mode = sys.argv[1], sys.argv[2]
+rng = random.Random(20240601 if mode == "create" else 20250101)
+words = ("county board meeting agenda minutes permit road closure notice budget hearing zoning "
+         "library hours election polling place recycling schedule park district sheriff office "
+         "public works water main repair tax assessment property records court calendar").split()
+corpus = " ".join(random.Random(7).choice(words) for _ in range(600000)).encode()
+KIB, MIB = 1 << 10, 1 << 20
+
+def body(size, text):
+    if not text:
+        return rng.randbytes(size)
+    start = rng.randrange(len(corpus) - size) if size < len(corpus) else 0
+    return (corpus * (1 + size // len(corpus)))[start:start + size]
+
+def write(path, size, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(body(size, text))
+    return size
+
+def month(i):
+    return f"{root}/{2019 + i % 6}/{1 + (i // 6) % 12:02d}"
+
+total = 0
+if mode == "create":
+    for i in range(4000):
+        text = i % 4 == 0
+        name = f"{month(i)}/{'notice' if text else 'photo'}-{i:05d}.{'html' if text else 'jpg'}"
+        total += write(name, rng.randint(10 * KIB, 100 * KIB), text)
+    for i in range(100):
+        text = i % 3 == 0
+        name = f"{month(i)}/{'records' if text else 'document'}-{i:03d}.{'csv' if text else 'pdf'}"
+        total += write(name, rng.randint(1 * MIB, 5 * MIB), text)
+    for i in range(10):
+        total += write(f"{month(i)}/video-{i:02d}.mp4", 50 * MIB, False)
+    print(f"{total} bytes in 4110 files")
+else:
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+    budget = sum(os.path.getsize(f) for f in files) // 100
+    small = [f for f in files if os.path.getsize(f) < MIB]
+    changed = added = 0
+    for path in rng.sample(small, len(small)):
+        if changed >= budget // 2:
+            break
+        changed += write(path, os.path.getsize(path), path.endswith(".html"))
+    i = 0
+    while changed + added < budget:
+        added += write(f"{root}/2025/01/new-{i:04d}.jpg", rng.randint(10 * KIB, 100 * KIB), False)
+        i += 1
+    print(f"{changed + added} bytes: {changed} rewritten, {added} in {i} new files")
+"""
+
+# A WordPress-shaped wp_posts (the wrapper's manifest reads post_title, post_type, post_status,
+# post_date of any *_posts table), filled from the Sequence engine in one statement.
+CREATE_DATABASE = """
+CREATE DATABASE wordpress CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+USE wordpress;
+CREATE TABLE wp_posts (
+  ID bigint unsigned NOT NULL AUTO_INCREMENT,
+  post_author bigint unsigned NOT NULL DEFAULT 0,
+  post_date datetime NOT NULL,
+  post_date_gmt datetime NOT NULL,
+  post_content longtext NOT NULL,
+  post_title text NOT NULL,
+  post_excerpt text NOT NULL,
+  post_status varchar(20) NOT NULL DEFAULT 'publish',
+  comment_status varchar(20) NOT NULL DEFAULT 'open',
+  post_name varchar(200) NOT NULL DEFAULT '',
+  post_modified datetime NOT NULL,
+  post_modified_gmt datetime NOT NULL,
+  post_parent bigint unsigned NOT NULL DEFAULT 0,
+  guid varchar(255) NOT NULL DEFAULT '',
+  post_type varchar(20) NOT NULL DEFAULT 'post',
+  comment_count bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (ID),
+  KEY post_name (post_name(191)),
+  KEY type_status_date (post_type, post_status, post_date, ID),
+  KEY post_parent (post_parent),
+  KEY post_author (post_author)
+) ENGINE=InnoDB;
+INSERT INTO wp_posts (ID, post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt,
+                      post_status, post_name, post_modified, post_modified_gmt, guid, post_type)
+SELECT seq, 1 + seq % 7, d, d - INTERVAL 1 HOUR,
+       CONCAT('<!-- wp:paragraph --><p>',
+              ELT(1 + seq % 5, 'The county board met in regular session and approved the consent agenda.',
+                  'Road work on County Highway 12 continues; expect lane closures during the day.',
+                  'The public library extends its summer hours for students and families.',
+                  'Property tax statements have been mailed; the first half is due in May.',
+                  'The recycling collection schedule changes for the holiday week.'),
+              ' Reference ', SHA2(seq, 256), '. ',
+              ELT(1 + seq % 3, 'Questions may be directed to the county administrator at the courthouse.',
+                  'Minutes and recordings are available on the county website after approval.',
+                  'Residents can sign up for notifications on the alerts page of this portal.'),
+              '</p><!-- /wp:paragraph -->'),
+       CONCAT(ELT(1 + seq % 6, 'Board meeting', 'Road closure', 'Library hours', 'Tax notice', 'Recycling update',
+                  'Public hearing'), ' #', seq),
+       '', IF(seq % 10 = 0, 'draft', 'publish'), CONCAT('post-', seq), d, d - INTERVAL 1 HOUR,
+       CONCAT('https://portal.example.gov/?p=', seq), IF(seq % 20 = 0, 'page', 'post')
+FROM (SELECT seq, TIMESTAMP '2016-01-01 08:00:00' + INTERVAL seq * 17 MINUTE AS d FROM seq_1_to_200000) AS s;
+"""
+
+VERIFY_FILES = r"""
+import json, sys
+sys.path.insert(0, "/usr/local/lib/portalops")
+import portalops_backup as pb
+from pathlib import Path
+root = Path(sys.argv[1])
+manifest = json.loads((root / sys.argv[2].lstrip("/")).read_text())
+problems = pb.compare_files(manifest, root)
+print(json.dumps({"count": manifest["count"], "problems": problems[:5], "problem_count": len(problems)}))
+"""
+
+
+class BenchError(Exception):
+    """A step of the benchmark failed; the message says which in one line."""
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    seconds: float
+    size: int  # bytes the measure covers (the dataset, the dump, the prepared physical backup)
+
+
+STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.0f} s] {message}", flush=True)
+
+
+def podman(*args: str, stdin: str | None = None, timeout: float = 3600, what: str = "") -> str:
+    try:
+        result = subprocess.run(
+            ["podman", *args], env=ENV, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise BenchError("podman is not installed (run `make setup`)") from None
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what or 'podman ' + args[0]} did not finish in {timeout:.0f} s") from None
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr + result.stdout).strip().splitlines() if line.strip()]
+        raise BenchError(f"{what or 'podman ' + args[0]} failed: {lines[-1] if lines else 'no output'}")
+    return result.stdout
+
+
+def inside(script: str, stdin: str | None = None, what: str = "", timeout: float = 3600) -> str:
+    """A bash script in the bench container (pipefail: a failed `restic dump` fails its pipe)."""
+    interactive = ["--interactive"] if stdin is not None else []
+    return podman(
+        "exec", *interactive, NAME, "bash", "-euo", "pipefail", "-c", script, stdin=stdin, what=what, timeout=timeout
+    )
+
+
+def timed(name: str, script: str, size: int) -> Row:
+    progress(f"measure: {name}")
+    inside("sync")  # earlier writes are not flushed on this measure's clock
+    begin = time.monotonic()
+    inside(script, what=name)
+    row = Row(name, time.monotonic() - begin, size)
+    progress(f"  {row.seconds:.1f} s")
+    return row
+
+
+def backup(name: str, job: str, size: int = 0) -> Row:
+    """One `portalops-backup run --job JOB`; the size is what the job processed (from run.json)."""
+    progress(f"measure: {name}")
+    inside("sync")
+    begin = time.monotonic()
+    try:
+        inside(f"/usr/local/sbin/portalops-backup run --job {job}", what=f"portalops-backup run --job {job}")
+    except BenchError as exc:
+        status = json.loads(inside(f"cat {STATUS}/run.json || echo '{{}}'"))
+        raise BenchError(f"{exc} ({'; '.join(status.get('errors', [])) or 'no status'})") from None
+    seconds = time.monotonic() - begin
+    status = json.loads(inside(f"cat {STATUS}/run.json"))
+    entry = status["jobs"][0]
+    progress(
+        f"  {seconds:.1f} s; {entry['files']} files, {entry['files_new']} new, {entry['files_changed']} changed, "
+        f"{entry['bytes_added'] / MIB:.1f} MiB added to the repository"
+    )
+    return Row(name, seconds, size or int(entry["bytes_processed"]))
+
+
+# --------------------------------------------------------------------------- container
+
+
+def start_container() -> None:
+    if subprocess.run(["podman", "image", "exists", IMAGE], env=ENV, check=False).returncode != 0:
+        raise BenchError(f"the lab image {IMAGE} is missing: run `portalops lab image` (or `make lab-up`) first")
+    leftover = podman("ps", "--all", "--filter", f"name=^{NAME}$", "--format", "{{.Labels}}").strip()
+    if leftover:
+        if "portalops.bench:1" not in leftover:
+            raise BenchError(f"a container named {NAME} exists and is not a benchmark's; remove it by hand")
+        progress(f"removing {NAME} left by an interrupted run")
+        remove_container()
+    progress(f"starting {NAME} from {IMAGE}")
+    podman("run", "--detach", "--name", NAME, "--hostname", HOST, "--label", LABEL, "--systemd", "always", IMAGE)
+    deadline = time.monotonic() + 120
+    state = ""
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["podman", "exec", NAME, "systemctl", "is-system-running"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(0.5)
+    raise BenchError(f"{NAME} did not boot in 120 s (systemd says {state or 'nothing'})")
+
+
+def remove_container() -> None:
+    subprocess.run(
+        ["podman", "rm", "--force", "--time", "2", NAME], env=ENV, capture_output=True, check=False, timeout=120
+    )
+
+
+def prepare() -> None:
+    progress(f"apt-get install {' '.join(PACKAGES)} (the Debian mirror)")
+    inside(
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null; "
+        f"apt-get install -y -q --no-install-recommends {' '.join(PACKAGES)} >/dev/null",
+        what="apt-get install",
+    )
+    progress("installing the wrapper, its config and a local repository")
+    inside("install -d -m 0755 /usr/local/lib/portalops /etc/portalops")
+    podman("cp", str(WRAPPER), f"{NAME}:/usr/local/lib/portalops/portalops_backup.py")
+    inside(
+        "chmod 0755 /usr/local/lib/portalops/portalops_backup.py; "
+        "ln -sf /usr/local/lib/portalops/portalops_backup.py /usr/local/sbin/portalops-backup; "
+        "umask 077; head -c 32 /dev/urandom | base64 > /etc/portalops/restic.pass; "
+        "cat > /etc/portalops/backup.json",
+        stdin=json.dumps(CONFIG, indent=2),
+    )
+    inside(f"{RESTIC} init >/dev/null", what="restic init")
+    inside(f"install -d {OUT}")
+
+
+def generate() -> tuple[int, int]:
+    """The uploads and the database; returns the uploads' bytes and the table's row count."""
+    progress(f"generating about 1 GiB of uploads in {UPLOADS} (4000 small, 100 medium, 10 large files)")
+    print("  " + inside(f"python3 - {UPLOADS} create", stdin=GENERATE_UPLOADS, what="generating uploads").strip())
+    progress(f"generating {DATABASE}.wp_posts ({ROWS} rows)")
+    inside("mariadb", stdin=CREATE_DATABASE, what="generating the database")
+    return uploads_bytes(), count_rows()
+
+
+def uploads_bytes() -> int:
+    return int(inside(f"du -sb {UPLOADS}").split()[0])
+
+
+def count_rows() -> int:
+    return int(inside("mariadb -N -e 'SELECT COUNT(*) FROM wordpress.wp_posts'").strip())
+
+
+def check_rows(what: str) -> None:
+    rows = count_rows()
+    if rows != ROWS:
+        raise BenchError(f"{what}: {DATABASE}.wp_posts has {rows} rows, expected {ROWS}")
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def measure_files(rows: list[Row]) -> dict[str, Row]:
+    size = uploads_bytes()
+    full = backup("backup uploads, full (first run)", "uploads")
+    same = backup("backup uploads, no change", "uploads")
+    progress("changing about 1 % of the uploads' bytes")
+    print("  " + inside(f"python3 - {UPLOADS} change", stdin=GENERATE_UPLOADS, what="changing uploads").strip())
+    size = uploads_bytes()
+    changed = backup("backup uploads, 1 % changed", "uploads")
+    tar = timed(
+        "baseline: tar | zstd -T0 -3",
+        f"tar -C /srv -cf - uploads | zstd -q -T0 -3 > {OUT}/u.tar.zst; sync -f {OUT}",
+        size,
+    )
+    progress(f"  archive: {int(inside(f'stat -c %s {OUT}/u.tar.zst')) / MIB:.0f} MiB of {size / MIB:.0f} MiB")
+    inside(f"rm -f {OUT}/u.tar.zst")
+    copy = timed("baseline: cp -a", f"cp -a {UPLOADS} {OUT}/cp-copy; sync -f {OUT}", size)
+    inside(f"rm -rf {OUT}/cp-copy")
+    restore = timed(
+        "file restore (restic restore latest)",
+        f"{RESTIC} restore latest --tag job:uploads --host {HOST} --target {OUT}/restore >/dev/null; sync -f {OUT}",
+        size,
+    )
+    progress("  verifying the restored files against the snapshot's manifest (sha256 of each)")
+    verdict = json.loads(
+        inside(f"python3 - {OUT}/restore {STATUS}/manifests/uploads.json", stdin=VERIFY_FILES, what="verify")
+    )
+    if verdict["problem_count"]:
+        raise BenchError(f"file restore: {verdict['problem_count']} problems, e.g. {verdict['problems'][0]}")
+    inside(f"rm -rf {OUT}/restore")
+    found = {"full": full, "same": same, "changed": changed, "tar": tar, "cp": copy, "restore": restore}
+    rows += found.values()
+    return found
+
+
+def measure_database(rows: list[Row]) -> dict[str, Row]:
+    dump = backup("backup db-dump (mariadb-dump | restic)", "db-dump")
+    physical_backup = backup("backup db-physical (mariadb-backup)", "db-physical")
+    physical = timed(
+        "physical restore (restore, move-back, start)",
+        f"{RESTIC} restore latest --tag job:db-physical --host {HOST} --target {OUT}/physical >/dev/null; "
+        "systemctl stop mariadb; rm -rf /var/lib/mysql; "
+        f"mariadb-backup --move-back --target-dir={OUT}/physical/var/backups/portalops/db-physical "
+        "--datadir=/var/lib/mysql; "
+        "chown -R mysql:mysql /var/lib/mysql; systemctl start mariadb; "
+        "until mariadb -e 'select 1' >/dev/null 2>&1; do sleep 0.1; done",
+        physical_backup.size,
+    )
+    check_rows("physical restore")
+    inside(f"rm -rf {OUT}/physical; mariadb -e 'DROP DATABASE {DATABASE}'")
+    logical = timed(
+        "logical restore (restic dump | mariadb)",
+        f"{RESTIC} dump latest /db-dump.sql --tag job:db-dump --host {HOST} | mariadb --default-character-set=utf8mb4",
+        dump.size,
+    )
+    check_rows("logical restore")
+    found = {"dump": dump, "physical_backup": physical_backup, "physical": physical, "logical": logical}
+    rows += found.values()
+    return found
+
+
+# --------------------------------------------------------------------------- report
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def report(rows: list[Row], files: dict[str, Row], db: dict[str, Row], uploads: int, table_rows: int) -> None:
+    print(f"\ndataset: {uploads / MIB:.0f} MiB of uploads, {DATABASE}.wp_posts with {table_rows} rows\n")
+    print(f"{'measure':<46} {'MiB':>8} {'seconds':>8} {'MiB/s':>8}")
+    for row in rows:
+        rate = row.size / MIB / row.seconds if row.seconds else 0.0
+        print(f"{row.name:<46} {row.size / MIB:>8.0f} {row.seconds:>8.1f} {rate:>8.1f}")
+    same = files["same"].seconds / files["full"].seconds
+    changed = files["changed"].seconds / files["full"].seconds
+    restore = files["restore"].seconds / files["cp"].seconds
+    speedup = db["logical"].seconds / db["physical"].seconds
+    print()
+    print(f"no-change / full backup:           {same:6.2f}  (target <= 1/3)   {verdict(same <= 1 / 3)}")
+    print(f"1 %-change / full backup:          {changed:6.2f}")
+    print(f"full backup / tar | zstd:          {files['full'].seconds / files['tar'].seconds:6.2f}")
+    print(f"file restore / cp -a:              {restore:6.2f}  (target <= 1)     {verdict(restore <= 1)}")
+    print(f"physical vs logical restore:       {speedup:5.1f}x  (target >= 5x)    {verdict(speedup >= 5)}")
+    rto = db["physical"].seconds + files["restore"].seconds + db["logical"].seconds
+    print(
+        f"\nestimated drill RTO for this dataset: {rto:.0f} s = physical restore {db['physical'].seconds:.0f} s"
+        f" + file restore {files['restore'].seconds:.0f} s + logical restore {db['logical'].seconds:.0f} s"
+        "\n  (the sum of the measured restore phases, without the site check)"
+    )
+
+
+def interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        start_container()
+        prepare()
+        uploads, table_rows = generate()
+        rows: list[Row] = []
+        files = measure_files(rows)
+        db = measure_database(rows)
+        report(rows, files, db, uploads, table_rows)
+    except BenchError as exc:
+        print(f"bench-backup: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench-backup: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        progress(f"removing {NAME}")
+        remove_container()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""playbooks/patch.yml on the converged lab: a local apt repository offers newer canary versions.
+
+Runs last among the test_site* modules (file order). Each lab host gets the repository as a
+flat file: repository; the tests publish the versions they need and watch patch.yml roll them
+out host by host, stop at a failing gate, refuse a stale backup, and change nothing in --check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portalops.inventory import REPO_ROOT
+from portalops.lab.config import LabConfig
+from tests.integration import aptrepo
+from tests.integration.helpers import changed_tasks, failed_tasks, playbook, podman
+
+ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
+PATCH = "playbooks/patch.yml"
+
+
+def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
+
+
+def canary(host: str) -> str:
+    return on(host, f"dpkg-query -W -f '${{Version}}' {aptrepo.PACKAGE}", check=False).stdout.strip()
+
+
+def versions() -> dict[str, str]:
+    return {host: canary(host) for host in ROLLOUT}
+
+
+class Repo:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def offer(self, *available: str) -> None:
+        aptrepo.publish(self.path, list(available))
+        for host in ROLLOUT:
+            on(host, f"rm -rf {aptrepo.REMOTE}")
+            podman("cp", str(self.path), f"portalops-{host}:{aptrepo.REMOTE}")
+
+
+@pytest.fixture(scope="module")
+def repo(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+    """Canary 1.0 installed everywhere from the local repository; fresh backups for the pre-check."""
+    local = Repo(tmp_path_factory.mktemp("apt") / "repo")
+    local.offer("1.0")
+    for host in ROLLOUT:
+        on(host, f"echo 'deb [trusted=yes] file:{aptrepo.REMOTE} ./' > {aptrepo.SOURCES}")
+        on(
+            host,
+            f"apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {aptrepo.PACKAGE}",
+        )
+    code, _, output = playbook("playbooks/backup.yml", log_name="backup-before-patch")
+    assert code == 0, failed_tasks(output)
+    yield local
+    for host in ROLLOUT:
+        on(host, f"apt-get purge -y -q {aptrepo.PACKAGE}; rm -rf {aptrepo.SOURCES} {aptrepo.REMOTE}", check=False)
+        on(host, "apt-get update -q", check=False)
+
+
+def newest_report() -> dict[str, Any]:
+    reports = sorted((REPO_ROOT / "reports/patch").glob("*.json"))
+    assert reports, "no patch report"
+    data: dict[str, Any] = json.loads(reports[-1].read_text())
+    return data
+
+
+def test_a_newer_package_is_rolled_out_host_by_host_in_tier_order(repo: Repo) -> None:
+    assert set(versions().values()) == {"1.0"}
+    repo.offer("1.0", "1.1")
+    code, _, output = playbook(PATCH, "-e", "patch_mode=full", log_name="patch")
+    assert code == 0, failed_tasks(output)
+    assert set(versions().values()) == {"1.1"}
+    report = newest_report()
+    assert report["ok"] and [h["host"] for h in report["hosts"]] == ROLLOUT
+    for host in report["hosts"]:
+        assert {"name": aptrepo.PACKAGE, "old": "1.0", "new": "1.1"} in host["packages"], host
+        assert host["ok"] and host["reboot"] in {"not required", "reported (container)"}
+    markdown = sorted((REPO_ROOT / "reports/patch").glob("*.md"))[-1].read_text()
+    assert "Verdict: **PASS**" in markdown and f"{aptrepo.PACKAGE} 1.0 -> 1.1" in markdown
+
+
+def test_a_second_run_changes_nothing(repo: Repo) -> None:
+    code, stats, output = playbook(PATCH, "-e", "patch_mode=full", log_name="patch-rerun")
+    assert code == 0, failed_tasks(output)
+    assert {h: stats[h]["changed"] for h in ROLLOUT} == dict.fromkeys(ROLLOUT, 0), changed_tasks(output)
+    assert all(not h["packages"] for h in newest_report()["hosts"])
+
+
+def test_check_mode_lists_pending_upgrades_and_changes_nothing(repo: Repo) -> None:
+    repo.offer("1.1", "1.2")
+    code, stats, output = playbook(PATCH, "--check", "-e", "patch_mode=full", log_name="patch-check")
+    assert code == 0, failed_tasks(output)
+    assert f"{aptrepo.PACKAGE}: 1.1 -> 1.2" in output
+    assert set(versions().values()) == {"1.1"}
+    assert {h: stats[h]["changed"] for h in ROLLOUT} == dict.fromkeys(ROLLOUT, 0), changed_tasks(output)
+
+
+@pytest.fixture
+def stale_db1_backup() -> Iterator[None]:
+    """db1's status file says its jobs last succeeded 30 hours ago."""
+    on("db1", "cp -p /var/lib/portalops/backup/run.json /root/run.json.keep")
+    on(
+        "db1",
+        "python3 -c \"import json,time; p='/var/lib/portalops/backup/run.json'; d=json.load(open(p)); "
+        "[j.update(last_success_ts=time.time()-30*3600) for j in d['jobs']]; json.dump(d, open(p,'w'))\"",
+    )
+    try:
+        yield
+    finally:
+        on("db1", "mv /root/run.json.keep /var/lib/portalops/backup/run.json")
+
+
+def test_a_stale_backup_blocks_patching_naming_host_and_age(repo: Repo, stale_db1_backup: None) -> None:
+    code, _, output = playbook(PATCH, "-e", "patch_mode=full", log_name="patch-stale")
+    assert code != 0
+    assert "db1: the newest backup is 30.0 h old (limit 26.0 h)" in output, failed_tasks(output)
+    assert set(versions().values()) == {"1.1"}, "no host may change when a pre-check fails"
+
+
+@pytest.fixture
+def php_fpm_stopped_on_cms1() -> Iterator[None]:
+    on("cms1", "systemctl stop php8.2-fpm")
+    try:
+        yield
+    finally:
+        on("cms1", "systemctl start php8.2-fpm")
+
+
+def test_a_failing_gate_stops_the_rollout_and_the_report_says_where(repo: Repo, php_fpm_stopped_on_cms1: None) -> None:
+    code, _, output = playbook(PATCH, "-e", "patch_mode=full", log_name="patch-gate")
+    assert code != 0
+    found = versions()
+    assert [found[h] for h in ROLLOUT] == ["1.2", "1.2", "1.2", "1.2", "1.1"], (
+        f"web1 must stay untouched: {failed_tasks(output)}"
+    )
+    report = newest_report()
+    assert not report["ok"] and report["stopped_at"] == "cms1"
+    assert "service php8.2-fpm is not active" in report["why"]
+    assert "web1" not in [h["host"] for h in report["hosts"]]
+    assert not (REPO_ROOT / "reports/patch/.lock").exists(), "a stopped run must release the lock"
