@@ -1,9 +1,9 @@
 """Helpers of playbooks/patch.yml that are easier to get right (and test) in Python.
 
-    python -m portalops.patch_report pending --mode security|full   < apt-get -s output
-        the upgrades a run applies, as JSON (name, old, new, origin)
-    python -m portalops.patch_report report --run-dir DIR --started T [--stopped-at HOST --why TEXT]
-        reports/patch/<UTC timestamp>.json and .md from each host's result; exit 1 when a host failed
+python -m portalops.patch_report pending --mode security|full   < apt-get -s output
+    the upgrades a run applies, as JSON (name, old, new, origin)
+python -m portalops.patch_report report --run-dir DIR --started T [--stopped-at HOST --why TEXT]
+    reports/patch/<UTC timestamp>.json and .md from each host's result; exit 1 when a host failed
 """
 
 from __future__ import annotations

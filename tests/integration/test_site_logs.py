@@ -53,7 +53,7 @@ def markers(converged: LabConfig) -> dict[str, str]:
 
 def test_every_policy_keeps_six_months(converged: LabConfig) -> None:
     for host in HOSTS:
-        rotations = on(host, "grep -h '^ *rotate ' /etc/logrotate.d/portalops-*").stdout.split()
+        rotations = on(host, "grep -hE '^[[:space:]]*rotate ' /etc/logrotate.d/portalops-*").stdout.split()
         assert rotations and set(rotations) == {"rotate", "180"}, f"{host}: {rotations}"
         assert on(host, "logrotate -d /etc/logrotate.conf", check=False).returncode == 0
 

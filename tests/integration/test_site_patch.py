@@ -124,6 +124,7 @@ def test_a_stale_backup_blocks_patching_naming_host_and_age(repo: Repo, stale_db
     assert code != 0
     assert "db1: the newest backup is 30.0 h old (limit 26.0 h)" in output, failed_tasks(output)
     assert set(versions().values()) == {"1.1"}, "no host may change when a pre-check fails"
+    assert not (REPO_ROOT / "reports/patch/.lock").exists(), "a refused run must release the lock"
 
 
 @pytest.fixture
