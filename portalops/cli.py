@@ -7,6 +7,7 @@ them; see :class:`portalops.errors.ExitCode` for the codes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +16,18 @@ from typing import TextIO
 from portalops import __version__
 from portalops.audit.run import run_audit
 from portalops.errors import ExitCode, PortalopsError
-from portalops.inventory import REPO_ROOT, load_inventory
+from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
 from portalops.lab.lab import Lab, format_status
 from portalops.lab.podman import Podman
+from portalops.probe import format_results, probe_inventory, to_json
+from portalops.runbook import registry
+from portalops.runbook.engine import Options, run_runbook
+from portalops.runbook.journal import start_of
+from portalops.runbook.live import INCIDENTS_DIR, live_runtime
+from portalops.runbook.outcome import RunbookExit
+from portalops.runbook.planning import context_for, describe, make_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +61,38 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     audit.add_argument("--min-lynis", type=int, default=80, help="lowest acceptable Lynis hardening index")
     audit.add_argument("--out", default=str(REPO_ROOT / "reports" / "audit"), help="report directory")
+    add_runbook_parser(commands)
+    probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
+    probe.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+    probe.add_argument("--json", action="store_true", help="JSON instead of a table")
+    probe.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
+    probe.add_argument("--timeout", type=float, default=10.0, help="seconds per site and phase")
     return parser
+
+
+def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    runbook = commands.add_parser("runbook", help="emergency plans that run: diagnose, act, verify, escalate")
+    runbook_cmds = runbook.add_subparsers(dest="runbook_command", required=True)
+    runbook_cmds.add_parser("list", help="every runbook with its level")
+    show = runbook_cmds.add_parser("show", help="a runbook's steps and commands")
+    show.add_argument("id")
+    run = runbook_cmds.add_parser(
+        "run",
+        help="plan, confirm, execute, journal under incidents/",
+        epilog="exit codes: " + "; ".join(f"{int(c)} {c.meaning}" for c in RunbookExit),
+    )
+    run.add_argument("id")
+    run.add_argument("--dry-run", action="store_true", help="print every command it would run and run none")
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        default=os.environ.get("PORTALOPS_YES", "").lower() in ("1", "yes", "true"),
+        help="confirm the plan and destructive steps (also PORTALOPS_YES=1)",
+    )
+    run.add_argument("--limit", action="append", default=[], help="only these hosts or groups (comma-separated)")
+    run.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+    run.add_argument("--resume", metavar="INCIDENT", default="", help="continue an interrupted incident")
+    run.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
 
 
 def run_audit_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -89,6 +128,52 @@ def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.OK
 
 
+def run_runbook_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.runbook_command == "list":
+        for runbook in sorted(registry.discover().values(), key=lambda r: (int(r.level), r.id)):
+            print(f"{runbook.id:<28} L{int(runbook.level)}  {runbook.title_zh} / {runbook.title_en}", file=out)
+        return ExitCode.OK
+    runbook = registry.get(args.id)
+    if args.runbook_command == "show":
+        print(describe(runbook), file=out)
+        return ExitCode.OK
+    limit = tuple(name for item in args.limit for name in item.split(",") if name)
+    source = str(args.inventory or LAB_INVENTORY)
+    if args.resume:  # the incident goes on where and on what it started, unless told otherwise
+        start = start_of(args.incidents, args.resume)
+        source = str(args.inventory or start.get("inventory") or source)
+        limit = limit or tuple(start.get("limit") or ())
+    inventory = load_inventory(source)
+    context = context_for(source)
+    plan = make_plan(runbook, inventory, limit, context)
+    if args.dry_run:
+        print(describe(runbook, plan, context), file=out)
+        print("dry run: nothing was run, no incident opened", file=err)
+        return RunbookExit.RECOVERED
+
+    def progress(line: str) -> None:
+        print(line, file=err, flush=True)
+
+    def confirm(question: str) -> bool:
+        err.write(question)
+        err.flush()
+        if not sys.stdin.isatty():
+            print("no (not a terminal: pass --yes)", file=err)
+            return False
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    runtime = live_runtime(source, inventory, plan, context, progress, confirm, args.incidents)
+    result = run_runbook(runbook, plan, runtime, Options(yes=args.yes, limit=limit, resume=args.resume))
+    print(f"{runbook.id}: {result.message}", file=err)
+    return int(result.exit)
+
+
+def run_probe_command(args: argparse.Namespace, out: TextIO) -> int:
+    results = probe_inventory(args.inventory or LAB_INVENTORY, args.timeout, args.cafile)
+    print(to_json(results) if args.json else format_results(results), file=out)
+    return ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -96,6 +181,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_lab(args, out, err)
         if args.command == "audit":
             return run_audit_command(args, out, err)
+        if args.command == "runbook":
+            return run_runbook_command(args, out, err)
+        if args.command == "probe":
+            return run_probe_command(args, out)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

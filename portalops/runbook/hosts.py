@@ -1,0 +1,258 @@
+"""Where a step's commands run: a host over SSH (paramiko) or the controller.
+
+The engine sees only the :class:`Host` protocol, so tests hand it fakes.
+Remote commands are wrapped in ``timeout`` on the host (a hung command dies
+there, not only here) and in ``sudo -n`` when the inventory says become.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import paramiko
+
+from portalops.errors import BadInput
+
+TIMED_OUT = 124  # the exit status of coreutils timeout
+UNREACHABLE = 255  # as ssh reports a connection failure
+KILL_GRACE = 5
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+    unreachable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def last_line(self) -> str:
+        for text in (self.stderr, self.stdout):
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            if lines:
+                return lines[-1]
+        return f"exit {self.rc}"
+
+
+class Host(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def run(self, command: str, timeout: float) -> CommandResult: ...
+
+    def close(self) -> None: ...
+
+
+class LocalHost:
+    """The controller: commands run with bash in the repository, killed as a group on timeout."""
+
+    name = "controller"
+
+    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.env = {**os.environ, **(env or {})}
+        self._running: set[int] = set()  # process groups, killed by close() after an interruption
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        started = time.monotonic()
+        with subprocess.Popen(
+            ["bash", "-c", command],
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as proc:
+            self._running.add(proc.pid)
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                return CommandResult(TIMED_OUT, out, err + f"\ntimed out after {timeout:g} s", _since(started), True)
+            finally:
+                self._running.discard(proc.pid)
+        return CommandResult(proc.returncode, out, err, _since(started))
+
+    def close(self) -> None:
+        for group in list(self._running):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach one inventory host, from its (templated) connection variables."""
+
+    host: str
+    address: str
+    port: int = 22
+    user: str = ""
+    key_file: str = ""
+    known_hosts: tuple[str, ...] = ()
+    strict: bool = True
+    become: bool = False
+    become_user: str = "root"
+
+
+def connection_from_vars(host: str, hostvars: Mapping[str, Any]) -> Connection:
+    """Read ansible_host/port/user, the key, become and the ``-o`` options that matter here."""
+    options: dict[str, str] = {}
+    words = shlex.split(str(hostvars.get("ssh_args") or ""))
+    for i, word in enumerate(words):
+        text = word[2:] if word.startswith("-o") and len(word) > 2 else (words[i + 1] if word == "-o" else "")
+        if "=" in text:
+            key, value = text.split("=", 1)
+            options[key.strip().lower()] = value.strip()
+    try:
+        port = int(hostvars.get("port") or 22)
+    except ValueError as exc:
+        raise BadInput(f"{host}: ansible_port {hostvars.get('port')!r} is not a number") from exc
+    known = tuple(p for p in options.get("userknownhostsfile", "").split() if p.lower() != "/dev/null")
+    become = hostvars.get("become")
+    return Connection(
+        host=host,
+        address=str(hostvars.get("address") or host),
+        port=port,
+        user=str(hostvars.get("user") or ""),
+        key_file=str(hostvars.get("key_file") or ""),
+        known_hosts=known,
+        strict=options.get("stricthostkeychecking", "yes").lower() not in ("no", "off", "accept-new"),
+        become=become is True or str(become).lower() in ("true", "yes", "1"),
+        become_user=str(hostvars.get("become_user") or "root"),
+    )
+
+
+def remote_command(command: str, timeout: float, become: bool, become_user: str = "root") -> str:
+    """The shell line sent over SSH: bounded by ``timeout`` on the host, as root when ``become``."""
+    line = f"timeout --kill-after={KILL_GRACE} {timeout:g} sh -c {shlex.quote(command)}"
+    if not become:
+        return line
+    user = "" if become_user == "root" else f"-u {shlex.quote(become_user)} "
+    return f"sudo -n {user}-- sh -c {shlex.quote(line)}"
+
+
+class HostUnreachable(Exception):
+    """SSH could not connect or authenticate; a result, not a crash, for the engine."""
+
+
+class SshHost:
+    """One inventory host over SSH, connected on first use and kept for the run."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        connect_timeout: float = 10,
+        client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
+    ) -> None:
+        self.connection = connection
+        self.connect_timeout = connect_timeout
+        self._factory = client_factory
+        self._client: paramiko.SSHClient | None = None
+
+    @property
+    def name(self) -> str:
+        return self.connection.host
+
+    def _connect(self) -> paramiko.SSHClient:
+        if self._client is not None:
+            return self._client
+        conn = self.connection
+        client = self._factory()
+        try:
+            if conn.known_hosts:
+                for path in conn.known_hosts:
+                    client.load_host_keys(os.path.expanduser(path))
+            else:
+                client.load_system_host_keys()
+            policy = paramiko.RejectPolicy() if conn.strict else paramiko.WarningPolicy()
+            client.set_missing_host_key_policy(policy)
+            client.connect(
+                conn.address,
+                port=conn.port,
+                username=conn.user or None,
+                key_filename=conn.key_file or None,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                allow_agent=not conn.key_file,
+                look_for_keys=not conn.key_file,
+            )
+        except (OSError, paramiko.SSHException) as exc:
+            client.close()
+            where = f"{conn.user + '@' if conn.user else ''}{conn.address}:{conn.port}"
+            reason = str(exc).replace("[Errno None] ", "") or type(exc).__name__
+            raise HostUnreachable(f"{conn.host}: ssh {where}: {reason}") from exc
+        self._client = client
+        return client
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        started = time.monotonic()
+        try:
+            client = self._connect()
+        except HostUnreachable as exc:
+            return CommandResult(UNREACHABLE, "", str(exc), _since(started), unreachable=True)
+        line = remote_command(command, timeout, self.connection.become, self.connection.become_user)
+        try:
+            rc, out, err, timed_out = _exec(client, line, timeout + KILL_GRACE + 5)
+        except (OSError, paramiko.SSHException) as exc:
+            self.close()
+            return CommandResult(UNREACHABLE, "", f"{self.name}: ssh session lost: {exc}", _since(started), False, True)
+        return CommandResult(rc, out, err, _since(started), timed_out or rc == TIMED_OUT)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _exec(client: paramiko.SSHClient, line: str, deadline_s: float) -> tuple[int, str, str, bool]:
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise paramiko.SSHException("connection closed")
+    channel = transport.open_session(timeout=deadline_s)
+    channel.exec_command(line)
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + deadline_s
+    while True:
+        busy = False
+        while channel.recv_ready():
+            out += channel.recv(65536)
+            busy = True
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+            busy = True
+        if channel.exit_status_ready() and not busy:
+            break
+        if time.monotonic() > deadline:
+            channel.close()
+            return TIMED_OUT, _text(out), _text(err) + "\nno answer from the host in time", True
+        if not busy:
+            time.sleep(0.02)
+    rc = channel.recv_exit_status()
+    channel.close()
+    return rc, _text(out), _text(err), False
+
+
+def _text(data: bytes | bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)

@@ -1,0 +1,185 @@
+"""What a runbook is: a fault level, its triggers, its targets and ordered steps.
+
+Declarations only; :mod:`portalops.runbook.engine` runs them and
+:mod:`portalops.runbook.plans` documents them. A malformed runbook is a
+programming error and fails when its file is imported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from portalops.runbook.levels import Level
+
+# Steps with no inventory targets run on the controller, the machine running portalops.
+CONTROLLER: tuple[str, ...] = ()
+ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class StepKind(StrEnum):
+    DIAGNOSE = "diagnose"  # observe; a non-zero exit is a finding, never a stop
+    ACT = "act"  # change state, only where its check says the state is not as wanted
+    VERIFY = "verify"  # the recovery criterion; any failure means not recovered
+    MANUAL = "manual"  # a person does it and confirms
+    ESCALATE = "escalate"  # runs only when not recovered: notify, hand over
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step. Commands are shell text run on each target host (as root when
+    the inventory says become), or on the controller when ``on`` is empty.
+
+    ``check`` exits 0 when the state is already as wanted, so the act is not
+    needed on that host; ``playbook`` runs once on the controller, limited to
+    the hosts whose check failed.
+    """
+
+    id: str
+    kind: StepKind
+    title_zh: str
+    title_en: str
+    on: tuple[str, ...] = CONTROLLER
+    run: str = ""
+    check: str = ""
+    playbook: str = ""
+    timeout: float = 60.0
+    destructive: bool = False
+    attempts: int = 1
+    interval: float = 2.0
+    note_zh: str = ""
+    note_en: str = ""
+
+    @property
+    def where(self) -> str:
+        return ", ".join(self.on) if self.on else "controller"
+
+
+def diagnose(id: str, zh: str, en: str, *, run: str, on: tuple[str, ...] = CONTROLLER, timeout: float = 60) -> Step:
+    return Step(id, StepKind.DIAGNOSE, zh, en, on=on, run=run, timeout=timeout)
+
+
+def act(
+    id: str,
+    zh: str,
+    en: str,
+    *,
+    on: tuple[str, ...] = CONTROLLER,
+    check: str = "",
+    run: str = "",
+    playbook: str = "",
+    destructive: bool = False,
+    timeout: float = 120,
+) -> Step:
+    return Step(
+        id,
+        StepKind.ACT,
+        zh,
+        en,
+        on=on,
+        check=check,
+        run=run,
+        playbook=playbook,
+        destructive=destructive,
+        timeout=timeout,
+    )
+
+
+def verify(
+    id: str,
+    zh: str,
+    en: str,
+    *,
+    run: str,
+    on: tuple[str, ...] = CONTROLLER,
+    timeout: float = 60,
+    attempts: int = 1,
+    interval: float = 2.0,
+) -> Step:
+    return Step(id, StepKind.VERIFY, zh, en, on=on, run=run, timeout=timeout, attempts=attempts, interval=interval)
+
+
+def manual(id: str, zh: str, en: str, *, instructions_zh: str, instructions_en: str, timeout: float = 1800) -> Step:
+    """``timeout``: how long the person has; a later confirmation is recorded as late."""
+    return Step(id, StepKind.MANUAL, zh, en, timeout=timeout, note_zh=instructions_zh, note_en=instructions_en)
+
+
+def escalate(
+    id: str,
+    zh: str,
+    en: str,
+    *,
+    to_zh: str,
+    to_en: str,
+    run: str = "",
+    on: tuple[str, ...] = CONTROLLER,
+    timeout: float = 60,
+) -> Step:
+    """``to_*`` says who takes over; ``run`` may collect evidence for them."""
+    return Step(id, StepKind.ESCALATE, zh, en, on=on, run=run, timeout=timeout, note_zh=to_zh, note_en=to_en)
+
+
+@dataclass(frozen=True)
+class Runbook:
+    id: str
+    title_zh: str
+    title_en: str
+    level: Level
+    triggers: tuple[tuple[str, str], ...]  # (中文, English) symptoms that start this runbook
+    targets: tuple[str, ...]  # inventory groups or hosts it may act on
+    steps: tuple[Step, ...]
+    source: str = field(default="", compare=False)  # the file it came from, relative to the repository
+
+    def __post_init__(self) -> None:
+        problems = validate(self)
+        if problems:
+            raise ValueError(f"runbook {self.id}: " + "; ".join(problems))
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+def _step_problems(step: Step, targets: tuple[str, ...]) -> list[str]:
+    problems: list[str] = []
+    where = f"step {step.id}"
+    if not ID_RE.match(step.id):
+        problems.append(f"{where}: id must be snake_case")
+    if step.timeout <= 0 or step.attempts < 1:
+        problems.append(f"{where}: timeout must be > 0 and attempts >= 1")
+    outside = [t for t in step.on if t not in targets]
+    if outside:
+        problems.append(f"{where}: acts on {', '.join(outside)}, not among the runbook's targets")
+    if step.kind in (StepKind.DIAGNOSE, StepKind.VERIFY) and not step.run:
+        problems.append(f"{where}: a {step.kind} step needs a command")
+    if step.kind is StepKind.ACT and bool(step.run) == bool(step.playbook):
+        problems.append(f"{where}: an act runs either a command or a playbook")
+    if step.playbook and (step.kind is not StepKind.ACT or not step.on):
+        problems.append(f"{where}: a playbook is an act on inventory hosts")
+    if step.kind in (StepKind.MANUAL, StepKind.ESCALATE) and not (step.note_zh and step.note_en):
+        problems.append(f"{where}: a {step.kind} step says what to do (zh and en)")
+    return problems
+
+
+def validate(runbook: Runbook) -> list[str]:
+    problems: list[str] = []
+    if not ID_RE.match(runbook.id):
+        problems.append("id must be snake_case")
+    if not isinstance(runbook.level, Level):
+        problems.append("level must be a Level")
+    if not runbook.triggers or not runbook.targets:
+        problems.append("triggers and targets must not be empty")
+    ids = [s.id for s in runbook.steps]
+    if len(set(ids)) != len(ids):
+        problems.append("step ids must be unique")
+    kinds = [s.kind for s in runbook.steps]
+    if StepKind.VERIFY not in kinds or StepKind.ESCALATE not in kinds:
+        problems.append("a runbook needs a verify step (its recovery criterion) and an escalate step")
+    elif kinds.index(StepKind.ESCALATE) < kinds.index(StepKind.VERIFY):
+        problems.append("escalation comes after a verify step")
+    for step in runbook.steps:
+        problems.extend(_step_problems(step, runbook.targets))
+    return problems

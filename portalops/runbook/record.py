@@ -1,0 +1,115 @@
+"""``incidents/<id>/incident.md``: the incident record, rendered from the journal alone.
+
+Timeline, response deadlines and whether they were met, actions, outcome,
+follow-ups for problem management. A pure function of the journal's events,
+rewritten after every step, so even a killed run leaves a readable record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portalops.runbook.journal import RunState, parse_stamp
+from portalops.runbook.workcal import local_text
+
+
+def _hms(stamp: str) -> str:
+    return stamp[11:19] if len(stamp) >= 19 else stamp
+
+
+def _timeline_line(event: dict[str, Any]) -> str | None:
+    kind = event["event"]
+    if kind == "start":
+        return f"runbook `{event['runbook']}` started by {event.get('user', '?')}"
+    if kind == "resume":
+        return f"resumed by {event.get('user', '?')} at step `{event.get('from_step', '?')}`"
+    if kind == "notify":
+        verdict = "sent" if event["ok"] else f"FAILED ({event.get('error', '')})"
+        return f"{event['notice']} notice via {event['channel']} ({event['type']}): {verdict}"
+    if kind == "step_end":
+        return f"step `{event['step']}` ({event['kind']}): **{event['result']}** - {event.get('summary', '')}"
+    if kind == "confirm":
+        return f"confirmation for `{event['step']}`: {event['answer']}"
+    if kind in ("interrupted", "error"):
+        return f"{kind} at step `{event.get('step', '?')}`: {event.get('reason', '')}"
+    if kind == "end":
+        return f"end: **{event['outcome']}** (exit {event['exit']})"
+    return None
+
+
+def _response_time(events: list[dict[str, Any]]) -> str | None:
+    """When the responders were told: the first delivered start notice."""
+    for event in events:
+        if event["event"] == "notify" and event["notice"] == "start" and event["ok"]:
+            return str(event["ts"])
+    return None
+
+
+def _met(deadline: dict[str, Any], events: list[dict[str, Any]], start: str) -> str:
+    due = parse_stamp(deadline["due"])
+    if deadline["name"] == "respond":
+        told = _response_time(events)
+        moment = told or start
+        what = "start notice delivered" if told else "runbook started (no notice delivered)"
+        verdict = "yes" if parse_stamp(moment) <= due else "**no**"
+        return f"{verdict}: {what} {_hms(moment)} UTC"
+    return "not measured by the runbook: the responder records it (see follow-ups)"
+
+
+def render_incident(events: list[dict[str, Any]]) -> str:
+    state = RunState.replay(events)
+    start = state.start
+    if not start:
+        return "# Incident\n\nThe journal has no start event.\n"
+    lines = [
+        f"# Incident {start['incident']}",
+        "",
+        f"L{start['level']} {start.get('level_zh', '')} · {start['title_zh']} / {start['title_en']}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| runbook | `{start['runbook']}`" + (f" ({start['source']})" if start.get("source") else "") + " |",
+        f"| started | {local_text(parse_stamp(start['ts']))} = {start['ts']} |",
+        f"| by | {start.get('user', '?')} on {start.get('controller', '?')} |",
+        f"| inventory | {start.get('inventory', '')}; limit: {', '.join(start.get('limit') or []) or 'none'} |",
+        f"| in working hours | {'yes' if start.get('in_working_hours') else 'no'} ({start.get('calendar', '')}) |",
+    ]
+    end = state.end
+    if end:
+        took = (parse_stamp(end["ts"]) - parse_stamp(start["ts"])).total_seconds()
+        lines.append(
+            f"| outcome | **{end['outcome']}** (exit {end['exit']}) at {end['ts']}, {took:.0f} s after start |"
+        )
+    else:
+        lines.append("| outcome | **open**: the run has not finished (resume it with `--resume`) |")
+    lines += ["", "## Response deadlines", "", "| deadline | rule | due (UTC+8) | met |", "|---|---|---|---|"]
+    for deadline in start.get("deadlines", []):
+        rule = f"{deadline['rule_zh']} / {deadline['rule_en']}"
+        due = local_text(parse_stamp(deadline["due"]))
+        met = _met(deadline, events, start["ts"])
+        lines.append(f"| {deadline['title_zh']} {deadline['title_en']} | {rule} | {due} | {met} |")
+    lines += ["", "## Timeline (UTC)", "", "| time | event |", "|---|---|"]
+    for event in events:
+        text = _timeline_line(event)
+        if text:
+            lines.append(f"| {_hms(event['ts'])} | {text.replace('|', '/')} |")
+    sections = (
+        ("Findings", state.findings),
+        ("Actions", state.actions),
+        ("Follow-ups (problem management)", _followups(state, start)),
+    )
+    for title, items in sections:
+        lines += ["", f"## {title}", ""]
+        lines += [f"- {item}" for item in items] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def _followups(state: RunState, start: dict[str, Any]) -> list[str]:
+    items = list(state.followups)
+    for deadline in start.get("deadlines", []):
+        if deadline["name"] != "respond":
+            due = local_text(parse_stamp(deadline["due"]))
+            items.append(f"record the actual time of '{deadline['title_en']}' (due {due})")
+    if state.end.get("outcome") != "recovered":
+        items.append("find the root cause and record it as a problem (the incident was not closed by the runbook)")
+    return items

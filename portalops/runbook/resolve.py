@@ -1,0 +1,76 @@
+"""Inventory variables as Ansible renders them (templates, lookups, vault).
+
+``ansible-inventory --list`` prints variables unrendered (``{{ lab_state_dir
+}}/ssh/id_ed25519``), so connection settings and ``portalops_notify`` are
+asked of Ansible itself: one ad-hoc ``debug`` task, which runs on the
+controller and touches no host, printing a dict per host through the JSON
+callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from portalops.errors import BadInput
+from portalops.inventory import REPO_ROOT
+from portalops.proc import run
+
+# What SshHost needs, as Jinja expressions over a host's variables.
+CONNECTION_VARS: dict[str, str] = {
+    "address": "ansible_host | default(inventory_hostname)",
+    "port": "ansible_port | default(22)",
+    "user": "ansible_user | default('')",
+    "key_file": "ansible_ssh_private_key_file | default(ansible_private_key_file | default(''))",
+    "ssh_args": "(ansible_ssh_common_args | default('')) ~ ' ' ~ (ansible_ssh_extra_args | default(''))",
+    "become": "ansible_become | default(false)",
+    "become_user": "ansible_become_user | default('root')",
+}
+
+
+def adhoc_argv(source: str, hosts: Sequence[str], expressions: Mapping[str, str]) -> list[str]:
+    body = ", ".join(f"{json.dumps(name)}: ({expr})" for name, expr in expressions.items())
+    return ["ansible", "-i", source, ",".join(hosts), "-m", "ansible.builtin.debug", "-a", f"msg={{{{ {{{body}}} }}}}"]
+
+
+def parse_adhoc(text: str) -> dict[str, dict[str, Any]]:
+    """The ``msg`` dict of every host in the JSON callback's output."""
+    try:
+        data = json.loads(text[text.index("{") :])
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise BadInput(f"ansible printed no JSON result: {exc}") from exc
+    found: dict[str, dict[str, Any]] = {}
+    for play in data.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                if result.get("failed") or not isinstance(result.get("msg"), dict):
+                    raise BadInput(f"{host}: its variables do not render: {result.get('msg')}")
+                found[host] = result["msg"]
+    return found
+
+
+def resolve_vars(
+    source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str], exact: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Render ``expressions`` for each of ``hosts`` (host patterns unless ``exact``) of the inventory at ``source``."""
+    if not hosts:
+        return {}
+    env = {
+        **os.environ,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        # Only the JSON callback: ansible.cfg's profile_tasks would print before it.
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+    }
+    env.setdefault("ANSIBLE_CONFIG", str(REPO_ROOT / "ansible.cfg"))
+    result = run(
+        adhoc_argv(str(source), hosts, expressions), env=env, what=f"render variables of {source}", timeout=120
+    )
+    found = parse_adhoc(result.stdout)
+    missing = sorted(set(hosts) - set(found)) if exact else ([] if found else list(hosts))
+    if missing:
+        raise BadInput(f"inventory {source} has no host {', '.join(missing)}")
+    return found

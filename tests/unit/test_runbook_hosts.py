@@ -1,0 +1,234 @@
+"""Where commands run: the controller, and SSH against an in-process paramiko server on 127.0.0.1.
+
+The SSH server runs each command with sh on this machine, so the client side
+(known_hosts, key authentication, the remote ``timeout``, exit status and
+streams) is exercised for real without a lab host.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from portalops.inventory import REPO_ROOT
+from portalops.runbook.hosts import (
+    TIMED_OUT,
+    UNREACHABLE,
+    Connection,
+    LocalHost,
+    SshHost,
+    connection_from_vars,
+    remote_command,
+)
+from portalops.runbook.resolve import CONNECTION_VARS, adhoc_argv, parse_adhoc, resolve_vars
+
+
+class Server(paramiko.ServerInterface):
+    def __init__(self, client_key: paramiko.PKey) -> None:
+        self.client_key = client_key
+        self.commands: list[str] = []
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        ok = username == "deploy" and key.get_base64() == self.client_key.get_base64()
+        return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        self.commands.append(command.decode())
+        threading.Thread(target=self._exec, args=(channel, command.decode()), daemon=True).start()
+        return True
+
+    @staticmethod
+    def _exec(channel: paramiko.Channel, command: str) -> None:
+        proc = subprocess.run(["sh", "-c", command], capture_output=True, check=False)
+        channel.sendall(proc.stdout)
+        channel.sendall_stderr(proc.stderr)
+        channel.send_exit_status(proc.returncode)
+        channel.close()
+
+
+class SshFixture:
+    def __init__(self, tmp_path: Path) -> None:
+        self.host_key = paramiko.ECDSAKey.generate()
+        # The lab's kind of key: ed25519 in OpenSSH format, as `portalops lab up` makes it with ssh-keygen.
+        self.key_file = tmp_path / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key_file)], check=True)
+        client_key = paramiko.Ed25519Key(filename=str(self.key_file))
+        self.server = Server(client_key)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.known_hosts = tmp_path / "known_hosts"
+        self.known_hosts.write_text(
+            f"[127.0.0.1]:{self.port} {self.host_key.get_name()} {self.host_key.get_base64()}\n"
+        )
+        self.transports: list[paramiko.Transport] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            transport = paramiko.Transport(sock)
+            transport.add_server_key(self.host_key)
+            transport.start_server(server=self.server)
+            self.transports.append(transport)
+
+    def connection(self, **changes: Any) -> Connection:
+        base: dict[str, Any] = {
+            "host": "web1",
+            "address": "127.0.0.1",
+            "port": self.port,
+            "user": "deploy",
+            "key_file": str(self.key_file),
+            "known_hosts": (str(self.known_hosts),),
+        }
+        return Connection(**{**base, **changes})
+
+    def close(self) -> None:
+        self.listener.close()
+        for transport in self.transports:
+            transport.close()
+
+
+@pytest.fixture
+def ssh(tmp_path: Path) -> Iterator[SshFixture]:
+    fixture = SshFixture(tmp_path)
+    yield fixture
+    fixture.close()
+
+
+def test_ssh_runs_commands_and_returns_status_and_streams(ssh: SshFixture) -> None:
+    host = SshHost(ssh.connection())
+    result = host.run("echo out; echo err >&2; exit 3", timeout=10)
+    again = host.run('printf "it\'s %s" fine', timeout=10)
+    host.close()
+    assert (result.rc, result.stdout, result.stderr.strip()) == (3, "out\n", "err")
+    assert again.ok
+    assert again.stdout == "it's fine"
+    assert len(ssh.transports) == 1, "one connection per host for the whole run"
+    assert ssh.server.commands[0].startswith("timeout --kill-after=5 10 sh -c ")
+
+
+def test_ssh_command_times_out_on_the_host(ssh: SshFixture) -> None:
+    result = SshHost(ssh.connection()).run("sleep 5", timeout=0.5)
+    assert result.rc == TIMED_OUT
+    assert result.timed_out
+
+
+def test_unknown_host_key_is_refused(ssh: SshFixture, tmp_path: Path) -> None:
+    other = tmp_path / "other_known_hosts"
+    other.write_text(f"[127.0.0.1]:{ssh.port} ecdsa-sha2-nistp256 {paramiko.ECDSAKey.generate().get_base64()}\n")
+    result = SshHost(ssh.connection(known_hosts=(str(other),))).run("true", timeout=5)
+    assert result.unreachable
+    assert result.rc == UNREACHABLE
+    assert "web1: ssh deploy@127.0.0.1" in result.stderr
+
+
+def test_wrong_user_and_closed_port_are_unreachable(ssh: SshFixture) -> None:
+    assert SshHost(ssh.connection(user="intruder")).run("true", timeout=5).unreachable
+    closed = SshHost(ssh.connection(port=9), connect_timeout=2).run("true", timeout=5)
+    assert closed.unreachable
+    assert closed.stderr == "web1: ssh deploy@127.0.0.1:9: Unable to connect to port 9 on 127.0.0.1"
+
+
+def test_become_wraps_the_command_in_sudo() -> None:
+    assert remote_command("systemctl restart nginx", 60, become=False) == (
+        "timeout --kill-after=5 60 sh -c 'systemctl restart nginx'"
+    )
+    wrapped = remote_command("echo 'a'", 30, become=True)
+    assert wrapped.startswith("sudo -n -- sh -c ")
+    assert shlex.split(wrapped)[-1] == remote_command("echo 'a'", 30, become=False)
+    assert remote_command("id", 5, become=True, become_user="postgres").startswith("sudo -n -u postgres -- sh -c ")
+
+
+def test_connection_from_rendered_inventory_variables() -> None:
+    rendered = {
+        "address": "10.89.60.11",
+        "port": 22,
+        "user": "deploy",
+        "key_file": "/lab/ssh/id_ed25519",
+        "ssh_args": "-o UserKnownHostsFile=/lab/ssh/known_hosts -o StrictHostKeyChecking=yes ",
+        "become": True,
+        "become_user": "root",
+    }
+    assert connection_from_vars("web1", rendered) == Connection(
+        "web1", "10.89.60.11", 22, "deploy", "/lab/ssh/id_ed25519", ("/lab/ssh/known_hosts",), True, True, "root"
+    )
+    loose = connection_from_vars("x", {"ssh_args": "-oStrictHostKeyChecking=no", "become": "false"})
+    assert (loose.address, loose.strict, loose.become, loose.known_hosts) == ("x", False, False, ())
+
+
+def test_local_host_runs_bash_in_the_repository_and_kills_on_timeout(tmp_path: Path) -> None:
+    local = LocalHost(REPO_ROOT, {"PORTALOPS_TEST": "yes"})
+    result = local.run("pwd; echo $PORTALOPS_TEST; exit 4", timeout=10)
+    assert (result.rc, result.stdout.split()) == (4, [str(REPO_ROOT), "yes"])
+    slow = local.run("sleep 5 & sleep 5; echo never", timeout=0.3)
+    assert slow.timed_out
+    assert slow.rc == TIMED_OUT
+    assert slow.duration_s < 3
+
+
+RECORDED = """{
+  "plays": [{"play": {"name": "Ansible Ad-Hoc"}, "tasks": [{"hosts": {
+    "web1": {"action": "ansible.builtin.debug", "changed": false,
+             "msg": {"address": "10.89.60.11", "port": 22, "user": "deploy", "become": true}}}}]}],
+  "stats": {}
+}"""
+
+
+def test_parse_adhoc_reads_the_json_callback() -> None:
+    assert parse_adhoc("noise before\n" + RECORDED) == {
+        "web1": {"address": "10.89.60.11", "port": 22, "user": "deploy", "become": True}
+    }
+    assert adhoc_argv("inv", ["web1", "db1"], {"a": "x | default(1)"})[3:] == [
+        "web1,db1",
+        "-m",
+        "ansible.builtin.debug",
+        "-a",
+        'msg={{ {"a": (x | default(1))} }}',
+    ]
+
+
+def test_the_lab_inventory_renders_connection_variables() -> None:
+    """Ansible itself renders the lab's templated key path (no host is contacted)."""
+    rendered = resolve_vars(REPO_ROOT / "inventory/lab", ["web1"], CONNECTION_VARS)
+    connection = connection_from_vars("web1", rendered["web1"])
+    assert connection.address == "10.89.60.11"
+    assert connection.user == "deploy"
+    assert connection.become
+    assert connection.strict
+    assert connection.key_file.endswith("/ssh/id_ed25519")
+    assert connection.known_hosts[0].endswith("/ssh/known_hosts")
+    assert "{{" not in connection.key_file
+
+
+def test_closing_the_local_host_ends_a_running_command(tmp_path: Path) -> None:
+    local = LocalHost(tmp_path)
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(local.run("sleep 30", timeout=60)))
+    worker.start()
+    for _ in range(100):
+        if local._running:
+            break
+        threading.Event().wait(0.02)
+    local.close()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert results[0].rc == -15
