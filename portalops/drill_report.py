@@ -27,7 +27,13 @@ def summarise(result: dict[str, Any], started: float) -> dict[str, Any]:
     snapshot_times = [parse_restic_time(s["time"]).timestamp() for s in result.get("snapshots", {}).values()]
     restored_bytes = sum(int(v) for v in result.get("bytes", {}).values())
     restore_seconds = sum(float(v) for v in result.get("phases_s", {}).values())
-    checks = result.get("checks", [])
+    checks = list(result.get("checks", []))
+    if float(result.get("started_ts", 0)) < started - 60:
+        checks.append(
+            {"name": "result belongs to this drill", "ok": False, "problems": ["the result is older than the drill"]}
+        )
+    if not result.get("site_verified_ts") and not result.get("error"):
+        checks.append({"name": "site verified", "ok": False, "problems": ["the restored site was never checked"]})
     failed = [c for c in checks if not c["ok"]]
     return {
         "started": datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -39,6 +45,7 @@ def summarise(result: dict[str, Any], started: float) -> dict[str, Any]:
         "throughput_mib_s": round(restored_bytes / restore_seconds / 2**20, 1) if restore_seconds else None,
         "checks_passed": len(checks) - len(failed),
         "checks_total": len(checks),
+        "failed_checks": failed,
     }
 
 
@@ -75,7 +82,8 @@ def markdown(report: dict[str, Any]) -> str:
     for snap in result.get("snapshots", {}).values():
         lines.append(f"| {snap['host']} | {snap['job']} | {snap['id'][:8]} | {snap['time'][:19]}Z |")
     lines += ["", "## Checks", "", "| check | result | detail |", "|---|---|---|"]
-    for check in result.get("checks", []):
+    listed = result.get("checks", []) + [c for c in summary["failed_checks"] if c not in result.get("checks", [])]
+    for check in listed:
         detail = check.get("detail", "") if check["ok"] else "; ".join(check["problems"][:5])
         lines.append(f"| {check['name']} | {'ok' if check['ok'] else 'FAIL'} | {detail.replace('|', '/')} |")
     if result.get("phases_s"):
@@ -109,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['checks_passed']}/{summary['checks_total']} checks passed, "
         f"{human_bytes(summary['restored_bytes'])} restored at {summary['throughput_mib_s']} MiB/s"
     )
-    for check in result.get("checks", []):
-        if not check["ok"]:
-            print(f"FAIL {check['name']}: {'; '.join(check['problems'][:3])}")
+    for check in summary["failed_checks"]:
+        print(f"FAIL {check['name']}: {'; '.join(check['problems'][:3])}")
     print(f"report: {base.with_suffix('.md')}")
     return 0 if summary["ok"] else 1
 

@@ -89,3 +89,123 @@ def recent_logs(*units: str, minutes: int = 30) -> str:
     """Evidence for whoever takes over: the units' last log lines."""
     flags = " ".join(f"-u {unit}" for unit in units)
     return f"journalctl {flags} --since '-{minutes} min' --no-pager -n 60 || true"
+
+
+# --------------------------------------------------------------------------- added for the L2/L3 runbooks
+
+# Where the lab keeps what the slow-response runbook reads (nginx_portal, wordpress and mariadb roles).
+NGINX_ACCESS_LOG = "/var/log/nginx/access.log"  # log_format portal: ... rt= uct= uht= urt= ... cs= ...
+PHP_FPM_LOG = "/var/log/php8.2-fpm.log"
+PHP_FPM_POOLS = "/etc/php/8.2/fpm/pool.d/wordpress-*.conf"
+MARIADB_SLOW_LOG = "/var/log/mysql/mariadb-slow.log"
+
+
+def unit_reload(unit: str) -> str:
+    return f"systemctl reload {unit} && systemctl is-active {unit}"
+
+
+def probe_within(seconds: float) -> str:
+    """The probe (as :data:`PROBE`): every site answers, each within ``seconds`` in total."""
+    script = (
+        "import json, sys\n"
+        "try:\n"
+        "    results = json.load(sys.stdin)\n"
+        "except ValueError:\n"
+        "    sys.exit('the probe gave no result')\n"
+        "slow = []\n"
+        "for r in results:\n"
+        "    total = (r.get('timings_ms') or {}).get('total')\n"
+        f"    fast = total is not None and total <= {seconds * 1000:g}\n"
+        "    verdict = 'ok' if r.get('ok') else 'FAILED ' + str(r.get('error') or r.get('status'))\n"
+        "    verdict += '' if fast else ' SLOW'\n"
+        "    print(r.get('site'), r.get('domain'), 'total', total, 'ms', verdict)\n"
+        "    if not (fast and r.get('ok')):\n"
+        "        slow.append(str(r.get('site')))\n"
+        "if not results:\n"
+        "    sys.exit('the probe found no site')\n"
+        f"print('over {seconds:g} s or failing: ' + ', '.join(slow) if slow else 'every site within {seconds:g} s')\n"
+        "sys.exit(1 if slow else 0)\n"
+    )
+    return f'{PROBE} --json | {{{{ python }}}} -c "{script}"'
+
+
+def filesystems_below(percent: int, *paths: str) -> str:
+    """Every local filesystem (or, given ``paths``, each one holding them) used below ``percent``."""
+    where = " ".join(paths) if paths else "-l -x tmpfs -x devtmpfs -x squashfs -x efivarfs"
+    return (
+        f"df -P {where} 2>/dev/null | awk -v limit={percent} "
+        '\'NR > 1 && !seen[$6]++ { print $6, $5 " used"; if ($5 + 0 >= limit) over = over " " $6 " (" $5 ")" } '
+        'END { if (over) { print "at or above " limit "%:" over; exit 1 } print "every filesystem below " limit "%" }\''
+    )
+
+
+def fpm_pools_not_saturated(minutes: int = 10) -> str:
+    """No php-fpm pool runs its pm.max_children, nor logged reaching it in the last ``minutes``."""
+    script = (
+        "import glob, subprocess, sys, time\n"
+        "limits = {}\n"
+        f"for path in sorted(glob.glob('{PHP_FPM_POOLS}')):\n"
+        "    name = path.rsplit('/', 1)[-1][:-5]\n"
+        "    for line in open(path):\n"
+        "        key, _, value = line.partition('=')\n"
+        "        if key.strip() == 'pm.max_children':\n"
+        "            limits[name] = int(value.split(';')[0])\n"
+        "if not limits:\n"
+        f"    sys.exit('no pool in {PHP_FPM_POOLS} sets pm.max_children')\n"
+        "children = {}\n"
+        "for line in subprocess.run(['ps', '-eo', 'args='], capture_output=True, text=True).stdout.splitlines():\n"
+        "    words = line.split()\n"
+        "    if len(words) > 2 and words[:2] == ['php-fpm:', 'pool']:\n"
+        "        children[words[2]] = children.get(words[2], 0) + 1\n"
+        "reached = {}\n"
+        f"since = time.time() - {minutes} * 60\n"
+        "try:\n"
+        f"    lines = open('{PHP_FPM_LOG}', errors='replace').readlines()[-5000:]\n"
+        "except OSError:\n"
+        "    lines = []\n"
+        "for line in lines:\n"
+        "    if line.startswith('[') and 'reached pm.max_children' in line:\n"
+        "        try:\n"
+        "            when = time.mktime(time.strptime(line[1:21], '%d-%b-%Y %H:%M:%S'))\n"
+        "        except ValueError:\n"
+        "            continue\n"
+        "        pool = line.split('[pool ', 1)[-1].split(']', 1)[0]\n"
+        "        if when >= since:\n"
+        "            reached[pool] = reached.get(pool, 0) + 1\n"
+        "full = []\n"
+        "for name, limit in sorted(limits.items()):\n"
+        "    busy, hits = children.get(name, 0), reached.get(name, 0)\n"
+        f"    print(name + ': %d of %d children, %d reached pm.max_children in {minutes} min' % (busy, limit, hits))\n"
+        "    if busy >= limit or hits:\n"
+        "        full.append(name)\n"
+        "print('saturated: ' + ', '.join(full) if full else 'no pool saturated')\n"
+        "sys.exit(1 if full else 0)\n"
+    )
+    return f'python3 -c "{script}"'
+
+
+def no_failed_units() -> str:
+    """``systemctl --failed`` lists nothing."""
+    return (
+        "systemctl --failed --no-legend --plain --no-pager | "
+        'awk \'NF { print; units = units " " $1 } END { if (units) { print "failed:" units; exit 1 } '
+        'print "no failed units" }\''
+    )
+
+
+def units_not_failed(*units: str) -> str:
+    """None of ``units`` is in the failed state (a unit not installed is not failed)."""
+    names = " ".join(units)
+    return (
+        f'bad=""; for u in {names}; do if systemctl is-failed --quiet "$u"; then bad="$bad $u"; fi; done; '
+        f'if [ -n "$bad" ]; then echo "failed:$bad"; exit 1; fi; echo "none failed: {names}"'
+    )
+
+
+def restart_failed(*units: str) -> str:
+    """Restart each of ``units`` that is failed, checked again just before; the others are left alone."""
+    names = " ".join(units)
+    return (
+        f'rc=0; for u in {names}; do if systemctl is-failed --quiet "$u"; then echo "restarting failed $u"; '
+        'systemctl restart "$u" && systemctl is-active "$u" || rc=1; fi; done; exit $rc'
+    )

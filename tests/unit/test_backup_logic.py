@@ -214,6 +214,7 @@ def drill_result(ok: bool = True) -> dict[str, Any]:
 def test_the_drill_summary_measures_rto_rpo_and_throughput() -> None:
     started = dt.datetime(2026, 11, 27, 15, 35, 23, tzinfo=dt.UTC).timestamp()
     result = drill_result()
+    result["started_ts"] = started + 1
     result["site_verified_ts"] = started + 95
     summary = drill_report.summarise(result, started)
     assert summary["ok"] is True
@@ -231,6 +232,16 @@ def test_the_drill_report_fails_on_a_failed_check(tmp_path: Path, capsys: pytest
     report = next((tmp_path / "out").glob("*.md")).read_text()
     assert "Verdict: **FAIL**" in report
     assert "| database (physical backup) | FAIL | wp: missing |" in report
+
+
+def test_a_stale_or_unfinished_result_never_passes() -> None:
+    stale = drill_report.summarise(drill_result(), started=50_000.0)
+    assert not stale["ok"]
+    assert any(c["name"] == "result belongs to this drill" for c in stale["failed_checks"])
+    unchecked = drill_result()
+    del unchecked["site_verified_ts"]
+    summary = drill_report.summarise(unchecked, started=1000.0)
+    assert not summary["ok"] and summary["failed_checks"][0]["name"] == "site verified"
 
 
 def test_a_missing_drill_result_fails_the_report(tmp_path: Path) -> None:

@@ -52,6 +52,10 @@ class ConfigError(Exception):
     """The configuration is unusable."""
 
 
+class LockError(Exception):
+    """Another run holds the lock."""
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -170,12 +174,20 @@ def explain(stderr: str, repository: str) -> str:
 
 
 def run_restic(
-    config: dict[str, Any], *args: str, env: dict[str, str] | None = None, timeout: float = 6 * 3600
+    config: dict[str, Any],
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 6 * 3600,
+    incomplete_ok: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """restic; a non-zero exit raises JobError. ``incomplete_ok``: a backup's exit 3 (snapshot saved,
+    some source files unreadable) is returned to the caller, who records it as a warning."""
     environment = env or restic_env(config)
     result = subprocess.run(
         restic_argv(config, *args), env=environment, capture_output=True, text=True, timeout=timeout, check=False
     )
+    if result.returncode == 3 and incomplete_ok:
+        return result
     if result.returncode != 0:
         raise JobError(explain(result.stderr, environment["RESTIC_REPOSITORY"]))
     return result
@@ -190,6 +202,14 @@ def json_messages(stdout: str) -> list[dict[str, Any]]:
             with contextlib.suppress(json.JSONDecodeError):
                 messages.append(json.loads(line))
     return messages
+
+
+def incomplete(summary: dict[str, Any], result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """Mark a snapshot restic saved without some source files (exit 3), naming them."""
+    if result.returncode == 3:
+        lines = [line for line in result.stderr.splitlines() if line.strip()][:5]
+        summary["warning"] = "incomplete snapshot, some source files could not be read: " + "; ".join(lines)
+    return summary
 
 
 def summary_of(stdout: str) -> dict[str, Any]:
@@ -293,7 +313,8 @@ def mariadb(sql: str, database: str | None = None, socket: str | None = None) ->
         argv.append(f"--socket={socket}")
     if database:
         argv.append(f"--database={database}")
-    result = subprocess.run([*argv, "-e", sql], capture_output=True, text=True, timeout=3600, check=False)
+    # On stdin, not -e: a statement may carry a password, which must not show in ps.
+    result = subprocess.run(argv, input=sql, capture_output=True, text=True, timeout=3600, check=False)
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines()
         raise JobError(f"mariadb query failed: {lines[-1] if lines else 'no message'}")
@@ -421,8 +442,8 @@ def job_files(config: dict[str, Any], job: dict[str, Any], run_id: str, log: Log
     path.write_text(json.dumps(manifest, sort_keys=True))
     path.chmod(0o600)
     log(f"{job['name']}: {manifest['count']} files, {manifest['bytes']} bytes; sending to the repository")
-    result = run_restic(config, *backup_args(config, job), *job["paths"], str(path))
-    return summary_of(result.stdout)
+    result = run_restic(config, *backup_args(config, job), *job["paths"], str(path), incomplete_ok=True)
+    return incomplete(summary_of(result.stdout), result)
 
 
 def _drain(stream: IO[bytes], sink: IO[bytes]) -> None:
@@ -457,25 +478,42 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         saver = subprocess.Popen(
             restic, stdin=subprocess.PIPE, stdout=restic_out, stderr=restic_err, env=restic_env(config)
         )
-        dumper = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err)
-        if saver.stdin is None or dumper.stdout is None:
-            raise JobError("could not connect mariadb-dump to restic")
-        tail = b""
-        failure = ""
+        dumper: subprocess.Popen[bytes] | None = None
+
+        def abort(failure: str) -> JobError:
+            """Interrupt restic before its input ends (it would save a snapshot), drop anything it saved."""
+            if dumper is not None and dumper.poll() is None:
+                dumper.kill()
+            saver.send_signal(signal.SIGINT)
+            with contextlib.suppress(OSError):
+                if saver.stdin is not None:
+                    saver.stdin.close()
+            try:
+                saver.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                saver.kill()
+                saver.wait()
+            forget_run_snapshots(config, job, since=run_id)
+            return JobError(f"{job['name']}: {failure}; no snapshot kept")
+
         try:
-            for block in iter(lambda: dumper.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
-                saver.stdin.write(block)
-                tail = (tail + block)[-4096:]
-        except BrokenPipeError:
-            failure = "restic stopped reading the dump"
-        dump_code = dumper.wait()
-        if not failure and dump_code != 0:
-            dump_err.seek(0)
-            lines = dump_err.read().decode(errors="replace").strip().splitlines()
-            failure = f"mariadb-dump failed (exit {dump_code}): {lines[-1] if lines else 'no message'}"
-        elif not failure and DUMP_DONE not in tail:
-            failure = "mariadb-dump output is truncated (no 'Dump completed' line)"
-        if not failure:
+            dumper = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err)
+            if saver.stdin is None or dumper.stdout is None:
+                raise abort("could not connect mariadb-dump to restic")
+            tail = b""
+            try:
+                for block in iter(lambda: dumper.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
+                    saver.stdin.write(block)
+                    tail = (tail + block)[-4096:]
+            except BrokenPipeError:
+                raise abort("restic stopped reading the dump") from None
+            dump_code = dumper.wait()
+            if dump_code != 0:
+                dump_err.seek(0)
+                lines = dump_err.read().decode(errors="replace").strip().splitlines()
+                raise abort(f"mariadb-dump failed (exit {dump_code}): {lines[-1] if lines else 'no message'}")
+            if DUMP_DONE not in tail:
+                raise abort("mariadb-dump output is truncated (no 'Dump completed' line)")
             manifest = stable_database_manifest(databases, newest, before)
             manifest.update(job=job["name"], run_id=run_id, host=config["host"], taken=stamp(now()))
             line = MANIFEST_MARK + json.dumps(manifest, sort_keys=True, ensure_ascii=True) + "\n"
@@ -483,15 +521,12 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
                 saver.stdin.write(line.encode())
                 saver.stdin.close()
             except BrokenPipeError:
-                failure = "restic stopped reading the dump"
-        if failure:
-            # restic saves a snapshot when its input ends; interrupt it before that.
-            saver.send_signal(signal.SIGINT)
-            with contextlib.suppress(BrokenPipeError):
-                saver.stdin.close()
-            saver.wait(timeout=300)
-            forget_run_snapshots(config, job, since=run_id)
-            raise JobError(f"{job['name']}: {failure}; no snapshot kept")
+                raise abort("restic stopped reading the dump") from None
+        except JobError:
+            raise
+        except BaseException as exc:
+            # Anything else (mariadb-dump missing, the manifest query failing, Ctrl-C): no snapshot either.
+            raise abort(f"stopped: {exc}") from exc
         code = saver.wait()
         restic_out.seek(0)
         restic_err.seek(0)
@@ -547,8 +582,8 @@ def job_mariadb_backup(config: dict[str, Any], job: dict[str, Any], run_id: str,
         manifest.update(job=job["name"], run_id=run_id, host=config["host"], taken=stamp(now()))
         (staging / "portalops-manifest.json").write_text(json.dumps(manifest, sort_keys=True))
         log(f"{job['name']}: sending the prepared backup to the repository")
-        result2 = run_restic(config, *backup_args(config, job), str(staging))
-        return summary_of(result2.stdout)
+        result2 = run_restic(config, *backup_args(config, job), str(staging), incomplete_ok=True)
+        return incomplete(summary_of(result2.stdout), result2)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -611,7 +646,8 @@ def metrics(status: dict[str, Any]) -> str:
     }
     for name, (help_text, value) in series.items():
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-        for job in status["jobs"]:
+        jobs = status["jobs"] + (status.get("not_run", []) if name.endswith("last_success_timestamp_seconds") else [])
+        for job in jobs:
             lines.append(f'{name}{{host="{host}",job="{job["name"]}"}} {number(value(job))}')
     lines += [
         "# HELP portalops_backup_job_snapshot_info The job's newest snapshot.",
@@ -640,7 +676,7 @@ def run_lock(config: dict[str, Any]) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"another portalops-backup run holds {path}") from None
+            raise LockError(f"another portalops-backup run holds {path}") from None
         yield
 
 
@@ -655,12 +691,13 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
     started = now()
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
     status_path = Path(config["status_dir"]) / "run.json"
-    before = {j["name"]: j for j in previous_status(status_path).get("jobs", [])}
+    previous = previous_status(status_path)
+    before = {j["name"]: j for j in previous.get("not_run", []) + previous.get("jobs", [])}
     results = []
     try:
         # Stale locks of a crashed earlier run (restic removes only locks whose process is gone).
-        run_restic(config, "unlock")
-    except JobError as exc:
+        run_restic(config, "unlock", timeout=600)
+    except (JobError, subprocess.TimeoutExpired) as exc:
         error = str(exc)
         results = [
             {
@@ -689,15 +726,20 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
                     bytes_processed=summary.get("total_bytes_processed", 0),
                     last_success_ts=time.time(),
                 )
+                if summary.get("warning"):
+                    entry["warning"] = summary["warning"]
+                    log(f"{job['name']}: WARNING: {summary['warning']}")
                 log(
                     f"{job['name']}: snapshot {str(entry['snapshot_id'])[:8]}, {entry['files']} files, "
                     f"{entry['bytes_added']} bytes added"
                 )
                 keep = {**config.get("keep", {}), **job.get("keep", {})}
                 run_restic(config, *forget_args(job["name"], keep))
-            except (JobError, subprocess.TimeoutExpired, OSError) as exc:
+            except Exception as exc:  # any failure of one job is that job's failure, recorded
                 entry.update(
-                    ok=False, error=str(exc), last_success_ts=before.get(job["name"], {}).get("last_success_ts")
+                    ok=False,
+                    error=str(exc) or type(exc).__name__,
+                    last_success_ts=before.get(job["name"], {}).get("last_success_ts"),
                 )
                 log(f"{job['name']}: FAILED: {exc}")
             entry["duration_s"] = round(time.monotonic() - begin, 3)
@@ -717,6 +759,8 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
         "exit_code": EXIT_OK if ok else EXIT_FAILED,
         "jobs": results,
         "errors": [f"{r['name']}: {r['error']}" for r in results if not r["ok"]],
+        # Jobs not run this time (run --job): their last result, so their history and metrics stay.
+        "not_run": [job for name, job in before.items() if name not in {r["name"] for r in results}],
     }
     record(config, status)
     log(f"run {run_id}: {'ok' if ok else 'FAILED'} in {status['duration_s']:.1f} s")
@@ -776,7 +820,7 @@ def command_copy(config: dict[str, Any], log: Log) -> int:
         try:
             log(f"copy {copy['name']}: {copy['from_repo']} -> {copy['to_repo']}")
             run_restic({**config, "sftp_command": ""}, "copy", env=env)
-            forget = ["forget", "--json", "--group-by", "host,tags", *keep_policy(keep)]
+            forget = ["forget", "--prune", "--json", "--group-by", "host,tags", *keep_policy(keep)]
             run_restic({**config, "sftp_command": ""}, *forget, env=env)
             entry.update(ok=True, last_success_ts=time.time())
         except (JobError, ConfigError, subprocess.TimeoutExpired) as exc:
@@ -822,9 +866,12 @@ def main(argv: list[str] | None = None) -> int:
                 return command_copy(config, log)
             print(run_restic(config, "snapshots", "--json").stdout)
             return EXIT_OK
+    except LockError as exc:
+        print(f"portalops-backup: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except ConfigError as exc:
         print(f"portalops-backup: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT if "lock" in str(exc) else EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT
     except JobError as exc:
         print(f"portalops-backup: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -130,6 +130,8 @@ class Drill:
         systemctl("start", "mariadb")
         self.timed("physical_restore", begin)
         self.manifest_check("database (physical backup)", manifest, socket=None)
+        # The drill's site is served from this (physical) restore: its titles are the ones to expect.
+        self.titles = {db: entry.get("newest_titles", []) for db, entry in manifest["databases"].items()}
         self.grant_local_users()
 
     def grant_local_users(self) -> None:
@@ -153,7 +155,6 @@ class Drill:
         tables = sum(len(d["tables"]) for d in manifest["databases"].values())
         rows = sum(t["rows"] for d in manifest["databases"].values() for t in d["tables"].values())
         self.check(name, problems, f"{tables} tables, {rows} rows match the manifest")
-        self.titles = {db: entry.get("newest_titles", []) for db, entry in manifest["databases"].items()}
 
     def logical(self) -> None:
         db = self.config["database"]
@@ -303,6 +304,8 @@ def stop_scratch(scratch: Path) -> None:
 
 def command_restore(config: dict[str, Any], chosen: dict[str, str], result_path: Path) -> int:
     drill = Drill(config, chosen)
+    # Never leave an earlier drill's result where this one's is expected.
+    result_path.unlink(missing_ok=True)
     # MariaDB (the scratch server) runs as mysql and must traverse the work directory.
     drill.work.mkdir(parents=True, exist_ok=True)
     drill.work.chmod(0o711)
@@ -312,8 +315,8 @@ def command_restore(config: dict[str, Any], chosen: dict[str, str], result_path:
         drill.physical()
         drill.logical()
         drill.files()
-    except (DrillError, pb.JobError, OSError, subprocess.SubprocessError) as exc:
-        error = str(exc)
+    except Exception as exc:  # any failure, expected or not, is a failed drill with its reason recorded
+        error = str(exc) if isinstance(exc, DrillError | pb.JobError | OSError) else f"{type(exc).__name__}: {exc}"
         drill.check("restore", [error])
     finally:
         if drill.scratch_server is not None:
@@ -360,8 +363,8 @@ def command_verify_site(config: dict[str, Any], result_path: Path) -> int:
                 if expected and set(served) == set(expected)
                 else [f"served {served[:3]}..., manifest {expected[:3]}... ({len(served)} vs {len(expected)} titles)"]
             )
-        except OSError as exc:
-            problems = [f"could not fetch the site: {exc}"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems = [f"could not read the site's posts: {type(exc).__name__}: {exc}"]
         ok = not problems
         print(f"{'ok  ' if ok else 'FAIL'} {name}", flush=True)
         checks.append({"name": name, "ok": ok, "problems": problems, "detail": f"{len(expected)} titles"})

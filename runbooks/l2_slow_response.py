@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""L2 slow response: measure with the probe, find the cause, reload saturated php-fpm pools, verify, escalate.
+
+Causes looked at: php-fpm pool saturation, slow queries in MariaDB's slow log, CPU/memory/IO pressure,
+and requests bypassing the web tier's cache. The only action is a php-fpm reload (graceful, not a
+restart); nothing destructive. Everything else goes to the escalation with the evidence.
+
+Run: portalops runbook run l2_slow_response [--dry-run] [--yes], or this file directly.
+"""
+
+# ruff: noqa: RUF001 - Chinese text keeps its own full-width punctuation on purpose
+
+from __future__ import annotations
+
+import sys
+
+from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook.checks import (
+    MARIADB_SLOW_LOG,
+    NGINX_ACCESS_LOG,
+    PHP_FPM,
+    PHP_FPM_LOG,
+    fpm_pools_not_saturated,
+    probe_within,
+    unit_reload,
+)
+
+SECONDS = 2.0  # a site's total response time (the probe's "total") above this is slow
+CACHE_MISS_PERCENT = 50  # MISS + BYPASS share of the last 1000 requests above this is a finding
+TIERS = ("web", "cms", "db")
+
+SLOW_QUERIES = (
+    f"[ -r {MARIADB_SLOW_LOG} ] || {{ echo 'no slow log at {MARIADB_SLOW_LOG}'; exit 0; }}; "
+    f"tail -n 12 {MARIADB_SLOW_LOG}; echo '---'; "
+    f'tail -n 20000 {MARIADB_SLOW_LOG} | python3 -c "'
+    "import datetime, sys, time\n"
+    "since, when, count = time.time() - 3600, None, 0\n"
+    "for line in sys.stdin:\n"
+    "    if line.startswith('# Time:'):\n"
+    "        parts = line[7:].split()\n"
+    "        try:\n"
+    "            when = time.mktime(time.strptime(' '.join(parts[:2]), '%y%m%d %H:%M:%S'))\n"
+    "        except ValueError:\n"
+    "            try:\n"
+    "                when = datetime.datetime.fromisoformat(parts[0].replace('Z', '+00:00')).timestamp()\n"
+    "            except (ValueError, IndexError):\n"
+    "                when = None\n"
+    "    elif line.startswith('# Query_time:') and when is not None and when >= since:\n"
+    "        count += 1\n"
+    "print('%d slow queries (over long_query_time) in the last hour' % count)\n"
+    "sys.exit(1 if count else 0)\n"
+    '"'
+)
+
+PRESSURE = (
+    "free -m; n=$(nproc); set -- $(cat /proc/loadavg); bad=''; "
+    'echo "load average $1 $2 $3 on $n CPU(s)"; '
+    'if awk -v l="$1" -v n="$n" \'BEGIN { exit !(l > n) }\'; then bad="$bad load-above-$n-CPUs"; fi; '
+    "for r in cpu memory io; do [ -r /proc/pressure/$r ] || continue; "
+    'some=$(awk \'$1 == "some" { split($2, a, "="); print a[2] }\' /proc/pressure/$r 2>/dev/null); '
+    '[ -n "$some" ] || continue; '
+    'echo "pressure $r: some avg10=$some%"; '
+    'if awk -v s="$some" \'BEGIN { exit !(s >= 25) }\'; then bad="$bad $r-pressure"; fi; done; '
+    'if [ -n "$bad" ]; then echo "under pressure:$bad"; exit 1; fi; echo "no CPU, memory or IO pressure"'
+)
+
+CACHE = (
+    f"tail -n 1000 {NGINX_ACCESS_LOG} | awk -v limit={CACHE_MISS_PERCENT} -v slow={SECONDS:g} '"
+    '{ cs = "-"; rt = 0; for (i = 1; i <= NF; i++) { if ($i ~ /^cs=/) cs = substr($i, 4); '
+    "else if ($i ~ /^rt=/) rt = substr($i, 4) + 0 } "
+    'n++; seen[cs]++; if (cs == "MISS" || cs == "BYPASS") missed++; if (rt > slow) over++ } '
+    'END { if (!n) { print "no requests logged"; exit 0 } for (s in seen) print "cs=" s, seen[s]; '
+    'share = int(missed * 100 / n); print over + 0 " of " n " requests took over " slow " s (rt)"; '
+    'note = ""; if (share > limit) note = " (over " limit "%)"; '
+    'print "cache MISS/BYPASS: " share "% of the last " n " requests" note; exit (share > limit) }\''
+)
+
+RUNBOOK = Runbook(
+    id="l2_slow_response",
+    title_zh="门户响应缓慢",
+    title_en="Slow response",
+    level=Level.L2,
+    triggers=(
+        (f"站点可以访问，但响应时间超过 {SECONDS:g} 秒", f"the sites load, but take over {SECONDS:g} s"),
+        ("探测或用户报告页面缓慢", "the probe or users report slow pages"),
+    ),
+    targets=TIERS,
+    steps=(
+        diagnose(
+            "probe",
+            "从外部测量各站点响应时间",
+            "Measure every site's response time from outside",
+            run=probe_within(SECONDS),
+            timeout=120,
+        ),
+        diagnose(
+            "fpm_pools",
+            "检查 php-fpm 进程池是否饱和",
+            "Check the php-fpm pools for saturation (children vs pm.max_children)",
+            on=("cms",),
+            run=fpm_pools_not_saturated(),
+        ),
+        diagnose("slow_queries", "查看数据库慢查询", "Read MariaDB's slow query log", on=("db",), run=SLOW_QUERIES),
+        diagnose("pressure", "检查 CPU、内存、IO 压力", "Check CPU, memory and IO pressure", on=TIERS, run=PRESSURE),
+        diagnose(
+            "cache_bypass",
+            "检查 web 层缓存命中情况",
+            "Check how many requests miss or bypass the web tier's cache",
+            on=("web",),
+            run=CACHE,
+        ),
+        act(
+            "reload_php_fpm",
+            "平滑重载饱和的 php-fpm",
+            "Reload php-fpm where a pool is saturated (graceful, not a restart)",
+            on=("cms",),
+            check=fpm_pools_not_saturated(),
+            run=unit_reload(PHP_FPM),
+        ),
+        verify(
+            "fast_again",
+            f"各站点响应时间回到 {SECONDS:g} 秒以内",
+            f"Every site answers within {SECONDS:g} s again",
+            run=probe_within(SECONDS),
+            timeout=120,
+            attempts=5,
+            interval=10,
+        ),
+        escalate(
+            "performance_owner",
+            "升级至二线并附诊断证据",
+            "Escalate to the second line with the evidence",
+            to_zh="二线工程师（数据库慢查询、容量或缓存配置）",
+            to_en="the second-line engineer (slow queries, capacity or cache configuration)",
+            on=TIERS,
+            run=f"uptime; free -m; tail -n 20 {PHP_FPM_LOG} {MARIADB_SLOW_LOG} 2>/dev/null; true",
+        ),
+    ),
+)
+
+if __name__ == "__main__":
+    from portalops.cli import main
+
+    sys.exit(main(["runbook", "run", RUNBOOK.id, *sys.argv[1:]]))
