@@ -5,7 +5,8 @@ with our ansible.cfg against stock Ansible settings, measured in one run.
 Stock = what a fresh `ansible-playbook` does with only the inventory, roles
 and vault password set: no pipelining, 5 forks, implicit fact gathering, no
 fact cache, default SSH multiplexing. The lab is rebuilt bare first and left
-converged.
+converged. The comparison leaves the wordpress role out on both sides: its become_user steps
+(unprivileged site users) need pipelining or the acl package, so stock settings fail there.
 """
 
 from __future__ import annotations
@@ -45,16 +46,21 @@ def main() -> None:
     step([*lab, "up"], ENV)
     site = ["ansible-playbook", "playbooks/site.yml"]
     full = step(site, ENV)
-    ours = step(site, ENV)
+    ours_all = step(site, ENV)
+    # Stock Ansible cannot run the wordpress role's become_user steps (an unprivileged user) without
+    # pipelining unless the hosts have the acl package, so both sides of the comparison leave it out.
+    comparable = [*site, "--skip-tags", "wordpress"]
+    ours = step(comparable, ENV)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "ansible.cfg"
         cfg.write_text(STOCK_CFG)
         stock_env = {**ENV, "ANSIBLE_CONFIG": str(cfg), "PORTALOPS_LAB_DIR": str(REPO / ".lab")}
-        stock = step(site, stock_env)
-    print(f"{'measure':<44} {'seconds':>8}")
-    print(f"{'site.yml from bare hosts (ours)':<44} {full:>8.1f}")
-    print(f"{'idempotent re-run, our ansible.cfg':<44} {ours:>8.1f}")
-    print(f"{'idempotent re-run, stock settings':<44} {stock:>8.1f}")
+        stock = step(comparable, stock_env)
+    print(f"{'measure':<52} {'seconds':>8}")
+    print(f"{'site.yml from bare hosts (ours)':<52} {full:>8.1f}")
+    print(f"{'idempotent re-run, our ansible.cfg':<52} {ours_all:>8.1f}")
+    print(f"{'re-run without the wordpress role, our ansible.cfg':<52} {ours:>8.1f}")
+    print(f"{'re-run without the wordpress role, stock settings':<52} {stock:>8.1f}")
     print(f"\nre-run speed-up, ours vs stock: {stock / ours:.2f}x (target >= 3x)")
 
 
