@@ -37,6 +37,11 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["podman", *args], env=ENV, capture_output=True, text=True, check=check, timeout=300)
 
 
+def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A shell command on a lab host as root, through podman (for setting up faults and reading state)."""
+    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
+
+
 def ansible(pattern: str, module: str, args: str = "", *extra: str) -> dict[str, dict[str, Any]]:
     """Run an ad-hoc Ansible module over SSH and return each host's result."""
     argv = ["ansible", pattern, "-m", module, *extra]

@@ -22,14 +22,10 @@ import pytest
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import ENV, podman
+from tests.integration.helpers import ENV, on, podman
 
 CLIENTS = ("web1", "cms1", "db1")
 UPLOADS = "/var/lib/wordpress/sites/portal/wp-content/uploads"
-
-
-def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
 
 
 def sql(host: str, statement: str) -> str:

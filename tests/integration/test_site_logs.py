@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import http.client
 import ssl
-import subprocess
 import uuid
 
 import pytest
 
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import podman
+from tests.integration.helpers import on
 
 HOSTS = ("web1", "cms1", "db1", "backup1", "drill1")
-
-
-def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
 
 
 def request_portal(marker: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,10 @@ import pytest
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration import aptrepo
-from tests.integration.helpers import changed_tasks, failed_tasks, playbook, podman
+from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
 PATCH = "playbooks/patch.yml"
-
-
-def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
 
 
 def canary(host: str) -> str:

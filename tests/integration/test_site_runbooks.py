@@ -8,7 +8,6 @@ and the incident record an auditor reads.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +15,7 @@ import pytest
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import podman, portalops
-
-
-def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
+from tests.integration.helpers import on, portalops
 
 
 def newest_incident() -> Path:
