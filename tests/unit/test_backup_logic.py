@@ -72,6 +72,16 @@ def test_the_wrapper_exits_2_on_a_bad_configuration(tmp_path: Path, capsys: pyte
         ("Save(<data/1234>) returned error: write /repo/data/12: no space left on device", "repository full"),
         ("open /repo/locks/abc: permission denied", "not writable"),
         ("Host key verification failed.", "host key does not match"),
+        ("Connection timed out during banner exchange", "backup host unreachable"),
+        ("Connection to 10.0.0.1 port 22 timed out", "backup host unreachable"),
+        (
+            "Fatal: unable to open repository at sftp:r:/repo: unable to start the sftp session, error: EOF",
+            "backup host unreachable: no SSH/SFTP session",
+        ),
+        (
+            "Permission denied (publickey).\nFatal: unable to start the sftp session, error: EOF",
+            "rejected this host's SSH key",
+        ),
         ("Fatal: something new", "restic failed (sftp:r:/repo): Fatal: something new"),
     ],
 )

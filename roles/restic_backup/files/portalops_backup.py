@@ -165,6 +165,10 @@ def explain(stderr: str, repository: str) -> str:
         ("permission denied", f"repository is not writable (permission denied) ({repository})"),
         ("unable to open config file", f"no repository at {repository} (not initialised?)"),
         ("repository is already locked", f"repository is locked by another process ({repository})"),
+        # ssh died before the SFTP session began and restic 0.14 exited before it relayed ssh's
+        # own message (it copies ssh's stderr in a goroutine): a frozen or down backup host.
+        ("timed out", f"backup host unreachable ({repository})"),
+        ("unable to start the sftp session", f"backup host unreachable: no SSH/SFTP session ({repository})"),
     ]
     for needle, message in rules:
         if needle in low:
