@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup audit docs molecule
+.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills audit docs molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -85,6 +85,9 @@ bench-lab: setup  ## image build, cold and warm `lab up`, against a bare podman 
 
 bench-converge: setup  ## site.yml from bare, and the idempotent re-run with our ansible.cfg vs stock settings
 	$(BIN)/python scripts/bench_converge.py
+
+bench-drills: setup  ## every runbook's fault drill on the lab: MTTR against the runbook on the healthy lab
+	$(BIN)/python scripts/bench_drills.py
 
 bench-backup: setup  ## the backup wrapper on ~1 GiB + 200k rows: backups and restores vs tar, cp -a, a dump
 	$(BIN)/python scripts/bench_backup.py

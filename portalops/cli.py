@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from portalops import __version__
+from portalops import __version__, faultdrill
 from portalops.audit.run import run_audit
 from portalops.errors import ExitCode, PortalopsError
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
@@ -23,9 +23,9 @@ from portalops.lab.lab import Lab, format_status
 from portalops.lab.podman import Podman
 from portalops.probe import format_results, probe_inventory, to_json
 from portalops.runbook import registry
-from portalops.runbook.engine import Options, run_runbook
+from portalops.runbook.engine import Options
 from portalops.runbook.journal import start_of
-from portalops.runbook.live import INCIDENTS_DIR, live_runtime
+from portalops.runbook.live import INCIDENTS_DIR, run_live
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import context_for, describe, make_plan
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--min-lynis", type=int, default=80, help="lowest acceptable Lynis hardening index")
     audit.add_argument("--out", default=str(REPO_ROOT / "reports" / "audit"), help="report directory")
     add_runbook_parser(commands)
+    add_drill_parser(commands)
     probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
     probe.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -93,6 +94,47 @@ def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     run.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     run.add_argument("--resume", metavar="INCIDENT", default="", help="continue an interrupted incident")
     run.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
+
+
+def add_drill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    drill = commands.add_parser("drill", help="fault-injection drills on the lab: break it, run the runbook, prove it")
+    drill_cmds = drill.add_subparsers(dest="drill_command", required=True)
+    drill_cmds.add_parser("list", help="every fault, the runbook that answers it and what that runbook must achieve")
+    for name, text in (("inject", "break the lab in the named way (nothing else)"), ("undo", "undo a fault")):
+        sub = drill_cmds.add_parser(name, help=text, description=text)
+        sub.add_argument("fault")
+        sub.add_argument("-i", "--inventory", help="inventory (only the lab's is accepted)")
+    run = drill_cmds.add_parser(
+        "run",
+        help="inject the runbook's fault, run it with --yes, check recovery and data; report the MTTR",
+        epilog="exit 0: the runbook ended as the drill expects, the portal answers and no data was lost",
+    )
+    run.add_argument("runbook")
+    run.add_argument("--fault", help="another fault than the runbook's default")
+    run.add_argument("-i", "--inventory", help="inventory (only the lab's is accepted)")
+
+
+def run_drill_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.drill_command == "list":
+        for item in faultdrill.FAULTS:
+            answered = ",".join(item.runbooks)
+            print(f"{item.id:<22} {answered:<44} expect {item.expect.name.lower():<14} {item.title}", file=out)
+        return ExitCode.OK
+    progress, _confirm = terminal(err)
+    drill = faultdrill.Drill(str(args.inventory or LAB_INVENTORY), progress)
+    if args.drill_command == "inject":
+        host = drill.inject(faultdrill.fault(args.fault))
+        print(f"{args.fault} injected on {host}; `portalops drill undo {args.fault}` undoes it", file=out)
+        return ExitCode.OK
+    if args.drill_command == "undo":
+        drill.undo(faultdrill.fault(args.fault))
+        return ExitCode.OK
+    item = faultdrill.fault(args.fault) if args.fault else faultdrill.default_fault(args.runbook)
+    result = drill.run(args.runbook, item)
+    report = faultdrill.write_report(result)
+    print(faultdrill.summary(result), file=out)
+    print(f"  report: {report.relative_to(REPO_ROOT)}", file=out)
+    return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
 def run_audit_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -143,13 +185,21 @@ def run_runbook_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
         start = start_of(args.incidents, args.resume)
         source = str(args.inventory or start.get("inventory") or source)
         limit = limit or tuple(start.get("limit") or ())
-    inventory = load_inventory(source)
-    context = context_for(source)
-    plan = make_plan(runbook, inventory, limit, context)
     if args.dry_run:
+        context = context_for(source)
+        plan = make_plan(runbook, load_inventory(source), limit, context)
         print(describe(runbook, plan, context), file=out)
         print("dry run: nothing was run, no incident opened", file=err)
         return RunbookExit.RECOVERED
+    progress, confirm = terminal(err)
+    options = Options(yes=args.yes, limit=limit, resume=args.resume)
+    result = run_live(runbook, source, progress, confirm, options, args.incidents)
+    print(f"{runbook.id}: {result.message}", file=err)
+    return int(result.exit)
+
+
+def terminal(err: TextIO) -> tuple[Callable[[str], None], Callable[[str], bool]]:
+    """Progress lines on stderr; confirmations read from a terminal, refused without one."""
 
     def progress(line: str) -> None:
         print(line, file=err, flush=True)
@@ -162,10 +212,7 @@ def run_runbook_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
             return False
         return sys.stdin.readline().strip().lower() in ("y", "yes")
 
-    runtime = live_runtime(source, inventory, plan, context, progress, confirm, args.incidents)
-    result = run_runbook(runbook, plan, runtime, Options(yes=args.yes, limit=limit, resume=args.resume))
-    print(f"{runbook.id}: {result.message}", file=err)
-    return int(result.exit)
+    return progress, confirm
 
 
 def run_probe_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -185,6 +232,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_runbook_command(args, out, err)
         if args.command == "probe":
             return run_probe_command(args, out)
+        if args.command == "drill":
+            return run_drill_command(args, out, err)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

@@ -9,7 +9,15 @@ from __future__ import annotations
 PROBE = "{{ python }} -m portalops.cli probe -i {{ inventory }}"
 # Debian 12's PHP (the wordpress role's wordpress_php_version names the same unit).
 PHP_FPM = "php8.2-fpm"
-BACKUP_STATUS = "/var/lib/portalops/backup/run.json"
+# The backup wrapper's configuration names its status directory (restic_backup_status_dir).
+BACKUP_CONFIG = "/etc/portalops/backup.json"
+DEFAULT_STATUS_DIR = "/var/lib/portalops/backup"
+# Shell: sets $status_dir from the wrapper's configuration.
+STATUS_DIR = (
+    'status_dir=$(python3 -c "import json; '
+    f"print(json.load(open('{BACKUP_CONFIG}')).get('status_dir') or '{DEFAULT_STATUS_DIR}')\" 2>/dev/null "
+    f"|| echo {DEFAULT_STATUS_DIR}); "
+)
 
 
 def unit_active(*units: str) -> str:
@@ -68,7 +76,8 @@ def backups_younger_than(hours: int) -> str:
     script = (
         "import json, sys, time\n"
         "try:\n"
-        f"    status = json.load(open('{BACKUP_STATUS}'))\n"
+        f"    config = json.load(open('{BACKUP_CONFIG}'))\n"
+        f"    status = json.load(open((config.get('status_dir') or '{DEFAULT_STATUS_DIR}') + '/run.json'))\n"
         "except (OSError, ValueError) as exc:\n"
         "    sys.exit('no backup status: %s' % exc)\n"
         "jobs = status.get('jobs') or []\n"

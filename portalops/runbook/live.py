@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from portalops.errors import EnvironmentProblem
-from portalops.inventory import REPO_ROOT, Inventory
-from portalops.runbook.engine import Runtime
+from portalops.inventory import REPO_ROOT, Inventory, load_inventory
+from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
 from portalops.runbook.hosts import Connection, Host, LocalHost, SshHost, connection_from_vars
+from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
-from portalops.runbook.planning import PlannedStep
+from portalops.runbook.planning import PlannedStep, context_for, make_plan
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
 
 INCIDENTS_DIR = Path(os.environ.get("PORTALOPS_INCIDENTS_DIR", REPO_ROOT / "incidents"))
@@ -27,6 +28,35 @@ def check_connection(connection: Connection) -> None:
             raise EnvironmentProblem(f"{connection.host}: known_hosts {path} not found ({hint})")
 
 
+def connections_for(rendered: dict[str, dict[str, object]], hosts: Sequence[str]) -> dict[str, Connection]:
+    connections = {h: connection_from_vars(h, rendered[h]) for h in hosts}
+    for connection in connections.values():
+        check_connection(connection)
+    return connections
+
+
+def ssh_hosts(source: str, hosts: Sequence[str]) -> dict[str, Host]:
+    """Root shells on inventory hosts, connected as runbook steps connect."""
+    connections = connections_for(resolve_vars(source, list(hosts), dict(CONNECTION_VARS)), hosts)
+    return {name: SshHost(connection) for name, connection in connections.items()}
+
+
+def run_live(
+    runbook: Runbook,
+    source: str,
+    progress: Callable[[str], None],
+    confirm: Callable[[str], bool],
+    options: Options,
+    incidents: Path = INCIDENTS_DIR,
+) -> RunResult:
+    """A runbook against real hosts: plan from the inventory, then run it."""
+    inventory = load_inventory(source)
+    context = context_for(source)
+    plan = make_plan(runbook, inventory, options.limit, context)
+    runtime = live_runtime(source, inventory, plan, context, progress, confirm, incidents)
+    return run_runbook(runbook, plan, runtime, options)
+
+
 def live_runtime(
     source: str,
     inventory: Inventory,
@@ -40,9 +70,7 @@ def live_runtime(
     first = hosts[0] if hosts else next(iter(inventory.hostvars))
     expressions = {**CONNECTION_VARS, "notify": "portalops_notify | default(None)"}
     rendered = resolve_vars(source, list(dict.fromkeys([*hosts, first])), expressions)
-    connections = {h: connection_from_vars(h, rendered[h]) for h in hosts}
-    for connection in connections.values():
-        check_connection(connection)
+    connections = connections_for(rendered, hosts)
 
     def ssh(name: str) -> Host:
         return SshHost(connections[name])

@@ -1,15 +1,16 @@
 """Fault drills: a fault injected into the converged lab, the runbook run as a responder would.
 
-Runs after the other test_site* modules (file order). Each drill breaks something real,
-runs `portalops runbook run ... --yes`, and checks the outcome on the hosts, the exit code
-and the incident record an auditor reads.
+Runs after the other test_site* modules (file order). Each drill is `portalops drill run RUNBOOK`:
+it breaks something real, runs `portalops runbook run ... --yes`, checks that the portal answers
+and no data was lost, undoes what is left and writes the MTTR. The tests then check the hosts,
+the exit code and the incident record an auditor reads.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,8 @@ from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import on, portalops
 
-
-def newest_incident() -> Path:
-    incidents = sorted((REPO_ROOT / "incidents").iterdir(), key=lambda p: p.stat().st_mtime)
-    assert incidents, "no incident recorded"
-    return incidents[-1]
+INCIDENTS = REPO_ROOT / "incidents"
+REPORTS = REPO_ROOT / "reports" / "fault-drills"
 
 
 def journal(incident: Path) -> list[dict[str, object]]:
@@ -39,57 +37,101 @@ def test_dry_run_runs_nothing_and_lists_the_commands(converged: LabConfig) -> No
         on("web1", "systemctl start nginx")
 
 
-@pytest.fixture
-def nginx_stopped_on_web1(converged: LabConfig) -> Iterator[None]:
-    on("web1", "systemctl stop nginx")
-    yield
-    on("web1", "systemctl start nginx", check=False)
+def drill(runbook: str, *extra: str) -> dict[str, Any]:
+    """`portalops drill run`; its exit code and its report."""
+    before = set(REPORTS.glob("*.json")) if REPORTS.is_dir() else set()
+    result = portalops("drill", "run", runbook, *extra, timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    (report,) = set(REPORTS.glob("*.json")) - before
+    found: dict[str, Any] = json.loads(report.read_text())
+    assert found["ok"] and found["portal_ok"] == (found["expected"] == "recovered"), found
+    return found
 
 
-def test_l1_portal_unreachable_finds_the_stopped_edge_restarts_it_and_verifies(nginx_stopped_on_web1: None) -> None:
-    result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=1200)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+def acted(incident: str) -> dict[str, str]:
+    """Each act step of the incident and how it ended: done, not_needed, failed, declined."""
+    return {
+        str(entry["step"]): str(entry["result"])
+        for entry in journal(INCIDENTS / incident)
+        if entry.get("event") == "step_end" and entry.get("kind") == "act"
+    }
+
+
+def test_the_fault_catalogue_is_listed(converged: LabConfig) -> None:
+    result = portalops("drill", "list")
+    assert result.returncode == 0 and "nginx_stopped" in result.stdout
+
+
+def test_drills_refuse_a_non_lab_inventory(converged: LabConfig) -> None:
+    result = portalops("drill", "inject", "nginx_stopped", "-i", "inventory/example")
+    assert result.returncode == 2 and "only on the lab inventory" in result.stderr
     assert on("web1", "systemctl is-active nginx").stdout.strip() == "active"
-    probe = portalops("probe", "--json")
-    assert probe.returncode == 0, probe.stdout + probe.stderr
-    incident = newest_incident()
+
+
+def test_l1_portal_unreachable_finds_the_stopped_edge_restarts_it_and_verifies(converged: LabConfig) -> None:
+    found = drill("l1_portal_unreachable")
+    assert found["fault"] == "nginx_stopped" and found["mttr_s"] > 0
+    assert on("web1", "systemctl is-active nginx").stdout.strip() == "active"
+    incident = INCIDENTS / found["incident"]
     record = (incident / "incident.md").read_text()
-    assert "l1_portal_unreachable" in record or "Portal unreachable" in record
-    assert "recovered" in record.lower()
+    assert "Portal unreachable" in record and "recovered" in record.lower()
     steps = journal(incident)
     assert any("nginx" in json.dumps(entry) and entry.get("kind") == "act" for entry in steps), steps[-5:]
 
 
-@pytest.fixture
-def nginx_masked_on_web1(converged: LabConfig) -> Iterator[None]:
-    on("web1", "systemctl stop nginx && systemctl mask nginx")
-    yield
-    on("web1", "systemctl unmask nginx && systemctl start nginx", check=False)
+@pytest.mark.parametrize("fault", ["php_fpm_killed", "mariadb_stopped"])
+def test_l1_portal_unreachable_repairs_the_cms_and_database_tiers(converged: LabConfig, fault: str) -> None:
+    found = drill("l1_portal_unreachable", "--fault", fault)
+    unit = {"php_fpm_killed": ("cms1", "php8.2-fpm"), "mariadb_stopped": ("db1", "mariadb")}[fault]
+    assert on(unit[0], f"systemctl is-active {unit[1]}").stdout.strip() == "active"
+    assert found["outcome"] == "recovered"
 
 
-def test_l1_portal_unreachable_escalates_when_it_cannot_recover(nginx_masked_on_web1: None) -> None:
-    result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=1200)
-    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]
-    record = (newest_incident() / "incident.md").read_text().lower()
+def test_l1_portal_unreachable_escalates_when_it_cannot_recover(converged: LabConfig) -> None:
+    found = drill("l1_portal_unreachable", "--fault", "nginx_masked")
+    assert found["outcome"] == "not_recovered"
+    record = (INCIDENTS / found["incident"] / "incident.md").read_text().lower()
     assert "escalat" in record and "not recovered" in record
+    assert on("web1", "systemctl is-active nginx").stdout.strip() == "active", "the drill undid the mask"
 
 
-@pytest.fixture
-def stale_db1_backup(converged: LabConfig) -> Iterator[None]:
-    on("db1", "cp -p /var/lib/portalops/backup/run.json /root/run.json.keep")
-    on(
-        "db1",
-        "python3 -c \"import json,time; p='/var/lib/portalops/backup/run.json'; d=json.load(open(p)); "
-        "[j.update(last_success_ts=time.time()-40*3600) for j in d['jobs']]; json.dump(d, open(p,'w'))\"",
-    )
-    yield
-    on("db1", "rm -f /root/run.json.keep", check=False)
-
-
-def test_l3_backup_stale_backs_up_the_stale_host_and_verifies(stale_db1_backup: None) -> None:
-    result = portalops("runbook", "run", "l3_backup_stale", "--yes", timeout=1800)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+def test_l3_backup_stale_backs_up_the_stale_host_and_verifies(converged: LabConfig) -> None:
+    found = drill("l3_backup_stale")
     status = json.loads(on("db1", "cat /var/lib/portalops/backup/run.json").stdout)
     assert status["ok"] and all(job["ok"] for job in status["jobs"])
-    steps = journal(newest_incident())
-    assert any("backup.yml" in json.dumps(entry) for entry in steps)
+    assert any("backup.yml" in json.dumps(entry) for entry in journal(INCIDENTS / found["incident"]))
+
+
+def test_l3_certificate_expiry_renews_the_short_lived_certificates(converged: LabConfig) -> None:
+    drill("l3_certificate_expiry")
+    days = on("web1", "openssl x509 -enddate -noout -in /etc/nginx/tls/portal.crt").stdout
+    left = on("web1", "openssl x509 -checkend $((60 * 86400)) -noout -in /etc/nginx/tls/portal.crt", check=False)
+    assert left.returncode == 0, f"still short-lived after the runbook: {days}"
+
+
+def test_l3_degraded_services_restarts_the_failed_php_fpm(converged: LabConfig) -> None:
+    found = drill("l3_degraded_services")
+    assert found["fault"] == "php_fpm_killed"
+    assert acted(found["incident"])["restart_failed_services"] == "done"
+    assert on("cms1", "systemctl is-active php8.2-fpm").stdout.strip() == "active"
+    assert on("cms1", "systemctl --failed --no-legend --plain").stdout.strip() == ""
+
+
+def test_l2_disk_pressure_frees_the_staging_leftover_and_nothing_else(converged: LabConfig) -> None:
+    on("db1", "mkdir -p /var/log/portalops-drill && touch /var/log/portalops-drill/young.log.gz")
+    try:
+        found = drill("l2_disk_pressure")
+        assert on("db1", "test -e /var/log/portalops-drill/young.log.gz", check=False).returncode == 0
+    finally:
+        on("db1", "rm -rf /var/log/portalops-drill", check=False)
+    results = acted(found["incident"])
+    assert results["staging_leftovers"] == "done", results
+    assert results["old_rotated_logs"] == "not_needed", results
+    assert on("db1", "mountpoint -q /var/backups/portalops", check=False).returncode != 0, "the drill unmounted it"
+
+
+def test_l2_slow_response_finds_the_saturated_pool_and_reloads_it(converged: LabConfig) -> None:
+    found = drill("l2_slow_response")
+    results = acted(found["incident"])
+    assert results["reload_php_fpm"] == "done", results
+    assert on("cms1", "pgrep -f /root/.drill-load", check=False).returncode != 0, "the load generator stopped"

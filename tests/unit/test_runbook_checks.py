@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from portalops.runbook.checks import BACKUP_STATUS, backups_younger_than, certificates_valid_for, disk_below
+from portalops.runbook.checks import BACKUP_CONFIG, backups_younger_than, certificates_valid_for, disk_below
 from portalops.runbook.hosts import LocalHost
 from tests.unit.test_probe import make_cert
 
@@ -21,10 +21,18 @@ def run(command: str, tmp_path: Path, path: str = "") -> tuple[int, str]:
     return result.rc, result.stdout + result.stderr
 
 
+def with_config(tmp_path: Path) -> str:
+    """The check, reading a wrapper configuration whose status directory is ``tmp_path/status``."""
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({"status_dir": str(tmp_path / "status")}))
+    (tmp_path / "status").mkdir(exist_ok=True)
+    return backups_younger_than(26).replace(BACKUP_CONFIG, str(config))
+
+
 def status(tmp_path: Path, jobs: list[dict[str, object]]) -> str:
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps({"command": "run", "jobs": jobs}))
-    return backups_younger_than(26).replace(BACKUP_STATUS, str(path))
+    command = with_config(tmp_path)
+    (tmp_path / "status" / "run.json").write_text(json.dumps({"command": "run", "jobs": jobs}))
+    return command
 
 
 def test_fresh_backups_pass(tmp_path: Path) -> None:
@@ -50,7 +58,7 @@ def test_stale_or_failing_backups_fail(tmp_path: Path, job: dict[str, object]) -
 
 
 def test_missing_status_fails_with_a_reason(tmp_path: Path) -> None:
-    rc, out = run(backups_younger_than(26).replace(BACKUP_STATUS, str(tmp_path / "none.json")), tmp_path)
+    rc, out = run(with_config(tmp_path), tmp_path)
     assert rc == 1
     assert "no backup status" in out
 

@@ -1,0 +1,425 @@
+"""Fault-injection drills: break the lab in a named way, run the runbook, prove the recovery.
+
+``portalops drill inject FAULT`` only breaks; ``portalops drill run RUNBOOK`` checks the portal
+is healthy, injects the runbook's fault, runs the runbook with ``--yes`` as a responder would,
+then checks the portal answers again and that no data was lost (each fault names the check:
+the database against the backup manifest, the site's files against theirs), and undoes whatever
+the runbook left. The MTTR is the runbook's own run, start to end. Drills break hosts on purpose,
+so they refuse any inventory but the lab's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from portalops.errors import BadInput
+from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
+from portalops.lab.config import lab_config
+from portalops.probe import ProbeResult, probe_inventory
+from portalops.runbook import registry
+from portalops.runbook.checks import PHP_FPM, PHP_FPM_LOG, STATUS_DIR
+from portalops.runbook.engine import Options
+from portalops.runbook.hosts import Host, LocalHost
+from portalops.runbook.live import INCIDENTS_DIR, run_live, ssh_hosts
+from portalops.runbook.outcome import RunbookExit
+from portalops.runbook.resolve import resolve_vars
+
+REPORTS_DIR = REPO_ROOT / "reports" / "fault-drills"
+SITE_CERTS = "/etc/nginx/tls"
+LAB_CA = f"{SITE_CERTS}/ca"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A named way to break the lab. Commands run as root on the first host of ``group``, or with
+    ``on_lab`` on this machine (the lab's podman host). Filled in: ``{host}``, ``{domain}`` (the first
+    site's), ``{cms_port}``, ``{fpm_log}``, ``{staging}``; on the lab also ``{container}``, ``{state}``."""
+
+    id: str
+    title: str
+    group: str
+    inject: str
+    runbooks: tuple[str, ...]  # the runbooks that answer it; its drill is the first's
+    undo: str = "true"
+    on_lab: bool = False
+    expect: RunbookExit = RunbookExit.RECOVERED
+    # After the drill, on the same host: exit 0 when no data was lost (empty: the fault touches no data).
+    intact: str = ""
+    target_s: float = 0.0  # the MTTR the plan promises for this fault on the lab (0: none stated)
+
+
+def _reissue_certificates(days: int) -> str:
+    """Every lab site certificate issued again by the lab CA, valid only ``days`` more days."""
+    return (
+        f"cd {SITE_CERTS} && for crt in *.crt; do site=${{crt%.crt}}; "
+        f"openssl x509 -x509toreq -in $crt -signkey $site.key -out /tmp/$site.csr 2>/dev/null && "
+        f"openssl x509 -req -in /tmp/$site.csr -CA {LAB_CA}/portal-ca.crt -CAkey {LAB_CA}/portal-ca.key "
+        f"-CAcreateserial -days {days} -copy_extensions copyall -out $crt 2>/dev/null && rm -f /tmp/$site.csr; "
+        "done && nginx -t -q && systemctl reload nginx"
+    )
+
+
+# A 64 MiB ext4 filesystem mounted over the backup staging directory inside the container (its
+# mount namespace, entered from the lab host) and filled to ~90% with a "leftover": the container's
+# own root is the lab machine's disk, which a drill must never fill.
+SMALL_FS = "{state}/drill-{host}.img"
+FILL_STAGING = (
+    "set -e; img=" + SMALL_FS + "; truncate -s 64M $img; mkfs.ext4 -q -F $img; "
+    "loop=$(losetup -f --show $img); pid=$(podman inspect -f '{{.State.Pid}}' {container}); "
+    "podman exec {container} mkdir -p {staging}; "
+    'nsenter -t $pid -m sh -c "mknod /root/.drill-loop b $((0x$(stat -c %t $loop))) $((0x$(stat -c %T $loop))) '
+    '&& mount /root/.drill-loop {staging}; rm -f /root/.drill-loop"; '
+    "losetup -d $loop; "  # freed when unmounted
+    "podman exec {container} sh -c 'mkdir -p {staging}/db-physical && "
+    "fallocate -l 52M {staging}/db-physical/ibdata1 && df -P {staging}'"
+)
+RELEASE_STAGING = (
+    "pid=$(podman inspect -f '{{.State.Pid}}' {container}); "
+    "nsenter -t $pid -m sh -c 'mountpoint -q {staging} && umount {staging}; true'; rm -f " + SMALL_FS
+)
+STAGING = "/var/backups/portalops"
+SITE_VARS = {
+    "domain": "(portal_sites | first).domains | first",
+    "cms_port": "portal_cms_port",
+}
+# Uncached requests (a search skips the edge cache) straight at the CMS tier, 30 at a time for 40 s
+# in the background: the pools reach pm.max_children and php-fpm logs it while the runbook runs.
+LOAD_SCRIPT = "/root/.drill-load"
+SATURATE = (
+    "before=$(grep -c 'reached pm.max_children' {fpm_log}); "
+    f"cat > {LOAD_SCRIPT} <<'EOF'\n"
+    "end=$(( $(date +%s) + 40 ))\n"
+    "for i in $(seq 30); do ( while [ $(date +%s) -lt $end ]; do "
+    "curl -s -o /dev/null -m 20 -H 'Host: {domain}' \"http://127.0.0.1:{cms_port}/?s=drill$i$RANDOM\"; "
+    "done ) & done\n"
+    "wait\n"
+    "EOF\n"
+    f"setsid nohup sh {LOAD_SCRIPT} >/dev/null 2>&1 < /dev/null & "
+    "sleep 8; now=$(grep -c 'reached pm.max_children' {fpm_log}); "
+    'echo "php-fpm logged reaching pm.max_children $((now - before)) time(s)"; [ "$now" -gt "$before" ]'
+)
+STOP_LOAD = f"pkill -f {LOAD_SCRIPT}; rm -f {LOAD_SCRIPT}; true"
+
+# l1_database_lost: a site database's posts table (the kept manifest's first database by name) dropped.
+BACKUP = "/usr/local/sbin/portalops-backup"
+DB_SOUND = f"{BACKUP} check-database"
+FIRST_DATABASE = (
+    "import json; "
+    "print(sorted(json.load(open('/var/lib/portalops/backup/manifests/db-physical.json'))['databases'])[0])"
+)
+DROP_POSTS = (
+    f"{BACKUP} run --job db-physical >/dev/null && "
+    f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "DROP TABLE $db.wp_posts" && echo "dropped $db.wp_posts"'
+)
+
+# l1_defacement: right after a fresh backup of the sites' files, a theme file of the wordpress packages
+# defaced (its footer shows on every page), an upload deleted and a web shell dropped into uploads.
+DEFACE_MARKER = "portalops-drill-defaced"
+DEFACED_FILE = "/usr/share/wordpress/wp-content/themes/twentytwentythree/parts/footer.html"
+DEFACED_PACKAGE = "wordpress-theme-twentytwentythree"
+FIRST_UPLOADS = "up=$(ls -d /var/lib/wordpress/sites/*/wp-content/uploads | head -n 1)"
+DEFACE = (
+    f"{BACKUP} run --job cms-files >/dev/null && {FIRST_UPLOADS} && "
+    f"echo '<p>{DEFACE_MARKER}</p>' >> {DEFACED_FILE} && "
+    'img=$(find "$up" -type f -name \'*.png\' | sort | head -n 1) && rm "$img" && '
+    f"printf '<?php // {DEFACE_MARKER}\\n@eval($_POST[0]);\\n' > \"$up/x.php\" && "
+    'chown --reference="$up" "$up/x.php" && '
+    f'echo "defaced {DEFACED_FILE}, deleted $img, dropped $up/x.php"'
+)
+UNDEFACE = (
+    f'{FIRST_UPLOADS}; rm -f "$up/x.php"; '
+    f"{BACKUP} verify-files cms-files >/dev/null || {BACKUP} restore-files cms-files --yes >/dev/null; "
+    f"debsums -c {DEFACED_PACKAGE} >/dev/null 2>&1 || "
+    f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall {DEFACED_PACKAGE} >/dev/null; "
+    f"debsums -c {DEFACED_PACKAGE}"
+)
+
+FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "nginx_stopped",
+        "the edge nginx stopped on the web tier",
+        "web",
+        inject="systemctl stop nginx",
+        undo="systemctl start nginx",
+        runbooks=("l1_portal_unreachable",),
+        target_s=30,
+    ),
+    Fault(
+        "php_fpm_killed",
+        "php-fpm killed on the CMS tier (SIGKILL: the unit is failed, nothing restarts it)",
+        "cms",
+        inject=f"systemctl kill --signal=SIGKILL {PHP_FPM}; sleep 1; ! systemctl is-active --quiet {PHP_FPM}",
+        undo=f"systemctl reset-failed {PHP_FPM}; systemctl start {PHP_FPM}",
+        runbooks=("l1_portal_unreachable", "l3_degraded_services"),
+        target_s=30,
+    ),
+    Fault(
+        "mariadb_stopped",
+        "MariaDB stopped on the database tier",
+        "db",
+        inject="systemctl stop mariadb",
+        undo="systemctl start mariadb",
+        runbooks=("l1_portal_unreachable",),
+        target_s=30,
+    ),
+    Fault(
+        "nginx_masked",
+        "the edge nginx stopped and masked: no runbook may start it, so it must escalate",
+        "web",
+        inject="systemctl stop nginx && systemctl mask nginx",
+        undo="systemctl unmask nginx && systemctl start nginx",
+        runbooks=("l1_portal_unreachable",),
+        expect=RunbookExit.NOT_RECOVERED,
+    ),
+    Fault(
+        "certificate_expiring",
+        "the site certificates reissued to expire in 10 days",
+        "web",
+        inject=_reissue_certificates(10),
+        runbooks=("l3_certificate_expiry",),
+    ),
+    Fault(
+        "backup_stale",
+        "the database host's last backup made to look 40 hours old",
+        "db",
+        inject=(
+            STATUS_DIR + 'python3 -c "import json, sys, time; '
+            "p = sys.argv[1]; d = json.load(open(p)); "
+            "[j.update(last_success_ts=time.time() - 40 * 3600) for j in d['jobs']]; "
+            'json.dump(d, open(p, \'w\'))" "$status_dir/run.json"'
+        ),
+        runbooks=("l3_backup_stale",),
+    ),
+    Fault(
+        "staging_full",
+        "the database host's backup staging filesystem 90% full of a leftover prepared backup",
+        "db",
+        inject=FILL_STAGING,
+        undo=RELEASE_STAGING,
+        runbooks=("l2_disk_pressure",),
+        on_lab=True,
+    ),
+    Fault(
+        "fpm_saturated",
+        "php-fpm pools saturated by 30 uncached requests at a time for 40 s, straight at the CMS tier",
+        "cms",
+        inject=SATURATE,
+        undo=STOP_LOAD,
+        runbooks=("l2_slow_response",),
+    ),
+    Fault(
+        "posts_table_dropped",
+        "a site's posts table dropped on the database tier, just after a fresh backup",
+        "db",
+        inject=DROP_POSTS,
+        undo=f"{DB_SOUND} >/dev/null || {BACKUP} restore-database --yes; true",
+        runbooks=("l1_database_lost",),
+        # Every table of the manifest back and readable, and the restore verified against it (once writes
+        # resume, page views change wp_options: an exact comparison now would fail for the site's own work).
+        intact=DB_SOUND,
+        target_s=60,
+    ),
+    Fault(
+        "site_defaced",
+        "a theme file of the wordpress packages defaced, an upload deleted, a web shell dropped into uploads",
+        "cms",
+        inject=DEFACE,
+        undo=UNDEFACE,
+        runbooks=("l1_defacement",),
+        # Every file of the sites' data as the backup's manifest recorded it (the upload back, the shell gone).
+        intact=f"{BACKUP} verify-files cms-files",
+    ),
+)
+
+
+def fault(fault_id: str) -> Fault:
+    for item in FAULTS:
+        if item.id == fault_id:
+            return item
+    raise BadInput(f"no fault {fault_id!r}; known: {', '.join(f.id for f in FAULTS)}")
+
+
+def default_fault(runbook_id: str) -> Fault:
+    """The fault a runbook's drill injects: the first one it is expected to recover from."""
+    for item in FAULTS:
+        if runbook_id in item.runbooks and item.expect is RunbookExit.RECOVERED:
+            return item
+    registry.get(runbook_id)  # an unknown runbook says so
+    raise BadInput(f"runbook {runbook_id!r} has no drill fault; add one to portalops.faultdrill.FAULTS")
+
+
+def require_lab(source: str) -> None:
+    if Path(source).resolve() != Path(LAB_INVENTORY).resolve():
+        raise BadInput(f"drills break hosts on purpose: only on the lab inventory ({LAB_INVENTORY}), not {source}")
+
+
+def first_site(source: str) -> dict[str, str]:
+    """The first site's domain and the CMS tier's port, for faults that send it requests."""
+    found = resolve_vars(source, ["all"], SITE_VARS, exact=False)
+    first = next(iter(found.values()), {})
+    return {"domain": str(first.get("domain") or ""), "cms_port": str(first.get("cms_port") or "")}
+
+
+def first_host(source: str, group: str) -> str:
+    hosts = load_inventory(source).groups.get(group) or []
+    if not hosts:
+        raise BadInput(f"the inventory has no host in group {group!r}")
+    return sorted(hosts)[0]
+
+
+@dataclass
+class DrillResult:
+    runbook: str
+    fault: str
+    host: str
+    expected: str
+    outcome: str
+    incident: str
+    mttr_s: float
+    target_s: float
+    portal_ok: bool
+    data_intact: bool | None
+    ok: bool
+    started: str
+    notes: list[str] = field(default_factory=list)
+
+
+class Drill:
+    """One drill on the lab; ``hosts`` connects to inventory hosts (tests hand in fakes)."""
+
+    def __init__(
+        self,
+        source: str = str(LAB_INVENTORY),
+        progress: Callable[[str], None] = print,
+        hosts: Callable[[str, Sequence[str]], dict[str, Host]] = ssh_hosts,
+        probe: Callable[[str], list[ProbeResult]] = probe_inventory,
+        site: Callable[[str], dict[str, str]] | None = None,
+    ) -> None:
+        require_lab(source)
+        self.source = source
+        self.progress = progress
+        self._connect = hosts
+        self._probe = probe
+        self._site = site or first_site
+
+    def _shell(self, host: str, command: str, timeout: float = 120) -> tuple[bool, str]:
+        target = self._connect(self.source, [host])[host]
+        try:
+            result = target.run(command, timeout)
+        finally:
+            target.close()
+        return result.ok, (result.stdout + result.stderr).strip()
+
+    def _fault_shell(self, item: Fault, host: str, command: str) -> tuple[bool, str]:
+        values = {"host": host, "staging": STAGING, "fpm_log": PHP_FPM_LOG, **self._site(self.source)}
+        if item.on_lab:
+            config = lab_config(load_inventory(self.source))
+            values.update(container=config.container(config.host(host)), state=str(config.state_dir))
+        for key, value in values.items():
+            command = command.replace("{" + key + "}", value)
+        return self._local(command) if item.on_lab else self._shell(host, command)
+
+    def inject(self, item: Fault) -> str:
+        host = first_host(self.source, item.group)
+        self.progress(f"inject {item.id} on {host}: {item.title}")
+        ok, output = self._fault_shell(item, host, item.inject)
+        if not ok:
+            self._fault_shell(item, host, item.undo)
+            raise BadInput(f"could not inject {item.id} on {host}: {output[-400:] or 'no output'}")
+        return host
+
+    def undo(self, item: Fault) -> None:
+        host = first_host(self.source, item.group)
+        ok, output = self._fault_shell(item, host, item.undo)
+        self.progress(f"undo {item.id} on {host}: {'done' if ok else 'FAILED ' + output[-300:]}")
+
+    def portal_ok(self) -> bool:
+        results = self._probe(self.source)
+        for result in results:
+            if not result.ok:
+                self.progress(f"probe: {result.site} {result.domain}: {result.error or result.status}")
+        return bool(results) and all(result.ok for result in results)
+
+    def _local(self, command: str, timeout: float = 300) -> tuple[bool, str]:
+        result = LocalHost(REPO_ROOT).run(command, timeout)
+        return result.ok, result.stdout + result.stderr
+
+    def run(
+        self,
+        runbook_id: str,
+        item: Fault,
+        run_runbook: Callable[[str], tuple[RunbookExit, str]] | None = None,
+    ) -> DrillResult:
+        runbook = registry.get(runbook_id)
+        if runbook.id not in item.runbooks:
+            raise BadInput(f"fault {item.id} is answered by {', '.join(item.runbooks)}, not {runbook.id}")
+        if not self.portal_ok():
+            raise BadInput("the lab portal does not answer before the drill: converge it first (make demo)")
+        started = datetime.now(UTC)
+        host = self.inject(item)
+        clock = time.monotonic()
+        try:
+            outcome, incident = (run_runbook or self._run_runbook)(runbook.id)
+            mttr = time.monotonic() - clock
+            portal = self.portal_ok()
+            intact: bool | None = None
+            if item.intact:
+                intact, output = self._shell(host, item.intact, timeout=600)
+                self.progress(f"data check on {host}: {'intact' if intact else 'LOST'}: {output[-400:]}")
+        finally:
+            self.undo(item)
+        recovered = item.expect is RunbookExit.RECOVERED
+        ok = outcome is item.expect and (portal or not recovered) and intact is not False
+        result = DrillResult(
+            runbook=runbook.id,
+            fault=item.id,
+            host=host,
+            expected=item.expect.name.lower(),
+            outcome=outcome.name.lower(),
+            incident=incident,
+            mttr_s=round(mttr, 1),
+            target_s=item.target_s,
+            portal_ok=portal,
+            data_intact=intact,
+            ok=ok,
+            started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        if item.target_s and mttr > item.target_s:
+            result.notes.append(f"MTTR {mttr:.1f} s is over the {item.target_s:g} s target")
+        return result
+
+    def _run_runbook(self, runbook_id: str) -> tuple[RunbookExit, str]:
+        result = run_live(
+            registry.get(runbook_id),
+            self.source,
+            self.progress,
+            lambda _question: True,
+            Options(yes=True),
+            INCIDENTS_DIR,
+        )
+        return result.exit, result.incident
+
+
+def write_report(result: DrillResult, directory: Path = REPORTS_DIR) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result.started.replace(':', '').replace('-', '')}-{result.runbook}-{result.fault}.json"
+    path.write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def summary(result: DrillResult) -> str:
+    data = {None: "not checked", True: "intact", False: "LOST"}[result.data_intact]
+    target = f" (target {result.target_s:g} s)" if result.target_s else ""
+    verdict = "PASS" if result.ok else "FAIL"
+    lines = [
+        f"drill {result.runbook} / {result.fault} on {result.host}: {verdict}",
+        f"  runbook outcome {result.outcome} (expected {result.expected}), incident {result.incident}",
+        f"  MTTR {result.mttr_s:.1f} s{target}; portal {'answers' if result.portal_ok else 'DOWN'}; data {data}",
+    ]
+    lines += [f"  note: {note}" for note in result.notes]
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""Fault drills: the catalogue, the lab-only guard and the inject → runbook → check → undo order."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from portalops import faultdrill
+from portalops.cli import main
+from portalops.errors import BadInput
+from portalops.inventory import LAB_INVENTORY, REPO_ROOT
+from portalops.probe import ProbeResult
+from portalops.runbook import registry
+from portalops.runbook.hosts import CommandResult, Host
+from portalops.runbook.outcome import RunbookExit
+
+
+class RecordingHost:
+    def __init__(self, name: str, log: list[tuple[str, str]], failing: Sequence[str]) -> None:
+        self.name = name
+        self.log = log
+        self.failing = failing
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        self.log.append((self.name, command))
+        rc = 1 if any(text in command for text in self.failing) else 0
+        return CommandResult(rc, "output", "", 0.1)
+
+    def close(self) -> None:
+        pass
+
+
+def make_drill(
+    monkeypatch: pytest.MonkeyPatch, log: list[tuple[str, str]], failing: Sequence[str] = (), portal: bool = True
+) -> faultdrill.Drill:
+    monkeypatch.setattr(faultdrill, "first_host", lambda _source, group: f"{group}1")
+
+    def hosts(_source: str, names: Sequence[str]) -> dict[str, Host]:
+        return {name: RecordingHost(name, log, failing) for name in names}
+
+    def probe(_source: str) -> list[ProbeResult]:
+        return [ProbeResult("portal", "portal.lab.test", "https://web1/", ok=portal, status=200 if portal else None)]
+
+    return faultdrill.Drill(
+        str(LAB_INVENTORY),
+        progress=lambda _line: None,
+        hosts=hosts,
+        probe=probe,
+        site=lambda _source: {"domain": "portal.lab.test", "cms_port": "8080"},
+    )
+
+
+def test_every_runbook_has_a_drill_and_every_fault_names_known_runbooks() -> None:
+    runbooks = registry.discover()
+    for runbook_id in runbooks:
+        assert runbook_id in faultdrill.default_fault(runbook_id).runbooks
+    for item in faultdrill.FAULTS:
+        assert set(item.runbooks) <= set(runbooks), item.id
+    assert len({item.id for item in faultdrill.FAULTS}) == len(faultdrill.FAULTS)
+
+
+def test_an_unknown_fault_or_runbook_is_bad_input_naming_the_known_ones() -> None:
+    with pytest.raises(BadInput, match="known: nginx_stopped"):
+        faultdrill.fault("nginx_on_fire")
+    with pytest.raises(BadInput, match="no runbook 'l9_nothing'"):
+        faultdrill.default_fault("l9_nothing")
+
+
+def test_drills_refuse_any_inventory_but_the_lab(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="only on the lab inventory"):
+        faultdrill.Drill(str(REPO_ROOT / "inventory" / "example"))
+
+
+def test_a_drill_injects_runs_checks_and_undoes_in_that_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[tuple[str, str]] = []
+    drill = make_drill(monkeypatch, log)
+    item = faultdrill.fault("nginx_stopped")
+
+    def runbook(runbook_id: str) -> tuple[RunbookExit, str]:
+        log.append(("runbook", runbook_id))
+        return RunbookExit.RECOVERED, "20261127T000000Z-l1_portal_unreachable"
+
+    result = drill.run("l1_portal_unreachable", item, runbook)
+    assert log == [
+        ("web1", "systemctl stop nginx"),
+        ("runbook", "l1_portal_unreachable"),
+        ("web1", "systemctl start nginx"),
+    ]
+    assert result.ok and result.outcome == "recovered" and result.portal_ok and result.data_intact is None
+    assert result.incident.endswith("l1_portal_unreachable")
+    assert "PASS" in faultdrill.summary(result)
+
+
+def test_the_fault_is_undone_even_when_the_runbook_blows_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[tuple[str, str]] = []
+    drill = make_drill(monkeypatch, log)
+
+    def runbook(_runbook_id: str) -> tuple[RunbookExit, str]:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        drill.run("l1_portal_unreachable", faultdrill.fault("nginx_stopped"), runbook)
+    assert log[-1] == ("web1", "systemctl start nginx")
+
+
+def test_a_drill_fails_on_the_wrong_outcome_a_dead_portal_or_lost_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    escalated = make_drill(monkeypatch, []).run(
+        "l1_portal_unreachable", faultdrill.fault("nginx_stopped"), lambda _id: (RunbookExit.NOT_RECOVERED, "x")
+    )
+    assert not escalated.ok and escalated.expected == "recovered" and escalated.outcome == "not_recovered"
+
+    masked = make_drill(monkeypatch, [], portal=True).run(
+        "l1_portal_unreachable", faultdrill.fault("nginx_masked"), lambda _id: (RunbookExit.NOT_RECOVERED, "x")
+    )
+    assert masked.ok, "escalating is what the masked edge expects"
+
+    lossy = faultdrill.Fault("lossy", "t", "db", inject="break", runbooks=("l1_portal_unreachable",), intact="check")
+    lost = make_drill(monkeypatch, [], failing=("check",)).run(
+        "l1_portal_unreachable", lossy, lambda _id: (RunbookExit.RECOVERED, "x")
+    )
+    assert lost.data_intact is False and not lost.ok
+
+
+def test_a_fault_that_cannot_be_injected_is_undone_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[tuple[str, str]] = []
+    drill = make_drill(monkeypatch, log, failing=("systemctl stop nginx",))
+    with pytest.raises(BadInput, match="could not inject nginx_stopped on web1"):
+        drill.inject(faultdrill.fault("nginx_stopped"))
+    assert log[-1] == ("web1", "systemctl start nginx")
+
+
+def test_a_drill_refuses_to_start_on_a_portal_that_is_already_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[tuple[str, str]] = []
+    drill = make_drill(monkeypatch, log, portal=False)
+    with pytest.raises(BadInput, match="does not answer before the drill"):
+        drill.run("l1_portal_unreachable", faultdrill.fault("nginx_stopped"), lambda _id: (RunbookExit.RECOVERED, ""))
+    assert log == [], "nothing injected"
+
+
+def test_fault_commands_get_the_site_and_port_filled_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[tuple[str, str]] = []
+    make_drill(monkeypatch, log).inject(faultdrill.fault("fpm_saturated"))
+    command = log[0][1]
+    assert "Host: portal.lab.test" in command and "127.0.0.1:8080/?s=drill" in command
+    assert "{" + "domain}" not in command and "/var/log/php8.2-fpm.log" in command
+
+
+def test_a_report_is_written_per_drill(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = make_drill(monkeypatch, []).run(
+        "l1_portal_unreachable", faultdrill.fault("nginx_stopped"), lambda _id: (RunbookExit.RECOVERED, "inc")
+    )
+    path = faultdrill.write_report(result, tmp_path)
+    assert path.name.endswith("-l1_portal_unreachable-nginx_stopped.json")
+    assert '"mttr_s"' in path.read_text()
+
+
+def test_the_cli_lists_faults_and_refuses_a_drill_on_another_inventory() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["drill", "list"], out, err) == 0
+    assert "fpm_saturated" in out.getvalue() and "l2_slow_response" in out.getvalue()
+    code = main(["drill", "run", "l1_portal_unreachable", "-i", "inventory/example"], out, err)
+    assert code == 2 and "only on the lab inventory" in err.getvalue()
+    code = main(["drill", "run", "l9_nothing"], out, err)
+    assert code == 2 and "no runbook 'l9_nothing'" in err.getvalue()
