@@ -91,7 +91,7 @@ SITE_VARS = {
 # in the background: the pools reach pm.max_children and php-fpm logs it while the runbook runs.
 LOAD_SCRIPT = "/root/.drill-load"
 SATURATE = (
-    "before=$(grep -c 'reached pm.max_children' {fpm_log}); "
+    "before=$(grep -cE 'reached (pm\\.)?max_children' {fpm_log}); "
     f"cat > {LOAD_SCRIPT} <<'EOF'\n"
     "end=$(( $(date +%s) + 40 ))\n"
     "for i in $(seq 30); do ( while [ $(date +%s) -lt $end ]; do "
@@ -100,7 +100,7 @@ SATURATE = (
     "wait\n"
     "EOF\n"
     f"setsid nohup sh {LOAD_SCRIPT} >/dev/null 2>&1 < /dev/null & "
-    "sleep 8; now=$(grep -c 'reached pm.max_children' {fpm_log}); "
+    "sleep 8; now=$(grep -cE 'reached (pm\\.)?max_children' {fpm_log}); "
     'echo "php-fpm logged reaching pm.max_children $((now - before)) time(s)"; [ "$now" -gt "$before" ]'
 )
 STOP_LOAD = f"pkill -f {LOAD_SCRIPT}; rm -f {LOAD_SCRIPT}; true"
@@ -217,7 +217,8 @@ FAULTS: tuple[Fault, ...] = (
         "a site's posts table dropped on the database tier, just after a fresh backup",
         "db",
         inject=DROP_POSTS,
-        undo=f"{DB_SOUND} >/dev/null || {BACKUP} restore-database --yes; true",
+        # The lab only: the data directories the drill's restore kept aside go too (128 MiB each).
+        undo=f"{DB_SOUND} >/dev/null || {BACKUP} restore-database --yes; rm -rf /var/lib/mysql.*-restore-*",
         runbooks=("l1_database_lost",),
         # Every table of the manifest back and readable, and the restore verified against it (once writes
         # resume, page views change wp_options: an exact comparison now would fail for the site's own work).

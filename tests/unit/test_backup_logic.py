@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import os
 import sys
+import tarfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -257,3 +259,331 @@ def test_a_stale_or_unfinished_result_never_passes() -> None:
 def test_a_missing_drill_result_fails_the_report(tmp_path: Path) -> None:
     code = drill_report.main(["--result", str(tmp_path / "none"), "--started", "1", "--out-dir", str(tmp_path)])
     assert code == 1
+
+
+# --------------------------------------------------------------------------- files: verify-files, restore-files
+
+
+def site_tree(root: Path) -> Path:
+    uploads = root / "sites/portal/wp-content/uploads/2026/11"
+    uploads.mkdir(parents=True)
+    (uploads / "logo.png").write_bytes(b"\x89PNG logo")
+    (uploads / "photo.jpg").write_bytes(b"jpeg photo")
+    (root / "sites/portal/wp-content/themes").symlink_to("/usr/share/wordpress/wp-content/themes")
+    return root / "sites"
+
+
+def test_verify_files_names_changed_missing_and_added_files_and_links(tmp_path: Path) -> None:
+    tree = site_tree(tmp_path)
+    manifest = pb.files_manifest([str(tree)])
+    assert pb.files_diff(manifest, pb.live_files_manifest([str(tree)], None)) == {
+        "changed": [],
+        "missing": [],
+        "added": [],
+    }
+    uploads = tree / "portal/wp-content/uploads"
+    (uploads / "2026/11/logo.png").write_bytes(b"defaced")
+    (uploads / "2026/11/photo.jpg").unlink()
+    (uploads / "x.php").write_text("<?php system($_GET['c']);")
+    links = tree / "portal/wp-content/themes"
+    links.unlink()
+    links.symlink_to("/tmp/evil-themes")
+    diff = pb.files_diff(manifest, pb.live_files_manifest([str(tree)], None))
+    assert diff == {
+        "changed": sorted([str(uploads / "2026/11/logo.png"), str(links)]),
+        "missing": [str(uploads / "2026/11/photo.jpg")],
+        "added": [str(uploads / "x.php")],
+    }
+
+
+def test_verify_files_reads_every_file_again_even_with_size_and_mtime_kept(tmp_path: Path) -> None:
+    tree = site_tree(tmp_path)
+    logo = tree / "portal/wp-content/uploads/2026/11/logo.png"
+    manifest = pb.files_manifest([str(tree)], cache={})
+    info = logo.stat()
+    logo.write_bytes(b"\x89PNG lOgo")  # same size
+    os.utime(logo, ns=(info.st_atime_ns, info.st_mtime_ns))  # same mtime: a hash cache would miss it
+    assert pb.files_diff(manifest, pb.live_files_manifest([str(tree)], None))["changed"] == [str(logo)]
+
+
+def test_a_top_path_gone_entirely_is_all_missing_not_an_error(tmp_path: Path) -> None:
+    tree = site_tree(tmp_path)
+    config = tmp_path / "etc-wordpress"
+    config.mkdir()
+    (config / "config-portal.php").write_text("<?php")
+    manifest = pb.files_manifest([str(tree), str(config)])
+    (config / "config-portal.php").unlink()
+    config.rmdir()
+    diff = pb.files_diff(manifest, pb.live_files_manifest([str(tree), str(config)], None))
+    assert diff["missing"] == [str(config / "config-portal.php")] and not diff["changed"]
+
+
+def test_excluded_files_are_not_reported_as_added(tmp_path: Path) -> None:
+    tree = site_tree(tmp_path)
+    manifest = pb.files_manifest([str(tree)], ["*.tmp"])
+    (tree / "portal/wp-content/uploads/upload.tmp").write_text("partial")
+    assert pb.files_diff(manifest, pb.live_files_manifest([str(tree)], ["*.tmp"]))["added"] == []
+
+
+def test_the_newest_or_the_named_files_snapshot_is_chosen() -> None:
+    listed = [
+        {"id": "aaaa1111", "short_id": "aaaa1111", "time": "2026-11-26T02:00:00.123456789Z"},
+        {"id": "bbbb2222", "short_id": "bbbb2222", "time": "2026-11-27T02:00:00.5Z"},
+    ]
+    assert pb.pick_files_snapshot(listed, "cms-files", None)["id"] == "bbbb2222"
+    assert pb.pick_files_snapshot(listed, "cms-files", "aaaa")["id"] == "aaaa1111"
+    with pytest.raises(pb.JobError, match="snapshot cccc of job cms-files not found"):
+        pb.pick_files_snapshot(listed, "cms-files", "cccc")
+    with pytest.raises(pb.JobError, match="no snapshot of job cms-files"):
+        pb.pick_files_snapshot([], "cms-files", None)
+
+
+def test_a_restic_include_pattern_matches_only_its_own_path() -> None:
+    assert pb.restic_include("/u/2026/a[1]*?.png") == r"/u/2026/a\[1\]\*\?.png"
+    assert pb.restic_include("/var/lib/wordpress/sites/portal/x.php") == "/var/lib/wordpress/sites/portal/x.php"
+
+
+def test_evidence_keeps_the_files_as_found_with_their_sha256_root_only(tmp_path: Path) -> None:
+    tree = site_tree(tmp_path)
+    shell = tree / "portal/wp-content/uploads/x.php"
+    shell.write_text("<?php eval($_POST['c']);")
+    link = tree / "portal/wp-content/themes"
+    evidence = tmp_path / "evidence/20261127T180000Z"
+    sums = pb.keep_evidence([str(shell), str(link), str(tree / "gone.php")], evidence, {"job": "cms-files"})
+    assert sums[str(shell)] == pb.sha256_file(shell) and str(link) not in sums
+    assert evidence.stat().st_mode & 0o777 == 0o700
+    with tarfile.open(evidence / "evidence.tar") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert members[str(shell).lstrip("/")].isfile() and members[str(link).lstrip("/")].issym()
+        extracted = tar.extractfile(members[str(shell).lstrip("/")])
+        assert extracted is not None and extracted.read() == shell.read_bytes()
+    listed = (evidence / "SHA256SUMS").read_text()
+    assert f"{sums[str(shell)]}  {shell}\n" in listed
+    assert f"{pb.sha256_file(evidence / 'evidence.tar')}  evidence.tar\n" in listed
+    assert json.loads((evidence / "details.json").read_text()) == {"job": "cms-files"}
+
+
+def test_a_restored_file_replaces_the_live_one_with_the_snapshots_mode_and_parents(tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    live = tmp_path / "live/uploads/2026/11/photo.jpg"
+    source = staging / str(live).lstrip("/")
+    source.parent.mkdir(parents=True)
+    source.parent.chmod(0o750)
+    source.write_bytes(b"the photo")
+    source.chmod(0o640)
+    pb.put_in_place(source, live, staging)
+    assert live.read_bytes() == b"the photo" and live.stat().st_mode & 0o777 == 0o640
+    assert live.parent.stat().st_mode & 0o777 == 0o750
+    source.write_bytes(b"the photo again")
+    live.write_bytes(b"defaced")
+    pb.put_in_place(source, live, staging)
+    assert live.read_bytes() == b"the photo again"
+    assert [p.name for p in live.parent.iterdir()] == ["photo.jpg"], "no temporary file left behind"
+
+
+def test_a_restored_link_replaces_a_changed_link(tmp_path: Path) -> None:
+    staging = tmp_path / "staging"
+    live = tmp_path / "live/themes"
+    live.parent.mkdir()
+    live.symlink_to("/tmp/evil")
+    source = staging / str(live).lstrip("/")
+    source.parent.mkdir(parents=True)
+    source.symlink_to("/usr/share/wordpress/wp-content/themes")
+    pb.put_in_place(source, live, staging)
+    assert os.readlink(live) == "/usr/share/wordpress/wp-content/themes"
+
+
+def test_added_files_are_moved_into_the_evidence_never_deleted(tmp_path: Path) -> None:
+    tree = site_tree(tmp_path)
+    shell = tree / "portal/wp-content/uploads/x.php"
+    shell.write_text("<?php")
+    moved = pb.quarantine([str(shell), str(tree / "already-gone.php")], tmp_path / "evidence")
+    assert moved == [str(shell)] and not shell.exists()
+    assert (tmp_path / "evidence/quarantine" / str(shell).lstrip("/")).read_text() == "<?php"
+
+
+def test_evidence_directories_never_collide(tmp_path: Path) -> None:
+    moment = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
+    first = pb.unique_directory(tmp_path, moment)
+    first.mkdir()
+    assert first.name == "20261127T180000Z"
+    assert pb.unique_directory(tmp_path, moment).name == "20261127T180000Z-2"
+
+
+def test_files_commands_refuse_a_database_or_unknown_job() -> None:
+    config = {"jobs": [{"name": "db-dump", "type": "mariadb-dump"}, {"name": "cms-files", "type": "files"}]}
+    assert pb.files_job(config, "cms-files")["name"] == "cms-files"
+    with pytest.raises(pb.ConfigError, match="not a files job"):
+        pb.files_job(config, "db-dump")
+    with pytest.raises(pb.ConfigError, match="no such job: www"):
+        pb.files_job(config, "www")
+
+
+# --------------------------------------------------------------------------- database restore (l1_database_lost)
+
+DB_JOBS = [
+    {"name": "db-dump", "type": "mariadb-dump", "databases": ["wp"]},
+    {"name": "db-physical", "type": "mariadb-backup", "databases": ["wp"]},
+]
+
+
+def snap(short: str, job: str, time: str) -> dict[str, Any]:
+    return {"id": short * 8, "short_id": short, "time": time, "tags": ["portalops", f"job:{job}"], "paths": ["/x"]}
+
+
+def test_the_restore_takes_the_newest_physical_backup_then_the_newest_dump() -> None:
+    listed = [
+        snap("aaaa", "db-physical", "2026-11-26T01:30:00.123456789Z"),
+        snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"),
+        snap("cccc", "db-dump", "2026-11-27T01:29:00Z"),
+        snap("dddd", "db-dump", "2026-11-25T01:29:00Z"),
+        snap("eeee", "etc", "2026-11-27T09:00:00Z"),
+    ]
+    order = pb.restore_candidates(listed, DB_JOBS)
+    assert [(kind, s["short_id"]) for kind, s in order] == [("mariadb-backup", "bbbb"), ("mariadb-dump", "cccc")]
+    # A chosen snapshot is restored alone: no fallback to one the person did not choose.
+    assert [s["short_id"] for _, s in pb.restore_candidates(listed, DB_JOBS, "dddd")] == ["dddd"]
+    with pytest.raises(pb.JobError, match="no snapshot eeee of a database job"):
+        pb.restore_candidates(listed, DB_JOBS, "eeee")
+    with pytest.raises(pb.JobError, match="no snapshot of a database job"):
+        pb.restore_candidates(listed[-1:], DB_JOBS)
+
+
+def test_only_the_dump_is_restored_when_there_is_no_physical_backup() -> None:
+    order = pb.restore_candidates([snap("cccc", "db-dump", "2026-11-27T01:29:00Z")], DB_JOBS)
+    assert [(kind, s["short_id"]) for kind, s in order] == [("mariadb-dump", "cccc")]
+
+
+def test_a_restore_is_verified_exactly_or_between_the_manifests_of_a_busy_backup() -> None:
+    assert pb.manifest_problems(manifest(5), manifest(5)) == []
+    assert pb.manifest_problems(manifest(5), manifest(5, "999")) == ["wp.wp_posts: checksum 999, manifest 111"]
+    busy = {**manifest(5), "consistent": False, "after": manifest(7)}
+    assert pb.manifest_problems(busy, manifest(6, "999")) == []
+    assert pb.manifest_problems(busy, manifest(8)) == ["wp.wp_posts: 8 rows, outside 5..7 seen during the backup"]
+    assert pb.manifest_problems(busy, {"databases": {"wp": {"tables": {}}}}) == ["wp.wp_posts: missing"]
+
+
+def test_lost_or_corrupted_is_told_apart_from_changed_since_the_backup() -> None:
+    backup = {
+        "databases": {
+            "wp": {
+                "tables": {
+                    "wp_posts": {"rows": 40, "checksum": "1"},
+                    "wp_options": {"rows": 150, "checksum": "2"},
+                    "wp_links": {"rows": 0, "checksum": "3"},
+                    "wp_comments": {"rows": 1, "checksum": "4"},
+                }
+            }
+        }
+    }
+
+    def live(**rows: int) -> dict[str, Any]:
+        return {"databases": {"wp": {"tables": {t: {"rows": n, "checksum": None} for t, n in rows.items()}}}}
+
+    # New posts, changed options, the only comment deleted, an extra plugin table: the site's normal work.
+    normal = live(wp_posts=45, wp_options=140, wp_links=0, wp_comments=0, wp_plugin=3)
+    assert pb.health_problems(backup, normal) == []
+    assert pb.changes_since(backup, live(wp_posts=45, wp_options=150, wp_links=0, wp_comments=1)) == [
+        "wp.wp_posts 40 -> 45 rows"
+    ]
+    assert pb.health_problems(backup, live(wp_options=150, wp_links=0, wp_comments=1)) == ["wp.wp_posts: missing"]
+    assert pb.health_problems(backup, live(wp_posts=0, wp_options=150, wp_links=0, wp_comments=1)) == [
+        "wp.wp_posts: empty, the backup had 40 rows"
+    ]
+    assert pb.health_problems(backup, live(wp_posts=19, wp_options=150, wp_links=0, wp_comments=1)) == [
+        "wp.wp_posts: 19 rows, the backup had 40 rows"
+    ]
+    assert pb.health_problems(backup, {"databases": {}}) == ["wp: missing"]
+    unreadable = {"databases": {}, "errors": ["wp: unreadable: mariadb query failed: Table 'wp.wp_posts' is marked"]}
+    assert pb.health_problems(backup, unreadable) == unreadable["errors"]
+
+
+def test_the_dump_stream_carries_its_manifest_on_the_last_line() -> None:
+    line = pb.MANIFEST_MARK + json.dumps(manifest(5)) + "\n"
+    assert pb.manifest_from_dump(b"INSERT ...;\n-- Dump completed\n" + line.encode()) == manifest(5)
+    with pytest.raises(pb.JobError, match="no manifest line"):
+        pb.manifest_from_dump(b"-- Dump completed\n")
+
+
+def test_the_rpo_is_the_time_since_the_restored_snapshot_and_the_datadir_is_kept_aside() -> None:
+    moment = dt.datetime(2026, 11, 27, 2, 0, 30, tzinfo=dt.UTC)
+    taken = snap("bbbb", "db-physical", "2026-11-27T01:30:00.987654321Z")
+    assert pb.rpo_seconds(taken["time"], moment) == 1829.0
+    assert pb.rpo_line(taken, moment).startswith("RPO (data-loss window): 1829 s = 30.5 min; writes after ")
+    assert "2026-11-27T01:30:00Z (snapshot bbbb)" in pb.rpo_line(taken, moment)
+    assert pb.aside_path(Path("/var/lib/mysql"), moment) == Path("/var/lib/mysql.before-restore-20261127T020030Z")
+
+
+def test_restore_database_is_refused_without_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, restic="true", lock_file=str(tmp_path / "lock"), jobs=DB_JOBS, keep={"daily": 7})
+    assert pb.main(["--config", str(config), "restore-database"]) == pb.EXIT_BAD_INPUT
+    assert "repeat with --yes" in capsys.readouterr().err
+
+
+def test_check_database_passes_a_written_database_and_fails_a_lost_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runbook's guard: a database that only changed since the backup is never restored."""
+    config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
+    kept = {**manifest(5), "kind": "mariadb", "job": "db-physical", "taken": "2026-11-27T01:30:00Z"}
+    pb.keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
+    tables: dict[str, dict[str, Any]] = {"wp_posts": {"rows": 6, "checksum": None}}
+    monkeypatch.setattr(pb, "database_manifest", lambda dbs, *a, **k: {"databases": {"wp": {"tables": dict(tables)}}})
+    log = pb.Log(None)
+    assert pb.command_check_database(config, log) == pb.EXIT_OK
+    out = capsys.readouterr().out
+    assert "snapshot bbbbbbbb of db-physical" in out and "changed since the backup: wp.wp_posts 5 -> 6 rows" in out
+    tables.clear()
+    tables["wp_options"] = {"rows": 3, "checksum": None}
+    assert pb.command_check_database(config, log) == pb.EXIT_FAILED
+    assert "LOST OR CORRUPTED: wp.wp_posts: missing" in capsys.readouterr().out
+    # A restore that did not verify, with no backup since, is not a healthy database either.
+    tables.clear()
+    tables["wp_posts"] = {"rows": 5, "checksum": None}
+    failed = {"command": "restore-database", "finished": "2026-11-27T03:00:00Z", "ok": False, "errors": ["x: missing"]}
+    (tmp_path / "restore-database.json").write_text(json.dumps(failed))
+    assert pb.command_check_database(config, log) == pb.EXIT_FAILED
+    assert "did not verify: x: missing" in capsys.readouterr().out
+
+
+def test_a_failed_physical_restore_falls_back_to_the_dump_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS, "mariadb_datadir": str(tmp_path / "mysql")}
+    listed = [snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), snap("cccc", "db-dump", "2026-11-27T01:29:00Z")]
+    done: list[str] = []
+
+    def physical(*args: Any) -> dict[str, Any]:
+        done.append("physical")
+        raise pb.JobError("mariadb-backup --move-back failed: disk full")
+
+    def logical(config: dict[str, Any], snapshot: dict[str, Any], databases: list[str], *args: Any) -> dict[str, Any]:
+        done.append(f"logical {snapshot['short_id']} {databases}")
+        return manifest(5)
+
+    monkeypatch.setattr(pb, "run_restic", lambda *a, **k: None)
+    monkeypatch.setattr(pb, "database_snapshots", lambda config: listed)
+    monkeypatch.setattr(pb, "restore_physical", physical)
+    monkeypatch.setattr(pb, "restore_logical", logical)
+    monkeypatch.setattr(pb, "live_manifest", lambda dbs, newest, checksums=True: {**manifest(5), "errors": []})
+    assert pb.command_restore_database(config, None, True, pb.Log(None)) == pb.EXIT_OK
+    assert done == ["physical", "logical cccc ['wp']"]
+    out = capsys.readouterr().out
+    result = json.loads(out.splitlines()[-1])
+    assert result["path"] == "logical" and result["problems"] == [] and result["snapshot"] == "cccc" * 8
+    assert result["fallback_from"] == ["physical restore of bbbb: mariadb-backup --move-back failed: disk full"]
+    assert "RPO (data-loss window): " in out
+    assert json.loads((tmp_path / "restore-database.json").read_text())["ok"] is True
+
+
+def test_a_half_done_physical_restore_puts_the_old_data_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(pb, "systemctl", lambda *args: calls.append(args))
+    datadir, aside = tmp_path / "mysql", tmp_path / "mysql.before-restore-x"
+    (datadir / "half").mkdir(parents=True)
+    (aside / "wp").mkdir(parents=True)
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    pb.put_back(datadir, aside, moment, pb.Log(None))
+    assert (datadir / "wp").is_dir() and not aside.exists()
+    assert (tmp_path / "mysql.failed-restore-20261127T020000Z" / "half").is_dir()
+    assert calls == [("stop", "mariadb"), ("start", "mariadb")]

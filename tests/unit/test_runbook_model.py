@@ -84,7 +84,7 @@ def test_the_shipped_runbooks_load_and_are_named_after_their_ids() -> None:
 
 
 def test_unknown_runbook_is_bad_input_naming_the_known_ones() -> None:
-    with pytest.raises(BadInput, match="no runbook 'nope'; known: l1_portal_unreachable"):
+    with pytest.raises(BadInput, match=r"no runbook 'nope'; known: .*l1_portal_unreachable"):
         get("nope")
     with pytest.raises(BadInput):
         get("../portalops/cli")

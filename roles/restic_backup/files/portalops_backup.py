@@ -10,6 +10,17 @@ values, or the sha256 of every file) that a restore drill verifies against.
     portalops-backup check [--subset S]  restic check (--read-data-subset S)
     portalops-backup copy                (backup host) copy every source repository into its second copy
     portalops-backup snapshots           the repository's snapshots as JSON
+    portalops-backup restore-database [--snapshot ID] --yes
+                                         MariaDB from the newest physical backup (the dump if that
+                                         fails), verified against its manifest; prints the RPO
+    portalops-backup verify-database [--snapshot ID]   live databases identical to a manifest?
+    portalops-backup check-database      lost or corrupted? (changes since the backup are fine)
+    portalops-backup verify-files JOB [--snapshot ID] [--json]
+                                         a files job's live tree against a snapshot's manifest:
+                                         changed, missing and added files (exit 0: none)
+    portalops-backup restore-files JOB [--snapshot ID] [--evidence DIR] --yes
+                                         keep evidence, put changed and missing files back from the
+                                         snapshot, move added ones into the evidence, verify again
 
 Every run writes a JSON status file and Prometheus textfile metrics, success or not.
 Exit codes: 0 success, 1 a job failed, 2 bad configuration or arguments, 3 environment
@@ -30,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -333,8 +345,13 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def database_manifest(databases: list[str], newest: int = 10, socket: str | None = None) -> dict[str, Any]:
-    """Per table: row count and CHECKSUM TABLE; per WordPress database: the newest published titles."""
+def database_manifest(
+    databases: list[str], newest: int = 10, socket: str | None = None, checksums: bool = True
+) -> dict[str, Any]:
+    """Per table: row count and CHECKSUM TABLE; per WordPress database: the newest published titles.
+
+    ``checksums=False`` skips CHECKSUM TABLE (it reads every row): a quick health look, not a verification.
+    """
     found: dict[str, Any] = {}
     for database in databases:
         tables = [
@@ -357,7 +374,11 @@ def database_manifest(databases: list[str], newest: int = 10, socket: str | None
             )
             rows = {name: int(count) for name, count in mariadb(counts, socket=socket)}
             listed = ", ".join(f"{quote_ident(database)}.{quote_ident(t)}" for t in tables)
-            sums = {name.split(".", 1)[1]: value for name, value in mariadb(f"CHECKSUM TABLE {listed}", socket=socket)}
+            sums = (
+                {name.split(".", 1)[1]: value for name, value in mariadb(f"CHECKSUM TABLE {listed}", socket=socket)}
+                if checksums
+                else {}
+            )
             entry["tables"] = {t: {"rows": rows[t], "checksum": sums.get(t)} for t in tables}
         # The site's own posts table (wp_posts), not a multisite wp_2_posts or a plugin's *_posts.
         candidates = [t for t in tables if t.endswith("_posts")]
@@ -414,6 +435,141 @@ def compare_files(expected: dict[str, Any], root: Path) -> list[str]:
         if not restored.is_symlink() or os.readlink(restored) != target:
             problems.append(f"{path}: symlink to {target} not restored")
     return problems
+
+
+# --------------------------------------------------------------------------- files: verify and restore
+
+EVIDENCE_DIR = Path("/var/lib/portalops/evidence")
+
+
+def files_diff(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, list[str]]:
+    """A files manifest against one of the live tree: what changed, went missing or was added.
+
+    Regular files compare by sha256, symlinks by target, and a file that became a link (or the
+    other way round) is changed. ``added`` is what the backup never saw: an upload made since,
+    or a dropped web shell; only a person can tell which, so a restore keeps them as evidence.
+    """
+    want_files, want_links = expected.get("files", {}), expected.get("links", {})
+    have_files, have_links = actual.get("files", {}), actual.get("links", {})
+    changed, missing = [], []
+    for path, spec in want_files.items():
+        if path in have_files:
+            if have_files[path]["sha256"] != spec["sha256"]:
+                changed.append(path)
+        elif path in have_links:
+            changed.append(path)
+        else:
+            missing.append(path)
+    for path, target in want_links.items():
+        if path in have_links:
+            if have_links[path] != target:
+                changed.append(path)
+        elif path in have_files:
+            changed.append(path)
+        else:
+            missing.append(path)
+    known = set(want_files) | set(want_links)
+    added = [path for path in [*have_files, *have_links] if path not in known]
+    return {"changed": sorted(changed), "missing": sorted(missing), "added": sorted(added)}
+
+
+def live_files_manifest(paths: list[str], exclude: list[str] | None) -> dict[str, Any]:
+    """The live tree as a manifest, every file read again (no hash cache: tampering can keep size and mtime).
+
+    A top path that is gone entirely is no error here: its files are then all missing."""
+    return files_manifest([p for p in paths if os.path.lexists(p)], exclude, cache={})
+
+
+def pick_files_snapshot(listed: list[dict[str, Any]], job_name: str, wanted: str | None) -> dict[str, Any]:
+    """The newest snapshot of a files job, or the one ``wanted`` names (an id or its prefix)."""
+    if not listed:
+        raise JobError(f"no snapshot of job {job_name} in the repository")
+    if wanted:
+        chosen = [s for s in listed if s["id"].startswith(wanted) or s.get("short_id") == wanted]
+        if not chosen:
+            raise JobError(f"snapshot {wanted} of job {job_name} not found")
+        return chosen[0]
+    return max(listed, key=lambda s: parse_time(s["time"]))
+
+
+def restic_include(path: str) -> str:
+    """A path as a restic --include pattern that matches only itself (glob characters escaped)."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", path)
+
+
+def keep_evidence(paths: list[str], directory: Path, details: dict[str, Any]) -> dict[str, str]:
+    """Before anything is touched: a tar of ``paths`` as found (links as links, owners and modes kept),
+    the sha256 of each regular file and of the tar, and ``details`` (what differed, from which snapshot).
+    Root only; the directory is returned in the summary so it can be copied off the host."""
+    directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+    directory.chmod(0o700)
+    tar_path = directory / "evidence.tar"
+    sums: dict[str, str] = {}
+    with tarfile.open(tar_path, "w") as tar:
+        for path in paths:
+            if os.path.lexists(path):
+                tar.add(path, recursive=False)
+                if Path(path).is_file() and not Path(path).is_symlink():
+                    sums[path] = sha256_file(Path(path))
+    sums["evidence.tar"] = sha256_file(tar_path)
+    (directory / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    (directory / "details.json").write_text(json.dumps(details, indent=2, sort_keys=True) + "\n")
+    for name in ("evidence.tar", "SHA256SUMS", "details.json"):
+        (directory / name).chmod(0o600)
+    return sums
+
+
+def unique_directory(root: Path, moment: dt.datetime) -> Path:
+    base = root / moment.strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def put_in_place(source: Path, destination: Path, staging: Path) -> None:
+    """One file or link restored into ``staging`` replaces ``destination`` atomically, with the owner,
+    group and mode the snapshot recorded; missing parent directories are made as the snapshot had them."""
+    missing = []
+    parent = destination.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir()
+        recorded = staging / str(directory).lstrip("/")
+        if recorded.is_dir():
+            info = recorded.stat()
+            os.chown(directory, info.st_uid, info.st_gid)
+            directory.chmod(info.st_mode & 0o7777)
+    temporary = destination.with_name(f".{destination.name}.portalops-restore")
+    if os.path.lexists(temporary):
+        temporary.unlink()
+    info = source.lstat()
+    if source.is_symlink():
+        os.symlink(os.readlink(source), temporary)
+    else:
+        shutil.copy2(source, temporary)
+        temporary.chmod(info.st_mode & 0o7777)
+    if os.geteuid() == 0:
+        os.lchown(temporary, info.st_uid, info.st_gid)
+        if not source.is_symlink():
+            temporary.chmod(info.st_mode & 0o7777)  # chown clears setuid bits
+    os.replace(temporary, destination)
+
+
+def quarantine(paths: list[str], directory: Path) -> list[str]:
+    """Files the backup never saw, moved (never deleted) under ``directory``/quarantine with their path."""
+    moved = []
+    for path in paths:
+        if not os.path.lexists(path):
+            continue
+        target = directory / "quarantine" / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.move(path, target)
+        moved.append(path)
+    return moved
 
 
 def stable_database_manifest(databases: list[str], newest: int, before: dict[str, Any]) -> dict[str, Any]:
@@ -537,7 +693,9 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         out, err = restic_out.read().decode(errors="replace"), restic_err.read().decode(errors="replace")
     if code != 0:
         raise JobError(explain(err, config["repository"]))
-    return summary_of(out)
+    summary = summary_of(out)
+    keep_manifest(config, job["name"], manifest, summary)
+    return summary
 
 
 def forget_run_snapshots(config: dict[str, Any], job: dict[str, Any], since: str) -> None:
@@ -551,6 +709,12 @@ def forget_run_snapshots(config: dict[str, Any], job: dict[str, Any], since: str
         if parse_time(snapshot["time"]) >= started:
             with contextlib.suppress(JobError):
                 run_restic(config, "forget", snapshot["id"])
+
+
+def keep_manifest(config: dict[str, Any], job_name: str, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+    """A local copy of a saved database snapshot's manifest: check-database reads it without the backup host."""
+    kept = {**manifest, "snapshot_id": summary.get("snapshot_id")}
+    write_atomic(Path(config["status_dir"]) / "manifests" / f"{job_name}.json", json.dumps(kept), mode=0o600)
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -587,7 +751,9 @@ def job_mariadb_backup(config: dict[str, Any], job: dict[str, Any], run_id: str,
         (staging / "portalops-manifest.json").write_text(json.dumps(manifest, sort_keys=True))
         log(f"{job['name']}: sending the prepared backup to the repository")
         result2 = run_restic(config, *backup_args(config, job), str(staging), incomplete_ok=True)
-        return incomplete(summary_of(result2.stdout), result2)
+        summary = incomplete(summary_of(result2.stdout), result2)
+        keep_manifest(config, job["name"], manifest, summary)
+        return summary
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -682,6 +848,360 @@ def run_lock(config: dict[str, Any]) -> Iterator[None]:
         except BlockingIOError:
             raise LockError(f"another portalops-backup run holds {path}") from None
         yield
+
+
+# --------------------------------------------------------------------------- database restore
+
+# The physical backup job restores by copy-and-start (fast); the dump is the fallback.
+PHYSICAL, LOGICAL = "mariadb-backup", "mariadb-dump"
+RESTORE_DIR = "/var/lib/portalops/restore"
+# check-database: a table that lost more than this share of the rows its manifest recorded counts as lost
+# data (a healthy site adds and changes rows every day, it does not lose half a table overnight).
+LOST_SHARE = 0.5
+# ... when it had at least this many rows: an editor deleting the only comment is not a lost table.
+LOST_MIN_ROWS = 10
+
+
+def database_jobs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [j for j in config.get("jobs", []) if j["type"] in (PHYSICAL, LOGICAL)]
+
+
+def job_of(snapshot: dict[str, Any]) -> str:
+    return next((t[4:] for t in snapshot.get("tags") or [] if t.startswith("job:")), "")
+
+
+def restore_candidates(
+    snapshots: list[dict[str, Any]], jobs: list[dict[str, Any]], wanted: str | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """What to restore, in order: the newest physical snapshot, then the newest dump (the fallback).
+
+    ``wanted`` (an id or its prefix) names one snapshot of a database job: that one only, no fallback.
+    """
+    kinds = {j["name"]: j["type"] for j in jobs}
+    ours = [(kinds[job_of(s)], s) for s in snapshots if job_of(s) in kinds]
+    if wanted:
+        chosen = [(k, s) for k, s in ours if s["id"].startswith(wanted) or s.get("short_id") == wanted]
+        if not chosen:
+            raise JobError(f"no snapshot {wanted} of a database job ({', '.join(sorted(kinds))})")
+        return chosen[:1]
+    order = []
+    for kind in (PHYSICAL, LOGICAL):
+        found = [(k, s) for k, s in ours if k == kind]
+        if found:
+            order.append(max(found, key=lambda item: parse_time(item[1]["time"])))
+    if not order:
+        raise JobError(f"no snapshot of a database job ({', '.join(sorted(kinds)) or 'none configured'})")
+    return order
+
+
+def manifest_problems(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Live or restored databases against a manifest ([]: as the backup recorded them).
+
+    A manifest taken while the site wrote ('consistent' false) also holds the state after the
+    backup: each table's row count must then lie between the two.
+    """
+    if manifest.get("consistent", True) or "after" not in manifest:
+        return compare_database(manifest, actual)
+    problems = []
+    for database, want in manifest["databases"].items():
+        have = actual["databases"].get(database)
+        if have is None:
+            problems.append(f"{database}: missing")
+            continue
+        after = manifest["after"]["databases"].get(database, {}).get("tables", {})
+        for table, spec in want["tables"].items():
+            rows = have["tables"].get(table, {}).get("rows")
+            low, high = sorted((spec["rows"], after.get(table, spec)["rows"]))
+            if rows is None:
+                problems.append(f"{database}.{table}: missing")
+            elif not low <= rows <= high:
+                problems.append(f"{database}.{table}: {rows} rows, outside {low}..{high} seen during the backup")
+    return problems
+
+
+def health_problems(
+    manifest: dict[str, Any], actual: dict[str, Any], lost_share: float = LOST_SHARE, min_rows: int = LOST_MIN_ROWS
+) -> list[str]:
+    """Lost or corrupted, as opposed to changed since the backup: a database or table of the manifest
+    missing or unreadable (``actual`` lists those under 'errors'), or a table of ``min_rows`` or more
+    emptied or shrunk by more than ``lost_share``. New rows, changed checksums and new tables are the
+    site's normal work."""
+    problems = list(actual.get("errors", []))
+    for database, want in manifest["databases"].items():
+        have = actual["databases"].get(database)
+        if have is None:
+            if not any(p.startswith(f"{database}:") for p in problems):
+                problems.append(f"{database}: missing")
+            continue
+        for table, spec in want["tables"].items():
+            got = have["tables"].get(table)
+            if got is None:
+                problems.append(f"{database}.{table}: missing")
+            elif spec["rows"] >= min_rows and got["rows"] < spec["rows"] * (1 - lost_share):
+                left = "empty" if got["rows"] == 0 else f"{got['rows']} rows"
+                problems.append(f"{database}.{table}: {left}, the backup had {spec['rows']} rows")
+    return problems
+
+
+def changes_since(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Tables whose row count differs from the manifest: what the site wrote since (for the record)."""
+    changed = []
+    for database, want in manifest["databases"].items():
+        have = actual["databases"].get(database, {}).get("tables", {})
+        for table, spec in want["tables"].items():
+            if table in have and have[table]["rows"] != spec["rows"]:
+                changed.append(f"{database}.{table} {spec['rows']} -> {have[table]['rows']} rows")
+    return changed
+
+
+def live_manifest(databases: list[str], newest: int, checksums: bool = True) -> dict[str, Any]:
+    """database_manifest, one database at a time: an unreadable database is an error, not an exception."""
+    found: dict[str, Any] = {"kind": "mariadb", "databases": {}, "errors": []}
+    for database in databases:
+        try:
+            found["databases"].update(database_manifest([database], newest, checksums=checksums)["databases"])
+        except (JobError, subprocess.TimeoutExpired, ValueError) as exc:
+            found["errors"].append(f"{database}: unreadable: {exc}")
+    return found
+
+
+def manifest_from_dump(tail: bytes) -> dict[str, Any]:
+    """The manifest line a mariadb-dump snapshot ends with (see job_mariadb_dump)."""
+    marker = tail.rfind(MANIFEST_MARK.encode())
+    if marker < 0:
+        raise JobError("the dump carries no manifest line")
+    found: dict[str, Any] = json.loads(tail[marker + len(MANIFEST_MARK) :].decode().splitlines()[0])
+    return found
+
+
+def aside_path(datadir: Path, moment: dt.datetime, what: str = "before-restore") -> Path:
+    """Where the data directory a restore replaces is kept, as evidence (the tool never deletes it)."""
+    return datadir.with_name(f"{datadir.name}.{what}-{moment.strftime('%Y%m%dT%H%M%SZ')}")
+
+
+def rpo_seconds(snapshot_time: str, moment: dt.datetime) -> float:
+    """The data-loss window: everything written after the restored snapshot was taken is gone."""
+    return round((moment - parse_time(snapshot_time)).total_seconds(), 1)
+
+
+def rpo_line(snapshot: dict[str, Any], moment: dt.datetime) -> str:
+    seconds = rpo_seconds(snapshot["time"], moment)
+    taken = stamp(parse_time(snapshot["time"]))
+    return (
+        f"RPO (data-loss window): {seconds:.0f} s = {seconds / 60:.1f} min; writes after {taken} "
+        f"(snapshot {snapshot.get('short_id', snapshot['id'][:8])}) are not in the restored database"
+    )
+
+
+def binlog_position(prepared: Path) -> str:
+    """Where the binary log stood at the backup: a DBA replays from here to narrow the loss."""
+    for name in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info"):
+        path = prepared / name
+        if path.is_file():
+            return " ".join(path.read_text().split()[:2])
+    return ""
+
+
+def systemctl(*args: str) -> None:
+    result = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False, timeout=900)
+    if result.returncode != 0:
+        raise JobError(f"systemctl {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
+
+
+def database_snapshots(config: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for job in database_jobs(config):
+        listed = run_restic(config, "snapshots", "--json", "--tag", f"job:{job['name']}", "--host", config["host"])
+        found += json.loads(listed.stdout or "[]")
+    return found
+
+
+def snapshot_manifest(config: dict[str, Any], kind: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's manifest, read from the repository."""
+    path = snapshot["paths"][0]
+    if kind == PHYSICAL:
+        found: dict[str, Any] = json.loads(
+            run_restic(config, "dump", snapshot["id"], f"{path}/portalops-manifest.json").stdout
+        )
+        return found
+    with tempfile.TemporaryFile() as err:
+        dump = subprocess.Popen(
+            restic_argv(config, "dump", snapshot["id"], path),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=restic_env(config),
+        )
+        tail = b""
+        for block in iter(lambda: dump.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
+            tail = (tail + block)[-(4 << 20) :]
+        if dump.wait() != 0:
+            err.seek(0)
+            raise JobError(explain(err.read().decode(errors="replace"), config["repository"]))
+    return manifest_from_dump(tail)
+
+
+def newest_local_manifest(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest manifest kept by a database job of this host (keep_manifest), if any."""
+    kept = []
+    for job in database_jobs(config):
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            kept.append(json.loads((Path(config["status_dir"]) / "manifests" / f"{job['name']}.json").read_text()))
+    return max(kept, key=lambda m: str(m.get("taken", "")), default=None)
+
+
+def reference_manifest(config: dict[str, Any], wanted: str | None) -> tuple[dict[str, Any], str]:
+    """The manifest to compare with and where it came from: a named snapshot's, else the newest kept."""
+    if not wanted:
+        kept = newest_local_manifest(config)
+        if kept is not None:
+            return kept, f"snapshot {str(kept.get('snapshot_id'))[:8]} of {kept.get('job')} taken {kept.get('taken')}"
+    kind, snapshot = restore_candidates(database_snapshots(config), database_jobs(config), wanted)[0]
+    where = f"snapshot {snapshot['short_id']} of {job_of(snapshot)} taken {stamp(parse_time(snapshot['time']))}"
+    return snapshot_manifest(config, kind, snapshot), where
+
+
+def move_aside(datadir: Path, aside: Path) -> None:
+    """Rename the data directory; a mount point cannot be renamed, so its entries are moved instead."""
+    try:
+        datadir.rename(aside)
+        return
+    except OSError:
+        aside.mkdir(mode=0o700)
+    for entry in datadir.iterdir():
+        shutil.move(str(entry), str(aside / entry.name))
+
+
+def restore_physical(
+    config: dict[str, Any], snapshot: dict[str, Any], datadir: Path, moment: dt.datetime, log: Log
+) -> dict[str, Any]:
+    """restic restore the prepared backup, stop MariaDB, keep the data directory aside, move the backup in, start."""
+    work = Path(config.get("restore_dir", RESTORE_DIR)) / snapshot["short_id"]
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, mode=0o700)
+    try:
+        log(f"physical: restic restore of snapshot {snapshot['short_id']} into {work}")
+        run_restic(config, "restore", snapshot["id"], "--target", str(work))
+        prepared = work / snapshot["paths"][0].lstrip("/")
+        manifest: dict[str, Any] = json.loads((prepared / "portalops-manifest.json").read_text())
+        # Not a file of the server's: it must not end up in the data directory.
+        (prepared / "portalops-manifest.json").rename(work / "portalops-manifest.json")
+        position = binlog_position(prepared)
+        if position:
+            log(f"physical: binary log position at the backup: {position}")
+        log("physical: stopping MariaDB")
+        systemctl("stop", "mariadb")
+        aside = aside_path(datadir, moment)
+        moved: Path | None = None
+        try:
+            if datadir.exists():
+                mode = datadir.stat().st_mode & 0o7777
+                move_aside(datadir, aside)
+                moved = aside
+                log(f"physical: the data directory as it was is kept as evidence in {aside}")
+            else:
+                mode = 0o755
+                log(f"physical: there was no data directory {datadir}")
+            datadir.mkdir(mode=mode, exist_ok=True)
+            result = subprocess.run(
+                ["mariadb-backup", "--move-back", f"--target-dir={prepared}", f"--datadir={datadir}"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=6 * 3600,
+            )
+            if result.returncode != 0:
+                lines = result.stderr.strip().splitlines()
+                raise JobError(f"mariadb-backup --move-back failed: {lines[-1] if lines else 'no message'}")
+            subprocess.run(["chown", "-R", "mysql:mysql", str(datadir)], check=True, timeout=3600)
+            datadir.chmod(mode)
+            log("physical: starting MariaDB on the restored data")
+            systemctl("start", "mariadb")
+        except (JobError, OSError, subprocess.SubprocessError):
+            put_back(datadir, moved, moment, log)
+            raise
+        manifest["binlog_position"] = position
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def put_back(datadir: Path, aside: Path | None, moment: dt.datetime, log: Log) -> None:
+    """A physical restore failed half-way: the server gets its own data (and grants) back for the fallback."""
+    with contextlib.suppress(JobError):
+        systemctl("stop", "mariadb")
+    if aside is not None and aside.exists():
+        if datadir.exists():
+            failed = aside_path(datadir, moment, "failed-restore")
+            move_aside(datadir, failed)
+            log(f"physical: the half-restored data directory is kept in {failed}")
+        aside.rename(datadir)
+        log(f"physical: {aside} put back as {datadir}")
+    with contextlib.suppress(JobError):
+        systemctl("start", "mariadb")
+
+
+def server_answers() -> bool:
+    try:
+        mariadb("SELECT 1")
+    except (JobError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def restore_logical(
+    config: dict[str, Any],
+    snapshot: dict[str, Any],
+    databases: list[str],
+    datadir: Path,
+    moment: dt.datetime,
+    log: Log,
+) -> dict[str, Any]:
+    """Copy the data directory aside, drop the site databases, load the dump into the running server."""
+    if not server_answers():
+        with contextlib.suppress(JobError):
+            systemctl("start", "mariadb")
+        if not server_answers():
+            raise JobError("MariaDB does not answer: a dump can only be loaded into a running server")
+    aside = aside_path(datadir, moment)
+    if datadir.exists() and not aside.exists():
+        log(f"logical: stopping MariaDB to copy the data directory as evidence into {aside}")
+        systemctl("stop", "mariadb")
+        try:
+            shutil.copytree(datadir, aside, symlinks=True)
+        finally:
+            systemctl("start", "mariadb")
+    for database in databases:
+        log(f"logical: dropping {database}")
+        mariadb(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
+    log(f"logical: loading snapshot {snapshot['short_id']} ({snapshot['paths'][0]}) into MariaDB")
+    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err:
+        dump = subprocess.Popen(
+            restic_argv(config, "dump", snapshot["id"], snapshot["paths"][0]),
+            stdout=subprocess.PIPE,
+            stderr=dump_err,
+            env=restic_env(config),
+        )
+        load = subprocess.Popen(["mariadb", "--default-character-set=utf8mb4"], stdin=subprocess.PIPE, stderr=load_err)
+        if dump.stdout is None or load.stdin is None:
+            raise JobError("could not connect restic dump to mariadb")
+        tail = b""
+        try:
+            for block in iter(lambda: dump.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
+                load.stdin.write(block)
+                tail = (tail + block)[-(4 << 20) :]
+        except BrokenPipeError:
+            pass  # mariadb stopped reading: its exit status and message say why
+        with contextlib.suppress(BrokenPipeError):
+            load.stdin.close()
+        dump_code, load_code = dump.wait(), load.wait()
+        if dump_code != 0:
+            dump_err.seek(0)
+            raise JobError(explain(dump_err.read().decode(errors="replace"), config["repository"]))
+        if load_code != 0:
+            load_err.seek(0)
+            lines = load_err.read().decode(errors="replace").strip().splitlines()
+            raise JobError(f"loading the dump failed: {lines[-1] if lines else 'no message'}")
+    return manifest_from_dump(tail)
 
 
 # --------------------------------------------------------------------------- commands
@@ -836,6 +1356,296 @@ def command_copy(config: dict[str, Any], log: Log) -> int:
     return simple_status(config, "copy", started, error, {"jobs": results})
 
 
+def newest_titles_count(manifest: dict[str, Any]) -> int:
+    first: dict[str, Any] = next(iter(manifest["databases"].values()), {})
+    return len(first.get("newest_titles", [])) or 10
+
+
+def manifest_size(manifest: dict[str, Any]) -> str:
+    tables = sum(len(d["tables"]) for d in manifest["databases"].values())
+    rows = sum(t["rows"] for d in manifest["databases"].values() for t in d["tables"].values())
+    return f"{len(manifest['databases'])} databases, {tables} tables, {rows} rows"
+
+
+def command_restore_database(config: dict[str, Any], wanted: str | None, yes: bool, log: Log) -> int:
+    """Physical path first, the dump if that fails; verified against the restored snapshot's manifest."""
+    if not yes:
+        print(
+            "portalops-backup: restore-database replaces this host's MariaDB data with a backup "
+            "(the current data directory is kept aside); repeat with --yes",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    started = now()
+    datadir = Path(config.get("mariadb_datadir", "/var/lib/mysql"))
+    jobs = {j["name"]: j for j in database_jobs(config)}
+    failures: list[str] = []
+    problems: list[str] = []
+    used: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+    try:
+        run_restic(config, "unlock", timeout=600)
+        candidates = restore_candidates(database_snapshots(config), list(jobs.values()), wanted)
+    except (JobError, subprocess.TimeoutExpired) as exc:
+        candidates = []
+        failures.append(str(exc))
+        log(f"restore-database: FAILED before any restore: {exc}")
+    for kind, snapshot in candidates:
+        path = "physical" if kind == PHYSICAL else "logical"
+        taken = stamp(parse_time(snapshot["time"]))
+        log(f"restore-database: {path} path, snapshot {snapshot['short_id']} of {job_of(snapshot)} taken {taken}")
+        try:
+            if kind == PHYSICAL:
+                manifest = restore_physical(config, snapshot, datadir, started, log)
+            else:
+                manifest = restore_logical(config, snapshot, jobs[job_of(snapshot)]["databases"], datadir, started, log)
+        except (JobError, OSError, subprocess.SubprocessError, ValueError) as exc:
+            failures.append(f"{path} restore of {snapshot['short_id']}: {exc}")
+            log(f"restore-database: {path} path FAILED: {exc}")
+            continue
+        used = (path, snapshot, manifest)
+        break
+    if used is None:
+        problems = failures or ["nothing was restored"]
+    else:
+        path, snapshot, manifest = used
+        log(f"verify: the restored databases against the snapshot's manifest ({manifest_size(manifest)})")
+        restored = live_manifest(list(manifest["databases"]), newest_titles_count(manifest))
+        problems = restored["errors"] + manifest_problems(manifest, restored)
+        for problem in problems[:50]:
+            log(f"verify: DIFFERS: {problem}")
+        if not problems:
+            log(f"verify: ok, {manifest_size(manifest)} match the manifest")
+    finished = now()
+    result: dict[str, Any] = {
+        "path": used[0] if used else "",
+        "snapshot": used[1]["id"] if used else "",
+        "snapshot_time": stamp(parse_time(used[1]["time"])) if used else "",
+        "rpo_s": rpo_seconds(used[1]["time"], finished) if used else None,
+        "duration_s": round((finished - started).total_seconds(), 1),
+        "datadir_before": str(aside_path(datadir, started)) if aside_path(datadir, started).exists() else "",
+        "binlog_position": used[2].get("binlog_position", "") if used else "",
+        "fallback_from": failures if used else [],
+        "problems": problems,
+    }
+    simple_status(config, "restore-database", started, "; ".join(problems), {"restore": result})
+    if used:
+        log(rpo_line(used[1], finished))
+    log(f"restore-database: {'verified' if not problems else 'FAILED'} in {result['duration_s']:.1f} s")
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def command_verify_database(config: dict[str, Any], wanted: str | None, log: Log) -> int:
+    """The live databases exactly as a snapshot's manifest recorded them (right after a restore)."""
+    manifest, where = reference_manifest(config, wanted)
+    log(f"verify-database: live databases against the manifest of {where} ({manifest_size(manifest)})")
+    live = live_manifest(list(manifest["databases"]), newest_titles_count(manifest))
+    problems = live["errors"] + manifest_problems(manifest, live)
+    for problem in problems[:100]:
+        log(f"DIFFERS: {problem}")
+    log(
+        "verify-database: identical to the manifest"
+        if not problems
+        else f"verify-database: {len(problems)} differ: {'; '.join(problems[:3])}"
+    )
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def command_check_database(config: dict[str, Any], log: Log) -> int:
+    """Lost or corrupted? Every database and table of the newest manifest there, readable, not emptied.
+
+    Changes since the backup are the site's normal work and are listed, not counted: a healthy
+    database is never a reason to restore.
+    """
+    databases = sorted({d for j in database_jobs(config) for d in j["databases"]})
+    try:
+        manifest, where = reference_manifest(config, None)
+    except (JobError, subprocess.TimeoutExpired) as exc:
+        log(f"check-database: no manifest to compare with ({exc}); checking that each database has tables")
+        manifest, where = {"databases": {d: {"tables": {}} for d in databases}}, "no manifest"
+    live = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
+    problems = health_problems(manifest, live)
+    problems += [f"{d}: no tables" for d, entry in live["databases"].items() if not entry["tables"]]
+    # A restore that did not verify, with no backup since: what the server holds is not known good.
+    last = previous_status(Path(config["status_dir"]) / "restore-database.json")
+    if last and not last.get("ok") and str(last.get("finished", "")) > str(manifest.get("taken", "")):
+        problems.append(f"the restore of {last['finished']} did not verify: {'; '.join(last.get('errors', []))[:300]}")
+    log(f"check-database: live databases against the manifest of {where}")
+    for database, entry in live["databases"].items():
+        log(f"{database}: {len(entry['tables'])} tables, {sum(t['rows'] for t in entry['tables'].values())} rows")
+    for change in changes_since(manifest, live)[:20]:
+        log(f"changed since the backup: {change}")
+    for problem in problems[:100]:
+        log(f"LOST OR CORRUPTED: {problem}")
+    # The last line is what a runbook records as the finding: it names the problems.
+    log(
+        "check-database: healthy (nothing lost)"
+        if not problems
+        else f"check-database: {len(problems)} lost or corrupted: {'; '.join(problems[:3])}"
+    )
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def files_job(config: dict[str, Any], name: str) -> dict[str, Any]:
+    jobs: list[dict[str, Any]] = config.get("jobs", [])
+    for job in jobs:
+        if job["name"] == name:
+            if job["type"] != "files":
+                raise ConfigError(f"job {name!r} is a {job['type']} job, not a files job")
+            return job
+    raise ConfigError(f"no such job: {name}")
+
+
+def files_state(
+    config: dict[str, Any], job: dict[str, Any], wanted: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
+    """The chosen snapshot, its manifest (read from the repository, not from this host, whose copy an
+    intruder could have edited) and how the live tree differs from it. Reads only (--no-lock)."""
+    listed = run_restic(
+        config, "--no-lock", "snapshots", "--json", "--tag", f"job:{job['name']}", "--host", config["host"]
+    )
+    snapshot = pick_files_snapshot(json.loads(listed.stdout or "[]"), job["name"], wanted)
+    path = Path(config["status_dir"]) / "manifests" / f"{job['name']}.json"
+    try:
+        manifest: dict[str, Any] = json.loads(run_restic(config, "--no-lock", "dump", snapshot["id"], str(path)).stdout)
+    except json.JSONDecodeError:
+        raise JobError(f"snapshot {snapshot['short_id']} of {job['name']} carries no readable manifest") from None
+    return snapshot, manifest, files_diff(manifest, live_files_manifest(manifest["paths"], job.get("exclude")))
+
+
+def files_report(
+    job: dict[str, Any], snapshot: dict[str, Any], manifest: dict[str, Any], diff: dict[str, list[str]]
+) -> dict[str, Any]:
+    return {
+        "job": job["name"],
+        "snapshot": snapshot["short_id"],
+        "snapshot_time": stamp(parse_time(snapshot["time"])),
+        "manifest_files": manifest.get("count", len(manifest.get("files", {}))),
+        **diff,
+        "ok": not any(diff.values()),
+    }
+
+
+def log_diff(diff: dict[str, list[str]], log: Log, limit: int = 500) -> None:
+    for kind in ("changed", "missing", "added"):
+        for path in diff[kind][:limit]:
+            log(f"{kind.upper()}: {path}")
+        if len(diff[kind]) > limit:
+            log(f"{kind.upper()}: ... and {len(diff[kind]) - limit} more")
+
+
+def command_verify_files(config: dict[str, Any], name: str, wanted: str | None, as_json: bool, log: Log) -> int:
+    """Exit 0 only when the live tree is exactly what the snapshot's manifest recorded."""
+    job = files_job(config, name)
+    snapshot, manifest, diff = files_state(config, job, wanted)
+    report = files_report(job, snapshot, manifest, diff)
+    if as_json:
+        print(json.dumps(report, sort_keys=True), flush=True)
+    else:
+        log(
+            f"verify-files {name}: live files against snapshot {report['snapshot']} taken {report['snapshot_time']} "
+            f"({report['manifest_files']} files)"
+        )
+        log_diff(diff, log)
+        counts = ", ".join(f"{len(diff[k])} {k}" for k in ("changed", "missing", "added"))
+        log(f"verify-files {name}: {'identical to the manifest' if report['ok'] else counts}")
+    return EXIT_OK if report["ok"] else EXIT_FAILED
+
+
+def restore_from_snapshot(
+    config: dict[str, Any], snapshot: dict[str, Any], manifest: dict[str, Any], paths: list[str], log: Log
+) -> list[str]:
+    """``paths`` restored from the snapshot into a staging directory, each checked against the manifest,
+    then put in place; returns what could not be restored."""
+    if not paths:
+        return []
+    root = Path(config.get("staging_dir", "/var/backups/portalops"))
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(prefix="restore-files-", dir=root))
+    problems = []
+    try:
+        includes = [arg for path in paths for arg in ("--include", restic_include(path))]
+        log(f"restore-files: restic restore of {len(paths)} paths from snapshot {snapshot['short_id']}")
+        run_restic(config, "--no-lock", "restore", snapshot["id"], "--target", str(staging), *includes)
+        for path in paths:
+            source = staging / path.lstrip("/")
+            spec = manifest.get("files", {}).get(path)
+            if spec is not None and (
+                not source.is_file() or source.is_symlink() or sha256_file(source) != spec["sha256"]
+            ):
+                problems.append(f"{path}: the snapshot's copy is missing or does not match the manifest")
+                continue
+            if spec is None and (not source.is_symlink() or os.readlink(source) != manifest["links"].get(path)):
+                problems.append(f"{path}: the snapshot's link is missing or does not match the manifest")
+                continue
+            try:
+                put_in_place(source, Path(path), staging)
+            except OSError as exc:
+                problems.append(f"{path}: could not be put in place: {exc}")
+                continue
+            log(f"RESTORED: {path}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return problems
+
+
+def command_restore_files(
+    config: dict[str, Any], name: str, wanted: str | None, evidence: str | None, yes: bool, log: Log
+) -> int:
+    """Evidence first (changed and added files as found), then changed and missing files back from the
+    snapshot, added files moved into the evidence directory, then verified again."""
+    started = now()
+    job = files_job(config, name)
+    snapshot, manifest, diff = files_state(config, job, wanted)
+    report = files_report(job, snapshot, manifest, diff)
+    log(f"restore-files {name}: live files against snapshot {report['snapshot']} taken {report['snapshot_time']}")
+    log_diff(diff, log)
+    if report["ok"]:
+        log(f"restore-files {name}: identical to the manifest, nothing to restore")
+        print(json.dumps({**report, "evidence": "", "restored": [], "quarantined": [], "problems": []}), flush=True)
+        return EXIT_OK
+    if not yes:
+        print(
+            f"portalops-backup: restore-files replaces {len(diff['changed'])} changed and {len(diff['missing'])} "
+            f"missing files and moves {len(diff['added'])} added ones into an evidence directory; repeat with --yes",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if evidence:
+        directory = Path(evidence)
+    else:
+        EVIDENCE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        EVIDENCE_DIR.chmod(0o700)
+        directory = unique_directory(EVIDENCE_DIR, started)
+    details = {**report, "host": config["host"], "taken": stamp(started), "manifest_paths": manifest["paths"]}
+    expected = {p: manifest["files"][p]["sha256"] for p in diff["changed"] + diff["missing"] if p in manifest["files"]}
+    details["expected_sha256"] = expected
+    sums = keep_evidence(diff["changed"] + diff["added"], directory, details)
+    log(f"restore-files: evidence of {len(sums) - 1} files kept in {directory} (evidence.tar, SHA256SUMS)")
+    problems = restore_from_snapshot(config, snapshot, manifest, diff["changed"] + diff["missing"], log)
+    moved = quarantine(diff["added"], directory)
+    for path in moved:
+        log(f"QUARANTINED: {path} -> {directory / 'quarantine' / path.lstrip('/')}")
+    after = files_diff(manifest, live_files_manifest(manifest["paths"], job.get("exclude")))
+    remaining = [f"{kind} {path}" for kind in ("changed", "missing", "added") for path in after[kind]]
+    problems += [f"still differs: {line}" for line in remaining]
+    for problem in problems[:100]:
+        log(f"restore-files: PROBLEM: {problem}")
+    summary = {
+        **report,
+        "ok": not problems,
+        "evidence": str(directory),
+        "restored": [p for p in diff["changed"] + diff["missing"] if not any(x.startswith(p + ":") for x in problems)],
+        "quarantined": moved,
+        "problems": problems,
+        "duration_s": round((now() - started).total_seconds(), 1),
+    }
+    simple_status(config, "restore-files", started, "; ".join(problems), {"restore_files": summary})
+    log(f"restore-files {name}: {'verified, identical to the manifest' if not problems else 'FAILED'}")
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portalops-backup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(CONFIG), help="configuration file (default %(default)s)")
@@ -847,6 +1657,21 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--subset", help="--read-data-subset value (default: this week's rolling part)")
     sub.add_parser("copy", help="copy the source repositories into their second copies (backup host)")
     sub.add_parser("snapshots", help="list snapshots as JSON")
+    restore = sub.add_parser("restore-database", help="restore MariaDB from the newest database backup, verified")
+    restore.add_argument("--snapshot", help="this snapshot (id or prefix) of a database job, no fallback")
+    restore.add_argument("--yes", action="store_true", help="really replace the data (without it: refused)")
+    verify = sub.add_parser("verify-database", help="the live databases against a snapshot's manifest")
+    verify.add_argument("--snapshot", help="this snapshot (default: the newest database backup's manifest)")
+    sub.add_parser("check-database", help="lost or corrupted? (changes since the backup are fine)")
+    verify_files = sub.add_parser("verify-files", help="a files job's live tree against a snapshot's manifest")
+    verify_files.add_argument("job", help="a files job of this host (e.g. cms-files)")
+    verify_files.add_argument("--snapshot", help="this snapshot (id or prefix; default: the job's newest)")
+    verify_files.add_argument("--json", action="store_true", help="one JSON object instead of lines")
+    restore_files = sub.add_parser("restore-files", help="keep evidence, restore changed and missing files")
+    restore_files.add_argument("job", help="a files job of this host (e.g. cms-files)")
+    restore_files.add_argument("--snapshot", help="this snapshot (id or prefix; default: the job's newest)")
+    restore_files.add_argument("--evidence", help=f"evidence directory (default: {EVIDENCE_DIR}/<UTC time>)")
+    restore_files.add_argument("--yes", action="store_true", help="really change the files (without it: refused)")
     args = parser.parse_args(argv)
     try:
         config = load_config(Path(args.config))
@@ -859,7 +1684,18 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     log = Log(config.get("log_file"))
     try:
+        # Read-only: they run while a backup holds the lock (a health check must not fail for that).
+        if args.command == "check-database":
+            return command_check_database(config, log)
+        if args.command == "verify-database":
+            return command_verify_database(config, args.snapshot, log)
+        if args.command == "verify-files":
+            return command_verify_files(config, args.job, args.snapshot, args.json, log)
         with run_lock(config):
+            if args.command == "restore-files":
+                return command_restore_files(config, args.job, args.snapshot, args.evidence, args.yes, log)
+            if args.command == "restore-database":
+                return command_restore_database(config, args.snapshot, args.yes, log)
             if args.command == "run":
                 return command_run(config, args.job, log)
             if args.command == "maintain":

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""L1 database lost or corrupted: stop writes, restore the newest verified backup, verify, resume, escalate.
+
+Lost or corrupted means a database or table of the newest backup's manifest is missing, unreadable or
+emptied (`portalops-backup check-database`); rows written since the backup are normal work, so a healthy
+database is never restored. The restore takes the physical backup first (copy-and-start), the dump if
+that fails, keeps the replaced data directory as /var/lib/mysql.before-restore-<UTC> (evidence, never
+deleted), verifies against the snapshot's manifest and prints the data-loss window (RPO) into the journal.
+
+Run: portalops runbook run l1_database_lost [--dry-run] [--yes], or this file directly.
+"""
+
+# ruff: noqa: RUF001 - Chinese text keeps its own full-width punctuation on purpose
+
+from __future__ import annotations
+
+import sys
+
+from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook.checks import PHP_FPM, PROBE, recent_logs, unit_active, unit_restart
+
+BACKUP = "/usr/local/sbin/portalops-backup"
+# Healthy (exit 0) or lost/corrupted, against the newest backup's manifest; read-only, runs during a backup.
+CHECK_DATABASE = f"{BACKUP} check-database"
+# The web tier's proxy cache (nginx_portal_cache_dir).
+EDGE_CACHE = "/var/cache/nginx/portal"
+
+# Writes are the sites' php-fpm pools (one service on the CMS tier). Whether to stop or start them is
+# the database tier's answer, so these steps run on the controller through Ansible: writes stop only
+# when the database is really lost (never on a false alarm), and start again only into a sound one
+# (a WordPress without its tables offers its installer to anyone).
+DATABASE_SOUND = f"ansible db -i {{{{ inventory }}}} -m ansible.builtin.command -a '{CHECK_DATABASE}' -o"
+FPM_ACTIVE = f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.command -a 'systemctl is-active {PHP_FPM}' -o"
+
+
+def fpm(action: str) -> str:
+    # command, not systemd_service: one line in the journal, where the module prints the unit's whole status.
+    return f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.command -a 'systemctl {action} {PHP_FPM}' -o"
+
+
+# Then the edge forgets the pages rendered from the broken database (a 200 "nothing found" is cached
+# like any page); only here, so a failed restore leaves the readers the edge's stale copies.
+PURGE_EDGE_CACHE = (
+    f"ansible web -i {{{{ inventory }}}} -m ansible.builtin.command -a 'find {EDGE_CACHE} -type f -delete' -o"
+)
+RESUME_WRITES = (
+    f"if ! {DATABASE_SOUND}; then echo 'the database is not sound: {PHP_FPM} stays stopped for the DBA'; exit 1; fi; "
+    f"{fpm('start')} && {PURGE_EDGE_CACHE}"
+)
+EVIDENCE = (
+    f"{recent_logs('mariadb')}; ls -ld /var/lib/mysql /var/lib/mysql.*-restore-* 2>&1; "
+    "cat /var/lib/portalops/backup/restore-database.json 2>&1"
+)
+
+RUNBOOK = Runbook(
+    id="l1_database_lost",
+    title_zh="数据库丢失或损坏",
+    title_en="Database lost or corrupted",
+    level=Level.L1,
+    triggers=(
+        (
+            "站点报数据库错误，或文章、页面整体消失",
+            "sites report database errors, or articles and pages are gone",
+        ),
+        ("MariaDB 报表损坏或无法启动", "MariaDB reports corrupted tables or does not start"),
+        (
+            "portalops-backup check-database 报告库表丢失或被清空",
+            "portalops-backup check-database reports lost or emptied tables",
+        ),
+    ),
+    targets=("web", "cms", "db"),
+    steps=(
+        diagnose(
+            "db_mariadb",
+            "检查数据库 MariaDB",
+            "Check MariaDB on the database tier",
+            on=("db",),
+            run=unit_active("mariadb"),
+        ),
+        diagnose(
+            "db_health",
+            "对照最新备份清单检查各站点库表",
+            "Check each site database against the newest backup's manifest",
+            on=("db",),
+            run=CHECK_DATABASE,
+            timeout=300,
+        ),
+        act(
+            "start_mariadb",
+            "先重启 MariaDB（停止的服务不等于数据丢失）",
+            "Restart MariaDB first (a stopped server is not lost data)",
+            on=("db",),
+            check=unit_active("mariadb"),
+            run=unit_restart("mariadb"),
+        ),
+        act(
+            "stop_writes",
+            "数据库确已丢失时停止写入（停止 CMS 层 php-fpm；web 层以缓存页面继续服务）",
+            "Stop writes when the database is really lost (php-fpm on the CMS tier; the edge serves cached pages)",
+            check=DATABASE_SOUND,
+            run=fpm("stop"),
+            timeout=300,
+        ),
+        act(
+            "restore_database",
+            "从最新且经验证的备份恢复数据库（先物理备份，失败再用逻辑备份），并记录数据丢失窗口（RPO）",
+            "Restore the database from the newest verified backup (physical first, then the dump) and record the RPO",
+            on=("db",),
+            check=CHECK_DATABASE,
+            run=f"{BACKUP} restore-database --yes",
+            destructive=True,
+            timeout=3600,
+        ),
+        verify(
+            "database_sound",
+            "对照备份清单确认库表完整（最近一次恢复已通过校验）",
+            "Every database and table of the manifest is back and readable (the last restore verified)",
+            on=("db",),
+            run=CHECK_DATABASE,
+            timeout=300,
+        ),
+        act(
+            "resume_writes",
+            "数据库完好后恢复写入（启动 php-fpm），并清除 web 层缓存的错误页面",
+            "Resume writes once the database is sound (start php-fpm), then purge the edge cache",
+            check=FPM_ACTIVE,
+            run=RESUME_WRITES,
+            timeout=300,
+        ),
+        verify(
+            "portal_back",
+            "从外部确认各站点恢复",
+            "Every site answers from outside again",
+            run=PROBE,
+            attempts=5,
+            interval=3,
+        ),
+        escalate(
+            "dba",
+            "升级至数据库管理员并保留现场",
+            "Escalate to the DBA, keeping the evidence",
+            to_zh="数据库管理员（替换下的数据目录 /var/lib/mysql.before-restore-* 与二进制日志保留待查）",
+            to_en="the DBA (the replaced data directory /var/lib/mysql.before-restore-* and the binary logs are kept)",
+            on=("db",),
+            run=EVIDENCE,
+        ),
+    ),
+)
+
+if __name__ == "__main__":
+    from portalops.cli import main
+
+    sys.exit(main(["runbook", "run", RUNBOOK.id, *sys.argv[1:]]))

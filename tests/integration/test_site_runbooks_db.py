@@ -1,0 +1,130 @@
+"""Database drill: a WordPress table dropped on db1, `l1_database_lost` run as a responder would.
+
+Takes its own fresh backup of db1 first (so it depends on no other module's order), then checks the
+table is back with the manifest's rows, the portal serves the newest articles again, writes resumed,
+and the incident journal carries the data-loss window (RPO). A healthy database is never restored.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from portalops.inventory import REPO_ROOT
+from portalops.lab.config import LabConfig
+from portalops.runbook.journal import parse_stamp
+from tests.integration.helpers import on, portalops
+from tests.integration.test_site import SITES, get
+
+SITE = SITES[0]
+TABLE = f"{SITE['db_name']}.wp_posts"
+BACKUP = "/usr/local/sbin/portalops-backup"
+MANIFEST = "/var/lib/portalops/backup/manifests/db-physical.json"
+ASIDE = "ls -d /var/lib/mysql.before-restore-* /var/lib/mysql.failed-restore-* 2>/dev/null || true"
+
+
+def rows(table: str) -> int:
+    return int(on("db1", f"mariadb --batch --skip-column-names -e 'SELECT COUNT(*) FROM {table}'").stdout)
+
+
+def kept_aside() -> set[str]:
+    return set(on("db1", ASIDE).stdout.split())
+
+
+def journal(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The events of the incident a `portalops runbook run` opened (it prints its journal's path)."""
+    found = re.search(r"^incident \S+: journal (\S+)$", result.stdout + "\n" + result.stderr, re.MULTILINE)
+    assert found, result.stderr[-2000:]
+    path = REPO_ROOT / found.group(1)  # as printed: absolute, or relative to the repository
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def step_results(events: list[dict[str, Any]]) -> dict[str, str]:
+    return {str(e["step"]): str(e["result"]) for e in events if e["event"] == "step_end"}
+
+
+@pytest.fixture
+def fresh_backup(converged: LabConfig) -> Iterator[dict[str, Any]]:
+    """A backup of db1 taken now; yields its physical manifest. Afterwards: writes on, the lab as it was."""
+    before = kept_aside()
+    backup = on("db1", f"{BACKUP} run", check=False)
+    assert backup.returncode == 0, backup.stdout[-3000:] + backup.stderr[-2000:]
+    manifest: dict[str, Any] = json.loads(on("db1", f"cat {MANIFEST}").stdout)
+    yield manifest
+    if on("db1", f"mariadb -e 'SELECT 1 FROM {TABLE} LIMIT 1'", check=False).returncode != 0:
+        on("db1", f"{BACKUP} restore-database --yes", check=False)  # the runbook did not: undo the fault
+    on("cms1", "systemctl start php8.2-fpm", check=False)
+    for path in kept_aside() - before:  # the evidence this drill made; the tool itself never deletes it
+        on("db1", f"rm -rf {path}")
+
+
+def test_a_healthy_database_is_never_restored(fresh_backup: dict[str, Any]) -> None:
+    before = kept_aside()
+    result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert kept_aside() == before, "the data directory was moved aside on a healthy database"
+    results = step_results(journal(result))
+    assert results["stop_writes"] == "not_needed" and results["restore_database"] == "not_needed", results
+    assert on("cms1", "systemctl is-active php8.2-fpm").stdout.strip() == "active"
+
+
+def test_a_dropped_posts_table_is_restored_verified_and_served(
+    fresh_backup: dict[str, Any], converged: LabConfig
+) -> None:
+    want = fresh_backup["databases"][SITE["db_name"]]
+    domain = SITE["domains"][0]
+    on("db1", f"mariadb -e 'DROP TABLE {TABLE}'")
+    get(converged, domain)  # a visitor meanwhile: the edge may now hold a page rendered without the posts
+
+    result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+    # The table exactly as backed up (other tables may already hold the site's new work: page views
+    # write transients into wp_options once writes resume, so they are compared by the restore itself).
+    assert rows(TABLE) == want["tables"]["wp_posts"]["rows"]
+    checksum = on("db1", f"mariadb --batch --skip-column-names -e 'CHECKSUM TABLE {TABLE}'").stdout.split()[-1]
+    assert checksum == want["tables"]["wp_posts"]["checksum"]
+    sound = on("db1", f"{BACKUP} check-database", check=False)
+    assert sound.returncode == 0, sound.stdout[-3000:]
+    assert on("cms1", "systemctl is-active php8.2-fpm").stdout.strip() == "active"
+    status, _, body = get(converged, domain)
+    assert status == 200
+    served = html.unescape(body)
+    assert all(title in served for title in want["newest_titles"][:3]), (want["newest_titles"][:3], body[:1500])
+
+    events = journal(result)
+    results = step_results(events)
+    assert results["stop_writes"] == "done" and results["restore_database"] == "done", results
+    assert results["database_sound"] == "passed" and results["resume_writes"] == "done", results
+    restore = next(
+        e for e in events if e["event"] == "command" and e["step"] == "restore_database" and e["role"] == "run"
+    )
+    assert "RPO (data-loss window):" in restore["stdout"], restore["stdout"]
+    outcome = json.loads(restore["stdout"].splitlines()[-1])
+    assert outcome["path"] == "physical" and outcome["problems"] == [], outcome
+    assert outcome["rpo_s"] > 0 and outcome["datadir_before"].startswith("/var/lib/mysql.before-restore-")
+    started, ended = (parse_stamp(e["ts"]) for e in events if e["event"] in ("start", "end"))
+    print(  # the measured MTTR, for the drill report (`pytest -rP`)
+        f"l1_database_lost MTTR {(ended - started).total_seconds():.1f} s "
+        f"(restore {restore['duration_s']:.1f} s, RPO {outcome['rpo_s']:.0f} s)"
+    )
+
+
+def test_the_dump_restores_too_when_chosen_or_when_the_physical_path_fails(fresh_backup: dict[str, Any]) -> None:
+    """The fallback path on its own: the newest dump loaded into the running server, verified."""
+    dump = json.loads(on("db1", "cat /var/lib/portalops/backup/manifests/db-dump.json").stdout)
+    table = f"{SITES[-1]['db_name']}.wp_posts"
+    want = dump["databases"][SITES[-1]["db_name"]]["tables"]["wp_posts"]["rows"]
+    on("db1", f"mariadb -e 'DROP TABLE {table}'")
+    restore = on("db1", f"{BACKUP} restore-database --snapshot {dump['snapshot_id'][:8]} --yes", check=False)
+    assert restore.returncode == 0, restore.stdout[-3000:] + restore.stderr[-1000:]
+    outcome = json.loads(restore.stdout.splitlines()[-1])
+    assert outcome["path"] == "logical" and outcome["problems"] == [], outcome
+    assert rows(table) == want
+    assert on("db1", f"{BACKUP} check-database", check=False).returncode == 0
