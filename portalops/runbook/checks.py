@@ -173,7 +173,8 @@ def fpm_pools_not_saturated(minutes: int = 10) -> str:
         "except OSError:\n"
         "    lines = []\n"
         "for line in lines:\n"
-        "    if line.startswith('[') and 'reached pm.max_children' in line:\n"
+        # pm = dynamic logs 'reached pm.max_children setting', pm = ondemand 'reached max_children setting'.
+        "    if line.startswith('[') and ('reached pm.max_children' in line or 'reached max_children' in line):\n"
         "        try:\n"
         "            when = time.mktime(time.strptime(line[1:21], '%d-%b-%Y %H:%M:%S'))\n"
         "        except ValueError:\n"
