@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import paramiko
 
 from portalops.errors import BadInput
 
+WARNING_LINE = re.compile(r"^\[(DEPRECATION )?WARNING\]")
 TIMED_OUT = 124  # the exit status of coreutils timeout
 UNREACHABLE = 255  # as ssh reports a connection failure
 KILL_GRACE = 5
@@ -41,8 +43,11 @@ class CommandResult:
         return self.rc == 0
 
     def last_line(self) -> str:
+        """The line that says what happened: the last of stderr, else of stdout, never a warning
+        (ansible-playbook warns on stderr and reports its failure on stdout)."""
         for text in (self.stderr, self.stdout):
             lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            lines = [line for line in lines if not WARNING_LINE.match(line)]
             if lines:
                 return lines[-1]
         return f"exit {self.rc}"

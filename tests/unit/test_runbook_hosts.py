@@ -22,6 +22,7 @@ from portalops.inventory import REPO_ROOT
 from portalops.runbook.hosts import (
     TIMED_OUT,
     UNREACHABLE,
+    CommandResult,
     Connection,
     LocalHost,
     SshHost,
@@ -232,3 +233,14 @@ def test_closing_the_local_host_ends_a_running_command(tmp_path: Path) -> None:
     worker.join(timeout=10)
     assert not worker.is_alive()
     assert results[0].rc == -15
+
+
+def test_the_last_line_is_never_an_ansible_warning() -> None:
+    result = CommandResult(
+        2,
+        "fatal: [db1]: FAILED! => msg: mariadb is not running\n",
+        "[DEPRECATION WARNING]: Use of strategy plugins not included in ansible.builtin are deprecated.\n"
+        "[WARNING]: Deprecation warnings can be disabled by setting `deprecation_warnings=False`.\n",
+        1.0,
+    )
+    assert result.last_line() == "fatal: [db1]: FAILED! => msg: mariadb is not running"
