@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills audit docs molecule
+.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -67,6 +67,9 @@ lab-down: setup  ## remove the lab's containers and network
 
 lab-status: setup
 	portalops lab status
+
+plans: setup  ## regenerate docs/emergency_plans/ from the runbooks, the inventory's contacts and the recorded drills
+	$(BIN)/python -m portalops.runbook.plans
 
 docs: setup  ## regenerate the variables section of every role README from its argument spec
 	python -m portalops.specdoc

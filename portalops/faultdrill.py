@@ -27,6 +27,7 @@ from portalops.runbook.engine import Options
 from portalops.runbook.hosts import Host, LocalHost
 from portalops.runbook.live import INCIDENTS_DIR, run_live, ssh_hosts
 from portalops.runbook.outcome import RunbookExit
+from portalops.runbook.plans import DRILLS_FILE, PLANS_DIR
 from portalops.runbook.resolve import resolve_vars
 
 REPORTS_DIR = REPO_ROOT / "reports" / "fault-drills"
@@ -410,6 +411,15 @@ def write_report(result: DrillResult, directory: Path = REPORTS_DIR) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{result.started.replace(':', '').replace('-', '')}-{result.runbook}-{result.fault}.json"
     path.write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def record(result: DrillResult, plans: Path = PLANS_DIR) -> Path:
+    """Keep the result as its runbook's latest drill, which the emergency plans show (regenerate them)."""
+    path = plans / DRILLS_FILE
+    drills = json.loads(path.read_text()) if path.exists() else {}
+    drills[result.runbook] = asdict(result)
+    path.write_text(json.dumps(dict(sorted(drills.items())), indent=2, ensure_ascii=False) + "\n")
     return path
 
 

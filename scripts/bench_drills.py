@@ -57,7 +57,7 @@ def main() -> int:
         if healthy.returncode != 0:
             sys.exit(f"bench-drills: {runbook_id} does not pass on the healthy lab:\n{healthy.stderr[-3000:]}")
         before = set(faultdrill.REPORTS_DIR.glob("*.json")) if faultdrill.REPORTS_DIR.is_dir() else set()
-        result = portalops("drill", "run", runbook_id)
+        result = portalops("drill", "run", runbook_id, "--record")
         new = sorted(set(faultdrill.REPORTS_DIR.glob("*.json")) - before)
         if result.returncode != 0 or not new:
             failed = True
@@ -72,6 +72,7 @@ def main() -> int:
         shown = f"{target:9.1f}" if target else f"{'-':>9}"
         print(f"{runbook_id:<24} {fault_id:<22} {mttr:7.1f} {baseline:10.1f} {mttr / baseline:6.2f} {shown}  {verdict}")
     print("\nMTTR: the runbook from start to end after the fault; baseline: the same runbook on the healthy lab.")
+    print("Each drill is recorded as its runbook's latest; `make plans` puts them into docs/emergency_plans/.")
     return 1 if failed else 0
 
 
