@@ -138,7 +138,8 @@ class RunState:
         elif kind == "step_end":
             step = str(event["step"])
             self.results[step] = str(event["result"])
-            if event.get("kind") == "verify":
+            # A verify step with no host left after --limit checked nothing: it neither passes nor fails.
+            if event.get("kind") == "verify" and event["result"] != "skipped":
                 self.verified[step] = event["result"] == "passed"
             self.escalated = self.escalated or event["result"] == "escalated"
             self.findings += list(event.get("findings", []))

@@ -341,3 +341,34 @@ def test_limit_narrows_every_step(tmp_path: Path) -> None:
     world = World()
     run(world, tmp_path, Options(yes=True, limit=("web2",)))
     assert {h for h, _ in world.log} == {"controller", "web2"}
+
+
+def test_a_verify_step_left_without_hosts_by_limit_neither_passes_nor_fails(tmp_path: Path) -> None:
+    narrowed = Runbook(
+        **{
+            **RUNBOOK.__dict__,
+            "steps": (
+                *RUNBOOK.steps[:-2],
+                verify("db_up", "数据库", "Database up", on=("db",), run="is-active db"),
+                *RUNBOOK.steps[-2:],
+            ),
+        }
+    )
+    world = World()
+    world.up["web1"]["nginx"] = True
+    plan = make_plan(narrowed, INVENTORY, ("web2",), {"python": "python", "inventory": "i", "repo": "."})
+    result = run_runbook(narrowed, plan, runtime(world, tmp_path), Options(yes=True, limit=("web2",)))
+    assert results(tmp_path, result.incident)["db_up"] == "skipped"
+    assert result.exit is RunbookExit.RECOVERED, "the controller's verify passed; db1 was not in the run"
+
+
+def test_a_run_whose_every_verify_was_skipped_is_not_called_recovered(tmp_path: Path) -> None:
+    only_db = Runbook(
+        **{
+            **RUNBOOK.__dict__,
+            "steps": (verify("db_up", "数据库", "Database up", on=("db",), run="is-active db"), RUNBOOK.steps[-1]),
+        }
+    )
+    plan = make_plan(only_db, INVENTORY, ("web2",), {"python": "python", "inventory": "i", "repo": "."})
+    result = run_runbook(only_db, plan, runtime(World(), tmp_path), Options(yes=True, limit=("web2",)))
+    assert result.exit is RunbookExit.NOT_RECOVERED
