@@ -130,8 +130,7 @@ def run_drill_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         print(f"{args.fault} injected on {host}; `portalops drill undo {args.fault}` undoes it", file=out)
         return ExitCode.OK
     if args.drill_command == "undo":
-        drill.undo(faultdrill.fault(args.fault))
-        return ExitCode.OK
+        return ExitCode.OK if drill.undo(faultdrill.fault(args.fault)) else ExitCode.FAILED
     item = faultdrill.fault(args.fault) if args.fault else faultdrill.default_fault(args.runbook)
     result = drill.run(args.runbook, item)
     report = faultdrill.write_report(result)

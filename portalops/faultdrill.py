@@ -51,6 +51,9 @@ class Fault:
     expect: RunbookExit = RunbookExit.RECOVERED
     # After the drill, on the same host: exit 0 when no data was lost (empty: the fault touches no data).
     intact: str = ""
+    # (runbook, act step) pairs that must end "done" in the incident: the runbook repaired this fault
+    # itself, not a fault that went away on its own.
+    acts: tuple[tuple[str, str], ...] = ()
     target_s: float = 0.0  # the MTTR the plan promises for this fault on the lab (0: none stated)
 
 
@@ -74,9 +77,9 @@ FILL_STAGING = (
     "loop=$(losetup -f --show $img); pid=$(podman inspect -f '{{.State.Pid}}' {container}); "
     "podman exec {container} mkdir -p {staging}; "
     'nsenter -t $pid -m sh -c "mknod /root/.drill-loop b $((0x$(stat -c %t $loop))) $((0x$(stat -c %T $loop))) '
-    '&& mount /root/.drill-loop {staging}; rm -f /root/.drill-loop"; '
+    '&& mount /root/.drill-loop {staging}; rc=\\$?; rm -f /root/.drill-loop; exit \\$rc"; '
     "losetup -d $loop; "  # freed when unmounted
-    "podman exec {container} sh -c 'mkdir -p {staging}/db-physical && "
+    "podman exec {container} sh -c 'mountpoint -q {staging} && mkdir -p {staging}/db-physical && "
     "fallocate -l 52M {staging}/db-physical/ibdata1 && df -P {staging}'"
 )
 RELEASE_STAGING = (
@@ -95,8 +98,8 @@ SATURATE = (
     "before=$(grep -cE 'reached (pm\\.)?max_children' {fpm_log}); "
     f"cat > {LOAD_SCRIPT} <<'EOF'\n"
     "end=$(( $(date +%s) + 40 ))\n"
-    "for i in $(seq 30); do ( while [ $(date +%s) -lt $end ]; do "
-    "curl -s -o /dev/null -m 20 -H 'Host: {domain}' \"http://127.0.0.1:{cms_port}/?s=drill$i$RANDOM\"; "
+    "for i in $(seq 30); do ( n=0; while [ $(date +%s) -lt $end ]; do n=$((n + 1)); "
+    "curl -s -o /dev/null -m 20 -H 'Host: {domain}' \"http://127.0.0.1:{cms_port}/?s=drill-$i-$n\"; "
     "done ) & done\n"
     "wait\n"
     "EOF\n"
@@ -104,7 +107,8 @@ SATURATE = (
     "sleep 8; now=$(grep -cE 'reached (pm\\.)?max_children' {fpm_log}); "
     'echo "php-fpm logged reaching pm.max_children $((now - before)) time(s)"; [ "$now" -gt "$before" ]'
 )
-STOP_LOAD = f"pkill -f {LOAD_SCRIPT}; rm -f {LOAD_SCRIPT}; true"
+# The bracket keeps pkill from matching the shell that runs this very command line.
+STOP_LOAD = f"pkill -f '[{LOAD_SCRIPT[0]}]{LOAD_SCRIPT[1:]}'; rm -f {LOAD_SCRIPT}; true"
 
 # l1_database_lost: a site database's posts table (the kept manifest's first database by name) dropped.
 BACKUP = "/usr/local/sbin/portalops-backup"
@@ -115,7 +119,7 @@ FIRST_DATABASE = (
 )
 DROP_POSTS = (
     f"{BACKUP} run --job db-physical >/dev/null && "
-    f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "DROP TABLE $db.wp_posts" && echo "dropped $db.wp_posts"'
+    f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "DROP TABLE \\`$db\\`.wp_posts" && echo "dropped $db.wp_posts"'
 )
 
 # l1_defacement: right after a fresh backup of the sites' files, a theme file of the wordpress packages
@@ -147,6 +151,7 @@ FAULTS: tuple[Fault, ...] = (
         "web",
         inject="systemctl stop nginx",
         undo="systemctl start nginx",
+        acts=(("l1_portal_unreachable", "start_web_nginx"),),
         runbooks=("l1_portal_unreachable",),
         target_s=30,
     ),
@@ -156,6 +161,7 @@ FAULTS: tuple[Fault, ...] = (
         "cms",
         inject=f"systemctl kill --signal=SIGKILL {PHP_FPM}; sleep 1; ! systemctl is-active --quiet {PHP_FPM}",
         undo=f"systemctl reset-failed {PHP_FPM}; systemctl start {PHP_FPM}",
+        acts=(("l1_portal_unreachable", "start_php_fpm"), ("l3_degraded_services", "restart_failed_services")),
         runbooks=("l1_portal_unreachable", "l3_degraded_services"),
         target_s=30,
     ),
@@ -165,6 +171,7 @@ FAULTS: tuple[Fault, ...] = (
         "db",
         inject="systemctl stop mariadb",
         undo="systemctl start mariadb",
+        acts=(("l1_portal_unreachable", "start_mariadb"),),
         runbooks=("l1_portal_unreachable",),
         target_s=30,
     ),
@@ -182,6 +189,7 @@ FAULTS: tuple[Fault, ...] = (
         "the site certificates reissued to expire in 10 days",
         "web",
         inject=_reissue_certificates(10),
+        acts=(("l3_certificate_expiry", "renew"),),
         runbooks=("l3_certificate_expiry",),
     ),
     Fault(
@@ -195,6 +203,7 @@ FAULTS: tuple[Fault, ...] = (
             'json.dump(d, open(p, \'w\'))" "$status_dir/run.json"'
         ),
         runbooks=("l3_backup_stale",),
+        acts=(("l3_backup_stale", "back_up_now"),),
     ),
     Fault(
         "staging_full",
@@ -202,6 +211,7 @@ FAULTS: tuple[Fault, ...] = (
         "db",
         inject=FILL_STAGING,
         undo=RELEASE_STAGING,
+        acts=(("l2_disk_pressure", "staging_leftovers"),),
         runbooks=("l2_disk_pressure",),
         on_lab=True,
     ),
@@ -211,6 +221,7 @@ FAULTS: tuple[Fault, ...] = (
         "cms",
         inject=SATURATE,
         undo=STOP_LOAD,
+        acts=(("l2_slow_response", "reload_php_fpm"),),
         runbooks=("l2_slow_response",),
     ),
     Fault(
@@ -301,6 +312,7 @@ class Drill:
         hosts: Callable[[str, Sequence[str]], dict[str, Host]] = ssh_hosts,
         probe: Callable[[str], list[ProbeResult]] = probe_inventory,
         site: Callable[[str], dict[str, str]] | None = None,
+        incidents: Path = INCIDENTS_DIR,
     ) -> None:
         require_lab(source)
         self.source = source
@@ -308,6 +320,7 @@ class Drill:
         self._connect = hosts
         self._probe = probe
         self._site = site or first_site
+        self.incidents = incidents
 
     def _shell(self, host: str, command: str, timeout: float = 120) -> tuple[bool, str]:
         target = self._connect(self.source, [host])[host]
@@ -335,10 +348,19 @@ class Drill:
             raise BadInput(f"could not inject {item.id} on {host}: {output[-400:] or 'no output'}")
         return host
 
-    def undo(self, item: Fault) -> None:
+    def undo(self, item: Fault) -> bool:
         host = first_host(self.source, item.group)
         ok, output = self._fault_shell(item, host, item.undo)
         self.progress(f"undo {item.id} on {host}: {'done' if ok else 'FAILED ' + output[-300:]}")
+        return ok
+
+    def acted(self, incident: str) -> dict[str, str]:
+        """Each act step of the incident and how it ended (done, not_needed, failed, ...)."""
+        path = self.incidents / incident / "journal.jsonl"
+        events = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+        return {
+            str(e["step"]): str(e["result"]) for e in events if e.get("event") == "step_end" and e.get("kind") == "act"
+        }
 
     def portal_ok(self) -> bool:
         results = self._probe(self.source)
@@ -374,9 +396,11 @@ class Drill:
                 intact, output = self._shell(host, item.intact, timeout=600)
                 self.progress(f"data check on {host}: {'intact' if intact else 'LOST'}: {output[-400:]}")
         finally:
-            self.undo(item)
+            undone = self.undo(item)
         recovered = item.expect is RunbookExit.RECOVERED
-        ok = outcome is item.expect and (portal or not recovered) and intact is not False
+        results = self.acted(incident)
+        missing = [step for rb, step in item.acts if rb == runbook.id and results.get(step) != "done"]
+        ok = outcome is item.expect and (portal or not recovered) and intact is not False and undone and not missing
         result = DrillResult(
             runbook=runbook.id,
             fault=item.id,
@@ -391,6 +415,10 @@ class Drill:
             ok=ok,
             started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
+        if missing:
+            result.notes.append(f"the runbook did not repair it itself: {', '.join(missing)} not done")
+        if not undone:
+            result.notes.append("the undo failed: the lab may still be broken")
         if item.target_s and mttr > item.target_s:
             result.notes.append(f"MTTR {mttr:.1f} s is over the {item.target_s:g} s target")
         return result

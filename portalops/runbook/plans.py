@@ -94,7 +94,8 @@ def _contacts_section(contacts: Sequence[Mapping[str, Any]]) -> list[str]:
     for c in contacts:
         role = f"{c.get('role_zh', '')} / {c.get('role_en', '')}"
         lines.append(
-            f"| {_cell(role)} | {_cell(str(c.get('who', '')))} | {c.get('phone', '')} | {c.get('email', '')} |"
+            f"| {_cell(role)} | {_cell(str(c.get('who', '')))} | {_cell(str(c.get('phone', '')))} "
+            f"| {_cell(str(c.get('email', '')))} |"
         )
     return [*lines, ""]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,11 @@ class RecordingHost:
 
 
 def make_drill(
-    monkeypatch: pytest.MonkeyPatch, log: list[tuple[str, str]], failing: Sequence[str] = (), portal: bool = True
+    monkeypatch: pytest.MonkeyPatch,
+    log: list[tuple[str, str]],
+    failing: Sequence[str] = (),
+    portal: bool = True,
+    incidents: Path | None = None,
 ) -> faultdrill.Drill:
     monkeypatch.setattr(faultdrill, "first_host", lambda _source, group: f"{group}1")
 
@@ -50,7 +55,16 @@ def make_drill(
         hosts=hosts,
         probe=probe,
         site=lambda _source: {"domain": "portal.lab.test", "cms_port": "8080"},
+        incidents=incidents or Path("/nonexistent"),
     )
+
+
+def journal_with(incidents: Path, incident: str, **acts: str) -> str:
+    """An incident journal whose act steps ended as given; returns the incident id."""
+    (incidents / incident).mkdir(parents=True)
+    lines = [json.dumps({"event": "step_end", "kind": "act", "step": step, "result": r}) for step, r in acts.items()]
+    (incidents / incident / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    return incident
 
 
 def test_every_runbook_has_a_drill_and_every_fault_names_known_runbooks() -> None:
@@ -74,14 +88,15 @@ def test_drills_refuse_any_inventory_but_the_lab(tmp_path: Path) -> None:
         faultdrill.Drill(str(REPO_ROOT / "inventory" / "example"))
 
 
-def test_a_drill_injects_runs_checks_and_undoes_in_that_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_drill_injects_runs_checks_and_undoes_in_that_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     log: list[tuple[str, str]] = []
-    drill = make_drill(monkeypatch, log)
+    drill = make_drill(monkeypatch, log, incidents=tmp_path)
     item = faultdrill.fault("nginx_stopped")
+    incident = journal_with(tmp_path, "20261127T000000Z-l1_portal_unreachable", start_web_nginx="done")
 
     def runbook(runbook_id: str) -> tuple[RunbookExit, str]:
         log.append(("runbook", runbook_id))
-        return RunbookExit.RECOVERED, "20261127T000000Z-l1_portal_unreachable"
+        return RunbookExit.RECOVERED, incident
 
     result = drill.run("l1_portal_unreachable", item, runbook)
     assert log == [
@@ -92,6 +107,22 @@ def test_a_drill_injects_runs_checks_and_undoes_in_that_order(monkeypatch: pytes
     assert result.ok and result.outcome == "recovered" and result.portal_ok and result.data_intact is None
     assert result.incident.endswith("l1_portal_unreachable")
     assert "PASS" in faultdrill.summary(result)
+
+
+def test_a_fault_gone_without_the_runbooks_repair_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    incident = journal_with(tmp_path, "i1", start_web_nginx="not_needed")
+    result = make_drill(monkeypatch, [], incidents=tmp_path).run(
+        "l1_portal_unreachable", faultdrill.fault("nginx_stopped"), lambda _id: (RunbookExit.RECOVERED, incident)
+    )
+    assert not result.ok and "start_web_nginx not done" in " ".join(result.notes)
+
+
+def test_a_failed_undo_fails_the_drill(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    incident = journal_with(tmp_path, "i2", start_web_nginx="done")
+    result = make_drill(monkeypatch, [], failing=("systemctl start nginx",), incidents=tmp_path).run(
+        "l1_portal_unreachable", faultdrill.fault("nginx_stopped"), lambda _id: (RunbookExit.RECOVERED, incident)
+    )
+    assert not result.ok and "the undo failed" in " ".join(result.notes)
 
 
 def test_the_fault_is_undone_even_when_the_runbook_blows_up(monkeypatch: pytest.MonkeyPatch) -> None:
