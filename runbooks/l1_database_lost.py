@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """L1 database lost or corrupted: stop writes, restore the newest verified backup, verify, resume, escalate.
 
-Lost or corrupted means a database or table of the newest backup's manifest is missing, unreadable or
-emptied (`portalops-backup check-database`); rows written since the backup are normal work, so a healthy
-database is never restored. The restore takes the physical backup first (copy-and-start), the dump if
+Lost or corrupted means a database or a WordPress core table (posts, postmeta, options, users, usermeta,
+terms, termmeta, term_taxonomy, term_relationships, comments, commentmeta, links after the site's table
+prefix) of the newest backup's manifest is missing or unreadable, or posts, options or users emptied, or
+the last restore did not verify (`portalops-backup check-database`); rows written or deleted since the
+backup and plugin tables dropped are normal work, listed as changes, so a healthy database is never
+restored. The restore takes the physical backup first (copy-and-start), the dump if
 that fails, keeps the replaced data directory as /var/lib/mysql.before-restore-<UTC> (evidence, never
 deleted), verifies against the snapshot's manifest and prints the data-loss window (RPO) into the journal.
 
@@ -20,7 +23,8 @@ from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import PHP_FPM, PROBE, recent_logs, unit_active, unit_restart
 
 BACKUP = "/usr/local/sbin/portalops-backup"
-# Healthy (exit 0) or lost/corrupted, against the newest backup's manifest; read-only, runs during a backup.
+# Healthy (exit 0) or lost/corrupted (a core table missing, unreadable or emptied), against the newest backup's
+# manifest; read-only, runs during a backup.
 CHECK_DATABASE = f"{BACKUP} check-database"
 # The web tier's proxy cache (nginx_portal_cache_dir).
 EDGE_CACHE = "/var/cache/nginx/portal"
@@ -109,12 +113,14 @@ RUNBOOK = Runbook(
             check=CHECK_DATABASE,
             run=f"{BACKUP} restore-database --yes",
             destructive=True,
-            timeout=3600,
+            # Longer than any limit of the wrapper's own (6 h: restic restore, mariadb-backup --move-back,
+            # loading the dump), so those fire first; a SIGTERM still puts the old data directory back.
+            timeout=7 * 3600,
         ),
         verify(
             "database_sound",
-            "对照备份清单确认库表完整（最近一次恢复已通过校验）",
-            "Every database and table of the manifest is back and readable (the last restore verified)",
+            "对照备份清单确认各库及 WordPress 核心表完整（最近一次恢复已通过校验）",
+            "Every database and WordPress core table of the manifest is back and readable (the last restore verified)",
             on=("db",),
             run=CHECK_DATABASE,
             timeout=300,

@@ -490,12 +490,48 @@ def test_lost_or_corrupted_is_told_apart_from_changed_since_the_backup() -> None
     assert pb.health_problems(backup, live(wp_posts=0, wp_options=150, wp_links=0, wp_comments=1)) == [
         "wp.wp_posts: empty, the backup had 40 rows"
     ]
-    assert pb.health_problems(backup, live(wp_posts=19, wp_options=150, wp_links=0, wp_comments=1)) == [
-        "wp.wp_posts: 19 rows, the backup had 40 rows"
-    ]
+    # Fewer rows is a change, not a loss (the core tables' emptied rule is for posts, options and users).
+    assert pb.health_problems(backup, live(wp_posts=19, wp_options=150, wp_links=0, wp_comments=1)) == []
     assert pb.health_problems(backup, {"databases": {}}) == ["wp: missing"]
     unreadable = {"databases": {}, "errors": ["wp: unreadable: mariadb query failed: Table 'wp.wp_posts' is marked"]}
     assert pb.health_problems(backup, unreadable) == unreadable["errors"]
+
+
+def test_only_wordpress_core_tables_can_be_lost_a_plugin_table_or_a_spam_purge_is_a_change() -> None:
+    tables = {
+        "wp_posts": 400,
+        "wp_options": 150,
+        "wp_users": 3,
+        "wp_comments": 5000,
+        "wp_commentmeta": 9000,
+        "wp_2_posts": 10,
+        "wp_yoast_indexable": 800,
+        "wp_wc_sessions": 50,
+    }
+    backup = {"databases": {"wp": {"tables": {t: {"rows": n, "checksum": "1"} for t, n in tables.items()}}}}
+
+    def live(**rows: int) -> dict[str, Any]:
+        return {"databases": {"wp": {"tables": {t: {"rows": n, "checksum": None} for t, n in rows.items()}}}}
+
+    # A plugin dropped its own tables, spam comments purged (even all of them), a multisite blog gone.
+    site_work = live(wp_posts=401, wp_options=140, wp_users=3, wp_comments=0, wp_commentmeta=12, wp_new=1)
+    assert pb.health_problems(backup, site_work) == []
+    assert "wp.wp_yoast_indexable gone (800 rows at the backup)" in pb.changes_since(backup, site_work)
+    assert "wp.wp_comments 5000 -> 0 rows" in pb.changes_since(backup, site_work)
+    # A core table missing, or posts, options or users emptied, is lost.
+    lost = live(wp_posts=400, wp_options=0, wp_users=3, wp_comments=5000)
+    assert pb.health_problems(backup, lost) == [
+        "wp.wp_options: empty, the backup had 150 rows",
+        "wp.wp_commentmeta: missing",
+    ]
+    assert pb.core_tables(["wp_posts", "wp_2_posts", "wp_term_taxonomy", "wp_wc_sessions"]) == {
+        "wp_posts": "posts",
+        "wp_term_taxonomy": "term_taxonomy",
+    }
+    assert pb.core_tables(["site7_options", "site7_links", "wp_links"]) == {
+        "site7_options": "options",
+        "site7_links": "links",
+    }
 
 
 def test_the_dump_stream_carries_its_manifest_on_the_last_line() -> None:
@@ -587,3 +623,171 @@ def test_a_half_done_physical_restore_puts_the_old_data_back(tmp_path: Path, mon
     assert (datadir / "wp").is_dir() and not aside.exists()
     assert (tmp_path / "mysql.failed-restore-20261127T020000Z" / "half").is_dir()
     assert calls == [("stop", "mariadb"), ("start", "mariadb")]
+
+
+def fake_dump_restore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dump: bytes, code: int = 0
+) -> tuple[dict[str, Any], list[str], Path]:
+    """restore_logical with restic dump printing ``dump`` (exit ``code``) and mariadb a script on PATH."""
+    (tmp_path / "dump").write_bytes(dump)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    loaded = tmp_path / "loaded.sql"
+    (bin_dir / "mariadb").write_text(f"#!/bin/sh\ncat > {loaded}\n")
+    (bin_dir / "mariadb").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", f"cat {tmp_path / 'dump'}; exit {code}"])
+    monkeypatch.setattr(pb, "restic_env", lambda config: dict(os.environ))
+    monkeypatch.setattr(pb, "server_answers", lambda: True)
+    sql: list[str] = []
+    monkeypatch.setattr(pb, "mariadb", lambda statement, *a, **k: sql.append(statement) or [])
+    config = {**BASE, "status_dir": str(tmp_path), "restore_dir": str(tmp_path / "restore")}
+    return config, sql, loaded
+
+
+def test_the_dump_fallback_drops_nothing_until_the_whole_dump_is_read_and_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    line = (pb.MANIFEST_MARK + json.dumps(manifest(5)) + "\n").encode()
+    complete = b"CREATE DATABASE wp;\n-- Dump completed on 2026-11-27  1:29:00\n" + line
+    for dump, code, message in [
+        (complete, 1, "restic"),  # restic dump failed half-way
+        (b"CREATE DATABASE wp;\nINSERT INTO", 0, "incomplete"),  # cut: no 'Dump completed', no manifest
+        (b"CREATE DATABASE wp;\n" + line, 0, "incomplete"),  # mariadb-dump did not finish
+    ]:
+        case = tmp_path / str(len(dump) + code)
+        case.mkdir()
+        config, sql, loaded = fake_dump_restore(case, monkeypatch, dump, code)
+        with pytest.raises(pb.JobError, match=message):
+            pb.restore_logical(
+                config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], case / "no", moment, pb.Log(None)
+            )
+        assert sql == [] and not loaded.exists()
+        assert list((case / "restore").iterdir()) == []
+    config, sql, loaded = fake_dump_restore(tmp_path, monkeypatch, complete)
+    found = pb.restore_logical(
+        config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path / "no", moment, pb.Log(None)
+    )
+    assert found == manifest(5)
+    assert sql == ["DROP DATABASE IF EXISTS `wp`"] and loaded.read_bytes() == complete
+    assert list((tmp_path / "restore").iterdir()) == []
+
+
+def mount_point(monkeypatch: pytest.MonkeyPatch, datadir: Path) -> None:
+    """``datadir`` behaves as a mount point: never renamed, on a filesystem of its own."""
+    monkeypatch.setattr(pb, "is_mount", lambda path: path == datadir)
+    monkeypatch.setattr(pb, "same_filesystem", lambda path, other: datadir not in (path, other))
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Any) -> Any:
+        if self == datadir:
+            raise OSError(16, "Device or resource busy")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+
+
+def physical_restore_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Path, list[Any]]:
+    config = {**BASE, "status_dir": str(tmp_path), "restore_dir": str(tmp_path / "restore")}
+    datadir = tmp_path / "mysql"
+    for name in ("ibdata1", "mysql", "wp"):
+        (datadir / name).mkdir(parents=True)
+        (datadir / name / "data").write_text(name)
+
+    def restic(config: dict[str, Any], *args: str, **kwargs: Any) -> None:
+        if "--target" not in args:
+            return
+        prepared = Path(args[args.index("--target") + 1]) / "x"
+        prepared.mkdir(parents=True)
+        (prepared / "portalops-manifest.json").write_text(json.dumps(manifest(5)))
+
+    calls: list[Any] = []
+    monkeypatch.setattr(pb, "run_restic", restic)
+    monkeypatch.setattr(pb, "systemctl", lambda *args: calls.append(args))
+    return config, datadir, calls
+
+
+def test_a_move_aside_that_fails_half_way_on_a_mount_point_is_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, datadir, calls = physical_restore_setup(tmp_path, monkeypatch)
+    mount_point(monkeypatch, datadir)
+    real_move, moves = pb.shutil.move, []
+
+    def move(source: str, target: str) -> Any:
+        moves.append(source)
+        if len(moves) == 2:
+            raise OSError(28, "No space left on device")
+        return real_move(source, target)
+
+    monkeypatch.setattr(pb.shutil, "move", move)
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    with pytest.raises(OSError, match="No space"):
+        pb.restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, pb.Log(None))
+    assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+    assert all((datadir / name / "data").read_text() == name for name in ("ibdata1", "mysql", "wp"))
+    assert not pb.aside_path(datadir, moment).exists()
+    assert calls == [("stop", "mariadb"), ("stop", "mariadb"), ("start", "mariadb")]
+
+
+def test_a_mount_point_gets_its_entries_back_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(pb, "systemctl", lambda *args: calls.append(args))
+    datadir, aside = tmp_path / "mysql", tmp_path / "mysql.before-restore-x"
+    (datadir / "half").mkdir(parents=True)
+    (aside / "wp").mkdir(parents=True)
+    inode = datadir.stat().st_ino
+    mount_point(monkeypatch, datadir)
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    pb.put_back(datadir, aside, moment, pb.Log(None))
+    assert datadir.stat().st_ino == inode and [p.name for p in datadir.iterdir()] == ["wp"] and not aside.exists()
+    assert (tmp_path / "mysql.failed-restore-20261127T020000Z" / "half").is_dir()
+
+
+def test_the_physical_path_is_refused_without_room_to_keep_a_mount_point_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, datadir, calls = physical_restore_setup(tmp_path, monkeypatch)
+    mount_point(monkeypatch, datadir)
+    monkeypatch.setattr(pb.shutil, "disk_usage", lambda path: type("usage", (), {"free": 4})())
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    with pytest.raises(pb.JobError, match=r"not enough room .* physical path refused"):
+        pb.restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, pb.Log(None))
+    assert calls == [] and sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+    # Moved within one filesystem (a rename), no room is needed.
+    monkeypatch.setattr(pb, "same_filesystem", lambda path, other: True)
+    assert pb.room_aside(datadir, pb.aside_path(datadir, moment)) == ""
+
+
+def test_sigterm_puts_the_old_data_directory_back_and_ends_the_wrapper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, datadir, calls = physical_restore_setup(tmp_path, monkeypatch)
+    real_run = pb.subprocess.run
+
+    def run(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        if argv[0] == "mariadb-backup":
+            (datadir / "half").mkdir()
+            os.kill(os.getpid(), pb.signal.SIGTERM)  # the runbook step's timeout
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(pb.subprocess, "run", run)
+    restore = snap("bbbb", "db-physical", "2026-11-27T01:30:00Z")
+    monkeypatch.setattr(pb, "database_snapshots", lambda config: [restore])
+    path = write_config(tmp_path, **{**config, "restic": "true", "lock_file": str(tmp_path / "lock")})
+    path.write_text(json.dumps({**json.loads(path.read_text()), "jobs": DB_JOBS, "keep": {"daily": 7}}))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "mariadb_datadir": str(datadir)}))
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise RuntimeError("SIGTERM not handled by the wrapper")  # without it, pytest itself would end
+
+    before = pb.signal.signal(pb.signal.SIGTERM, unhandled)
+    try:
+        assert pb.main(["--config", str(path), "restore-database", "--yes"]) == 128 + pb.signal.SIGTERM
+        assert pb.signal.getsignal(pb.signal.SIGTERM) == unhandled  # main puts the previous handler back
+    finally:
+        pb.signal.signal(pb.signal.SIGTERM, before)
+    assert "stopped by signal" in capsys.readouterr().err
+    assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+    assert calls[-1] == ("start", "mariadb")

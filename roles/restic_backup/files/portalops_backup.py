@@ -68,6 +68,15 @@ class LockError(Exception):
     """Another run holds the lock."""
 
 
+class Terminated(BaseException):
+    """SIGTERM (a runbook step's timeout, systemd stopping the unit): unwinds like Ctrl-C, so the
+    clean-up paths run (a half-done physical restore puts the old data directory back)."""
+
+
+def terminate(signum: int, frame: object) -> None:
+    raise Terminated(f"stopped by signal {signum}")
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -855,11 +864,24 @@ def run_lock(config: dict[str, Any]) -> Iterator[None]:
 # The physical backup job restores by copy-and-start (fast); the dump is the fallback.
 PHYSICAL, LOGICAL = "mariadb-backup", "mariadb-dump"
 RESTORE_DIR = "/var/lib/portalops/restore"
-# check-database: a table that lost more than this share of the rows its manifest recorded counts as lost
-# data (a healthy site adds and changes rows every day, it does not lose half a table overnight).
-LOST_SHARE = 0.5
-# ... when it had at least this many rows: an editor deleting the only comment is not a lost table.
-LOST_MIN_ROWS = 10
+# check-database: only WordPress core tables (the name after the site's table prefix) count as lost when
+# missing or unreadable; a plugin dropping its own table or a purge of spam comments is the site's work.
+CORE_TABLES = (
+    "posts",
+    "postmeta",
+    "options",
+    "users",
+    "usermeta",
+    "terms",
+    "termmeta",
+    "term_taxonomy",
+    "term_relationships",
+    "comments",
+    "commentmeta",
+    "links",
+)
+# ... and these core tables are never empty on a working site: emptied counts as lost.
+NEVER_EMPTY = ("posts", "options", "users")
 
 
 def database_jobs(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -919,13 +941,29 @@ def manifest_problems(manifest: dict[str, Any], actual: dict[str, Any]) -> list[
     return problems
 
 
-def health_problems(
-    manifest: dict[str, Any], actual: dict[str, Any], lost_share: float = LOST_SHARE, min_rows: int = LOST_MIN_ROWS
-) -> list[str]:
-    """Lost or corrupted, as opposed to changed since the backup: a database or table of the manifest
-    missing or unreadable (``actual`` lists those under 'errors'), or a table of ``min_rows`` or more
-    emptied or shrunk by more than ``lost_share``. New rows, changed checksums and new tables are the
-    site's normal work."""
+def table_prefix(tables: list[str] | dict[str, Any]) -> str | None:
+    """The site's table prefix (wp_ in the lab): the shortest one before an options, posts or users table
+    (a multisite's wp_2_options is longer); None when the database holds no WordPress tables."""
+    for suffix in NEVER_EMPTY:
+        found = [t[: -len(suffix)] for t in tables if t.endswith(suffix) and len(t) > len(suffix)]
+        if found:
+            return min(found, key=len)
+    return None
+
+
+def core_tables(tables: list[str] | dict[str, Any]) -> dict[str, str]:
+    """The WordPress core tables among ``tables``: table name -> core name (posts, options, ...)."""
+    prefix = table_prefix(tables)
+    if prefix is None:
+        return {}
+    return {t: t[len(prefix) :] for t in tables if t.startswith(prefix) and t[len(prefix) :] in CORE_TABLES}
+
+
+def health_problems(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Lost or corrupted, as opposed to changed since the backup: a database of the manifest or a
+    WordPress core table of it missing or unreadable (``actual`` lists those under 'errors'), or its
+    posts, options or users table emptied. Other tables (plugins') and fewer rows are the site's work
+    (changes_since lists them)."""
     problems = list(actual.get("errors", []))
     for database, want in manifest["databases"].items():
         have = actual["databases"].get(database)
@@ -933,23 +971,27 @@ def health_problems(
             if not any(p.startswith(f"{database}:") for p in problems):
                 problems.append(f"{database}: missing")
             continue
-        for table, spec in want["tables"].items():
+        for table, core in core_tables(want["tables"]).items():
             got = have["tables"].get(table)
             if got is None:
                 problems.append(f"{database}.{table}: missing")
-            elif spec["rows"] >= min_rows and got["rows"] < spec["rows"] * (1 - lost_share):
-                left = "empty" if got["rows"] == 0 else f"{got['rows']} rows"
-                problems.append(f"{database}.{table}: {left}, the backup had {spec['rows']} rows")
+            elif core in NEVER_EMPTY and got["rows"] == 0:
+                problems.append(f"{database}.{table}: empty, the backup had {want['tables'][table]['rows']} rows")
     return problems
 
 
 def changes_since(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    """Tables whose row count differs from the manifest: what the site wrote since (for the record)."""
+    """Tables whose row count differs from the manifest, or gone (not a core table's loss, which
+    health_problems names): what the site did since (for the record)."""
     changed = []
     for database, want in manifest["databases"].items():
-        have = actual["databases"].get(database, {}).get("tables", {})
+        if database not in actual["databases"]:
+            continue
+        have = actual["databases"][database].get("tables", {})
         for table, spec in want["tables"].items():
-            if table in have and have[table]["rows"] != spec["rows"]:
+            if table not in have:
+                changed.append(f"{database}.{table} gone ({spec['rows']} rows at the backup)")
+            elif have[table]["rows"] != spec["rows"]:
                 changed.append(f"{database}.{table} {spec['rows']} -> {have[table]['rows']} rows")
     return changed
 
@@ -1060,13 +1102,48 @@ def reference_manifest(config: dict[str, Any], wanted: str | None) -> tuple[dict
     return snapshot_manifest(config, kind, snapshot), where
 
 
+def is_mount(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def same_filesystem(path: Path, other: Path) -> bool:
+    return path.stat().st_dev == other.stat().st_dev
+
+
+def tree_size(path: Path) -> int:
+    """Bytes under ``path`` (files as stored, links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def room_aside(datadir: Path, aside: Path) -> str:
+    """Why the data directory cannot be moved aside ('' when it can): a mount point's entries are copied
+    into ``aside`` on another filesystem, which must have room for them (a rename needs none)."""
+    if not datadir.exists() or same_filesystem(datadir, aside.parent):
+        return ""
+    needed, free = tree_size(datadir), shutil.disk_usage(aside.parent).free
+    if needed > free:
+        return (
+            f"not enough room in {aside.parent} to keep {datadir} aside ({needed >> 20} MiB needed, "
+            f"{free >> 20} MiB free): physical path refused"
+        )
+    return ""
+
+
 def move_aside(datadir: Path, aside: Path) -> None:
-    """Rename the data directory; a mount point cannot be renamed, so its entries are moved instead."""
-    try:
-        datadir.rename(aside)
-        return
-    except OSError:
-        aside.mkdir(mode=0o700)
+    """Rename the data directory; a mount point cannot be renamed, so its entries are moved instead.
+    The caller records ``aside`` before calling: a move that fails half-way is undone by put_back."""
+    if not is_mount(datadir):
+        try:
+            datadir.rename(aside)
+            return
+        except OSError:
+            pass
+    aside.mkdir(mode=0o700, exist_ok=True)
     for entry in datadir.iterdir():
         shutil.move(str(entry), str(aside / entry.name))
 
@@ -1088,15 +1165,20 @@ def restore_physical(
         position = binlog_position(prepared)
         if position:
             log(f"physical: binary log position at the backup: {position}")
+        aside = aside_path(datadir, moment)
+        refused = room_aside(datadir, aside)
+        if refused:
+            raise JobError(refused)
         log("physical: stopping MariaDB")
         systemctl("stop", "mariadb")
-        aside = aside_path(datadir, moment)
         moved: Path | None = None
+        complete = False
         try:
             if datadir.exists():
                 mode = datadir.stat().st_mode & 0o7777
+                moved = aside  # recorded before the move: put_back also undoes a move that stopped half-way
                 move_aside(datadir, aside)
-                moved = aside
+                complete = True
                 log(f"physical: the data directory as it was is kept as evidence in {aside}")
             else:
                 mode = 0o755
@@ -1116,8 +1198,9 @@ def restore_physical(
             datadir.chmod(mode)
             log("physical: starting MariaDB on the restored data")
             systemctl("start", "mariadb")
-        except (JobError, OSError, subprocess.SubprocessError):
-            put_back(datadir, moved, moment, log)
+        except BaseException:
+            # Also on Ctrl-C or SIGTERM (Terminated): never leave MariaDB stopped on a half-restored datadir.
+            put_back(datadir, moved, moment, log, restored=complete)
             raise
         manifest["binlog_position"] = position
         return manifest
@@ -1125,16 +1208,26 @@ def restore_physical(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def put_back(datadir: Path, aside: Path | None, moment: dt.datetime, log: Log) -> None:
-    """A physical restore failed half-way: the server gets its own data (and grants) back for the fallback."""
+def put_back(datadir: Path, aside: Path | None, moment: dt.datetime, log: Log, restored: bool = True) -> None:
+    """A physical restore failed half-way: the server gets its own data (and grants) back for the fallback.
+
+    ``restored``: the move aside finished (what the data directory holds now is the restore's, kept as
+    failed-restore); otherwise it holds the entries the move did not reach, which stay. A mount point
+    gets its entries back one by one.
+    """
     with contextlib.suppress(JobError):
         systemctl("stop", "mariadb")
     if aside is not None and aside.exists():
-        if datadir.exists():
+        if restored and datadir.exists():
             failed = aside_path(datadir, moment, "failed-restore")
             move_aside(datadir, failed)
             log(f"physical: the half-restored data directory is kept in {failed}")
-        aside.rename(datadir)
+        if datadir.exists():
+            for entry in aside.iterdir():
+                shutil.move(str(entry), str(datadir / entry.name))
+            aside.rmdir()
+        else:
+            aside.rename(datadir)
         log(f"physical: {aside} put back as {datadir}")
     with contextlib.suppress(JobError):
         systemctl("start", "mariadb")
@@ -1170,38 +1263,66 @@ def restore_logical(
             shutil.copytree(datadir, aside, symlinks=True)
         finally:
             systemctl("start", "mariadb")
-    for database in databases:
-        log(f"logical: dropping {database}")
-        mariadb(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
-    log(f"logical: loading snapshot {snapshot['short_id']} ({snapshot['paths'][0]}) into MariaDB")
-    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err:
+    # The dump is read whole and checked before anything is dropped: a failed restic dump must not
+    # leave the server without its site databases.
+    staging = Path(config.get("restore_dir", RESTORE_DIR))
+    staging.mkdir(parents=True, mode=0o700, exist_ok=True)
+    dump_file = staging / f"{snapshot['short_id']}.sql"
+    try:
+        log(f"logical: reading snapshot {snapshot['short_id']} ({snapshot['paths'][0]}) into {dump_file}")
+        manifest = fetch_dump(config, snapshot, dump_file)
+        for database in databases:
+            log(f"logical: dropping {database}")
+            mariadb(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
+        log(f"logical: loading {dump_file} into MariaDB")
+        with dump_file.open("rb") as dump, tempfile.TemporaryFile() as load_err:
+            load = subprocess.run(
+                ["mariadb", "--default-character-set=utf8mb4"],
+                stdin=dump,
+                stdout=subprocess.DEVNULL,
+                stderr=load_err,
+                check=False,
+                timeout=6 * 3600,
+            )
+            if load.returncode != 0:
+                load_err.seek(0)
+                lines = load_err.read().decode(errors="replace").strip().splitlines()
+                raise JobError(f"loading the dump failed: {lines[-1] if lines else 'no message'}")
+    finally:
+        dump_file.unlink(missing_ok=True)
+    return manifest
+
+
+def fetch_dump(config: dict[str, Any], snapshot: dict[str, Any], target: Path) -> dict[str, Any]:
+    """restic dump a mariadb-dump snapshot into ``target``; its manifest, once the file is known complete
+    (restic succeeded, mariadb-dump's 'Dump completed' line, then the manifest line job_mariadb_dump adds)."""
+    with tempfile.TemporaryFile() as dump_err, target.open("wb") as sink:
         dump = subprocess.Popen(
             restic_argv(config, "dump", snapshot["id"], snapshot["paths"][0]),
             stdout=subprocess.PIPE,
             stderr=dump_err,
             env=restic_env(config),
         )
-        load = subprocess.Popen(["mariadb", "--default-character-set=utf8mb4"], stdin=subprocess.PIPE, stderr=load_err)
-        if dump.stdout is None or load.stdin is None:
-            raise JobError("could not connect restic dump to mariadb")
         tail = b""
         try:
             for block in iter(lambda: dump.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
-                load.stdin.write(block)
+                sink.write(block)
                 tail = (tail + block)[-(4 << 20) :]
-        except BrokenPipeError:
-            pass  # mariadb stopped reading: its exit status and message say why
-        with contextlib.suppress(BrokenPipeError):
-            load.stdin.close()
-        dump_code, load_code = dump.wait(), load.wait()
-        if dump_code != 0:
+        except BaseException:
+            dump.kill()
+            dump.wait()
+            raise
+        code = dump.wait()
+        if code != 0:
             dump_err.seek(0)
             raise JobError(explain(dump_err.read().decode(errors="replace"), config["repository"]))
-        if load_code != 0:
-            load_err.seek(0)
-            lines = load_err.read().decode(errors="replace").strip().splitlines()
-            raise JobError(f"loading the dump failed: {lines[-1] if lines else 'no message'}")
-    return manifest_from_dump(tail)
+    marker = tail.rfind(MANIFEST_MARK.encode())
+    if marker < 0 or DUMP_DONE not in tail[:marker]:
+        raise JobError(f"the dump of snapshot {snapshot['short_id']} is incomplete (no 'Dump completed' and manifest)")
+    manifest = manifest_from_dump(tail)
+    if not tail.endswith(b"\n"):
+        raise JobError(f"the dump of snapshot {snapshot['short_id']} is incomplete (its manifest line is cut)")
+    return manifest
 
 
 # --------------------------------------------------------------------------- commands
@@ -1452,9 +1573,10 @@ def command_verify_database(config: dict[str, Any], wanted: str | None, log: Log
 
 
 def command_check_database(config: dict[str, Any], log: Log) -> int:
-    """Lost or corrupted? Every database and table of the newest manifest there, readable, not emptied.
+    """Lost or corrupted? Every database and WordPress core table of the newest manifest there and
+    readable, posts, options and users not emptied.
 
-    Changes since the backup are the site's normal work and are listed, not counted: a healthy
+    Other tables and changes since the backup are the site's normal work and are listed, not counted: a healthy
     database is never a reason to restore.
     """
     databases = sorted({d for j in database_jobs(config) for d in j["databases"]})
@@ -1683,6 +1805,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ENVIRONMENT
     os.umask(0o077)
     log = Log(config.get("log_file"))
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         # Read-only: they run while a backup holds the lock (a health check must not fail for that).
         if args.command == "check-database":
@@ -1715,6 +1838,11 @@ def main(argv: list[str] | None = None) -> int:
     except JobError as exc:
         print(f"portalops-backup: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Terminated as exc:
+        print(f"portalops-backup: {exc}; clean-up done", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
