@@ -103,12 +103,12 @@ SATURATE = (
     "done ) & done\n"
     "wait\n"
     "EOF\n"
-    f"setsid nohup sh {LOAD_SCRIPT} >/dev/null 2>&1 < /dev/null & "
+    f"setsid nohup sh {LOAD_SCRIPT} >/dev/null 2>&1 < /dev/null & echo $! > {LOAD_SCRIPT}.pid; "
     "sleep 8; now=$(grep -cE 'reached (pm\\.)?max_children' {fpm_log}); "
     'echo "php-fpm logged reaching pm.max_children $((now - before)) time(s)"; [ "$now" -gt "$before" ]'
 )
-# The bracket keeps pkill from matching the shell that runs this very command line.
-STOP_LOAD = f"pkill -f '[{LOAD_SCRIPT[0]}]{LOAD_SCRIPT[1:]}'; rm -f {LOAD_SCRIPT}; true"
+# By its process group (setsid made it the leader): a pattern would also match the shell running this.
+STOP_LOAD = f"kill -- -$(cat {LOAD_SCRIPT}.pid) 2>/dev/null; rm -f {LOAD_SCRIPT} {LOAD_SCRIPT}.pid; true"
 
 # l1_database_lost: a site database's posts table (the kept manifest's first database by name) dropped.
 BACKUP = "/usr/local/sbin/portalops-backup"
@@ -159,7 +159,11 @@ FAULTS: tuple[Fault, ...] = (
         "php_fpm_killed",
         "php-fpm killed on the CMS tier (SIGKILL: the unit is failed, nothing restarts it)",
         "cms",
-        inject=f"systemctl kill --signal=SIGKILL {PHP_FPM}; sleep 1; ! systemctl is-active --quiet {PHP_FPM}",
+        inject=(
+            f"systemctl kill --signal=SIGKILL {PHP_FPM}; "
+            f"for i in 1 2 3 4 5 6 7 8 9 10; do systemctl is-failed --quiet {PHP_FPM} && exit 0; sleep 1; done; "
+            f"systemctl status --no-pager {PHP_FPM}; exit 1"
+        ),
         undo=f"systemctl reset-failed {PHP_FPM}; systemctl start {PHP_FPM}",
         acts=(("l1_portal_unreachable", "start_php_fpm"), ("l3_degraded_services", "restart_failed_services")),
         runbooks=("l1_portal_unreachable", "l3_degraded_services"),
