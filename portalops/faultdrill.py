@@ -161,7 +161,8 @@ FAULTS: tuple[Fault, ...] = (
         "cms",
         inject=(
             f"systemctl kill --signal=SIGKILL {PHP_FPM}; "
-            f"for i in 1 2 3 4 5 6 7 8 9 10; do systemctl is-failed --quiet {PHP_FPM} && exit 0; sleep 1; done; "
+            # systemd may hold the unit 'deactivating' up to its stop timeout before it shows failed.
+            f"for i in $(seq 120); do systemctl is-failed --quiet {PHP_FPM} && exit 0; sleep 1; done; "
             f"systemctl status --no-pager {PHP_FPM}; exit 1"
         ),
         undo=f"systemctl reset-failed {PHP_FPM}; systemctl start {PHP_FPM}",
@@ -326,7 +327,7 @@ class Drill:
         self._site = site or first_site
         self.incidents = incidents
 
-    def _shell(self, host: str, command: str, timeout: float = 120) -> tuple[bool, str]:
+    def _shell(self, host: str, command: str, timeout: float = 180) -> tuple[bool, str]:
         target = self._connect(self.source, [host])[host]
         try:
             result = target.run(command, timeout)

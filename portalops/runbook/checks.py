@@ -26,7 +26,14 @@ def unit_active(*units: str) -> str:
 
 
 def unit_restart(unit: str) -> str:
-    return f"systemctl restart {unit} && systemctl is-active {unit}"
+    """Restart ``unit``; one left 'deactivating' by a crash (systemd waiting up to its stop timeout,
+    90 s by default, for what remains of it) has that remainder killed first."""
+    return (
+        f'if [ "$(systemctl is-active {unit})" = deactivating ]; then '
+        f'echo "{unit} is stuck stopping: killing what is left of it"; '
+        f"systemctl kill --signal=SIGKILL {unit}; sleep 1; fi; "
+        f"systemctl restart {unit} && systemctl is-active {unit}"
+    )
 
 
 # Loaded, when nftables is managed at all (the unit enabled): a default-deny input hook exists.

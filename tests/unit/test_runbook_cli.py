@@ -47,7 +47,7 @@ def test_dry_run_prints_every_command_on_inventory_hosts_and_runs_none(tmp_path:
     code, out, err = cli("runbook", "run", "l1_portal_unreachable", "--dry-run", "--incidents", str(tmp_path))
     assert code == 0
     assert "on web1; timeout 60 s" in out
-    assert "run: systemctl restart nginx && systemctl is-active nginx" in out
+    assert "systemctl restart nginx && systemctl is-active nginx" in out
     assert f"{sys.executable} -m portalops.cli probe -i {REPO_ROOT / 'inventory/lab'}" in out
     assert "destructive: asks first" in out
     assert "nothing was run" in err

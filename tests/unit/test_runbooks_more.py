@@ -30,6 +30,7 @@ from portalops.runbook.checks import (
     no_failed_units,
     probe_within,
     restart_failed,
+    unit_restart,
     units_not_failed,
 )
 from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
@@ -621,3 +622,22 @@ def test_warnings_of_needrestart_aide_and_rkhunter(tmp_path: Path) -> None:
         "rkhunter: 0 warning(s) in its last log\nAIDE: its last check found no differences\n"
         "no AIDE or rkhunter warnings\n",
     )
+
+
+@pytest.mark.parametrize("state", ["deactivating", "failed"])
+def test_a_unit_stuck_stopping_has_its_remainder_killed_before_the_restart(tmp_path: Path, state: str) -> None:
+    bin_dir = _bin(tmp_path)
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n'
+        f'if [ "$1" = is-active ] && [ ! -e {tmp_path}/restarted ]; then echo {state}; exit 3; fi\n'
+        f'if [ "$1" = restart ]; then touch {tmp_path}/restarted; fi\n'
+        'if [ "$1" = is-active ]; then echo active; fi\n'
+    )
+    (bin_dir / "systemctl").chmod(0o755)
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    (bin_dir / "sleep").chmod(0o755)
+    rc, _out = _local(unit_restart("php8.2-fpm"), tmp_path, bin_dir)
+    lines = calls.read_text().splitlines()
+    assert rc == 0 and lines[-2:] == ["restart php8.2-fpm", "is-active php8.2-fpm"]
+    assert ("kill --signal=SIGKILL php8.2-fpm" in lines) == (state == "deactivating")
