@@ -202,7 +202,10 @@ FAULTS: tuple[Fault, ...] = (
         "the database host's last backup made to look 40 hours old",
         "db",
         inject=(
-            STATUS_DIR + 'python3 -c "import json, sys, time; '
+            # A host that never backed up yet (a fresh lab) backs up first, so there is a status to age.
+            STATUS_DIR
+            + '[ -e "$status_dir/run.json" ] || /usr/local/sbin/portalops-backup run >/dev/null; '
+            + 'python3 -c "import json, sys, time; '
             "p = sys.argv[1]; d = json.load(open(p)); "
             "[j.update(last_success_ts=time.time() - 40 * 3600) for j in d['jobs']]; "
             'json.dump(d, open(p, \'w\'))" "$status_dir/run.json"'
@@ -327,7 +330,7 @@ class Drill:
         self._site = site or first_site
         self.incidents = incidents
 
-    def _shell(self, host: str, command: str, timeout: float = 180) -> tuple[bool, str]:
+    def _shell(self, host: str, command: str, timeout: float = 600) -> tuple[bool, str]:
         target = self._connect(self.source, [host])[host]
         try:
             result = target.run(command, timeout)
