@@ -451,10 +451,15 @@ def write_report(result: DrillResult, directory: Path = REPORTS_DIR) -> Path:
 
 
 def record(result: DrillResult, plans: Path = PLANS_DIR) -> Path:
-    """Keep the result as its runbook's latest drill, which the emergency plans show (regenerate them)."""
+    """Keep the result as its runbook's latest drill, which the emergency plans show (regenerate them).
+
+    Only the drill of the runbook's own fault stands for the plan; another fault's drill of the same
+    runbook (``--fault``) is kept beside it as ``runbook:fault`` and never replaces it.
+    """
     path = plans / DRILLS_FILE
     drills = json.loads(path.read_text()) if path.exists() else {}
-    drills[result.runbook] = asdict(result)
+    own = result.fault == default_fault(result.runbook).id
+    drills[result.runbook if own else f"{result.runbook}:{result.fault}"] = asdict(result)
     path.write_text(json.dumps(dict(sorted(drills.items())), indent=2, ensure_ascii=False) + "\n")
     return path
 

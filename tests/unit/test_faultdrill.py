@@ -196,3 +196,19 @@ def test_the_cli_lists_faults_and_refuses_a_drill_on_another_inventory() -> None
     assert code == 2 and "only on the lab inventory" in err.getvalue()
     code = main(["drill", "run", "l9_nothing"], out, err)
     assert code == 2 and "no runbook 'l9_nothing'" in err.getvalue()
+
+
+def test_only_the_runbooks_own_fault_stands_as_its_latest_drill(tmp_path: Path) -> None:
+    def result(fault: str, mttr: float) -> faultdrill.DrillResult:
+        return faultdrill.DrillResult(
+            "l1_portal_unreachable", fault, "web1", "recovered", "recovered", "inc", mttr, 30, True, None, True, "t"
+        )
+
+    own = faultdrill.default_fault("l1_portal_unreachable").id
+    other = next(f.id for f in faultdrill.FAULTS if "l1_portal_unreachable" in f.runbooks and f.id != own)
+    faultdrill.record(result(own, 5.0), tmp_path)
+    faultdrill.record(result(other, 9.0), tmp_path)
+    drills = json.loads((tmp_path / "drills.json").read_text())
+    assert drills["l1_portal_unreachable"]["fault"] == own
+    assert drills["l1_portal_unreachable"]["mttr_s"] == 5.0
+    assert drills[f"l1_portal_unreachable:{other}"]["mttr_s"] == 9.0
