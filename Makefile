@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills audit docs plans molecule
+.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills bench-patch audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -53,7 +53,7 @@ unit: setup  ## fast tests, no hosts
 	pytest -q tests/unit
 
 integration: setup  ## the lab: real hosts (root, podman)
-	pytest -q tests/integration
+	pytest -q --durations=30 tests/integration
 
 molecule: setup  ## every role's molecule scenario (converge, idempotence, check, verify), two at a time
 	portalops lab image
@@ -94,3 +94,6 @@ bench-drills: setup  ## every runbook's fault drill on the lab: MTTR against the
 
 bench-backup: setup  ## the backup wrapper on ~1 GiB + 200k rows: backups and restores vs tar, cp -a, a dump
 	$(BIN)/python scripts/bench_backup.py
+
+bench-patch: setup  ## patch.yml over the lab, nothing / one package to upgrade, vs a plain ungated apt upgrade
+	$(BIN)/python scripts/bench_patch.py

@@ -13,9 +13,11 @@ import uuid
 import pytest
 
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import on
+from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook
 
 HOSTS = ("web1", "cms1", "db1", "backup1", "drill1")
+LOGS = "playbooks/logs.yml"
+ACK = "logrotate_retention_acknowledged_below_minimum"
 
 
 def request_portal(marker: str) -> None:
@@ -83,3 +85,43 @@ def test_a_second_rotation_compresses_and_keeps_the_older_files(markers: dict[st
     # The first rotation's file (holding the request made before it) is now compressed and kept.
     old = on("web1", "zcat /var/log/nginx/access.log-*.gz").stdout
     assert markers["before"] in old
+
+
+def retentions(host: str) -> set[str]:
+    return set(on(host, "grep -hE '^[[:space:]]*rotate ' /etc/logrotate.d/portalops-*").stdout.split()) - {"rotate"}
+
+
+def test_a_retention_under_six_months_is_refused_before_any_change(converged: LabConfig) -> None:
+    code, stats, output = playbook(LOGS, "-e", "logrotate_retention_days=30", log_name="logs-short-retention")
+    if code == 0:  # the refusal is gone and the hosts now keep 30 days: put the six months back first
+        playbook(LOGS, log_name="logs-restore")
+    assert code != 0, "a 30-day retention without the acknowledgement must stop the play"
+    failed = failed_tasks(output)
+    for host in HOSTS:
+        assert any(
+            line.startswith(f"{host}: ")
+            and "validate | Check the retention is at least six months" in line
+            and "logrotate_retention_days is 30" in line
+            and ACK in line
+            for line in failed
+        ), failed
+    assert {h: stats[h]["changed"] for h in HOSTS} == dict.fromkeys(HOSTS, 0), changed_tasks(output)
+    assert all(retentions(h) == {"180"} for h in HOSTS)
+
+
+def test_an_acknowledged_short_retention_would_pass(converged: LabConfig) -> None:
+    """With the acknowledgement the same run goes through (--check, one host: nothing changes)."""
+    code, stats, output = playbook(
+        LOGS,
+        "--check",
+        "--limit",
+        "drill1",
+        "-e",
+        "logrotate_retention_days=30",
+        "-e",
+        f"{ACK}=true",
+        log_name="logs-short-retention-acknowledged",
+    )
+    assert code == 0, failed_tasks(output)
+    assert stats["drill1"]["changed"] > 0, "--check should show the policies it would rewrite to 30 days"
+    assert retentions("drill1") == {"180"}

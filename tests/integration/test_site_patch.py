@@ -100,6 +100,61 @@ def test_check_mode_lists_pending_upgrades_and_changes_nothing(repo: Repo) -> No
     assert {h: stats[h]["changed"] for h in ROLLOUT} == dict.fromkeys(ROLLOUT, 0), changed_tasks(output)
 
 
+def task_result(output: str, task: str, host: str) -> dict[str, Any]:
+    """One host's result of a named task in JSON-callback output."""
+    data, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
+    for play in data["plays"]:
+        for item in play["tasks"]:
+            if item["task"]["name"] == task and host in item["hosts"]:
+                result: dict[str, Any] = item["hosts"][host]
+                return result
+    raise AssertionError(f"no result of {task!r} on {host}")
+
+
+def test_security_mode_leaves_a_non_security_upgrade_alone(repo: Repo) -> None:
+    """The canary's origin is the lab repository, not Debian-Security: a security run keeps it at 1.1."""
+    assert set(versions().values()) == {"1.1"}
+    code, _, output = playbook(PATCH, "-e", "patch_mode=security", "-e", "patch_only=drill1", log_name="patch-security")
+    assert code == 0, failed_tasks(output)
+    simulated = task_result(output, "List the pending upgrades (simulated)", "drill1")["stdout"]
+    assert f"Inst {aptrepo.PACKAGE} [1.1] (1.2 " in simulated, "apt offers the canary; the run must leave it"
+    pending = task_result(output, "List them", "drill1")["patch_pending_lines"]
+    assert not [line for line in pending if aptrepo.PACKAGE in line], pending
+    assert canary("drill1") == "1.1"
+    report = newest_report()
+    assert report["ok"] and [h["host"] for h in report["hosts"]] == ["drill1"]
+    assert aptrepo.PACKAGE not in [p["name"] for p in report["hosts"][0]["packages"]], report
+
+
+def container_started(host: str) -> str:
+    return podman("inspect", "-f", "{{.State.StartedAt}}", f"portalops-{host}").stdout.strip()
+
+
+@pytest.fixture
+def reboot_required_on_drill1() -> Iterator[str]:
+    """drill1 says a reboot is required (as a kernel or libc upgrade would); yields its container's start time."""
+    started = container_started("drill1")
+    on("drill1", "touch /var/run/reboot-required")
+    try:
+        yield started
+    finally:
+        on("drill1", "rm -f /var/run/reboot-required")
+
+
+def test_a_required_reboot_in_a_container_is_reported_not_done(repo: Repo, reboot_required_on_drill1: str) -> None:
+    code, _, output = playbook(PATCH, "-e", "patch_only=drill1", log_name="patch-reboot")
+    assert code == 0, failed_tasks(output)
+    shown = task_result(output, "Report a required reboot a container cannot do", "drill1")
+    assert shown.get("msg") == "drill1: reboot required, not done (a container; reboot it from its host)", shown
+    report = newest_report()
+    assert [(h["host"], h["reboot"]) for h in report["hosts"]] == [("drill1", "reported (container)")]
+    markdown = sorted((REPO_ROOT / "reports/patch").glob("*.md"))[-1].read_text()
+    row = r"^\| drill1 \| drill \| .* \| reported \(container\) \| ok \| [\d.]+ \|$"
+    assert re.search(row, markdown, re.M), markdown
+    assert container_started("drill1") == reboot_required_on_drill1, "a container must not be restarted"
+    assert on("drill1", "test -e /var/run/reboot-required", check=False).returncode == 0, "left for a person"
+
+
 @pytest.fixture
 def stale_db1_backup() -> Iterator[None]:
     """db1's status file says its jobs last succeeded 30 hours ago."""
