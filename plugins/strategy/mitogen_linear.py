@@ -3,8 +3,16 @@
 Mitogen keeps one Python interpreter per host for the whole run and sends modules to it over the
 SSH connection, instead of copying and starting a new interpreter for every task. The package
 comes from requirements.lock; this file only lets ansible.cfg name it without a path into .venv.
+
+Mitogen also pins processes to CPUs, tuned on an idle 16-thread machine. With fewer than four
+CPUs it gives the connection multiplexer CPU 0 and pins the Ansible controller, every worker
+and every SSH child to the one CPU left, so on a 2-CPU control node the whole run shares one
+core with the lab's hosts. The scheduler does better: pinning is switched off here.
 """
 
+import ansible_mitogen.affinity
 from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
+
+ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
 
 __all__ = ["StrategyModule"]
