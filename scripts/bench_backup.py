@@ -367,10 +367,12 @@ def measure_files(rows: list[Row]) -> dict[str, Row]:
 def measure_database(rows: list[Row]) -> dict[str, Row]:
     dump = backup("backup db-dump (mariadb-dump | restic)", "db-dump")
     physical_backup = backup("backup db-physical (mariadb-backup)", "db-physical")
+    # Both restores are timed from "the database is gone" to "it answers": the server's stop and
+    # the removal of its datadir happen before the clock starts, as the DROP before the logical one.
+    inside("systemctl stop mariadb; rm -rf /var/lib/mysql")
     physical = timed(
         "physical restore (restore, move-back, start)",
         f"{RESTIC} restore latest --tag job:db-physical --host {HOST} --target {OUT}/physical >/dev/null; "
-        "systemctl stop mariadb; rm -rf /var/lib/mysql; "
         f"mariadb-backup --move-back --target-dir={OUT}/physical/var/backups/portalops/db-physical "
         "--datadir=/var/lib/mysql; "
         "chown -R mysql:mysql /var/lib/mysql; systemctl start mariadb; "
