@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,15 @@ def changed_tasks(output: str) -> list[str]:
         for host, res in task.get("hosts", {}).items()
         if res.get("changed")
     ]
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The events of an incident journal (journal.jsonl), in order."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def incident_journal(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The events of the incident a `portalops runbook run` opened (it prints its journal's path)."""
+    found = re.search(r"^incident \S+: journal (\S+)$", result.stdout + "\n" + result.stderr, re.MULTILINE)
+    assert found, result.stdout[-2000:] + result.stderr[-2000:]
+    return read_journal(REPO_ROOT / found.group(1))  # as printed: absolute, or relative to the repository

@@ -16,14 +16,14 @@ import pytest
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import on, portalops
+from tests.integration.helpers import on, portalops, read_journal
 
 INCIDENTS = REPO_ROOT / "incidents"
 REPORTS = REPO_ROOT / "reports" / "fault-drills"
 
 
-def journal(incident: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (incident / "journal.jsonl").read_text().splitlines() if line]
+def journal(incident: Path) -> list[dict[str, Any]]:
+    return read_journal(incident / "journal.jsonl")
 
 
 def test_dry_run_runs_nothing_and_lists_the_commands(converged: LabConfig) -> None:

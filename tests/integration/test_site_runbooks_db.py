@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import html
 import json
-import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.runbook.journal import parse_stamp
-from tests.integration.helpers import on, portalops
+from tests.integration.helpers import incident_journal, on, portalops
 from tests.integration.test_site import SITES, get
 
 SITE = SITES[0]
@@ -35,14 +32,6 @@ def rows(table: str) -> int:
 
 def kept_aside() -> set[str]:
     return set(on("db1", ASIDE).stdout.split())
-
-
-def journal(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
-    """The events of the incident a `portalops runbook run` opened (it prints its journal's path)."""
-    found = re.search(r"^incident \S+: journal (\S+)$", result.stdout + "\n" + result.stderr, re.MULTILINE)
-    assert found, result.stderr[-2000:]
-    path = REPO_ROOT / found.group(1)  # as printed: absolute, or relative to the repository
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def step_results(events: list[dict[str, Any]]) -> dict[str, str]:
@@ -69,7 +58,7 @@ def test_a_healthy_database_is_never_restored(fresh_backup: dict[str, Any]) -> N
     result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert kept_aside() == before, "the data directory was moved aside on a healthy database"
-    results = step_results(journal(result))
+    results = step_results(incident_journal(result))
     assert results["stop_writes"] == "not_needed" and results["restore_database"] == "not_needed", results
     assert on("cms1", "systemctl is-active php8.2-fpm").stdout.strip() == "active"
 
@@ -98,7 +87,7 @@ def test_a_dropped_posts_table_is_restored_verified_and_served(
     served = html.unescape(body)
     assert all(title in served for title in want["newest_titles"][:3]), (want["newest_titles"][:3], body[:1500])
 
-    events = journal(result)
+    events = incident_journal(result)
     results = step_results(events)
     assert results["stop_writes"] == "done" and results["restore_database"] == "done", results
     assert results["database_sound"] == "passed" and results["resume_writes"] == "done", results

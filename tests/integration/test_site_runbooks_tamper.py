@@ -10,18 +10,15 @@ the evidence, visitors get no defaced page, and the incident journal names every
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from portalops import faultdrill
-from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.runbook.journal import parse_stamp
-from tests.integration.helpers import on, portalops
+from tests.integration.helpers import incident_journal, on, portalops
 from tests.integration.test_site import SITES, get
 
 BACKUP = "/usr/local/sbin/portalops-backup"
@@ -36,12 +33,6 @@ DOMAINS = [site["domains"][0] for site in SITES]
 
 def evidence_dirs() -> set[str]:
     return set(on("cms1", f"ls -d {EVIDENCE}/*/ 2>/dev/null || true").stdout.split())
-
-
-def journal(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
-    found = re.search(r"^incident \S+: journal (\S+)$", result.stdout + "\n" + result.stderr, re.MULTILINE)
-    assert found, result.stdout[-2000:] + result.stderr[-2000:]
-    return [json.loads(line) for line in (REPO_ROOT / found.group(1)).read_text().splitlines() if line]
 
 
 def output_of(events: list[dict[str, Any]], step: str, role: str = "run", host: str = "cms1") -> str:
@@ -97,7 +88,7 @@ def test_defacement_is_kept_as_evidence_restored_and_no_longer_served(
 
     result = portalops("runbook", "run", "l1_defacement", "--yes", timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    events = journal(result)
+    events = incident_journal(result)
 
     # Package files: clean again, the defaced one kept as evidence first.
     assert on("cms1", f"debsums -c {PACKAGE} wordpress", check=False).returncode == 0
