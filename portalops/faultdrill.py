@@ -82,9 +82,13 @@ FILL_STAGING = (
     "podman exec {container} sh -c 'mountpoint -q {staging} && mkdir -p {staging}/db-physical && "
     "fallocate -l 52M {staging}/db-physical/ibdata1 && df -P {staging}'"
 )
+# umount runs in the container's mount and pid namespaces: with the mount namespace alone it cannot
+# read its own /proc/self/mountinfo there. The undo fails while the filesystem is still mounted.
 RELEASE_STAGING = (
     "pid=$(podman inspect -f '{{.State.Pid}}' {container}); "
-    "nsenter -t $pid -m sh -c 'mountpoint -q {staging} && umount {staging}; true'; rm -f " + SMALL_FS
+    "if podman exec {container} mountpoint -q {staging}; then nsenter -t $pid -m -p umount {staging}; fi; "
+    "if podman exec {container} mountpoint -q {staging}; then echo '{staging} is still mounted' >&2; exit 1; fi; "
+    "rm -f " + SMALL_FS
 )
 STAGING = "/var/backups/portalops"
 SITE_VARS = {
