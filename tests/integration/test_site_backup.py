@@ -8,6 +8,7 @@ drill has to bring them back from the snapshots.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
@@ -182,6 +183,51 @@ def test_the_second_copy_has_the_snapshots_and_not_the_clients_password(first_ni
     assert on("backup1", "stat -c %a:%U /srv/restic-copy").stdout.strip() == "700:root"
 
 
+def client_restic(host: str, args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """restic itself on a client, with the client's own repository, password and SFTP account."""
+    settings = (
+        "import json, shlex; c = json.load(open('/etc/portalops/backup.json')); "
+        "print('export RESTIC_REPOSITORY=%s RESTIC_PASSWORD_FILE=%s; sftp=%s' % "
+        "tuple(shlex.quote(c[k]) for k in ('repository', 'password_file', 'sftp_command')))"
+    )
+    return on(
+        host, f'eval "$(python3 -c {shlex.quote(settings)})" && restic --no-cache -o sftp.command="$sftp" {args}', check
+    )
+
+
+def test_the_second_copy_keeps_a_snapshot_the_client_forgot(first_night: Any) -> None:
+    tag = f"portalops-test-{uuid.uuid4().hex[:8]}"  # this test's snapshot only
+    copy = "restic --no-cache -r /srv/restic-copy/web1 --password-file /etc/portalops/restic-copy.pass"
+
+    def copied() -> list[str]:
+        listed = json.loads(on("backup1", f"{copy} snapshots --json --tag {tag}").stdout or "[]")
+        return [s["id"] for s in listed]
+
+    def second_copy() -> None:
+        result = run_wrapper("backup1", "copy")
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    backup = client_restic("web1", f"backup --json --host web1 --tag {tag} /etc/hostname").stdout
+    made = json.loads(backup.strip().splitlines()[-1])["snapshot_id"]
+    try:
+        second_copy()
+        kept = copied()
+        assert len(kept) == 1, kept
+        # The client (or whoever holds its credentials) deletes its history.
+        client_restic("web1", f"forget --prune {made}")
+        assert json.loads(client_restic("web1", f"snapshots --json --tag {tag}").stdout or "[]") == []
+        second_copy()
+        assert copied() == kept, "the second copy lost a snapshot the client forgot"
+    finally:
+        # By id: restic forget with only --tag and no policy removes nothing.
+        if json.loads(client_restic("web1", f"snapshots --json --tag {tag}").stdout or "[]"):
+            client_restic("web1", f"forget {made}")
+        left = copied()
+        if left:
+            on("backup1", f"{copy} forget {' '.join(left)}")
+            assert not copied()
+
+
 def assert_failed_run(host: str, result: subprocess.CompletedProcess[str], message: str) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stdout, result.stdout
@@ -221,6 +267,59 @@ def test_a_read_only_repository_fails_clearly(first_night: Any) -> None:
         on("backup1", f"find {repo} -type d -exec chmod 2750 {{}} + && find {repo} -type f -exec chmod 0440 {{}} +")
     assert_failed_run("web1", result, "not writable")
     assert run_wrapper("web1", "run").returncode == 0, "web1 should back up again once the repository is writable"
+
+
+@contextlib.contextmanager
+def full_repository(client: str) -> Iterator[str]:
+    """The client's repository on backup1 copied onto a tmpfs a few MiB larger than it, filled to
+    ~100 KiB free: a full backup disk without filling this machine's. The tmpfs is mounted in
+    backup1's mount namespace, entered from the lab host (as faultdrill's staging_full does); the
+    repository underneath is untouched and is back once it is unmounted."""
+    repo = f"/srv/restic/{client}/repo"
+    pid = podman("inspect", "-f", "{{.State.Pid}}", "portalops-backup1").stdout.strip()
+    size_kib = int(on("backup1", f"du -sk {repo}").stdout.split()[0]) + 4096
+    keep = f"/root/.{client}-repo-under-tmpfs"
+
+    def inside(script: str) -> subprocess.CompletedProcess[str]:
+        # Its pid namespace too: mount, umount and df read /proc/self/mountinfo from the container's /proc.
+        return subprocess.run(
+            ["nsenter", "-t", pid, "-m", "-p", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    mounted = inside(
+        f"set -e; mkdir -p {keep}; mount --bind {repo} {keep}; "
+        f"mount -t tmpfs -o size={size_kib}k,mode=$(stat -c %a {repo}),uid=$(stat -c %u {repo}),"
+        f"gid=$(stat -c %g {repo}) portalops-test-full {repo}; "
+        f"cp -a {keep}/. {repo}/; umount {keep}; rmdir {keep}; "
+        f"free=$(df -Pk {repo} | awk 'NR == 2 {{print $4}}'); fallocate -l $(( (free - 100) * 1024 )) {repo}/.fill; "
+        f"df -Pk {repo}"
+    )
+    try:
+        assert mounted.returncode == 0, mounted.stdout + mounted.stderr
+        yield repo
+    finally:
+        undone = inside(
+            f"mountpoint -q {repo} && umount {repo}; mountpoint -q {keep} && umount {keep}; rmdir {keep} 2>/dev/null; "
+            f"! mountpoint -q {repo} && ! mountpoint -q {keep}"
+        )
+        assert undone.returncode == 0, undone.stdout + undone.stderr
+
+
+def test_a_full_repository_fails_clearly(first_night: Any) -> None:
+    # web1's repository (its /etc) is the smallest, so the tmpfs standing in for a full disk is too.
+    added = "/etc/portalops-test-repository-full.bin"
+    try:
+        with full_repository("web1"):
+            on("web1", f"head -c 6M /dev/urandom > {added}")
+            result = run_wrapper("web1", "run")
+    finally:
+        on("web1", f"rm -f {added}")
+    assert_failed_run("web1", result, "repository full: no space left on the backup host")
+    assert run_wrapper("web1", "run").returncode == 0, "web1 should back up again once the repository has room"
 
 
 @pytest.mark.parametrize(
@@ -276,8 +375,13 @@ def corrupted_db1_repository() -> Iterator[str]:
 def test_a_corrupted_pack_fails_check_drill_and_nightly(first_night: Any, corrupted_db1_repository: str) -> None:
     check = run_wrapper("db1", "check", "--subset", "100%")
     assert check.returncode == 1
-    assert "check FAILED" in check.stdout and "contains errors" in check.stdout, check.stdout
-    assert not status("db1", "check")["ok"]
+    # Named as configured: every client's repository is /repo in its own chroot on backup1.
+    named = f"db1's repository {json.loads(on('db1', 'cat /etc/portalops/backup.json').stdout)['repository']}"
+    assert f"check FAILED: {named} contains errors: " in check.stdout, check.stdout
+    # ...and then restic's first problem, not the backup host's login banner ssh relayed.
+    assert "contains errors: subprocess ssh" not in check.stdout, check.stdout
+    found = status("db1", "check")
+    assert not found["ok"] and found["errors"][0].startswith(f"{named} contains errors: "), found["errors"]
 
     night = nightly()
     assert night.returncode == 1, night.stdout + night.stderr

@@ -91,6 +91,75 @@ def test_restic_errors_become_one_line_a_person_can_act_on(stderr: str, expected
     assert expected in pb.explain(stderr, "sftp:r:/repo")
 
 
+# What OpenSSH's sftp-server answers to any errno it has no code for, ENOSPC included.
+SFTP_FAILURE = (
+    'Save(<data/5ab1c2d3e4>) returned error, retrying after 552.330144ms: sftp: "Failure" (SSH_FX_FAILURE)\n'
+    'Fatal: unable to save snapshot: sftp: "Failure" (SSH_FX_FAILURE)\n'
+)
+SFTP_DF = (
+    "sftp> df /repo\n"
+    "        Size         Used        Avail       (root)    %Capacity\n"
+    "       13312        13216           96           96          99%\n"
+)
+
+
+def test_the_free_space_of_an_sftp_repository_is_read_from_sftp_df() -> None:
+    assert pb.parse_sftp_df(SFTP_DF) == 96 * 1024
+    assert pb.parse_sftp_df("sftp> df /repo\nCouldn't statvfs: Operation unsupported\n") is None
+
+
+def test_a_generic_sftp_failure_on_a_full_repository_says_repository_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for the sftp client: answers `df` only when reached through the configured command.
+    sftp = tmp_path / "sftp"
+    sftp.write_text(
+        "#!/bin/sh\n"
+        '[ "$*" = "-q -b - -D ssh -F /c repo -s sftp" ] || exit 9\n'
+        'read -r command path; [ "$command $path" = "df /repo" ] || exit 8\n'
+        f"printf %s '{SFTP_DF}'\n"
+    )
+    sftp.chmod(0o755)
+    config = {**BASE, "sftp_command": "ssh -F /c repo -s sftp", "sftp": str(sftp)}
+    assert pb.sftp_free_bytes(config, "sftp:r:/repo") == 96 * 1024
+    full = pb.diagnose(config, SFTP_FAILURE, "sftp:r:/repo")
+    assert full == "repository full: no space left on the backup host (sftp:r:/repo, 96 KiB free)"
+    # Room enough: the failure is something else, said as restic said it.
+    monkeypatch.setattr(pb, "sftp_free_bytes", lambda config, repository: 10 << 30)
+    assert pb.diagnose(config, SFTP_FAILURE, "sftp:r:/repo").startswith("restic failed (sftp:r:/repo): Fatal: unable")
+    # A known error is never second-guessed, and a local repository is never asked over SFTP.
+    monkeypatch.setattr(pb, "sftp_free_bytes", lambda config, repository: 0)
+    assert "wrong repository password" in pb.diagnose(config, "Fatal: wrong password or no key found", "sftp:r:/repo")
+    local = {**BASE, "sftp_command": ""}
+    monkeypatch.undo()
+    assert pb.sftp_free_bytes(local, "/srv/c") is None
+    assert pb.diagnose(local, "write /srv/c/data/1: no space left on device", "/srv/c").startswith("repository full")
+
+
+def test_a_failed_check_names_the_client_and_its_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # restic 0.14 over SFTP, as seen on the lab (ids shortened here; the banner is the backup host's).
+    blob = "7d43735d3f45799813c1cc85774451b57a613c8de328c16aa8e1aad2dd359c7f"
+    stderr = (
+        "subprocess ssh: This is a private county government system.\n"
+        "error for tree 7d43735d:\n"
+        f"  decrypting blob {blob} failed: ciphertext verification failed\n"
+        "Pack ID does not match, want f963b74755, got 27e209f15d\n"
+        "Fatal: repository contains errors\n"
+    )
+    restic = f"[ \"$1\" = check ] || exit 0; printf %s '{stderr}' >&2; exit 1"
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", restic, "restic", *args])
+    config = {**BASE, "status_dir": str(tmp_path)}
+    assert pb.command_check(config, "100%", pb.Log(None), prune=False) == pb.EXIT_FAILED
+    said = (
+        "db1's repository sftp:r:/repo contains errors: "
+        "error for tree 7d43735d: decrypting blob 7d43735d3f failed: ciphertext verification failed (and 1 more)"
+    )
+    assert f"check FAILED: {said}\n" in capsys.readouterr().out
+    assert json.loads((tmp_path / "check.json").read_text())["errors"] == [said]
+
+
 def test_retention_is_per_job_tag_and_refuses_to_keep_nothing() -> None:
     args = pb.forget_args("db-dump", {"daily": 7, "weekly": 5, "monthly": 12})
     assert args[:6] == ["forget", "--json", "--tag", "job:db-dump", "--group-by", "host,tags"]

@@ -167,10 +167,28 @@ def restic_argv(config: dict[str, Any], *args: str) -> list[str]:
     return argv + list(args)
 
 
+def check_problems(stderr: str) -> list[str]:
+    """restic check's problems, one line each ("error for tree X:" joined with its indented detail;
+    ssh's own lines such as the login banner and restic's closing "Fatal:" left out; ids shortened)."""
+    problems: list[str] = []
+    for line in stderr.splitlines():
+        if not line.strip() or line.startswith(("Fatal:", "subprocess ssh:")):
+            continue
+        if line[0].isspace() and problems:
+            problems[-1] = f"{problems[-1].rstrip(':')}: {line.strip()}"
+        else:
+            problems.append(line.strip())
+    return [re.sub(r"\b([0-9a-f]{10})[0-9a-f]{54}\b", r"\1", problem) for problem in problems]
+
+
 def explain(stderr: str, repository: str) -> str:
     """restic's error output → one line a person can act on."""
     text = stderr.strip()
     low = text.lower()
+    if "repository contains errors" in low:
+        problems = check_problems(text)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return f"{repository} contains errors: {problems[0] if problems else 'see restic check'}{more}"
     rules = [
         ("wrong password", f"wrong repository password for {repository}"),
         ("no key found", f"wrong repository password for {repository}"),
@@ -198,15 +216,66 @@ def explain(stderr: str, repository: str) -> str:
     return f"restic failed ({repository}): {last[-1] if last else 'no output'}"
 
 
+# An SFTP repository with less room than this cannot take another pack (restic 0.14 writes packs
+# of 4 MiB and more, a few at a time).
+FULL_BELOW = 64 << 20
+
+
+def parse_sftp_df(text: str) -> int | None:
+    """Free bytes from the sftp client's ``df`` (columns in KiB: size, used, avail, (root), %capacity)."""
+    for line in reversed(text.splitlines()):
+        fields = line.split()
+        if len(fields) == 5 and all(f.isdigit() for f in fields[:4]) and fields[4].endswith("%"):
+            return int(fields[2]) * 1024
+    return None
+
+
+def sftp_free_bytes(config: dict[str, Any], repository: str) -> int | None:
+    """Free space where an SFTP repository lives, asked over this host's own SFTP account
+    (statvfs@openssh.com). None: not an SFTP repository, or the server did not say."""
+    command = config.get("sftp_command") or ""
+    if not command or not repository.startswith("sftp:") or repository.count(":") < 2:
+        return None
+    path = repository.split(":", 2)[2]
+    try:
+        result = subprocess.run(
+            [config.get("sftp", "sftp"), "-q", "-b", "-", "-D", command],
+            input=f"df {path}\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/root"), "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_sftp_df(result.stdout) if result.returncode == 0 else None
+
+
+def diagnose(config: dict[str, Any], stderr: str, repository: str, name: str | None = None) -> str:
+    """explain(), and when an SFTP server answered a write with its catch-all SSH_FX_FAILURE (it
+    reports ENOSPC no better, so restic never sees "no space left on device"), ask it how much room
+    the repository has left."""
+    message = explain(stderr, name or repository)
+    if "ssh_fx_failure" in stderr.lower() and message.startswith("restic failed"):
+        free = sftp_free_bytes(config, repository)
+        if free is not None and free < FULL_BELOW:
+            where = f"{name or repository}, {free // 1024} KiB free"
+            return f"repository full: no space left on the backup host ({where})"
+    return message
+
+
 def run_restic(
     config: dict[str, Any],
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 6 * 3600,
     incomplete_ok: bool = False,
+    name: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """restic; a non-zero exit raises JobError. ``incomplete_ok``: a backup's exit 3 (snapshot saved,
-    some source files unreadable) is returned to the caller, who records it as a warning."""
+    some source files unreadable) is returned to the caller, who records it as a warning. ``name``:
+    how the error names the repository (default: its address)."""
     environment = env or restic_env(config)
     result = subprocess.run(
         restic_argv(config, *args), env=environment, capture_output=True, text=True, timeout=timeout, check=False
@@ -214,7 +283,7 @@ def run_restic(
     if result.returncode == 3 and incomplete_ok:
         return result
     if result.returncode != 0:
-        raise JobError(explain(result.stderr, environment["RESTIC_REPOSITORY"]))
+        raise JobError(diagnose(config, result.stderr, environment["RESTIC_REPOSITORY"], name))
     return result
 
 
@@ -701,7 +770,7 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         restic_err.seek(0)
         out, err = restic_out.read().decode(errors="replace"), restic_err.read().decode(errors="replace")
     if code != 0:
-        raise JobError(explain(err, config["repository"]))
+        raise JobError(diagnose(config, err, config["repository"]))
     summary = summary_of(out)
     keep_manifest(config, job["name"], manifest, summary)
     return summary
@@ -1436,13 +1505,16 @@ def command_check(config: dict[str, Any], subset: str | None, log: Log, prune: b
     started = now()
     error = ""
     subset = subset or rolling_subset(started.date(), int(config.get("check_subsets", 7)))
+    # Every client's repository has the same address on the backup host (its chroot), so the
+    # failure names the client too.
+    name = f"{config['host']}'s repository {config['repository']}"
     try:
-        run_restic(config, "unlock")
+        run_restic(config, "unlock", name=name)
         if prune:
             log("prune: removing data no snapshot needs any more")
-            run_restic(config, "prune")
+            run_restic(config, "prune", name=name)
         log(f"check: repository structure and data subset {subset}")
-        run_restic(config, "check", "--read-data-subset", subset)
+        run_restic(config, "check", "--read-data-subset", subset, name=name)
     except (JobError, subprocess.TimeoutExpired) as exc:
         error = str(exc)
         log(f"check FAILED: {error}")
