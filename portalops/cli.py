@@ -112,7 +112,9 @@ def add_drill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     run.add_argument("runbook")
     run.add_argument("--fault", help="another fault than the runbook's default")
     run.add_argument(
-        "--record", action="store_true", help="keep it as the runbook's latest drill in the emergency plans"
+        "--record",
+        action="store_true",
+        help="keep it as the runbook's latest drill in the emergency plans (another fault's: beside it)",
     )
     run.add_argument("-i", "--inventory", help="inventory (only the lab's is accepted)")
 
@@ -138,7 +140,14 @@ def run_drill_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     print(f"  report: {report.relative_to(REPO_ROOT)}", file=out)
     if args.record:
         kept = faultdrill.record(result)
-        print(f"  recorded in {kept.relative_to(REPO_ROOT)}; `make plans` shows it in the plans", file=out)
+        if result.fault == faultdrill.default_fault(args.runbook).id:
+            print(f"  recorded in {kept.relative_to(REPO_ROOT)}; `make plans` shows it in the plans", file=out)
+        else:
+            print(
+                f"  recorded in {kept.relative_to(REPO_ROOT)} as {args.runbook}:{result.fault}, beside the"
+                " runbook's own drill, which the plans keep showing",
+                file=out,
+            )
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
 

@@ -86,8 +86,11 @@ FILL_STAGING = (
 # read its own /proc/self/mountinfo there. The undo fails while the filesystem is still mounted.
 RELEASE_STAGING = (
     "pid=$(podman inspect -f '{{.State.Pid}}' {container}); "
-    "if podman exec {container} mountpoint -q {staging}; then nsenter -t $pid -m -p umount {staging}; fi; "
-    "if podman exec {container} mountpoint -q {staging}; then echo '{staging} is still mounted' >&2; exit 1; fi; "
+    "podman exec {container} mountpoint -q {staging}; rc=$?; "
+    "if [ $rc -eq 0 ]; then nsenter -t $pid -m -p umount {staging}; "
+    "podman exec {container} mountpoint -q {staging}; rc=$?; fi; "
+    # mountpoint exits 1 for "not a mount point"; 0 is still mounted, anything else an error.
+    "if [ $rc -ne 1 ]; then echo '{staging} may still be mounted' >&2; exit 1; fi; "
     "rm -f " + SMALL_FS
 )
 STAGING = "/var/backups/portalops"
