@@ -89,8 +89,8 @@ RELEASE_STAGING = (
     "podman exec {container} mountpoint -q {staging}; rc=$?; "
     "if [ $rc -eq 0 ]; then nsenter -t $pid -m -p umount {staging}; "
     "podman exec {container} mountpoint -q {staging}; rc=$?; fi; "
-    # mountpoint exits 1 for "not a mount point"; 0 is still mounted, anything else an error.
-    "if [ $rc -ne 1 ]; then echo '{staging} may still be mounted' >&2; exit 1; fi; "
+    # mountpoint (util-linux 2.38) exits 32 for "not a mount point"; 0 is still mounted, 1 an error.
+    "if [ $rc -ne 32 ]; then echo '{staging} may still be mounted' >&2; exit 1; fi; "
     "rm -f " + SMALL_FS
 )
 STAGING = "/var/backups/portalops"

@@ -303,11 +303,11 @@ def full_repository(client: str) -> Iterator[str]:
         yield repo
     finally:
         # The failed run's SFTP session may still hold a pack open for a moment: retry, then detach.
-        # mountpoint exits 1 for "not a mount point"; anything else is an error, not "unmounted".
+        # mountpoint (util-linux 2.38) exits 32 for "not a mount point"; 1 is an error, not "unmounted".
         undone = inside(
             'release() { [ -e "$1" ] || return 0; for i in $(seq 20); do mountpoint -q "$1"; rc=$?; '
-            '[ $rc -eq 1 ] && return 0; [ $rc -ne 0 ] && return $rc; umount "$1" 2>/dev/null || sleep 0.5; done; '
-            'umount -l "$1"; mountpoint -q "$1"; [ $? -eq 1 ]; }; '
+            '[ $rc -eq 32 ] && return 0; [ $rc -ne 0 ] && return $rc; umount "$1" 2>/dev/null || sleep 0.5; done; '
+            'umount -l "$1"; mountpoint -q "$1"; [ $? -eq 32 ]; }; '
             f"release {repo} && release {keep} && {{ rmdir {keep} 2>/dev/null; true; }}"
         )
         assert undone.returncode == 0, f"{repo} may still be a tmpfs on backup1: " + undone.stdout + undone.stderr
