@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from portalops.inventory import load_inventory  # noqa: E402
 from portalops.lab.config import lab_config  # noqa: E402
 from tests.integration import aptrepo  # noqa: E402
+from tests.integration.helpers import callback_document  # noqa: E402
 
 ENV = {
     **os.environ,
@@ -73,10 +74,7 @@ def timed(argv: list[str]) -> tuple[float, dict[str, dict[str, int]]]:
     seconds = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"bench-patch: {' '.join(argv)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
-    # ansible.cfg's profile_tasks prints timings around the JSON document.
-    out = result.stdout
-    data, _ = json.JSONDecoder().raw_decode(out[0 if out.startswith("{") else out.index("\n{") + 1 :])
-    stats: dict[str, dict[str, int]] = data.get("stats", {})
+    stats: dict[str, dict[str, int]] = callback_document(result.stdout).get("stats", {})
     return seconds, stats
 
 

@@ -43,6 +43,28 @@ def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProce
     return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
 
 
+def callback_document(output: str) -> dict[str, Any]:
+    """The document the ansible.builtin.json stdout callback printed (ValueError when there is none).
+
+    It starts a line: ansible.cfg's profile_tasks prints its timings around it.
+    """
+    start = 0 if output.startswith("{") else output.index("\n{") + 1
+    data, _ = json.JSONDecoder().raw_decode(output[start:])
+    if not isinstance(data, dict):
+        raise ValueError("the JSON callback's document is not an object")
+    return data
+
+
+def task_result(output: str, task: str, host: str) -> dict[str, Any]:
+    """One host's result of a named task in JSON-callback output."""
+    for play in callback_document(output)["plays"]:
+        for item in play["tasks"]:
+            if item["task"]["name"] == task and host in item["hosts"]:
+                result: dict[str, Any] = item["hosts"][host]
+                return result
+    raise AssertionError(f"no result of {task!r} on {host}")
+
+
 def ansible(pattern: str, module: str, args: str = "", *extra: str) -> dict[str, dict[str, Any]]:
     """Run an ad-hoc Ansible module over SSH and return each host's result."""
     argv = ["ansible", pattern, "-m", module, *extra]
@@ -55,10 +77,8 @@ def ansible(pattern: str, module: str, args: str = "", *extra: str) -> dict[str,
     }
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300, cwd=REPO_ROOT)
     try:
-        # ansible.cfg's profile_tasks prints timings around the JSON document.
-        start = result.stdout.index("\n{") + 1 if not result.stdout.startswith("{") else 0
-        data, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
-    except (ValueError, json.JSONDecodeError):
+        data = callback_document(result.stdout)
+    except ValueError:
         pytest.fail(
             f"ansible printed no JSON (exit {result.returncode}): {result.stdout[-800:]} {result.stderr[-800:]}"
         )
@@ -111,8 +131,7 @@ def playbook(path: str, *extra: str, log_name: str = "") -> tuple[int, dict[str,
         logs.mkdir(parents=True, exist_ok=True)
         (logs / f"{log_name}.json").write_text(result.stdout + result.stderr)
     try:
-        start = result.stdout.index("{")
-        data, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
+        data = callback_document(result.stdout)
     except ValueError:
         return result.returncode, {}, result.stdout + result.stderr
     return result.returncode, data.get("stats", {}), result.stdout + result.stderr
@@ -121,7 +140,7 @@ def playbook(path: str, *extra: str, log_name: str = "") -> tuple[int, dict[str,
 def failed_tasks(output: str) -> list[str]:
     """Names and messages of the failed tasks in JSON-callback output, for assertion messages."""
     try:
-        data, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
+        data = callback_document(output)
     except ValueError:
         return [output[-2000:]]
     found = []
@@ -136,7 +155,7 @@ def failed_tasks(output: str) -> list[str]:
 def changed_tasks(output: str) -> list[str]:
     """Host: task name of every task that reported a change."""
     try:
-        data, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
+        data = callback_document(output)
     except ValueError:
         return []
     return [

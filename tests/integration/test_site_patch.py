@@ -18,7 +18,7 @@ import pytest
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration import aptrepo
-from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman
+from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman, task_result
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
 PATCH = "playbooks/patch.yml"
@@ -98,17 +98,6 @@ def test_check_mode_lists_pending_upgrades_and_changes_nothing(repo: Repo) -> No
     assert f"{aptrepo.PACKAGE}: 1.1 -> 1.2" in output
     assert set(versions().values()) == {"1.1"}
     assert {h: stats[h]["changed"] for h in ROLLOUT} == dict.fromkeys(ROLLOUT, 0), changed_tasks(output)
-
-
-def task_result(output: str, task: str, host: str) -> dict[str, Any]:
-    """One host's result of a named task in JSON-callback output."""
-    data, _ = json.JSONDecoder().raw_decode(output[output.index("{") :])
-    for play in data["plays"]:
-        for item in play["tasks"]:
-            if item["task"]["name"] == task and host in item["hosts"]:
-                result: dict[str, Any] = item["hosts"][host]
-                return result
-    raise AssertionError(f"no result of {task!r} on {host}")
 
 
 def test_security_mode_leaves_a_non_security_upgrade_alone(repo: Repo) -> None:
