@@ -151,6 +151,16 @@ UNDEFACE = (
     f"debsums -c {DEFACED_PACKAGE}"
 )
 
+# systemd on cgroup v1 learns that a unit's cgroup emptied from the kernel's release agent, which a
+# container cannot run: a killed service whose last process systemd did not itself reap then sits
+# 'deactivating' for its whole stop timeout (90 s) with nothing left in it. Once "$cg" (the unit's
+# name=systemd cgroup directory) is empty, send systemd the notice its agent would have sent. A host
+# on cgroup v2 has no such directory and needs none.
+CGROUP_EMPTY_NOTICE = (
+    'if [ -f "$cg/cgroup.procs" ] && [ -z "$(cat "$cg/cgroup.procs")" ]; '
+    'then /lib/systemd/systemd-cgroups-agent "${cg#/sys/fs/cgroup/systemd}"; fi'
+)
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "nginx_stopped",
@@ -168,9 +178,9 @@ FAULTS: tuple[Fault, ...] = (
         "cms",
         inject=(
             f"systemctl kill --signal=SIGKILL {PHP_FPM}; "
-            # systemd may hold the unit 'deactivating' up to its stop timeout before it shows failed.
-            f"for i in $(seq 120); do systemctl is-failed --quiet {PHP_FPM} && exit 0; sleep 1; done; "
-            f"systemctl status --no-pager {PHP_FPM}; exit 1"
+            f"cg=/sys/fs/cgroup/systemd$(systemctl show -p ControlGroup --value {PHP_FPM}); "
+            f"for i in $(seq 600); do systemctl is-failed --quiet {PHP_FPM} && exit 0; {CGROUP_EMPTY_NOTICE}; "
+            f"sleep 0.2; done; systemctl status --no-pager {PHP_FPM}; exit 1"
         ),
         undo=f"systemctl reset-failed {PHP_FPM}; systemctl start {PHP_FPM}",
         acts=(("l1_portal_unreachable", "start_php_fpm"), ("l3_degraded_services", "restart_failed_services")),
