@@ -1113,6 +1113,21 @@ def binlog_position(prepared: Path) -> str:
     return ""
 
 
+def move_back(prepared: Path, datadir: Path) -> None:
+    """A prepared mariadb-backup moved into ``datadir`` (absent or empty) and handed to mysql."""
+    result = subprocess.run(
+        ["mariadb-backup", "--move-back", f"--target-dir={prepared}", f"--datadir={datadir}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=6 * 3600,
+    )
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise JobError(f"mariadb-backup --move-back failed: {lines[-1] if lines else 'no message'}")
+    subprocess.run(["chown", "-R", "mysql:mysql", str(datadir)], check=True, timeout=3600)
+
+
 def systemctl(*args: str) -> None:
     result = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False, timeout=900)
     if result.returncode != 0:
@@ -1253,17 +1268,7 @@ def restore_physical(
                 mode = 0o755
                 log(f"physical: there was no data directory {datadir}")
             datadir.mkdir(mode=mode, exist_ok=True)
-            result = subprocess.run(
-                ["mariadb-backup", "--move-back", f"--target-dir={prepared}", f"--datadir={datadir}"],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=6 * 3600,
-            )
-            if result.returncode != 0:
-                lines = result.stderr.strip().splitlines()
-                raise JobError(f"mariadb-backup --move-back failed: {lines[-1] if lines else 'no message'}")
-            subprocess.run(["chown", "-R", "mysql:mysql", str(datadir)], check=True, timeout=3600)
+            move_back(prepared, datadir)
             datadir.chmod(mode)
             log("physical: starting MariaDB on the restored data")
             systemctl("start", "mariadb")

@@ -116,17 +116,7 @@ class Drill:
         datadir = Path(self.config.get("datadir", "/var/lib/mysql"))
         systemctl("stop", "mariadb")
         shutil.rmtree(datadir, ignore_errors=True)
-        result = subprocess.run(
-            ["mariadb-backup", "--move-back", f"--target-dir={prepared}", f"--datadir={datadir}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=6 * 3600,
-        )
-        if result.returncode != 0:
-            lines = result.stderr.strip().splitlines()
-            raise DrillError(f"mariadb-backup --move-back failed: {lines[-1] if lines else 'no message'}")
-        subprocess.run(["chown", "-R", "mysql:mysql", str(datadir)], check=True)
+        pb.move_back(prepared, datadir)
         systemctl("start", "mariadb")
         self.timed("physical_restore", begin)
         self.manifest_check("database (physical backup)", manifest, socket=None)
