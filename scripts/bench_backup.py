@@ -26,7 +26,6 @@ import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -271,7 +270,7 @@ def timed(name: str, script: str, size: int, reset: str = "", repeats: int = REP
             inside(reset, what=f"{name}: reset")
         runs.append(clocked(script, name))
     median = sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
-    row = Row(name, statistics.median(run.seconds for run in runs), size, median.cpu, tuple(r.seconds for r in runs))
+    row = Row(name, median.seconds, size, median.cpu, tuple(run.seconds for run in runs))
     progress(f"  {' '.join(f'{run.seconds:.1f}' for run in runs)} s; CPU {median.cpu:.1f} s in the median run")
     return row
 
@@ -454,7 +453,8 @@ def verdict(ok: bool) -> str:
 
 def report(rows: list[Row], files: dict[str, Row], db: dict[str, Row], uploads: int, table_rows: int) -> None:
     print(f"\ndataset: {uploads / MIB:.0f} MiB of uploads, {DATABASE}.wp_posts with {table_rows} rows")
-    print(f"seconds: wall time, the median of the runs listed; CPU s: user + system of that run, on {cpus()} CPUs\n")
+    cores = cpus()
+    print(f"seconds: wall time, the median of the runs listed; CPU s: user + system of that run, on {cores} CPUs\n")
     print(f"{'measure':<46} {'MiB':>6} {'seconds':>8} {'CPU s':>6} {'MiB/s':>7}  runs")
     for row in rows:
         rate = row.size / MIB / row.seconds if row.seconds else 0.0
@@ -471,8 +471,8 @@ def report(rows: list[Row], files: dict[str, Row], db: dict[str, Row], uploads: 
     print(f"file restore / cp -a:              {restore:6.2f}  (target <= 1)     {verdict(restore <= 1)}")
     print(
         f"  CPU seconds: restic restore {files['restore'].cpu:.1f}, cp -a {files['cp'].cpu:.1f}; a restore"
-        f" cannot take less wall time than its CPU seconds / {cpus()} CPUs = "
-        f"{files['restore'].cpu / cpus():.1f} s"
+        f" cannot take less wall time than its CPU seconds / {cores} CPUs = "
+        f"{files['restore'].cpu / cores:.1f} s"
     )
     print(f"physical vs logical restore:       {speedup:5.1f}x  (target >= 5x)    {verdict(speedup >= 5)}")
     rto = db["physical"].seconds + files["restore"].seconds + db["logical"].seconds
