@@ -14,6 +14,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,16 +184,19 @@ def test_the_second_copy_has_the_snapshots_and_not_the_clients_password(first_ni
     assert on("backup1", "stat -c %a:%U /srv/restic-copy").stdout.strip() == "700:root"
 
 
-def client_restic(host: str, args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """restic itself on a client, with the client's own repository, password and SFTP account."""
+def client_command(args: str) -> str:
+    """The shell command that runs restic on a client with its own repository, password and SFTP account."""
     settings = (
         "import json, shlex; c = json.load(open('/etc/portalops/backup.json')); "
         "print('export RESTIC_REPOSITORY=%s RESTIC_PASSWORD_FILE=%s; sftp=%s' % "
         "tuple(shlex.quote(c[k]) for k in ('repository', 'password_file', 'sftp_command')))"
     )
-    return on(
-        host, f'eval "$(python3 -c {shlex.quote(settings)})" && restic --no-cache -o sftp.command="$sftp" {args}', check
-    )
+    return f'eval "$(python3 -c {shlex.quote(settings)})" && restic --no-cache -o sftp.command="$sftp" {args}'
+
+
+def client_restic(host: str, args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """restic itself on a client."""
+    return on(host, client_command(args), check)
 
 
 def test_the_second_copy_keeps_a_snapshot_the_client_forgot(first_night: Any) -> None:
@@ -240,13 +244,64 @@ def assert_failed_run(host: str, result: subprocess.CompletedProcess[str], messa
     assert "portalops_backup_job_snapshot_info{" not in prom
 
 
-def test_a_wrong_repository_password_fails_clearly(first_night: Any) -> None:
-    on("web1", "cp -p /etc/portalops/restic.pass /root/restic.pass.keep && echo wrong > /etc/portalops/restic.pass")
+@pytest.mark.parametrize(
+    ("host", "args"),
+    [("web1", "run"), ("db1", "run --job db-dump")],
+    ids=["files-job", "dump-streaming-into-restic"],
+)
+def test_a_wrong_repository_password_fails_clearly(first_night: Any, host: str, args: str) -> None:
+    # The dump job: restic gives up before it reads the stream; its reason, not "stopped reading".
+    before = snapshot_ids(host, "db-dump")
+    on(host, "cp -p /etc/portalops/restic.pass /root/restic.pass.keep && echo wrong > /etc/portalops/restic.pass")
     try:
-        result = run_wrapper("web1", "run")
+        result = run_wrapper(host, args)
     finally:
-        on("web1", "mv /root/restic.pass.keep /etc/portalops/restic.pass")
-    assert_failed_run("web1", result, "wrong repository password")
+        on(host, "mv /root/restic.pass.keep /etc/portalops/restic.pass")
+    assert_failed_run(host, result, "wrong repository password")
+    assert snapshot_ids(host, "db-dump") == before
+
+
+def repository_locks(client: str) -> list[str]:
+    return on("backup1", f"ls /srv/restic/{client}/repo/locks").stdout.split()
+
+
+def test_a_crashed_runs_lock_is_removed_and_a_live_runs_lock_kept(first_night: Any) -> None:
+    """A restic backup on web1 that holds its lock (it waits for input that never ends): the
+    wrapper's run fails naming the lock and leaves it. Then that restic is killed (SIGKILL, as a
+    crash or the OOM killer would): its lock stays in the repository, stale, and the next run
+    removes it and passes."""
+    tag = f"portalops-test-lock-{uuid.uuid4().hex[:8]}"
+    hold = client_command(f"backup --stdin --stdin-filename {tag} --tag {tag}")
+    assert repository_locks("web1") == []
+    on("web1", f"setsid sh -c {shlex.quote(f'sleep 600 | {{ {hold}; }}')} >/dev/null 2>&1 &")
+    try:
+        for _ in range(100):
+            if repository_locks("web1"):
+                break
+            time.sleep(0.2)
+        held = repository_locks("web1")
+        assert len(held) == 1, "the holding restic made no lock in 20 s"
+
+        live = run_wrapper("web1", "run")
+        # The backup itself shares the lock; forget needs it alone, so the job fails there.
+        assert live.returncode == 1, live.stdout + live.stderr
+        assert "removing stale locks" in live.stdout, live.stdout
+        found = status("web1")
+        assert not found["ok"] and len(found["errors"]) == 1, found["errors"]
+        assert found["errors"][0].startswith("etc: repository is locked by another process ("), found["errors"]
+        assert 'portalops_backup_last_run_success{host="web1",command="run"} 0' in metrics("web1")
+        assert repository_locks("web1") == held, "a live run's lock was removed"
+
+        on("web1", f"pkill -KILL -f -- '--stdin-filenam[e] {tag}'; pkill -f 'slee[p] 600'", check=False)
+        crashed = run_wrapper("web1", "run")
+        assert crashed.returncode == 0, crashed.stdout + crashed.stderr
+        assert "removing stale locks" in crashed.stdout, crashed.stdout
+        assert repository_locks("web1") == []
+        assert status("web1")["ok"]
+    finally:
+        on("web1", f"pkill -KILL -f -- '--stdin-filenam[e] {tag}'; pkill -f 'slee[p] 600'", check=False)
+        client_restic("web1", "unlock", check=False)
+    assert not [s for s in json.loads(client_restic("web1", "snapshots --json").stdout) if tag in s.get("tags", [])]
 
 
 def test_backup_host_down_fails_clearly(first_night: Any) -> None:

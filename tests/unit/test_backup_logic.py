@@ -160,6 +160,60 @@ def test_a_failed_check_names_the_client_and_its_repository(
     assert json.loads((tmp_path / "check.json").read_text())["errors"] == [said]
 
 
+# A stand-in restic for the run's lock and repository handling: every call is written to
+# calls.log; flag files in the same directory make the repository locked (stale: `unlock`
+# removes it; live: it stays) or its host refuse the connection.
+FAKE_RESTIC = """d={state}; echo "$1" >> $d/calls.log
+case "$1" in
+unlock) rm -f $d/stale ;;
+backup) [ -e $d/down ] && {{ echo 'ssh: connect to host 10.0.0.1 port 22: Connection refused' >&2; exit 1; }}
+  echo '{{"message_type":"summary","snapshot_id":"0123456789abcdef","total_files_processed":1}}' ;;
+forget) [ -e $d/stale ] || [ -e $d/live ] && {{ echo 'unable to create lock in backend: repository is already \
+locked by PID 4242 on web1 by root (UID 0, GID 0)' >&2; exit 1; }}; echo '[]' ;;
+esac"""
+
+
+def run_with_fake_restic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> tuple[int, list[str]]:
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    (state / "calls.log").write_text("")
+    for flag in flags:
+        (state / flag).touch()
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "a.txt").write_text("a")
+    script = FAKE_RESTIC.format(state=state)
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
+    jobs = [{"name": name, "type": "files", "paths": [str(tmp_path / "data")]} for name in ("etc", "www")]
+    config = {**BASE, "status_dir": str(tmp_path / "status"), "keep": {"daily": 7}, "jobs": jobs}
+    code = pb.command_run(config, [], pb.Log(None))
+    return code, (state / "calls.log").read_text().split()
+
+
+def test_a_run_unlocks_only_when_a_stale_lock_is_in_its_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No lock: no `restic unlock` (each restic command derives the key, ~0.5 s).
+    assert run_with_fake_restic(tmp_path, monkeypatch) == (pb.EXIT_OK, ["backup", "forget"] * 2)
+    # A crashed run's lock stops the first forget: unlock, forget again, and the run passes.
+    code, calls = run_with_fake_restic(tmp_path, monkeypatch, "stale")
+    assert (code, calls) == (pb.EXIT_OK, ["backup", "forget", "unlock", "forget", "backup", "forget"])
+
+
+def test_a_live_lock_fails_the_job_after_one_unlock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, calls = run_with_fake_restic(tmp_path, monkeypatch, "live")
+    assert code == pb.EXIT_FAILED
+    assert calls == ["backup", "forget", "unlock", "forget"] * 2
+    errors = json.loads((tmp_path / "status" / "run.json").read_text())["errors"]
+    assert errors == [f"{job}: repository is locked by another process (sftp:r:/repo)" for job in ("etc", "www")]
+
+
+def test_an_unusable_repository_fails_every_job_on_one_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, calls = run_with_fake_restic(tmp_path, monkeypatch, "down")
+    assert (code, calls) == (pb.EXIT_FAILED, ["backup"])
+    status = json.loads((tmp_path / "status" / "run.json").read_text())
+    refused = "backup host refused the connection (sftp:r:/repo)"
+    assert status["errors"] == [f"etc: {refused}", f"www: not run: {refused}"]
+    assert [job["ok"] for job in status["jobs"]] == [False, False]
+
+
 def test_retention_is_per_job_tag_and_refuses_to_keep_nothing() -> None:
     args = pb.forget_args("db-dump", {"daily": 7, "weekly": 5, "monthly": 12})
     assert args[:6] == ["forget", "--json", "--tag", "job:db-dump", "--group-by", "host,tags"]

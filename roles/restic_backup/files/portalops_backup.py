@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -44,9 +45,9 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 CONFIG = Path("/etc/portalops/backup.json")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
@@ -54,10 +55,20 @@ DUMP_DONE = b"-- Dump completed"
 MANIFEST_MARK = "-- portalops-manifest: "
 CHUNK = 1 << 20
 JOB_TYPES = ("files", "mariadb-dump", "mariadb-backup")
+T = TypeVar("T")
 
 
 class JobError(Exception):
     """A job failed; the message says why in one line."""
+
+
+class RepositoryLocked(JobError):
+    """restic met another process's lock (a live run's, or a stale one a crashed run left)."""
+
+
+class RepositoryUnusable(JobError):
+    """The repository cannot be opened from this host at all (backup host down, SSH key or
+    password refused, no repository): every other job of the run would fail alike."""
 
 
 class ConfigError(Exception):
@@ -216,6 +227,19 @@ def explain(stderr: str, repository: str) -> str:
     return f"restic failed ({repository}): {last[-1] if last else 'no output'}"
 
 
+LOCKED = "repository is locked by another process"
+UNUSABLE = ("wrong repository password", "backup host ", "no repository at ")
+
+
+def repository_error(message: str) -> JobError:
+    """The JobError for one of explain()'s messages: the class tells the run what to do next."""
+    if LOCKED in message:
+        return RepositoryLocked(message)
+    if any(needle in message for needle in UNUSABLE):
+        return RepositoryUnusable(message)
+    return JobError(message)
+
+
 # An SFTP repository with less room than this cannot take another pack (restic 0.14 writes packs
 # of 4 MiB and more, a few at a time).
 FULL_BELOW = 64 << 20
@@ -283,8 +307,21 @@ def run_restic(
     if result.returncode == 3 and incomplete_ok:
         return result
     if result.returncode != 0:
-        raise JobError(diagnose(config, result.stderr, environment["RESTIC_REPOSITORY"], name))
+        raise repository_error(diagnose(config, result.stderr, environment["RESTIC_REPOSITORY"], name))
     return result
+
+
+def unlocking(config: dict[str, Any], log: Log, what: str, action: Callable[[], T]) -> T:
+    """``action()``; when it meets a lock, remove the stale ones and try once more. restic unlock
+    removes only locks whose process is gone (same host) or that are older than 30 minutes, so
+    a live run's lock stays and the second try fails with "locked by another process". Run only
+    on a lock: every restic command pays the repository's key derivation (~0.5 s)."""
+    try:
+        return action()
+    except RepositoryLocked as exc:
+        log(f"{what}: {exc}; removing stale locks (restic unlock) and trying again")
+        run_restic(config, "unlock", timeout=600)
+        return action()
 
 
 def json_messages(stdout: str) -> list[dict[str, Any]]:
@@ -718,11 +755,13 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         )
         dumper: subprocess.Popen[bytes] | None = None
 
-        def abort(failure: str) -> JobError:
-            """Interrupt restic before its input ends (it would save a snapshot), drop anything it saved."""
+        def abort(failure: str | None) -> JobError:
+            """Interrupt restic before its input ends (it would save a snapshot), drop anything it
+            saved. ``failure`` None: restic stopped reading by itself, and its stderr says why."""
             if dumper is not None and dumper.poll() is None:
                 dumper.kill()
-            saver.send_signal(signal.SIGINT)
+            if saver.poll() is None:
+                saver.send_signal(signal.SIGINT)
             with contextlib.suppress(OSError):
                 if saver.stdin is not None:
                     saver.stdin.close()
@@ -731,8 +770,18 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
             except subprocess.TimeoutExpired:
                 saver.kill()
                 saver.wait()
-            forget_run_snapshots(config, job, since=run_id)
-            return JobError(f"{job['name']}: {failure}; no snapshot kept")
+            if failure is None:
+                restic_err.seek(0)
+                said = restic_err.read().decode(errors="replace")
+                why = (
+                    diagnose(config, said, config["repository"]) if said.strip() else "restic stopped reading the dump"
+                )
+                error = repository_error(f"{job['name']}: {why}; no snapshot kept")
+            else:
+                error = JobError(f"{job['name']}: {failure}; no snapshot kept")
+            if type(error) is JobError:  # locked or unusable: restic saved nothing, and could not list
+                forget_run_snapshots(config, job, since=run_id)
+            return error
 
         try:
             dumper = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err)
@@ -744,7 +793,7 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
                     saver.stdin.write(block)
                     tail = (tail + block)[-4096:]
             except BrokenPipeError:
-                raise abort("restic stopped reading the dump") from None
+                raise abort(None) from None
             dump_code = dumper.wait()
             if dump_code != 0:
                 dump_err.seek(0)
@@ -759,7 +808,7 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
                 saver.stdin.write(line.encode())
                 saver.stdin.close()
             except BrokenPipeError:
-                raise abort("restic stopped reading the dump") from None
+                raise abort(None) from None
         except JobError:
             raise
         except BaseException as exc:
@@ -770,7 +819,7 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         restic_err.seek(0)
         out, err = restic_out.read().decode(errors="replace"), restic_err.read().decode(errors="replace")
     if code != 0:
-        raise JobError(diagnose(config, err, config["repository"]))
+        raise repository_error(diagnose(config, err, config["repository"]))
     summary = summary_of(out)
     keep_manifest(config, job["name"], manifest, summary)
     return summary
@@ -1413,56 +1462,50 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
     previous = previous_status(status_path)
     before = {j["name"]: j for j in previous.get("not_run", []) + previous.get("jobs", [])}
     results = []
-    try:
-        # Stale locks of a crashed earlier run (restic removes only locks whose process is gone).
-        run_restic(config, "unlock", timeout=600)
-    except (JobError, subprocess.TimeoutExpired) as exc:
-        error = str(exc)
-        results = [
-            {
-                "name": j["name"],
-                "ok": False,
-                "error": error,
-                "duration_s": 0.0,
-                "last_success_ts": before.get(j["name"], {}).get("last_success_ts"),
-            }
-            for j in jobs
-        ]
-        log(f"FAILED before any job: {error}")
-    else:
-        for job in jobs:
-            begin = time.monotonic()
-            entry: dict[str, Any] = {"name": job["name"], "type": job["type"]}
-            try:
-                summary = JOBS[job["type"]](config, job, run_id, log)
-                entry.update(
-                    ok=True,
-                    snapshot_id=summary.get("snapshot_id"),
-                    bytes_added=summary.get("data_added", 0),
-                    files=summary.get("total_files_processed", 0),
-                    files_new=summary.get("files_new", 0),
-                    files_changed=summary.get("files_changed", 0),
-                    bytes_processed=summary.get("total_bytes_processed", 0),
-                    last_success_ts=time.time(),
-                )
-                if summary.get("warning"):
-                    entry["warning"] = summary["warning"]
-                    log(f"{job['name']}: WARNING: {summary['warning']}")
-                log(
-                    f"{job['name']}: snapshot {str(entry['snapshot_id'])[:8]}, {entry['files']} files, "
-                    f"{entry['bytes_added']} bytes added"
-                )
-                keep = {**config.get("keep", {}), **job.get("keep", {})}
-                run_restic(config, *forget_args(job["name"], keep))
-            except Exception as exc:  # any failure of one job is that job's failure, recorded
-                entry.update(
-                    ok=False,
-                    error=str(exc) or type(exc).__name__,
-                    last_success_ts=before.get(job["name"], {}).get("last_success_ts"),
-                )
-                log(f"{job['name']}: FAILED: {exc}")
-            entry["duration_s"] = round(time.monotonic() - begin, 3)
-            results.append(entry)
+    # No `restic unlock` up front: a stale lock (a crashed run's) is removed when a command meets
+    # it (unlocking()), and a repository that cannot be opened fails the first job, which then
+    # stands for the rest, so a down backup host costs one SSH timeout, not one per job.
+    unusable = ""
+    for job in jobs:
+        begin = time.monotonic()
+        entry: dict[str, Any] = {"name": job["name"], "type": job["type"]}
+        try:
+            if unusable:
+                raise JobError(f"not run: {unusable}")
+            summary = unlocking(
+                config, log, job["name"], functools.partial(JOBS[job["type"]], config, job, run_id, log)
+            )
+            entry.update(
+                ok=True,
+                snapshot_id=summary.get("snapshot_id"),
+                bytes_added=summary.get("data_added", 0),
+                files=summary.get("total_files_processed", 0),
+                files_new=summary.get("files_new", 0),
+                files_changed=summary.get("files_changed", 0),
+                bytes_processed=summary.get("total_bytes_processed", 0),
+                last_success_ts=time.time(),
+            )
+            if summary.get("warning"):
+                entry["warning"] = summary["warning"]
+                log(f"{job['name']}: WARNING: {summary['warning']}")
+            log(
+                f"{job['name']}: snapshot {str(entry['snapshot_id'])[:8]}, {entry['files']} files, "
+                f"{entry['bytes_added']} bytes added"
+            )
+            keep = {**config.get("keep", {}), **job.get("keep", {})}
+            forget = functools.partial(run_restic, config, *forget_args(job["name"], keep))
+            unlocking(config, log, f"{job['name']}: forget", forget)
+        except Exception as exc:  # any failure of one job is that job's failure, recorded
+            if isinstance(exc, RepositoryUnusable):
+                unusable = str(exc)
+            entry.update(
+                ok=False,
+                error=str(exc) or type(exc).__name__,
+                last_success_ts=before.get(job["name"], {}).get("last_success_ts"),
+            )
+            log(f"{job['name']}: FAILED: {exc}")
+        entry["duration_s"] = round(time.monotonic() - begin, 3)
+        results.append(entry)
     finished = now()
     ok = bool(results) and all(r["ok"] for r in results)
     status = {
