@@ -160,6 +160,24 @@ def test_a_failed_check_names_the_client_and_its_repository(
     assert json.loads((tmp_path / "check.json").read_text())["errors"] == [said]
 
 
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        ("Fatal: wrong password or no key found\n", "RepositoryUnusable"),
+        ("ssh: connect to host 10.0.0.1 port 22: Connection refused", "RepositoryUnusable"),
+        ("Connection timed out during banner exchange", "RepositoryUnusable"),
+        ("Host key verification failed.", "RepositoryUnusable"),
+        ("Fatal: unable to open config file: Stat: file does not exist", "RepositoryUnusable"),
+        ("unable to create lock in backend: repository is already locked by PID 1 on web1", "RepositoryLocked"),
+        ("write /repo/data/12: no space left on device", "JobError"),
+        ("open /repo/locks/abc: permission denied", "JobError"),
+        ("Fatal: something new", "JobError"),
+    ],
+)
+def test_a_restic_failure_says_whether_the_other_jobs_can_still_run(stderr: str, kind: str) -> None:
+    assert type(pb.repository_error(pb.explain(stderr, "sftp:r:/repo"))).__name__ == kind
+
+
 # A stand-in restic for the run's lock and repository handling: every call is written to
 # calls.log; flag files in the same directory make the repository locked (stale: `unlock`
 # removes it; live: it stays) or its host refuse the connection.

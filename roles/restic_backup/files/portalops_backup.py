@@ -228,7 +228,17 @@ def explain(stderr: str, repository: str) -> str:
 
 
 LOCKED = "repository is locked by another process"
-UNUSABLE = ("wrong repository password", "backup host ", "no repository at ")
+# explain()'s messages for a repository this host cannot open at all. Not "full" or "read-only":
+# those fail fast, each job on its own.
+UNUSABLE = (
+    "wrong repository password",
+    "backup host refused",
+    "backup host unreachable",
+    "backup host name does not resolve",
+    "backup host key does not match",
+    "backup host rejected",
+    "no repository at ",
+)
 
 
 def repository_error(message: str) -> JobError:
