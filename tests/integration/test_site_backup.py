@@ -272,6 +272,8 @@ def test_a_crashed_runs_lock_is_removed_and_a_live_runs_lock_kept(first_night: A
     removes it and passes."""
     tag = f"portalops-test-lock-{uuid.uuid4().hex[:8]}"
     hold = client_command(f"backup --stdin --stdin-filename {tag} --tag {tag}")
+    # [x] in the patterns: the shell running pkill has them in its own command line.
+    kill = f"pkill -KILL -f -- '--stdin-filenam[e] {tag}'; pkill -f 'slee[p] 600'"
     assert repository_locks("web1") == []
     on("web1", f"setsid sh -c {shlex.quote(f'sleep 600 | {{ {hold}; }}')} >/dev/null 2>&1 &")
     try:
@@ -292,14 +294,14 @@ def test_a_crashed_runs_lock_is_removed_and_a_live_runs_lock_kept(first_night: A
         assert 'portalops_backup_last_run_success{host="web1",command="run"} 0' in metrics("web1")
         assert repository_locks("web1") == held, "a live run's lock was removed"
 
-        on("web1", f"pkill -KILL -f -- '--stdin-filenam[e] {tag}'; pkill -f 'slee[p] 600'", check=False)
+        on("web1", kill, check=False)
         crashed = run_wrapper("web1", "run")
         assert crashed.returncode == 0, crashed.stdout + crashed.stderr
         assert "removing stale locks" in crashed.stdout, crashed.stdout
         assert repository_locks("web1") == []
         assert status("web1")["ok"]
     finally:
-        on("web1", f"pkill -KILL -f -- '--stdin-filenam[e] {tag}'; pkill -f 'slee[p] 600'", check=False)
+        on("web1", kill, check=False)
         client_restic("web1", "unlock", check=False)
     assert not [s for s in json.loads(client_restic("web1", "snapshots --json").stdout) if tag in s.get("tags", [])]
 

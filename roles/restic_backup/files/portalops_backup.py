@@ -192,6 +192,36 @@ def check_problems(stderr: str) -> list[str]:
     return [re.sub(r"\b([0-9a-f]{10})[0-9a-f]{54}\b", r"\1", problem) for problem in problems]
 
 
+# restic's error output (a needle, lowercase; the first that matches wins) → one line a person can
+# act on, and its class: RepositoryUnusable when this host cannot open the repository at all (the
+# run's other jobs would fail alike), RepositoryLocked for a lock, JobError when each job fails on
+# its own (a full or read-only repository fails fast).
+RESTIC_ERRORS: tuple[tuple[str, str, type[JobError]], ...] = (
+    ("wrong password", "wrong repository password for {repository}", RepositoryUnusable),
+    ("no key found", "wrong repository password for {repository}", RepositoryUnusable),
+    ("connection refused", "backup host refused the connection ({repository})", RepositoryUnusable),
+    ("no route to host", "backup host unreachable ({repository})", RepositoryUnusable),
+    ("connection timed out", "backup host unreachable ({repository})", RepositoryUnusable),
+    ("could not resolve", "backup host name does not resolve ({repository})", RepositoryUnusable),
+    ("host key verification failed", "backup host key does not match known_hosts ({repository})", RepositoryUnusable),
+    ("permission denied (publickey", "backup host rejected this host's SSH key ({repository})", RepositoryUnusable),
+    ("no space left on device", "repository full: no space left on the backup host ({repository})", JobError),
+    ("disk quota exceeded", "repository full: quota exceeded ({repository})", JobError),
+    ("read-only file system", "repository is read-only ({repository})", JobError),
+    ("permission denied", "repository is not writable (permission denied) ({repository})", JobError),
+    ("unable to open config file", "no repository at {repository} (not initialised?)", RepositoryUnusable),
+    ("repository is already locked", "repository is locked by another process ({repository})", RepositoryLocked),
+    # ssh died before the SFTP session began and restic 0.14 exited before it relayed ssh's
+    # own message (it copies ssh's stderr in a goroutine): a frozen or down backup host.
+    ("timed out", "backup host unreachable ({repository})", RepositoryUnusable),
+    (
+        "unable to start the sftp session",
+        "backup host unreachable: no SSH/SFTP session ({repository})",
+        RepositoryUnusable,
+    ),
+)
+
+
 def explain(stderr: str, repository: str) -> str:
     """restic's error output → one line a person can act on."""
     text = stderr.strip()
@@ -200,53 +230,19 @@ def explain(stderr: str, repository: str) -> str:
         problems = check_problems(text)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return f"{repository} contains errors: {problems[0] if problems else 'see restic check'}{more}"
-    rules = [
-        ("wrong password", f"wrong repository password for {repository}"),
-        ("no key found", f"wrong repository password for {repository}"),
-        ("connection refused", f"backup host refused the connection ({repository})"),
-        ("no route to host", f"backup host unreachable ({repository})"),
-        ("connection timed out", f"backup host unreachable ({repository})"),
-        ("could not resolve", f"backup host name does not resolve ({repository})"),
-        ("host key verification failed", f"backup host key does not match known_hosts ({repository})"),
-        ("permission denied (publickey", f"backup host rejected this host's SSH key ({repository})"),
-        ("no space left on device", f"repository full: no space left on the backup host ({repository})"),
-        ("disk quota exceeded", f"repository full: quota exceeded ({repository})"),
-        ("read-only file system", f"repository is read-only ({repository})"),
-        ("permission denied", f"repository is not writable (permission denied) ({repository})"),
-        ("unable to open config file", f"no repository at {repository} (not initialised?)"),
-        ("repository is already locked", f"repository is locked by another process ({repository})"),
-        # ssh died before the SFTP session began and restic 0.14 exited before it relayed ssh's
-        # own message (it copies ssh's stderr in a goroutine): a frozen or down backup host.
-        ("timed out", f"backup host unreachable ({repository})"),
-        ("unable to start the sftp session", f"backup host unreachable: no SSH/SFTP session ({repository})"),
-    ]
-    for needle, message in rules:
+    for needle, template, _ in RESTIC_ERRORS:
         if needle in low:
-            return message
+            return template.format(repository=repository)
     last = [line for line in text.splitlines() if line.strip()]
     return f"restic failed ({repository}): {last[-1] if last else 'no output'}"
 
 
-LOCKED = "repository is locked by another process"
-# explain()'s messages for a repository this host cannot open at all. Not "full" or "read-only":
-# those fail fast, each job on its own.
-UNUSABLE = (
-    "wrong repository password",
-    "backup host refused",
-    "backup host unreachable",
-    "backup host name does not resolve",
-    "backup host key does not match",
-    "backup host rejected",
-    "no repository at ",
-)
-
-
 def repository_error(message: str) -> JobError:
-    """The JobError for one of explain()'s messages: the class tells the run what to do next."""
-    if LOCKED in message:
-        return RepositoryLocked(message)
-    if any(needle in message for needle in UNUSABLE):
-        return RepositoryUnusable(message)
+    """The JobError for one of explain()'s messages: its class (from RESTIC_ERRORS) tells the run
+    what to do next."""
+    for _, template, kind in RESTIC_ERRORS:
+        if template.split("{repository}")[0] in message:
+            return kind(message)
     return JobError(message)
 
 
