@@ -12,14 +12,15 @@ import getpass
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput, PortalopsError
-from portalops.runbook.hosts import CommandResult, Host
+from portalops.runbook.hosts import CommandResult, Host, kill_grace
 from portalops.runbook.journal import Journal, RunState, excerpt, new_incident_id, open_incident, utc_now
 from portalops.runbook.model import Runbook, StepKind
 from portalops.runbook.notify import Notice, Notifier
@@ -89,6 +90,8 @@ class _Run:
         self._hosts: dict[str, Host] = {}
         self.journal: Journal | None = None
         self._current = ""
+        self._inflight: list[tuple[str, Future[CommandResult]]] = []
+        self._grace = 0.0
 
     # ----------------------------------------------------------------- the run
 
@@ -121,7 +124,8 @@ class _Run:
         except Declined as exc:
             return self._finish(RunbookExit.ABORTED, f"declined at {exc}; resume with --resume {self._incident}")
         except KeyboardInterrupt:
-            self._write("interrupted", step=self._current, reason="Ctrl-C")
+            stopped = self._stop_running()
+            self._write("interrupted", step=self._current, reason="Ctrl-C", stopped=stopped)
             return self._finish(
                 RunbookExit.ABORTED, f"interrupted at {self._current}; resume: --resume {self._incident}"
             )
@@ -265,9 +269,11 @@ class _Run:
         pool = ThreadPoolExecutor(max_workers=max(1, min(self.rt.workers, len(hosts))))
         try:
             futures = [pool.submit(host.run, command, timeout) for host in hosts]
-            results = {name: future.result() for name, future in zip(names, futures, strict=True)}
+            self._inflight, self._grace = list(zip(names, futures, strict=True)), kill_grace(timeout)
+            results = {name: future.result() for name, future in self._inflight}
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+        self._inflight = []
         for name, result in results.items():
             self._write(
                 "command",
@@ -285,6 +291,29 @@ class _Run:
             detail = "" if result.ok else f"  {result.last_line()}"
             self.rt.progress(f"      {role:<8} {name:<12} exit {result.rc:<3} {result.duration_s:6.1f} s{detail}")
         return results
+
+    def _stop_running(self) -> list[str]:
+        """After Ctrl-C: SIGTERM to what the step still runs on its hosts, then wait for it to end
+        within its kill grace (a restore puts the old data back meanwhile); a second Ctrl-C stops
+        waiting. Returns what was stopped and how it ended, for the journal."""
+        running = [(name, future) for name, future in self._inflight if not future.done()]
+        said = [line for host in [*self._hosts.values(), self.rt.local] for line in host.stop()]
+        if not running:
+            return said
+        for line in said:
+            self.rt.progress(f"      stop: {line}")
+        self.rt.progress(f"      waiting up to {self._grace + 10:g} s for it to end (Ctrl-C again: stop waiting)")
+        try:
+            wait_for([future for _, future in running], timeout=self._grace + 10)
+        except KeyboardInterrupt:
+            said.append("stopped waiting for it (a second Ctrl-C)")
+        for name, future in running:
+            if future.done() and not future.cancelled():
+                result = future.result()
+                said.append(f"{name}: ended with exit {result.rc}: {result.last_line()}")
+            else:
+                said.append(f"{name}: still running when the run gave up waiting")
+        return said
 
     def _diagnose(self, planned: PlannedStep) -> StepOutcome:
         results = self._commands(planned, "run", planned.run, self._targets(planned))

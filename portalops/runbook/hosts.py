@@ -2,7 +2,10 @@
 
 The engine sees only the :class:`Host` protocol, so tests hand it fakes.
 Remote commands are wrapped in ``timeout`` on the host (a hung command dies
-there, not only here) and in ``sudo -n`` when the inventory says become.
+there, not only here) and in ``sudo -n`` when the inventory says become. A
+command that outlives its time, or that an interrupted run stops (``stop``),
+gets SIGTERM first and SIGKILL only after its grace (:func:`kill_grace`): a
+long destructive step has minutes to put the old data back, not seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shlex
 import signal
 import subprocess
@@ -26,7 +30,16 @@ from portalops.errors import BadInput
 WARNING_LINE = re.compile(r"^\[(DEPRECATION )?WARNING\]")
 TIMED_OUT = 124  # the exit status of coreutils timeout
 UNREACHABLE = 255  # as ssh reports a connection failure
-KILL_GRACE = 5
+KILL_GRACE = 5  # the least time between SIGTERM and SIGKILL
+MAX_KILL_GRACE = 600  # the most: a 7-hour restore gets 10 minutes to move the old data directory back
+STEP_TAG = "portalops-step-"  # in the remote command line of every step, so stop() finds exactly it
+
+
+def kill_grace(timeout: float) -> float:
+    """Seconds between SIGTERM and SIGKILL for a command of ``timeout`` seconds: a tenth of it,
+    at least KILL_GRACE and at most MAX_KILL_GRACE. A destructive step runs for hours and needs
+    minutes to undo itself cleanly; a check that hangs is dead in seconds."""
+    return float(min(MAX_KILL_GRACE, max(KILL_GRACE, round(timeout / 10))))
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,10 @@ class Host(Protocol):
     def name(self) -> str: ...
 
     def run(self, command: str, timeout: float) -> CommandResult: ...
+
+    def stop(self) -> list[str]:
+        """Send SIGTERM to the commands still running for this host (an interrupted run); say which."""
+        ...
 
     def close(self) -> None: ...
 
@@ -95,10 +112,16 @@ class LocalHost:
                 self._running.discard(proc.pid)
         return CommandResult(proc.returncode, out, err, _since(started))
 
-    def close(self) -> None:
+    def stop(self) -> list[str]:
+        stopped = []
         for group in list(self._running):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGTERM)
+                stopped.append(f"{self.name}: SIGTERM to process group {group}")
+        return stopped
+
+    def close(self) -> None:
+        self.stop()
 
 
 @dataclass(frozen=True)
@@ -144,9 +167,37 @@ def connection_from_vars(host: str, hostvars: Mapping[str, Any]) -> Connection:
     )
 
 
-def remote_command(command: str, timeout: float, become: bool, become_user: str = "root") -> str:
-    """The shell line sent over SSH: bounded by ``timeout`` on the host, as root when ``become``."""
-    line = f"timeout --kill-after={KILL_GRACE} {timeout:g} sh -c {shlex.quote(command)}"
+def pid_file(tag: str) -> str:
+    return f"/tmp/{tag}.pid"  # noqa: S108 - on the remote host, named by a random tag, removed at the end
+
+
+def remote_command(command: str, timeout: float, become: bool, become_user: str = "root", tag: str = "") -> str:
+    """The shell line sent over SSH: bounded by ``timeout`` on the host, as root when ``become``.
+
+    With ``tag``, ``timeout`` runs in the background of a shell that writes its pid to
+    :func:`pid_file` and waits for it, so :func:`stop_command` can signal it (and through it
+    the command's whole process group) while the SSH session stays open.
+    """
+    grace = f"{kill_grace(timeout):g}"
+    line = f"timeout --kill-after={grace} {timeout:g} sh -c {shlex.quote(command)}"
+    if tag:
+        pid = pid_file(tag)
+        line = f"{line} {tag} & echo $! > {pid}; wait $!; rc=$?; rm -f {pid}; exit $rc"
+    return _as_user(line, become, become_user)
+
+
+def stop_command(tag: str, become: bool, become_user: str = "root") -> str:
+    """SIGTERM to the ``timeout`` of the step tagged ``tag``, after checking the pid is still it."""
+    pid = pid_file(tag)
+    line = (
+        f"pid=$(cat {pid} 2>/dev/null) || {{ echo 'already ended'; exit 0; }}; "
+        f"if grep -qa {tag} /proc/$pid/cmdline 2>/dev/null && kill -TERM $pid; "
+        "then echo \"SIGTERM sent to $pid\"; else echo 'already ended'; fi"
+    )
+    return _as_user(line, become, become_user)
+
+
+def _as_user(line: str, become: bool, become_user: str) -> str:
     if not become:
         return line
     user = "" if become_user == "root" else f"-u {shlex.quote(become_user)} "
@@ -170,6 +221,7 @@ class SshHost:
         self.connect_timeout = connect_timeout
         self._factory = client_factory
         self._client: paramiko.SSHClient | None = None
+        self._running: dict[str, str] = {}  # tag -> command, while it runs
 
     @property
     def name(self) -> str:
@@ -213,13 +265,33 @@ class SshHost:
             client = self._connect()
         except HostUnreachable as exc:
             return CommandResult(UNREACHABLE, "", str(exc), _since(started), unreachable=True)
-        line = remote_command(command, timeout, self.connection.become, self.connection.become_user)
+        tag = STEP_TAG + secrets.token_hex(6)
+        line = remote_command(command, timeout, self.connection.become, self.connection.become_user, tag)
+        self._running[tag] = command
         try:
-            rc, out, err, timed_out = _exec(client, line, timeout + KILL_GRACE + 5)
+            rc, out, err, timed_out = _exec(client, line, timeout + kill_grace(timeout) + 5)
         except (OSError, paramiko.SSHException) as exc:
             self.close()
             return CommandResult(UNREACHABLE, "", f"{self.name}: ssh session lost: {exc}", _since(started), False, True)
+        finally:
+            self._running.pop(tag, None)
         return CommandResult(rc, out, err, _since(started), timed_out or rc == TIMED_OUT)
+
+    def stop(self) -> list[str]:
+        """SIGTERM, over a session of its own, to each command still running here: an interrupted
+        run must not leave a restore going on behind a journal that says "interrupted"."""
+        stopped = []
+        for tag, command in list(self._running.items()):
+            first = command.strip().splitlines()[0][:80] if command.strip() else ""
+            try:
+                rc, out, err, _ = _exec(
+                    self._connect(), stop_command(tag, self.connection.become, self.connection.become_user), 30
+                )
+                said = (out + err).strip().splitlines()
+                stopped.append(f"{self.name}: {first}: {said[-1] if said else f'exit {rc}'}")
+            except (OSError, paramiko.SSHException, HostUnreachable) as exc:
+                stopped.append(f"{self.name}: {first}: could not be stopped: {exc}")
+        return stopped
 
     def close(self) -> None:
         if self._client is not None:

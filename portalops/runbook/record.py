@@ -31,7 +31,8 @@ def _timeline_line(event: dict[str, Any]) -> str | None:
     if kind == "confirm":
         return f"confirmation for `{event['step']}`: {event['answer']}"
     if kind in ("interrupted", "error"):
-        return f"{kind} at step `{event.get('step', '?')}`: {event.get('reason', '')}"
+        stopped = "".join(f"; {line}" for line in event.get("stopped") or [])
+        return f"{kind} at step `{event.get('step', '?')}`: {event.get('reason', '')}{stopped}"
     if kind == "end":
         return f"end: **{event['outcome']}** (exit {event['exit']})"
     return None

@@ -30,6 +30,9 @@ class RecordingHost:
         rc = 1 if any(text in command for text in self.failing) else 0
         return CommandResult(rc, "output", "", 0.1)
 
+    def stop(self) -> list[str]:
+        return []
+
     def close(self) -> None:
         pass
 

@@ -70,6 +70,9 @@ class Always:
         self.log.append((self.name, command))
         return CommandResult(self.rc, "", "broken" if self.rc else "", 0.0)
 
+    def stop(self) -> list[str]:
+        return []
+
     def close(self) -> None:
         return None
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,6 +102,9 @@ class FakeHost:
 
     def run(self, command: str, timeout: float) -> CommandResult:
         return self.world.run(self.name, command)
+
+    def stop(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         return None
@@ -372,3 +379,42 @@ def test_a_run_whose_every_verify_was_skipped_is_not_called_recovered(tmp_path: 
     plan = make_plan(only_db, INVENTORY, ("web2",), {"python": "python", "inventory": "i", "repo": "."})
     result = run_runbook(only_db, plan, runtime(World(), tmp_path), Options(yes=True, limit=("web2",)))
     assert result.exit is RunbookExit.NOT_RECOVERED
+
+
+class Hanging(FakeHost):
+    """A host whose restart hangs until stop() (what SshHost.stop does with SIGTERM); it then ends 143."""
+
+    stopped = threading.Event()
+    hanging = False
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        if command != "restart nginx":
+            return super().run(command, timeout)
+        self.hanging = True
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C on the controller while the step runs on the host
+        Hanging.stopped.wait(10)
+        return CommandResult(143, "", "put the old state back, then ended on SIGTERM", 0.5)
+
+    def stop(self) -> list[str]:
+        if not self.hanging:
+            return []
+        Hanging.stopped.set()
+        return [f"{self.name}: restart nginx: SIGTERM sent to 4242"]
+
+
+def test_an_interrupt_stops_the_remote_command_waits_for_it_and_journals_it(tmp_path: Path) -> None:
+    world = World()
+    rt = runtime(world, tmp_path)
+    rt.hosts = lambda name: Hanging(name, world)
+    plan = make_plan(RUNBOOK, INVENTORY, (), {"python": "python", "inventory": "i", "repo": "."})
+    result = run_runbook(RUNBOOK, plan, rt, Options(yes=True))
+    assert result.exit is RunbookExit.ABORTED
+    (interrupted,) = events(tmp_path, result.incident, "interrupted")
+    assert interrupted["step"] == "start_nginx"
+    assert interrupted["stopped"] == [
+        "web1: restart nginx: SIGTERM sent to 4242",
+        "web1: ended with exit 143: put the old state back, then ended on SIGTERM",
+    ]
+    record = (tmp_path / "incidents" / result.incident / "incident.md").read_text()
+    assert "SIGTERM sent to 4242" in record

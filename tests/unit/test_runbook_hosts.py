@@ -11,6 +11,7 @@ import shlex
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from portalops.runbook.hosts import (
     LocalHost,
     SshHost,
     connection_from_vars,
+    kill_grace,
     remote_command,
 )
 from portalops.runbook.resolve import CONNECTION_VARS, adhoc_argv, parse_adhoc, resolve_vars
@@ -151,7 +153,7 @@ def test_wrong_user_and_closed_port_are_unreachable(ssh: SshFixture) -> None:
 
 def test_become_wraps_the_command_in_sudo() -> None:
     assert remote_command("systemctl restart nginx", 60, become=False) == (
-        "timeout --kill-after=5 60 sh -c 'systemctl restart nginx'"
+        "timeout --kill-after=6 60 sh -c 'systemctl restart nginx'"
     )
     wrapped = remote_command("echo 'a'", 30, become=True)
     assert wrapped.startswith("sudo -n -- sh -c ")
@@ -244,3 +246,35 @@ def test_the_last_line_is_never_an_ansible_warning() -> None:
         1.0,
     )
     assert result.last_line() == "fatal: [db1]: FAILED! => msg: mariadb is not running"
+
+
+def test_a_long_step_gets_minutes_to_undo_itself_a_short_one_seconds() -> None:
+    assert kill_grace(10) == 5
+    assert kill_grace(300) == 30
+    assert kill_grace(7 * 3600) == 600
+    assert remote_command("restore", 7 * 3600, become=False).startswith("timeout --kill-after=600 25200 sh -c ")
+
+
+def test_stop_sends_sigterm_to_the_running_command_and_it_ends(ssh: SshFixture, tmp_path: Path) -> None:
+    """An interrupted run stops what it started on the host: the command gets SIGTERM (and can clean up)."""
+    host = SshHost(ssh.connection())
+    cleaned = tmp_path / "cleaned"
+    results: list[CommandResult] = []
+    command = f"trap 'touch {cleaned}; exit 143' TERM; sleep 30 & wait"
+    worker = threading.Thread(target=lambda: results.append(host.run(command, timeout=60)))
+    worker.start()
+    for _ in range(100):
+        if host._running and _pid_written(host):
+            break
+        time.sleep(0.05)
+    said = host.stop()
+    worker.join(20)
+    host.close()
+    assert len(said) == 1 and "SIGTERM sent to" in said[0], said
+    assert results and results[0].rc == 143, results
+    assert cleaned.exists(), "the command's own TERM handler ran"
+    assert host.stop() == [], "nothing left running"
+
+
+def _pid_written(host: SshHost) -> bool:
+    return all(Path(f"/tmp/{tag}.pid").exists() for tag in host._running)

@@ -120,6 +120,9 @@ class FakeHost:
     def run(self, command: str, timeout: float) -> CommandResult:
         return self.lab.run(self.name, command)
 
+    def stop(self) -> list[str]:
+        return []
+
     def close(self) -> None:
         return None
 
