@@ -161,6 +161,19 @@ CGROUP_EMPTY_NOTICE = (
     'then /lib/systemd/systemd-cgroups-agent "${cg#/sys/fs/cgroup/systemd}"; fi'
 )
 
+# l1_portal_unreachable: the whole ruleset flushed and replaced, as Debian's stock /etc/nftables.conf would
+# (`table inet filter`), by one that accepts everything but HTTPS: the portal is down, SSH stays open.
+DRILL_TABLE = "inet filter"
+REPLACE_RULESET = (
+    "nft -f - <<'EOF'\n"
+    "flush ruleset\n"
+    f"table {DRILL_TABLE} {{\n"
+    "  chain input { type filter hook input priority filter; policy accept; tcp dport 443 drop; }\n"
+    "}\n"
+    "EOF\n"
+    f"nft list table {DRILL_TABLE}"
+)
+
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "nginx_stopped",
@@ -205,6 +218,16 @@ FAULTS: tuple[Fault, ...] = (
         undo="systemctl unmask nginx && systemctl start nginx",
         runbooks=("l1_portal_unreachable",),
         expect=RunbookExit.NOT_RECOVERED,
+    ),
+    Fault(
+        "ruleset_replaced",
+        "the edge's nftables ruleset replaced by one that drops HTTPS (SSH still open)",
+        "web",
+        inject=REPLACE_RULESET,
+        undo=f"nft delete table {DRILL_TABLE} 2>/dev/null; nft -f /etc/nftables.conf",
+        acts=(("l1_portal_unreachable", "reload_firewall"),),
+        runbooks=("l1_portal_unreachable",),
+        target_s=30,
     ),
     Fault(
         "certificate_expiring",

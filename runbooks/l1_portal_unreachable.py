@@ -12,7 +12,8 @@ import sys
 
 from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import (
-    NFTABLES_LOADED,
+    NFTABLES_MANAGED,
+    NFTABLES_RESTORE,
     PHP_FPM,
     PROBE,
     certificates_valid_for,
@@ -54,7 +55,11 @@ RUNBOOK = Runbook(
             run=unit_active("mariadb"),
         ),
         diagnose(
-            "firewall", "检查防火墙规则已加载", "Check the nftables ruleset is loaded", on=TIERS, run=NFTABLES_LOADED
+            "firewall",
+            "检查已加载的防火墙规则即受管规则",
+            "Check the loaded nftables ruleset is the managed one",
+            on=TIERS,
+            run=NFTABLES_MANAGED,
         ),
         diagnose("disk", "检查磁盘空间", "Check disk space on / and /var", on=TIERS, run=disk_below(95)),
         diagnose(
@@ -98,11 +103,11 @@ RUNBOOK = Runbook(
         ),
         act(
             "reload_firewall",
-            "重新加载防火墙规则",
-            "Reload the nftables ruleset",
+            "恢复受管防火墙规则",
+            "Restore the managed nftables ruleset",
             on=TIERS,
-            check=NFTABLES_LOADED,
-            run="systemctl restart nftables && " + NFTABLES_LOADED,
+            check=NFTABLES_MANAGED,
+            run=NFTABLES_RESTORE,
             destructive=True,  # a broken rules file could cut SSH off: a person says yes
         ),
         verify(

@@ -36,11 +36,22 @@ def unit_restart(unit: str) -> str:
     )
 
 
-# Loaded, when nftables is managed at all (the unit enabled): a default-deny input hook exists.
-NFTABLES_LOADED = (
+# The hardening role's tool: compares the loaded ruleset (nft -j) with what /etc/nftables.conf loads
+# into a scratch network namespace, names each difference, and restores it (exit 0/1/75: sound,
+# broken, unknown; JSON on stdout).
+NFTABLES_TOOL = "/usr/local/sbin/portalops-nftables"
+_NFTABLES_GUARD = (
     "if ! systemctl is-enabled --quiet nftables; then echo 'nftables not managed here'; exit 0; fi; "
-    "if nft list ruleset | grep -q 'hook input'; then echo 'input hook loaded'; "
-    "else echo 'no nftables ruleset loaded'; exit 1; fi"
+    f"if [ ! -x {NFTABLES_TOOL} ]; then echo '{NFTABLES_TOOL} missing (converge the hardening role): "
+    "cannot compare the loaded ruleset'; exit 75; fi; "
+)
+# Where nftables is managed (the unit enabled): the loaded ruleset is the managed one, fail2ban's table aside.
+NFTABLES_MANAGED = _NFTABLES_GUARD + f"{NFTABLES_TOOL} check"
+# Unmanaged tables deleted and /etc/nftables.conf loaded in one nft transaction (ours is the only table
+# replaced: fail2ban's bans stay), compared again; the unit started if it was not.
+NFTABLES_RESTORE = (
+    _NFTABLES_GUARD
+    + f"{NFTABLES_TOOL} restore && {{ systemctl is-active --quiet nftables || systemctl start nftables; }}"
 )
 
 

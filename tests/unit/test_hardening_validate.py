@@ -1,0 +1,70 @@
+"""The hardening role's input check, run by ansible-playbook on this machine: no host, no molecule.
+
+The validate entry point (argument spec, then tasks/validate.yml) is what playbooks/validate.yml runs on
+every host before any change; here it runs against localhost with a connection that touches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from portalops.inventory import REPO_ROOT
+
+PLAY = """\
+- name: Check the hardening role's input
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Check the input
+      ansible.builtin.include_role:
+        name: hardening
+        tasks_from: validate
+"""
+ADMIN = ["192.0.2.0/24"]
+
+
+def validate(tmp_path: Path, allow: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "vars.json").write_text(
+        json.dumps({"hardening_admin_networks": ADMIN, "hardening_nftables_allow": allow})
+    )
+    # No SSH_CLIENT: the check of the address Ansible connects from has nothing to test on localhost.
+    env = {key: value for key, value in os.environ.items() if key != "SSH_CLIENT"}
+    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
+    return subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'vars.json'}"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_an_empty_sources_list_is_refused_not_read_as_anywhere(tmp_path: Path) -> None:
+    result = validate(tmp_path, [{"port": 443, "proto": "tcp", "sources": [], "comment": "https"}])
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "validate | Check the nftables allow list" in result.stdout
+    assert "sources a non-empty list" in result.stdout and "0.0.0.0/0 and ::/0" in result.stdout
+
+
+def test_sources_left_out_are_refused_by_the_argument_spec(tmp_path: Path) -> None:
+    result = validate(tmp_path, [{"port": 443, "proto": "tcp", "comment": "https"}])
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "missing required arguments: sources" in result.stdout
+
+
+def test_sources_named_explicitly_pass(tmp_path: Path) -> None:
+    allow = [
+        {"port": 443, "proto": "tcp", "sources": ["0.0.0.0/0", "::/0"], "comment": "https from anywhere"},
+        {"port": 8080, "proto": "tcp", "sources": ["10.89.60.12"], "comment": "one host"},
+        {"port": "3306-3307", "proto": "tcp", "sources": ["2001:db8::/32"], "comment": "an IPv6 network"},
+    ]
+    result = validate(tmp_path, allow)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
