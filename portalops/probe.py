@@ -124,7 +124,7 @@ def judge(
     problems: list[str] = []
     cache = cache_status.strip().upper()
     if cache in STALE:
-        problems.append(f"served stale from the edge cache (X-Cache-Status {cache}): the CMS did not answer")
+        problems.append(f"served stale from the edge cache (X-Cache-Status {cache}), not by the CMS")
     elif cache in CACHED:
         problems.append(f"served from the edge cache (X-Cache-Status {cache}), not by the CMS")
     if not 200 <= status < 300:
@@ -135,7 +135,7 @@ def judge(
         problems.append("defacement marker in the page: " + ", ".join(repr(f) for f in found))
     title_found = (marker in text) if marker else None
     if title_found is False:
-        problems.append(f"the site's title {marker!r} is not in the page")
+        problems.append(f"the site's title (or marker) {marker!r} is not in the page")
     return Verdict(not problems, "; ".join(problems), title_found, found)
 
 

@@ -210,7 +210,7 @@ def test_cli_probe_reads_the_inventory_and_exits_by_result(
         ("portal", True, ""),
         ("other", False, ""),
     ]
-    assert data[1]["error"] == "HTTP 404, not the page; the site's title 'other' is not in the page"
+    assert data[1]["error"] == "HTTP 404, not the page; the site's title (or marker) 'other' is not in the page"
     table = format_results([probe(url, "portal.lab.test", site="portal", marker="portal", cafiles=[str(ca)])])
     assert table.splitlines()[1].startswith("portal     portal.lab.test             200")
     assert table.splitlines()[0].endswith("cache    title result  cert")
@@ -267,7 +267,7 @@ def test_the_title_is_read_in_the_pages_charset(tls_server: tuple[str, Path]) ->
     assert (found.ok, found.title_found) == (True, True), found.error
     other = probe(url + "/gbk", "portal.lab.test", marker="某县新闻中心", cafiles=[str(ca)])
     assert (other.ok, other.title_found) == (False, False)
-    assert other.error == "the site's title '某县新闻中心' is not in the page"
+    assert other.error == "the site's title (or marker) '某县新闻中心' is not in the page"
 
 
 def test_a_sites_marker_overrides_its_title_and_forbidden_texts_come_from_the_inventory() -> None:
