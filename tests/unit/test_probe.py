@@ -1,4 +1,4 @@
-"""The probe against a local TLS server on 127.0.0.1 with a CA and certificate made here."""
+"""The probe against a local TLS server on 127.0.0.1 with a CA and certificate made here; its verdicts as data."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -20,9 +21,21 @@ from cryptography.x509.oid import NameOID
 
 from portalops.cli import main
 from portalops.errors import BadInput
-from portalops.probe import format_results, probe, targets_from_vars
+from portalops.faultdrill import DEFACE_MARKER
+from portalops.inventory import REPO_ROOT
+from portalops.probe import (
+    DEFAULT_FORBIDDEN,
+    NONCE_PARAMETER,
+    Target,
+    format_results,
+    judge,
+    probe,
+    targets_from_vars,
+)
 
 DOMAINS = ("portal.lab.test", "other.lab.test")
+VERDICTS = yaml.safe_load((Path(__file__).parent / "data" / "probe" / "verdicts.yaml").read_text())
+GBK_TITLE = "某县人民政府门户网站"
 
 
 def make_cert(directory: Path, domains: tuple[str, ...] = DOMAINS, days: int = 30) -> tuple[Path, Path, Path]:
@@ -67,12 +80,21 @@ def make_cert(directory: Path, domains: tuple[str, ...] = DOMAINS, days: int = 3
 
 
 class Site(BaseHTTPRequestHandler):
+    """portal.lab.test; under /stale as the edge serves it while the CMS is down; under /gbk in GBK."""
+
     protocol_version = "HTTP/1.1"
+    targets: ClassVar[list[str]] = []  # every request target, in order
 
     def do_GET(self) -> None:
+        Site.targets.append(self.path)
         known = self.headers["Host"] == "portal.lab.test"
         body = b"<html>portal</html>" * 100 if known else b"no such site"
         self.send_response(200 if known else 404)
+        if self.path.startswith("/stale"):
+            self.send_header("X-Cache-Status", "STALE")
+        if self.path.startswith("/gbk"):
+            body = f"<html><title>{GBK_TITLE}</title></html>".encode("gbk")
+            self.send_header("Content-Type", "text/html; charset=GBK")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -163,9 +185,10 @@ def test_targets_come_from_portal_sites_and_the_fetched_lab_ca(tmp_path: Path) -
     with pytest.raises(BadInput, match="no site with a domain"):
         targets_from_vars(hostvars)
     hostvars["db1"]["sites"] = hostvars["web1"]["sites"]
-    url, sites, cas = targets_from_vars(hostvars)
+    url, sites, forbidden, cas = targets_from_vars(hostvars)
     assert url == "https://127.0.0.1:8443"
-    assert sites == [("portal", "portal.lab.test")]
+    assert sites == [Target("portal", "portal.lab.test", "portal")]  # no title: the name, as WordPress has it
+    assert forbidden == list(DEFAULT_FORBIDDEN)
     assert cas == [str(tmp_path / "web1-ca.crt")]
     with pytest.raises(BadInput, match="no portal_public_url"):
         targets_from_vars({"web1": {"url": ""}})
@@ -183,6 +206,81 @@ def test_cli_probe_reads_the_inventory_and_exits_by_result(
     assert main(["probe", "--json"], out=out, err=io.StringIO()) == 1  # other.lab.test answers 404
     data = json.loads(out.getvalue())
     assert [(d["site"], d["status"], d["ok"]) for d in data] == [("portal", 200, True), ("other", 404, False)]
-    table = format_results([probe(url, "portal.lab.test", site="portal", cafiles=[str(ca)])])
+    assert [(d["marker"], d["title_found"], d["cache_status"]) for d in data] == [
+        ("portal", True, ""),
+        ("other", False, ""),
+    ]
+    assert data[1]["error"] == "HTTP 404, not the page; the site's title (or marker) 'other' is not in the page"
+    table = format_results([probe(url, "portal.lab.test", site="portal", marker="portal", cafiles=[str(ca)])])
     assert table.splitlines()[1].startswith("portal     portal.lab.test             200")
+    assert table.splitlines()[0].endswith("cache    title result  cert")
+    assert " -        yes       ok" in table.splitlines()[1]
     assert "first_byte" in table
+
+
+@pytest.mark.parametrize("case", VERDICTS, ids=[c["id"] for c in VERDICTS])
+def test_verdict(case: dict[str, Any]) -> None:
+    verdict = judge(
+        case["status"], case["cache"], case["body"], case["marker"], case.get("forbidden", ()), case.get("location", "")
+    )
+    assert (verdict.ok, verdict.title_found) == (case["ok"], case["title_found"]), verdict
+    assert (verdict.error == "") == case["ok"], verdict
+    for text in case.get("error", []):
+        assert text in verdict.error
+
+
+def test_the_default_forbidden_text_is_the_drills_defacement() -> None:
+    assert DEFACE_MARKER in DEFAULT_FORBIDDEN
+
+
+def test_the_edge_passes_the_probes_preview_to_the_cms_and_stores_none() -> None:
+    template = (REPO_ROOT / "roles/nginx_portal/templates/etc/nginx/nginx.conf.j2").read_text()
+    assert "~[?&]preview=true 1;" in template
+    assert "proxy_cache_bypass $portal_skip_cookie $portal_skip_method $portal_skip_uri;" in template
+    assert "proxy_no_cache $portal_skip_cookie $portal_skip_method $portal_skip_uri;" in template
+
+
+def test_every_request_goes_around_the_cache_with_its_own_key(tls_server: tuple[str, Path]) -> None:
+    url, ca = tls_server
+    Site.targets.clear()
+    for target in (url, url, url + "/news/?lang=zh"):
+        assert probe(target, "portal.lab.test", marker="portal", cafiles=[str(ca)]).ok
+    first, second, third = Site.targets
+    assert first.startswith("/?preview=true&" + NONCE_PARAMETER + "=")
+    assert second.startswith("/?preview=true&") and second != first
+    assert third.startswith("/news/?lang=zh&preview=true&" + NONCE_PARAMETER + "=")
+
+
+def test_a_stale_page_over_the_wire_is_not_up(tls_server: tuple[str, Path]) -> None:
+    url, ca = tls_server
+    result = probe(url + "/stale", "portal.lab.test", site="portal", marker="portal", cafiles=[str(ca)])
+    assert (result.status, result.ok, result.cache_status, result.title_found) == (200, False, "STALE", True)
+    assert result.error.startswith("served stale from the edge cache (X-Cache-Status STALE)")
+    assert "total" in result.timings_ms
+    line = format_results([result]).splitlines()[1]
+    assert "STALE" in line and "FAIL" in line and "served stale" in line
+
+
+def test_the_title_is_read_in_the_pages_charset(tls_server: tuple[str, Path]) -> None:
+    url, ca = tls_server
+    found = probe(url + "/gbk", "portal.lab.test", marker=GBK_TITLE, cafiles=[str(ca)])
+    assert (found.ok, found.title_found) == (True, True), found.error
+    other = probe(url + "/gbk", "portal.lab.test", marker="某县新闻中心", cafiles=[str(ca)])
+    assert (other.ok, other.title_found) == (False, False)
+    assert other.error == "the site's title (or marker) '某县新闻中心' is not in the page"
+
+
+def test_a_sites_marker_overrides_its_title_and_forbidden_texts_come_from_the_inventory() -> None:
+    sites = [
+        {"name": "portal", "title": "County Portal", "marker": 'id="portal-home"', "domains": ["portal.lab.test"]},
+        {"name": "news", "title": "News Centre", "domains": ["news.lab.test"]},
+    ]
+    hostvars: dict[str, dict[str, Any]] = {"web1": {"sites": sites, "url": "https://x", "forbidden": ["Hacked by"]}}
+    _, targets, forbidden, _ = targets_from_vars(hostvars)
+    assert [t.marker for t in targets] == ['id="portal-home"', "News Centre"]
+    assert forbidden == ["Hacked by"]
+    hostvars["web1"]["forbidden"] = []
+    assert targets_from_vars(hostvars)[2] == []
+    hostvars["web1"]["forbidden"] = "Hacked by"
+    with pytest.raises(BadInput, match="portal_probe_forbidden must be a list"):
+        targets_from_vars(hostvars)
