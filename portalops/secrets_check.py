@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from portalops.errors import BadInput
+from portalops.vault import refuse_lab_password
+
 SECRET_NAME = re.compile(r"(passw(or)?d|secret|salt|token|api_?key|private_?key|credential)", re.IGNORECASE)
 # Names that speak of a secret without holding one: paths to it, policies about it.
 NOT_A_SECRET = re.compile(r"_(file|path|dir|days|age|length|enabled|rounds|tries|minlen|policy)$", re.IGNORECASE)
@@ -96,7 +99,14 @@ def main(argv: list[str]) -> int:
             "vault_<name> and reference it with '{{ vault_<name> }}'",
             file=sys.stderr,
         )
-    return 1 if problems else 0
+    public = 0
+    for root in argv:
+        try:
+            refuse_lab_password(root)
+        except BadInput as exc:
+            print(exc.message, file=sys.stderr)
+            public += 1
+    return 1 if problems or public else 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
 from portalops.runbook.planning import PlannedStep, context_for, make_plan
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
+from portalops.vault import ansible_env
 
 INCIDENTS_DIR = Path(os.environ.get("PORTALOPS_INCIDENTS_DIR", REPO_ROOT / "incidents"))
 
@@ -75,7 +76,8 @@ def live_runtime(
     def ssh(name: str) -> Host:
         return SshHost(connections[name])
 
-    env = {"ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG", str(REPO_ROOT / "ansible.cfg"))}
+    # The runbooks' own ansible and ansible-playbook steps open the vault as portalops does.
+    env = ansible_env(source)
     return Runtime(
         hosts=ssh,
         local=LocalHost(REPO_ROOT, env),
