@@ -28,6 +28,7 @@ from portalops.runbook.journal import start_of
 from portalops.runbook.live import INCIDENTS_DIR, run_live
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import context_for, describe, make_plan
+from portalops.vault import use_vault_ids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     audit.add_argument("--min-lynis", type=int, default=80, help="lowest acceptable Lynis hardening index")
     audit.add_argument("--out", default=str(REPO_ROOT / "reports" / "audit"), help="report directory")
+    add_vault_id(audit)
     add_runbook_parser(commands)
     add_drill_parser(commands)
     probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
     probe.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
     probe.add_argument("--timeout", type=float, default=10.0, help="seconds per site and phase")
+    add_vault_id(probe)
     return parser
 
 
@@ -94,6 +97,18 @@ def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     run.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     run.add_argument("--resume", metavar="INCIDENT", default="", help="continue an interrupted incident")
     run.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
+    add_vault_id(run)
+
+
+def add_vault_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vault-id",
+        action="append",
+        default=[],
+        metavar="LABEL@SOURCE",
+        help="vault identity of a non-lab inventory, passed to every Ansible command (repeatable;"
+        " also ANSIBLE_VAULT_IDENTITY_LIST); the lab's is added for the lab inventory only",
+    )
 
 
 def add_drill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -237,6 +252,7 @@ def run_probe_command(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
+    use_vault_ids(getattr(args, "vault_id", []))
     try:
         if args.command == "lab":
             return run_lab(args, out, err)

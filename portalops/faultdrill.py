@@ -26,7 +26,9 @@ from portalops.runbook.checks import PHP_FPM, PHP_FPM_LOG, STATUS_DIR
 from portalops.runbook.engine import Options
 from portalops.runbook.hosts import Host, LocalHost
 from portalops.runbook.live import INCIDENTS_DIR, run_live, ssh_hosts
+from portalops.runbook.lock import TargetLock
 from portalops.runbook.outcome import RunbookExit
+from portalops.runbook.planning import expand
 from portalops.runbook.plans import DRILLS_FILE, PLANS_DIR
 from portalops.runbook.resolve import resolve_vars
 
@@ -326,6 +328,12 @@ def first_site(source: str) -> dict[str, str]:
     return {"domain": str(first.get("domain") or ""), "cms_port": str(first.get("cms_port") or "")}
 
 
+def drill_hosts(source: str, runbook_id: str, group: str) -> list[str]:
+    """What a drill breaks and repairs: the runbook's targets and the fault's host, held while it runs."""
+    inventory = load_inventory(source)
+    return [*expand(inventory, registry.get(runbook_id).targets), first_host(source, group)]
+
+
 def first_host(source: str, group: str) -> str:
     hosts = load_inventory(source).groups.get(group) or []
     if not hosts:
@@ -422,6 +430,17 @@ class Drill:
         return result.ok, result.stdout + result.stderr
 
     def run(
+        self,
+        runbook_id: str,
+        item: Fault,
+        run_runbook: Callable[[str], tuple[RunbookExit, str]] | None = None,
+    ) -> DrillResult:
+        """The drill holding its hosts with the same lock as `portalops runbook run`, injection to undo."""
+        hosts = drill_hosts(self.source, runbook_id, item.group)
+        with TargetLock(self.source, hosts, f"drill {runbook_id} / {item.id}"):
+            return self._drill(runbook_id, item, run_runbook)
+
+    def _drill(
         self,
         runbook_id: str,
         item: Fault,

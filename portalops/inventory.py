@@ -7,16 +7,15 @@ parses the JSON with a pure function, so tests can feed it recorded output.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
 from portalops.proc import run
+from portalops.vault import LAB_INVENTORY, REPO_ROOT, ansible_env, refuse_lab_password
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LAB_INVENTORY = REPO_ROOT / "inventory" / "lab"
+__all__ = ["LAB_INVENTORY", "REPO_ROOT", "Inventory", "load_inventory", "parse_inventory"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,10 @@ def load_inventory(path: Path | str | None = None) -> Inventory:
     source = Path(path) if path is not None else LAB_INVENTORY
     if not source.exists():
         raise BadInput(f"inventory not found: {source}")
-    env = dict(os.environ)
-    env.setdefault("ANSIBLE_CONFIG", str(REPO_ROOT / "ansible.cfg"))
+    refuse_lab_password(source)  # before Ansible opens its vault with whatever secret it was given
     result = run(
         ["ansible-inventory", "-i", str(source), "--list"],
-        env=env,
+        env=ansible_env(source),
         what=f"read inventory {source}",
         timeout=120,
     )

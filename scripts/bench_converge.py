@@ -5,7 +5,7 @@ with our ansible.cfg against stock Ansible settings, measured in one run.
 Ours = ansible.cfg: the Mitogen strategy (one Python per host for the whole run),
 pipelining, 10 forks, facts gathered only where a play needs them and cached.
 Stock = what a fresh `ansible-playbook` does with only the inventory, roles
-and vault password set: linear strategy, no pipelining, 5 forks, implicit fact
+and the lab's vault id set: linear strategy, no pipelining, 5 forks, implicit fact
 gathering, no fact cache, default SSH multiplexing. The lab is rebuilt bare first and left
 converged. The comparison leaves the wordpress role out on both sides: its become_user steps
 (unprivileged site users) need pipelining or the acl package, so stock settings fail there.
@@ -14,7 +14,6 @@ converged. The comparison leaves the wordpress role out on both sides: its becom
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,15 +21,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from portalops.vault import LAB_INVENTORY, ansible_env  # noqa: E402
+
 ENV = {
-    **os.environ,
+    **ansible_env(LAB_INVENTORY),  # the lab's vault id, for both configurations
     "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf"),
     "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
 }
 STOCK_CFG = f"""[defaults]
 inventory = {REPO}/inventory/lab
 roles_path = {REPO}/roles
-vault_password_file = {REPO}/inventory/vault-password.LAB-ONLY
 """
 
 

@@ -18,7 +18,6 @@ removed from every host, as the converged lab has them; reports/patch/ keeps the
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,11 +30,12 @@ sys.path.insert(0, str(REPO))
 
 from portalops.inventory import load_inventory  # noqa: E402
 from portalops.lab.config import lab_config  # noqa: E402
+from portalops.vault import LAB_INVENTORY, ansible_env  # noqa: E402
 from tests.integration import aptrepo  # noqa: E402
 from tests.integration.helpers import callback_document  # noqa: E402
 
 ENV = {
-    **os.environ,
+    **ansible_env(LAB_INVENTORY),  # the lab's vault id
     "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf"),
     "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
     # Both sides print the same way: one JSON document with per-host stats.

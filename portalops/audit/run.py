@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -15,6 +14,7 @@ from portalops.audit import lynis, sshaudit, testssl
 from portalops.errors import CommandFailed
 from portalops.inventory import REPO_ROOT, Inventory
 from portalops.proc import last_line, require_tools, run
+from portalops.vault import ansible_env
 
 Progress = Callable[[str], None]
 
@@ -51,7 +51,7 @@ class AuditReport:
 
 def _lynis(inventory: Inventory, fetch_dir: Path, progress: Progress) -> dict[str, lynis.LynisResult | str]:
     progress(f"audit: Lynis on {len(inventory.hostvars)} hosts (playbooks/audit.yml)")
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
+    env = ansible_env(inventory.source)
     result = run(
         [
             "ansible-playbook",

@@ -46,6 +46,7 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
     workers: int = 8
+    opened: Callable[[str], None] = lambda _incident: None  # told the incident id once it is open (the lock)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class _Run:
         started = self.rt.clock()
         incident = new_incident_id(self.runbook.id, started, self.rt.incidents)
         self.journal = Journal(self.rt.incidents / incident, self.rt.clock)
+        self.rt.opened(incident)
         level = self.runbook.level
         self._write(
             "start",

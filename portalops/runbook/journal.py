@@ -87,10 +87,19 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 def open_incident(root: Path, incident: str, clock: Callable[[], datetime] = utc_now) -> Journal:
-    directory = root / incident
+    directory = incident_directory(root, incident)
     if not (directory / "journal.jsonl").exists():
         raise BadInput(f"no incident {incident!r} under {root}")
     return Journal(directory, clock)
+
+
+def incident_directory(root: Path, incident: str) -> Path:
+    """An incident's directory: a name directly under ``root``, never a path that leads elsewhere."""
+    directory = root / incident
+    inside = directory.resolve().parent == root.resolve()
+    if not incident or incident in (".", "..") or Path(incident).name != incident or not inside:
+        raise BadInput(f"{incident!r} is not an incident of {root}: give the incident's name (its directory there)")
+    return directory
 
 
 def start_of(root: Path, incident: str) -> dict[str, Any]:

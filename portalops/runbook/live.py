@@ -10,10 +10,12 @@ from portalops.errors import EnvironmentProblem
 from portalops.inventory import REPO_ROOT, Inventory, load_inventory
 from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
 from portalops.runbook.hosts import Connection, Host, LocalHost, SshHost, connection_from_vars
+from portalops.runbook.lock import TargetLock
 from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
-from portalops.runbook.planning import PlannedStep, context_for, make_plan
+from portalops.runbook.planning import PlannedStep, context_for, expand, make_plan
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
+from portalops.vault import ansible_env
 
 INCIDENTS_DIR = Path(os.environ.get("PORTALOPS_INCIDENTS_DIR", REPO_ROOT / "incidents"))
 
@@ -49,12 +51,15 @@ def run_live(
     options: Options,
     incidents: Path = INCIDENTS_DIR,
 ) -> RunResult:
-    """A runbook against real hosts: plan from the inventory, then run it."""
+    """A runbook against real hosts: plan from the inventory, then run it holding its targets."""
     inventory = load_inventory(source)
     context = context_for(source)
     plan = make_plan(runbook, inventory, options.limit, context)
-    runtime = live_runtime(source, inventory, plan, context, progress, confirm, incidents)
-    return run_runbook(runbook, plan, runtime, options)
+    hosts = expand(inventory, options.limit or runbook.targets)
+    with TargetLock(source, hosts, f"runbook {runbook.id}", options.resume) as lock:
+        runtime = live_runtime(source, inventory, plan, context, progress, confirm, incidents)
+        runtime.opened = lock.note
+        return run_runbook(runbook, plan, runtime, options)
 
 
 def live_runtime(
@@ -75,7 +80,8 @@ def live_runtime(
     def ssh(name: str) -> Host:
         return SshHost(connections[name])
 
-    env = {"ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG", str(REPO_ROOT / "ansible.cfg"))}
+    # The runbooks' own ansible and ansible-playbook steps open the vault as portalops does.
+    env = ansible_env(source)
     return Runtime(
         hosts=ssh,
         local=LocalHost(REPO_ROOT, env),

@@ -10,14 +10,13 @@ callback.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.inventory import REPO_ROOT
 from portalops.proc import run
+from portalops.vault import ansible_env, refuse_lab_password
 
 # What SshHost needs, as Jinja expressions over a host's variables.
 CONNECTION_VARS: dict[str, str] = {
@@ -58,14 +57,14 @@ def resolve_vars(
     """Render ``expressions`` for each of ``hosts`` (host patterns unless ``exact``) of the inventory at ``source``."""
     if not hosts:
         return {}
+    refuse_lab_password(source)
     env = {
-        **os.environ,
+        **ansible_env(source),
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         # Only the JSON callback: ansible.cfg's profile_tasks would print before it.
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
     }
-    env.setdefault("ANSIBLE_CONFIG", str(REPO_ROOT / "ansible.cfg"))
     result = run(
         adhoc_argv(str(source), hosts, expressions), env=env, what=f"render variables of {source}", timeout=120
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,9 +12,10 @@ from typing import Any
 import pytest
 
 from portalops.inventory import REPO_ROOT
+from portalops.vault import LAB_INVENTORY, ansible_env
 
 ENV = {
-    **os.environ,
+    **ansible_env(LAB_INVENTORY),  # Ansible as the lab's entry points run it: with the lab's vault id
     "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
     "CONTAINERS_CONF": str(REPO_ROOT / "lab/containers.conf"),
 }

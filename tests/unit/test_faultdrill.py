@@ -45,6 +45,7 @@ def make_drill(
     incidents: Path | None = None,
 ) -> faultdrill.Drill:
     monkeypatch.setattr(faultdrill, "first_host", lambda _source, group: f"{group}1")
+    monkeypatch.setattr(faultdrill, "drill_hosts", lambda _source, _runbook, group: [f"{group}1"])
 
     def hosts(_source: str, names: Sequence[str]) -> dict[str, Host]:
         return {name: RecordingHost(name, log, failing) for name in names}
