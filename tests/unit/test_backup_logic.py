@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -50,7 +51,9 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
         ({"jobs": [{"name": "db", "type": "mariadb-dump"}], "keep": {"daily": 7}}, "has no databases"),
         ({"jobs": [{"name": "db", "type": "mariadb-dump", "databases": ["wp; drop"]}]}, "not a plain database name"),
         ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}]}, "'keep' .* is missing"),
-        ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}], "keep": {"daily": 0}}, "keeps nothing"),
+        ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}], "keep": {}}, "keeps nothing"),
+        ({"jobs": [{"name": "etc", "type": "files", "paths": ["/etc"]}], "keep": {"daily": 0}}, "keep.daily 0"),
+        ({"copies": [{"name": "web1"}], "keep": {"within": "0h", "daily": 7}}, "keep.within '0h'"),
     ],
 )
 def test_a_bad_configuration_is_refused_naming_the_problem(
@@ -237,7 +240,159 @@ def test_retention_is_per_job_tag_and_refuses_to_keep_nothing() -> None:
     assert args[:6] == ["forget", "--json", "--tag", "job:db-dump", "--group-by", "host,tags"]
     assert args[6:] == ["--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "12"]
     with pytest.raises(pb.ConfigError, match="keeps nothing"):
-        pb.forget_args("db-dump", {"daily": 0})
+        pb.forget_args("db-dump", {})
+
+
+def test_retention_keeps_every_snapshot_of_the_last_hours_and_the_last_few() -> None:
+    # A second backup the same day must not prune the day's earlier, good one (one per day would).
+    keep = {"monthly": 12, "within": "48h", "daily": 7, "last": 3, "weekly": 5}
+    assert pb.keep_policy(keep) == [
+        "--keep-within",
+        "48h",
+        "--keep-last",
+        "3",
+        "--keep-daily",
+        "7",
+        "--keep-weekly",
+        "5",
+        "--keep-monthly",
+        "12",
+    ]
+    for duration in ("7d", "1y6m", "2d12h", "30d"):
+        assert pb.keep_policy({"within": duration}) == ["--keep-within", duration]
+
+
+@pytest.mark.parametrize(
+    ("keep", "message"),
+    [
+        ({"within": "0h", "daily": 7}, "keep.within '0h' is not a duration such as 48h"),
+        ({"within": "0d0h", "daily": 7}, "keep.within '0d0h'"),
+        ({"within": "48 hours", "daily": 7}, "keep.within '48 hours'"),
+        ({"within": "90min", "daily": 7}, "keep.within '90min'"),  # restic's m is months: refused, not guessed
+        ({"within": "-48h", "daily": 7}, "keep.within '-48h'"),
+        ({"within": "", "daily": 7}, "keep.within ''"),
+        ({"within": 48, "daily": 7}, "keep.within 48 is not a duration"),
+        ({"within": "48h", "last": 0}, "keep.last 0 must be a whole number of snapshots, 1 or more"),
+        ({"within": "48h", "last": -1}, "keep.last -1"),
+        ({"within": "48h", "last": "3"}, "keep.last '3'"),
+        ({"within": "48h", "last": True}, "keep.last True"),
+        ({"within": "48h", "daily": None}, "keep.daily None"),
+        ({"within": "48h", "daily": 2.5}, "keep.daily 2.5"),
+        ({"within": "48h", "dayly": 7}, "unknown keep.dayly"),
+    ],
+)
+def test_a_zero_or_nonsense_retention_is_refused_naming_it(keep: dict[str, Any], message: str) -> None:
+    with pytest.raises(pb.ConfigError, match=re.escape(message)):
+        pb.keep_policy(keep)
+
+
+def test_a_bad_retention_stops_the_run_before_any_backup_or_forget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = tmp_path / "calls.log"
+    restic = tmp_path / "restic"
+    restic.write_text(f'#!/bin/sh\necho "$1" >> {calls}\n')
+    restic.chmod(0o755)
+    job = {"name": "etc", "type": "files", "paths": [str(tmp_path)], "keep": {"last": 0}}
+    config = write_config(
+        tmp_path, restic=str(restic), lock_file=str(tmp_path / "lock"), keep={"within": "48h"}, jobs=[job]
+    )
+    assert pb.main(["--config", str(config), "run"]) == pb.EXIT_BAD_INPUT
+    assert "keep.last 0 must be" in capsys.readouterr().err
+    assert not calls.exists(), "restic ran despite a refused retention"
+
+
+def test_future_dated_snapshots_are_named_and_clock_skew_is_not() -> None:
+    moment = dt.datetime(2026, 12, 3, 5, 0, tzinfo=dt.UTC)
+    listed = [
+        {"id": "a" * 64, "short_id": "aaaaaaaa", "time": "2026-12-03T01:30:00.123456789Z", "hostname": "db1"},
+        {"id": "b" * 64, "short_id": "bbbbbbbb", "time": "2026-12-03T05:40:00Z", "hostname": "db1"},  # skew
+        {"id": "c" * 64, "short_id": "cccccccc", "time": "2099-01-01T00:00:00+00:00", "hostname": "db1"},
+        {"id": "d" * 64, "short_id": "dddddddd", "time": "2026-12-03T06:30:00Z", "hostname": "web1"},
+    ]
+    assert pb.future_snapshots(listed, moment) == [
+        "dddddddd 2026-12-03T06:30:00Z web1",
+        "cccccccc 2099-01-01T00:00:00Z db1",
+    ]
+    assert pb.future_snapshots(listed[:2], moment) == []
+
+
+# The backup host's restic: `snapshots` lists the second copy (SNAPSHOTS), every call is logged.
+FAKE_COPY_RESTIC = """echo "$1" >> {state}/calls.log
+case "$1" in snapshots) cat {state}/snapshots.json ;; forget) echo '[]' ;; esac"""
+
+
+def run_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snapshots: list[dict[str, Any]]) -> list[str]:
+    (tmp_path / "snapshots.json").write_text(json.dumps(snapshots))
+    script = FAKE_COPY_RESTIC.format(state=tmp_path)
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
+    copies = [{"name": "web1", "from_repo": "/f", "from_password_file": "/p", "to_repo": "/t", "password_file": "/q"}]
+    config = {**BASE, "status_dir": str(tmp_path / "status"), "keep": {"within": "48h", "daily": 7}, "copies": copies}
+    code = pb.command_copy(config, pb.Log(None))
+    calls = (tmp_path / "calls.log").read_text().split()
+    (tmp_path / "calls.log").unlink()
+    return [str(code), *calls]
+
+
+def test_the_second_copy_is_never_pruned_while_a_snapshot_is_dated_in_the_future(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = pb.now()
+    real = {"id": "a" * 64, "short_id": "aaaaaaaa", "time": pb.stamp(now - dt.timedelta(hours=3)), "hostname": "web1"}
+    assert run_copy(tmp_path, monkeypatch, [real]) == ["0", "copy", "snapshots", "forget"]
+    forged = {"id": "f" * 64, "short_id": "ffffffff", "time": "2099-01-01T00:00:00Z", "hostname": "web1"}
+    assert run_copy(tmp_path, monkeypatch, [real, forged]) == ["1", "copy", "snapshots"]
+    status = json.loads((tmp_path / "status" / "copy.json").read_text())
+    assert status["errors"] == [
+        "web1: 1 snapshots dated in the future (ffffffff 2099-01-01T00:00:00Z web1): the second copy is not "
+        "pruned until a person checks them (restic forget ID on this host)"
+    ]
+
+
+# restic that never finishes its dump (a frozen SFTP session): the stream's deadline ends it.
+HANGING_RESTIC = "printf 'CREATE DATABASE wp;\\n'; exec sleep 60"
+
+
+def test_a_dump_stream_that_hangs_ends_at_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", HANGING_RESTIC])
+    config = {**BASE, "stream_timeout_s": 1}
+    dump = snap("cccc", "db-dump", "2026-11-27T01:29:00Z")
+    begin = dt.datetime.now()
+    with pytest.raises(pb.JobError, match="restic dump of snapshot cccc timed out after 1 s"):
+        pb.fetch_dump(config, dump, tmp_path / "dump.sql")
+    with pytest.raises(pb.JobError, match="restic dump of snapshot cccc timed out after 1 s"):
+        pb.snapshot_manifest(config, pb.LOGICAL, dump)
+    assert (dt.datetime.now() - begin).total_seconds() < 20
+
+
+def test_a_deadline_interrupts_first_and_kills_after_its_grace() -> None:
+    import signal
+    import subprocess
+
+    # Ignores SIGINT, as a restic stuck in I/O may: SIGKILL after the grace ends it.
+    stubborn = subprocess.Popen(["sh", "-c", "trap '' INT; exec sleep 60"])
+    quick = subprocess.Popen(["sleep", "60"])
+    with pb.Deadline(0.5, grace=1) as deadline:
+        deadline.watch(stubborn, signal.SIGINT)
+        deadline.watch(quick, signal.SIGINT)
+        assert quick.wait(timeout=10) == -signal.SIGINT
+        assert stubborn.wait(timeout=10) == -signal.SIGKILL
+    assert deadline.expired
+    with pb.Deadline(5) as unused:
+        done = subprocess.Popen(["true"])
+        unused.watch(done)
+        done.wait(timeout=10)
+    assert not unused.expired
+
+
+def test_the_drills_dump_load_ends_at_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mariadb").write_text("#!/bin/sh\nexec cat >/dev/null\n")
+    (tmp_path / "mariadb").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", HANGING_RESTIC])
+    config = {**BASE, "sources": {"db1": "sftp:r:/repo"}, "stream_timeout_s": 1}
+    with pytest.raises(drill.DrillError, match="did not finish within 1 s"):
+        drill.Drill(config, {}).load_dump("db1", "cccc" * 8, "db-dump.sql")
 
 
 def test_the_rolling_check_reads_every_part_over_n_weeks() -> None:

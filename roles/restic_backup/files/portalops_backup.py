@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,6 +125,9 @@ def load_config(path: Path) -> dict[str, Any]:
     for job in config.get("jobs", []):
         # Checked before any backup: a policy that keeps nothing is refused, not discovered after a snapshot.
         keep_policy({**config.get("keep", {}), **job.get("keep", {})})
+    if config.get("copies"):
+        # The backup host's second copies: refused before anything is copied or forgotten.
+        keep_policy(config.get("keep", {}))
     return config
 
 
@@ -317,6 +321,58 @@ def run_restic(
     return result
 
 
+# A stream between processes (mariadb-dump into restic, restic dump into a file) ends by this
+# deadline unless the configuration says otherwise ("stream_timeout_s"): a frozen SFTP session or
+# a stuck dump would otherwise block a read or a write, and the run, for ever.
+STREAM_TIMEOUT = 6 * 3600
+
+
+def stream_timeout(config: dict[str, Any]) -> float:
+    return float(config.get("stream_timeout_s", STREAM_TIMEOUT))
+
+
+class Deadline:
+    """Ends the processes it watches when ``seconds`` pass: each gets its first signal (SIGKILL
+    unless told; restic takes SIGINT, which saves no snapshot), then SIGKILL ``grace`` seconds later.
+    A read blocked on their pipes then sees EOF and a write a broken pipe, so the caller's own
+    clean-up runs; ``expired`` tells it why. Used as a context manager, which cancels it."""
+
+    def __init__(self, seconds: float, grace: float = 60) -> None:
+        self.seconds = seconds
+        self.grace = grace
+        self.expired = False
+        self.watched: list[tuple[subprocess.Popen[bytes], int]] = []
+        self.timers = [threading.Timer(seconds, self.expire), threading.Timer(seconds + grace, self.kill)]
+        for timer in self.timers:
+            timer.daemon = True
+
+    def watch(self, process: subprocess.Popen[bytes], first: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
+        self.watched.append((process, first))
+        return process
+
+    def expire(self) -> None:
+        self.expired = True
+        for process, first in self.watched:
+            if process.poll() is None:
+                with contextlib.suppress(OSError):
+                    process.send_signal(first)
+
+    def kill(self) -> None:
+        for process, _ in self.watched:
+            if process.poll() is None:
+                with contextlib.suppress(OSError):
+                    process.kill()
+
+    def __enter__(self) -> Deadline:
+        for timer in self.timers:
+            timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for timer in self.timers:
+            timer.cancel()
+
+
 def unlocking(config: dict[str, Any], log: Log, what: str, action: Callable[[], T]) -> T:
     """``action()``; when it meets a lock, remove the stale ones and try once more. restic unlock
     removes only locks whose process is gone (same host) or that are older than 30 minutes, so
@@ -363,14 +419,35 @@ def backup_args(config: dict[str, Any], job: dict[str, Any]) -> list[str]:
     return args
 
 
-def keep_policy(keep: dict[str, int]) -> list[str]:
+KEEP_COUNTS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+# restic's duration: years, months, days, hours ("m" is months, not minutes), e.g. 48h, 7d, 1y6m.
+KEEP_WITHIN = re.compile(r"(?:\d+y)?(?:\d+m)?(?:\d+d)?(?:\d+h)?")
+
+
+def keep_policy(keep: dict[str, Any]) -> list[str]:
+    """restic forget's --keep-* arguments. ``within`` (a duration, e.g. 48h) keeps every snapshot that
+    close to the newest, ``last`` the newest N: a second backup the same day (a "back up now" after an
+    unnoticed deletion, a re-run of the nightly) must not prune the day's earlier, good snapshot, which
+    daily/weekly/monthly alone (one per day) would. A zero, a negative or an unknown entry is refused,
+    never read as "not set": restic would then keep less than the policy seems to say."""
+    unknown = sorted(set(keep) - {"within", *KEEP_COUNTS})
+    if unknown:
+        raise ConfigError(f"retention: unknown keep.{unknown[0]} (known: within, {', '.join(KEEP_COUNTS)})")
     policy = []
-    for unit in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
-        if keep.get(unit):
-            policy += [f"--keep-{unit}", str(int(keep[unit]))]
+    if "within" in keep:
+        value = keep["within"]
+        if not isinstance(value, str) or not KEEP_WITHIN.fullmatch(value) or not re.search(r"[1-9]", value):
+            raise ConfigError(f"retention: keep.within {value!r} is not a duration such as 48h, 7d or 1y6m")
+        policy += ["--keep-within", value]
+    for unit in KEEP_COUNTS:
+        if unit in keep:
+            value = keep[unit]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"retention: keep.{unit} {value!r} must be a whole number of snapshots, 1 or more")
+            policy += [f"--keep-{unit}", str(value)]
     if not policy:
         # restic forget without a policy keeps everything; a policy of zeros would delete everything.
-        raise ConfigError("retention keeps nothing: set at least one of keep.daily/weekly/monthly")
+        raise ConfigError("retention keeps nothing: set keep.within and keep.last, daily, weekly or monthly")
     return policy
 
 
@@ -754,16 +831,20 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         tempfile.TemporaryFile() as dump_err,
         tempfile.TemporaryFile() as restic_out,
         tempfile.TemporaryFile() as restic_err,
+        Deadline(stream_timeout(config)) as deadline,
     ):
         log(f"{job['name']}: streaming mariadb-dump into the repository")
         saver = subprocess.Popen(
             restic, stdin=subprocess.PIPE, stdout=restic_out, stderr=restic_err, env=restic_env(config)
         )
+        deadline.watch(saver, signal.SIGINT)
         dumper: subprocess.Popen[bytes] | None = None
 
         def abort(failure: str | None) -> JobError:
             """Interrupt restic before its input ends (it would save a snapshot), drop anything it
             saved. ``failure`` None: restic stopped reading by itself, and its stderr says why."""
+            if deadline.expired:
+                failure = f"the stream did not end within {deadline.seconds:.0f} s (timed out)"
             if dumper is not None and dumper.poll() is None:
                 dumper.kill()
             if saver.poll() is None:
@@ -790,7 +871,7 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
             return error
 
         try:
-            dumper = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err)
+            dumper = deadline.watch(subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err))
             if saver.stdin is None or dumper.stdout is None:
                 raise abort("could not connect mariadb-dump to restic")
             tail = b""
@@ -824,6 +905,10 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
         restic_out.seek(0)
         restic_err.seek(0)
         out, err = restic_out.read().decode(errors="replace"), restic_err.read().decode(errors="replace")
+    if code != 0 and deadline.expired:
+        raise JobError(
+            f"{job['name']}: restic did not finish within {deadline.seconds:.0f} s (timed out); no snapshot kept"
+        )
     if code != 0:
         raise repository_error(diagnose(config, err, config["repository"]))
     summary = summary_of(out)
@@ -1205,17 +1290,22 @@ def snapshot_manifest(config: dict[str, Any], kind: str, snapshot: dict[str, Any
             run_restic(config, "dump", snapshot["id"], f"{path}/portalops-manifest.json").stdout
         )
         return found
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, Deadline(stream_timeout(config)) as deadline:
         dump = subprocess.Popen(
             restic_argv(config, "dump", snapshot["id"], path),
             stdout=subprocess.PIPE,
             stderr=err,
             env=restic_env(config),
         )
+        deadline.watch(dump)
         tail = b""
         for block in iter(lambda: dump.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
             tail = (tail + block)[-(4 << 20) :]
         if dump.wait() != 0:
+            if deadline.expired:
+                raise JobError(
+                    f"restic dump of snapshot {snapshot['short_id']} timed out after {deadline.seconds:.0f} s"
+                )
             err.seek(0)
             raise JobError(explain(err.read().decode(errors="replace"), config["repository"]))
     return manifest_from_dump(tail)
@@ -1425,13 +1515,14 @@ def restore_logical(
 def fetch_dump(config: dict[str, Any], snapshot: dict[str, Any], target: Path) -> dict[str, Any]:
     """restic dump a mariadb-dump snapshot into ``target``; its manifest, once the file is known complete
     (restic succeeded, mariadb-dump's 'Dump completed' line, then the manifest line job_mariadb_dump adds)."""
-    with tempfile.TemporaryFile() as dump_err, target.open("wb") as sink:
+    with tempfile.TemporaryFile() as dump_err, target.open("wb") as sink, Deadline(stream_timeout(config)) as deadline:
         dump = subprocess.Popen(
             restic_argv(config, "dump", snapshot["id"], snapshot["paths"][0]),
             stdout=subprocess.PIPE,
             stderr=dump_err,
             env=restic_env(config),
         )
+        deadline.watch(dump)
         tail = b""
         try:
             for block in iter(lambda: dump.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
@@ -1442,6 +1533,8 @@ def fetch_dump(config: dict[str, Any], snapshot: dict[str, Any], target: Path) -
             dump.wait()
             raise
         code = dump.wait()
+        if code != 0 and deadline.expired:
+            raise JobError(f"restic dump of snapshot {snapshot['short_id']} timed out after {deadline.seconds:.0f} s")
         if code != 0:
             dump_err.seek(0)
             raise JobError(explain(dump_err.read().decode(errors="replace"), config["repository"]))
@@ -1577,6 +1670,24 @@ def command_check(config: dict[str, Any], subset: str | None, log: Log, prune: b
     return simple_status(config, "maintain" if prune else "check", started, error, {"subset": subset})
 
 
+# A client's clock may run a little ahead of the backup host's; a snapshot dated further ahead is forged.
+FUTURE_TOLERANCE = dt.timedelta(hours=1)
+
+
+def future_snapshots(
+    snapshots: list[dict[str, Any]], moment: dt.datetime, tolerance: dt.timedelta = FUTURE_TOLERANCE
+) -> list[str]:
+    """Snapshots dated after ``moment`` (beyond ``tolerance``), as "id time host". Their time is what the
+    client said (restic backup --time), and retention counts from the newest snapshot (keep-within) or
+    keeps the newest ones (keep-last, -daily): one forged date far ahead would let the second copy's
+    forget prune every real snapshot. The second copy is never pruned while one is there."""
+    return [
+        f"{s.get('short_id', s['id'][:8])} {stamp(parse_time(s['time']))} {s.get('hostname', '?')}"
+        for s in sorted(snapshots, key=lambda s: parse_time(s["time"]))
+        if parse_time(s["time"]) > moment + tolerance
+    ]
+
+
 def command_copy(config: dict[str, Any], log: Log) -> int:
     """Backup host: copy each source repository's snapshots into its second copy, then forget there."""
     started = now()
@@ -1591,6 +1702,13 @@ def command_copy(config: dict[str, Any], log: Log) -> int:
         try:
             log(f"copy {copy['name']}: {copy['from_repo']} -> {copy['to_repo']}")
             run_restic({**config, "sftp_command": ""}, "copy", env=env)
+            listed = run_restic({**config, "sftp_command": ""}, "snapshots", "--json", env=env)
+            future = future_snapshots(json.loads(listed.stdout or "[]"), now())
+            if future:
+                raise JobError(
+                    f"{len(future)} snapshots dated in the future ({', '.join(future[:3])}): the second copy "
+                    "is not pruned until a person checks them (restic forget ID on this host)"
+                )
             forget = ["forget", "--prune", "--json", "--group-by", "host,tags", *keep_policy(keep)]
             run_restic({**config, "sftp_command": ""}, *forget, env=env)
             entry.update(ok=True, last_success_ts=time.time())

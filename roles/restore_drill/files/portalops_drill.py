@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -159,7 +160,7 @@ class Drill:
         env = {**os.environ, "TMPDIR": str(scratch / "tmp")}
         Path(SCRATCH_SOCKET).parent.mkdir(parents=True, exist_ok=True)
         shutil.chown(Path(SCRATCH_SOCKET).parent, "mysql", "mysql")
-        subprocess.run(["chown", "-R", "mysql:mysql", str(scratch)], check=True)
+        subprocess.run(["chown", "-R", "mysql:mysql", str(scratch)], check=True, timeout=600)
         install = subprocess.run(
             [
                 "mariadb-install-db",
@@ -171,6 +172,7 @@ class Drill:
             text=True,
             check=False,
             env=env,
+            timeout=900,
         )
         if install.returncode != 0:
             raise DrillError(f"mariadb-install-db for the scratch server failed: {install.stderr.strip()[-300:]}")
@@ -203,32 +205,7 @@ class Drill:
             flush=True,
         )
         dump_name = snap["paths"][0].lstrip("/")
-        dump = subprocess.Popen(
-            pb.restic_argv(repo_config(self.config, db["host"]), "--no-lock", "dump", snap["id"], dump_name),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=pb.restic_env(repo_config(self.config, db["host"])),
-        )
-        load = subprocess.Popen(
-            ["mariadb", f"--socket={SCRATCH_SOCKET}", "--default-character-set=utf8mb4"],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        if dump.stdout is None or load.stdin is None:
-            raise DrillError("could not connect restic dump to mariadb")
-        tail = b""
-        size = 0
-        for block in iter(lambda: dump.stdout.read(pb.CHUNK), b""):  # type: ignore[union-attr]
-            load.stdin.write(block)
-            tail = (tail + block)[-(4 << 20) :]
-            size += len(block)
-        load.stdin.close()
-        dump_err = dump.stderr.read().decode(errors="replace") if dump.stderr else ""
-        load_err = load.stderr.read().decode(errors="replace") if load.stderr else ""
-        if dump.wait() != 0:
-            raise DrillError(pb.explain(dump_err, self.config["sources"][db["host"]]))
-        if load.wait() != 0:
-            raise DrillError(f"loading the dump failed: {load_err.strip()[-300:]}")
+        tail, size = self.load_dump(db["host"], snap["id"], dump_name)
         self.bytes["logical"] = size
         self.timed("logical_restore", begin)
         marker = tail.rfind(pb.MANIFEST_MARK.encode())
@@ -237,6 +214,56 @@ class Drill:
             return
         manifest = json.loads(tail[marker + len(pb.MANIFEST_MARK) :].decode())
         self.manifest_check("database (logical dump)", manifest, socket=SCRATCH_SOCKET)
+
+    def load_dump(self, host: str, snapshot_id: str, dump_name: str) -> tuple[bytes, int]:
+        """restic dump streamed into the scratch server; its last 4 MiB and size. Both ends' stderr go
+        to files (a full pipe would stall them) and a deadline ends both, so a frozen SFTP session or
+        a stuck load fails the drill instead of hanging it."""
+        repo = repo_config(self.config, host)
+        with (
+            tempfile.TemporaryFile() as dump_err,
+            tempfile.TemporaryFile() as load_err,
+            pb.Deadline(pb.stream_timeout(self.config)) as deadline,
+        ):
+            dump = deadline.watch(
+                subprocess.Popen(
+                    pb.restic_argv(repo, "--no-lock", "dump", snapshot_id, dump_name),
+                    stdout=subprocess.PIPE,
+                    stderr=dump_err,
+                    env=pb.restic_env(repo),
+                )
+            )
+            load = deadline.watch(
+                subprocess.Popen(
+                    ["mariadb", f"--socket={SCRATCH_SOCKET}", "--default-character-set=utf8mb4"],
+                    stdin=subprocess.PIPE,
+                    stderr=load_err,
+                )
+            )
+            if dump.stdout is None or load.stdin is None:
+                raise DrillError("could not connect restic dump to mariadb")
+            tail = b""
+            size = 0
+            broken = False
+            try:
+                for block in iter(lambda: dump.stdout.read(pb.CHUNK), b""):  # type: ignore[union-attr]
+                    load.stdin.write(block)
+                    tail = (tail + block)[-(4 << 20) :]
+                    size += len(block)
+                load.stdin.close()
+            except BrokenPipeError:
+                broken = True  # mariadb stopped reading: its stderr says why
+                dump.kill()
+            dump_code, load_code = dump.wait(), load.wait()
+            if deadline.expired:
+                raise DrillError(f"restoring the dump did not finish within {deadline.seconds:.0f} s (timed out)")
+            if dump_code != 0 and not broken:
+                dump_err.seek(0)
+                raise DrillError(pb.explain(dump_err.read().decode(errors="replace"), repo["repository"]))
+            if load_code != 0:
+                load_err.seek(0)
+                raise DrillError(f"loading the dump failed: {load_err.read().decode(errors='replace').strip()[-300:]}")
+        return tail, size
 
     def files(self) -> None:
         for item in self.config.get("files", []):
@@ -288,6 +315,7 @@ def stop_scratch(scratch: Path) -> None:
             for _ in range(120):
                 os.kill(pid, 0)
                 time.sleep(0.5)
+            os.kill(pid, 9)  # still there after a minute
         except (ValueError, ProcessLookupError):
             pass
 
@@ -311,7 +339,11 @@ def command_restore(config: dict[str, Any], chosen: dict[str, str], result_path:
     finally:
         if drill.scratch_server is not None:
             drill.scratch_server.terminate()
-            drill.scratch_server.wait(timeout=300)
+            try:
+                drill.scratch_server.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                drill.scratch_server.kill()
+                drill.scratch_server.wait(timeout=60)
         stop_scratch(drill.work / "scratch")
     result = {
         "started_ts": begin,
@@ -381,7 +413,9 @@ def command_install(config: dict[str, Any]) -> int:
             shutil.rmtree(destination, ignore_errors=True)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copytree(source, destination, symlinks=True)
-            subprocess.run(["chown", "-R", f"{install['owner']}:{install['group']}", str(destination)], check=True)
+            subprocess.run(
+                ["chown", "-R", f"{install['owner']}:{install['group']}", str(destination)], check=True, timeout=600
+            )
             print(f"installed {install['path']} from {item['host']}:{item['job']}", flush=True)
     return 0
 
