@@ -60,10 +60,33 @@ def test_site_database_and_user(host, db, user):
     )
 
 
-def test_site_user_logs_in_over_tcp_and_sees_only_its_database(host):
-    cmd = host.run("mariadb -N -B -h 127.0.0.1 -u wp_portal -pmolecule-portal-pw -e 'SHOW DATABASES'")
+# TLS verifying the server against the role's CA and the address the client dialled.
+TLS = "--ssl --ssl-ca=/etc/mysql/tls/db-ca.crt --ssl-verify-server-cert"
+
+
+def test_site_user_logs_in_over_tls_and_sees_only_its_database(host):
+    cmd = host.run(f"mariadb {TLS} -N -B -h 127.0.0.1 -u wp_portal -pmolecule-portal-pw -e 'SHOW DATABASES'")
     assert cmd.rc == 0, cmd.stderr
     assert set(cmd.stdout.split()) == {"information_schema", "wp_portal"}
+    cipher = host.check_output(
+        f"mariadb {TLS} -N -B -h 127.0.0.1 -u wp_portal -pmolecule-portal-pw -e \"SHOW STATUS LIKE 'Ssl_cipher'\""
+    )
+    assert cipher.split("\t")[1].strip(), cipher
+
+
+def test_plaintext_tcp_is_refused(host):
+    cmd = host.run("mariadb --skip-ssl -h 127.0.0.1 -u wp_portal -pmolecule-portal-pw -e 'SELECT 1'")
+    assert cmd.rc != 0
+    assert variable(host, "require_secure_transport") == "1"
+    assert sql(host, "SELECT DISTINCT ssl_type FROM mysql.user WHERE User LIKE 'wp\\_%'") == [["ANY"]]
+
+
+def test_tls_key_is_private_and_old_protocols_are_off(host):
+    assert host.file("/etc/mysql/tls/server.key").mode == 0o640
+    assert host.file("/etc/mysql/tls/server.key").group == "mysql"
+    assert host.file("/etc/mysql/tls/ca/db-ca.key").mode == 0o600
+    assert host.file("/etc/mysql/tls/ca").mode == 0o700
+    assert variable(host, "tls_version") == "TLSv1.2,TLSv1.3"
 
 
 def test_security_settings(host):

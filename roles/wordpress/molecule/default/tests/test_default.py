@@ -85,6 +85,14 @@ def test_seed_image_is_uploaded_by_the_site(host, site, domain, db):
     assert get(host, domain, f"/wp-content/{path}", "-o /dev/null -w '%{http_code}'").stdout == "200"
 
 
+def test_sites_reach_the_database_over_verified_tls(host):
+    config = host.file("/etc/wordpress/config-portal.lab.test.php").content_string
+    assert "define('MYSQL_CLIENT_FLAGS', MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_VERIFY_SERVER_CERT);" in config
+    # The role's CA is in the system trust store; plaintext TCP is refused, so the pages above came over TLS.
+    assert host.file("/etc/ssl/certs/portalops-db-ca.pem").is_symlink
+    assert sql(host, "wp_portal", "SELECT @@require_secure_transport") == ["1"]
+
+
 def test_wp_configs_are_readable_by_their_site_only(host):
     configs = host.check_output("ls /etc/wordpress/config-*.php").split()
     assert len(configs) == 5  # portal's two domains and two aliases, news's one
