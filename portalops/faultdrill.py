@@ -57,6 +57,11 @@ class Fault:
     # itself, not a fault that went away on its own.
     acts: tuple[tuple[str, str], ...] = ()
     target_s: float = 0.0  # the MTTR the plan promises for this fault on the lab (0: none stated)
+    # After the runbook, on the same host: exit 0 when the host is as the drill expects beyond the portal
+    # answering (a unit enabled again for the next boot, a server that was not restarted); empty: nothing.
+    after: str = ""
+    # (runbook, act step) pairs that must NOT end "done": what the runbook must never do for this fault.
+    never: tuple[tuple[str, str], ...] = ()
 
 
 def _reissue_certificates(days: int) -> str:
@@ -175,6 +180,33 @@ PLANTED_QUARANTINED = (
     f'[ "$(sha256sum < "$dir/quarantine{PLANTED_FILE}" 2>/dev/null | cut -d" " -f1)" = "$want" ] && '
     'grep -q "$want" "$record" && { echo "quarantined in $dir, recorded in $record"; exit 0; }; '
     f'done; echo "{PLANTED_FILE} ($want) is in no quarantine"; exit 1'
+)
+
+# mariadb_slow_start: a drop-in makes MariaDB's start take 60 s, then a restart without waiting leaves it
+# 'activating'; its systemd invocation and the data directories set aside so far are kept to compare after.
+SLOW_START_DROPIN = "/etc/systemd/system/mariadb.service.d/zz-portalops-drill-slow-start.conf"
+SLOW_START_STATE = "/root/.drill-slow-start"
+SLOW_START = (
+    f"mkdir -p {SLOW_START_DROPIN.rsplit('/', 1)[0]} && "
+    f"printf '[Service]\\nExecStartPre=/bin/sleep 60\\n' > {SLOW_START_DROPIN} && systemctl daemon-reload && "
+    f"(ls -d /var/lib/mysql.*-restore-* 2>/dev/null || true) > {SLOW_START_STATE}.aside && "
+    "systemctl restart --no-block mariadb && "
+    'for i in $(seq 120); do [ "$(systemctl is-active mariadb)" = activating ] && '
+    '[ -n "$(systemctl show -p InvocationID --value mariadb)" ] && break; sleep 0.5; done; '
+    f"systemctl show -p InvocationID --value mariadb > {SLOW_START_STATE}.invocation && "
+    'state=$(systemctl is-active mariadb); echo "mariadb is $state (start delayed 60 s)"; [ "$state" = activating ]'
+)
+SLOW_START_UNTOUCHED = (
+    f'if [ "$(systemctl show -p InvocationID --value mariadb)" != "$(cat {SLOW_START_STATE}.invocation)" ]; '
+    'then echo "mariadb was restarted during its slow start"; exit 1; fi; '
+    f"(ls -d /var/lib/mysql.*-restore-* 2>/dev/null || true) | diff {SLOW_START_STATE}.aside - >/dev/null || "
+    '{ echo "a data directory was set aside: a restore ran"; exit 1; }; '
+    'echo "mariadb waited for, not restarted; no restore ran"'
+)
+UNDO_SLOW_START = (
+    f"rm -f {SLOW_START_DROPIN} {SLOW_START_STATE}.aside {SLOW_START_STATE}.invocation; "
+    f"rmdir --ignore-fail-on-non-empty {SLOW_START_DROPIN.rsplit('/', 1)[0]} 2>/dev/null; "
+    "systemctl daemon-reload && systemctl start mariadb && systemctl is-active mariadb"
 )
 
 # systemd on cgroup v1 learns that a unit's cgroup emptied from the kernel's release agent, which a
@@ -331,6 +363,33 @@ FAULTS: tuple[Fault, ...] = (
         acts=(("l1_defacement", "quarantine_added_code_files"),),
         # Gone from the code tree, and in a quarantine with its record (the same sha256 as planted).
         intact=PLANTED_QUARANTINED,
+    ),
+    Fault(
+        "mariadb_disabled",
+        "MariaDB stopped and disabled on the database tier (the next boot would not start it either)",
+        "db",
+        inject="systemctl disable --quiet --now mariadb && systemctl is-enabled mariadb; true",
+        undo="systemctl enable --quiet --now mariadb",
+        acts=(("l1_portal_unreachable", "start_mariadb"),),
+        runbooks=("l1_portal_unreachable",),
+        # Recovered is not enough: the runbook enabled it again, so a reboot does not take the portal down.
+        after='state=$(systemctl is-enabled mariadb); echo "mariadb is $state at boot"; [ "$state" = enabled ]',
+        target_s=30,
+    ),
+    Fault(
+        "mariadb_slow_start",
+        "MariaDB restarted into a start that takes 60 s (as a long InnoDB crash recovery would): activating",
+        "db",
+        inject=SLOW_START,
+        undo=UNDO_SLOW_START,
+        runbooks=("l1_database_lost",),
+        # Expected: recovered once the server is up, by waiting for it (start_mariadb done without a restart:
+        # the same systemd invocation throughout), with nothing stopped or restored, no data directory set aside.
+        expect=RunbookExit.RECOVERED,
+        acts=(("l1_database_lost", "start_mariadb"),),
+        never=(("l1_database_lost", "stop_writes"), ("l1_database_lost", "restore_database")),
+        after=SLOW_START_UNTOUCHED,
+        intact=DB_SOUND,
     ),
 )
 
@@ -497,12 +556,19 @@ class Drill:
             if item.intact:
                 intact, output = self._shell(host, item.intact, timeout=600)
                 self.progress(f"data check on {host}: {'intact' if intact else 'LOST'}: {output[-400:]}")
+            after, after_output = self._shell(host, item.after) if item.after else (True, "")
+            if item.after:
+                self.progress(
+                    f"after the runbook on {host}: {'as expected' if after else 'NOT'}: {after_output[-400:]}"
+                )
         finally:
             undone = self.undo(item)
         recovered = item.expect is RunbookExit.RECOVERED
         results = self.acted(incident)
         missing = [step for rb, step in item.acts if rb == runbook.id and results.get(step) != "done"]
+        forbidden = [step for rb, step in item.never if rb == runbook.id and results.get(step) == "done"]
         ok = outcome is item.expect and (portal or not recovered) and intact is not False and undone and not missing
+        ok = ok and after and not forbidden
         result = DrillResult(
             runbook=runbook.id,
             fault=item.id,
@@ -519,6 +585,10 @@ class Drill:
         )
         if missing:
             result.notes.append(f"the runbook did not repair it itself: {', '.join(missing)} not done")
+        if forbidden:
+            result.notes.append(f"the runbook did what it must not for this fault: {', '.join(forbidden)} done")
+        if not after:
+            result.notes.append(f"after the runbook, {host} is not as expected: {after_output.strip()[-300:]}")
         if not undone:
             result.notes.append("the undo failed: the lab may still be broken")
         if item.target_s and mttr > item.target_s:

@@ -6,9 +6,12 @@ terms, termmeta, term_taxonomy, term_relationships, comments, commentmeta, links
 prefix) of the newest backup's manifest is missing or unreadable, or posts, options or users emptied, or
 the last restore did not verify (`portalops-backup check-database`); rows written or deleted since the
 backup and plugin tables dropped are normal work, listed as changes, so a healthy database is never
-restored. The restore takes the physical backup first (copy-and-start), the dump if
-that fails, keeps the replaced data directory as /var/lib/mysql.before-restore-<UTC> (evidence, never
-deleted), verifies against the snapshot's manifest and prints the data-loss window (RPO) into the journal.
+restored. A database that cannot be read right now (the server starting or shutting down, refusing
+connections or out of them, a lock wait, a timeout) is unknown, not lost: nothing is stopped or restored
+while it is, the check is repeated for a bounded time and, still unknown, the DBA is called. The restore
+takes the physical backup first (copy-and-start), the dump if that fails, keeps the replaced data
+directory as /var/lib/mysql.before-restore-<UTC> (evidence, never deleted), verifies against the
+snapshot's manifest and prints the data-loss window (RPO) into the journal.
 
 Run: portalops runbook run l1_database_lost [--dry-run] [--yes], or this file directly.
 """
@@ -20,20 +23,23 @@ from __future__ import annotations
 import sys
 
 from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
-from portalops.runbook.checks import PHP_FPM, PROBE, recent_logs, unit_active, unit_restart
+from portalops.runbook.checks import PHP_FPM, PROBE, ansible_check, recent_logs, unit_active, unit_restart
 
 BACKUP = "/usr/local/sbin/portalops-backup"
-# Healthy (exit 0) or lost/corrupted (a core table missing, unreadable or emptied), against the newest backup's
-# manifest; read-only, runs during a backup.
+# Healthy (exit 0), lost/corrupted (exit 1: a core table missing, unreadable or emptied, against the newest
+# backup's manifest) or unknown (exit 75: the server does not answer right now, e.g. still in crash recovery,
+# too many connections, a lock wait), which never stops writes nor restores; read-only, runs during a backup.
 CHECK_DATABASE = f"{BACKUP} check-database"
 # The web tier's proxy cache (nginx_portal_cache_dir).
 EDGE_CACHE = "/var/cache/nginx/portal"
 
 # Writes are the sites' php-fpm pools (one service on the CMS tier). Whether to stop or start them is
 # the database tier's answer, so these steps run on the controller through Ansible: writes stop only
-# when the database is really lost (never on a false alarm), and start again only into a sound one
-# (a WordPress without its tables offers its installer to anyone).
-DATABASE_SOUND = f"ansible db -i {{{{ inventory }}}} -m ansible.builtin.command -a '{CHECK_DATABASE}' -o"
+# when the database is really lost (never on a false alarm, never while it cannot be read), and start again
+# only into a sound one (a WordPress without its tables offers its installer to anyone).
+DATABASE_SOUND = ansible_check("db", CHECK_DATABASE)
+# A server that is still starting (a long InnoDB crash recovery) is waited for, never restarted.
+MARIADB_START_WAIT = 240
 FPM_ACTIVE = f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.command -a 'systemctl is-active {PHP_FPM}' -o"
 
 
@@ -95,7 +101,8 @@ RUNBOOK = Runbook(
             "Restart MariaDB first (a stopped server is not lost data)",
             on=("db",),
             check=unit_active("mariadb"),
-            run=unit_restart("mariadb"),
+            run=unit_restart("mariadb", wait=MARIADB_START_WAIT),
+            timeout=MARIADB_START_WAIT + 60,
         ),
         act(
             "stop_writes",
@@ -104,6 +111,7 @@ RUNBOOK = Runbook(
             check=DATABASE_SOUND,
             run=fpm("stop"),
             timeout=300,
+            wait=180,  # a database that cannot be read right now is waited for before writes stop
         ),
         act(
             "restore_database",
@@ -113,6 +121,7 @@ RUNBOOK = Runbook(
             check=CHECK_DATABASE,
             run=f"{BACKUP} restore-database --yes",
             destructive=True,
+            wait=60,  # stop_writes has already waited for a database that could not be read
             # Longer than any limit of the wrapper's own (6 h: restic restore, mariadb-backup --move-back,
             # loading the dump), so those fire first; a SIGTERM still puts the old data directory back.
             timeout=7 * 3600,

@@ -75,7 +75,8 @@ RUNBOOK = Runbook(
             "Restart MariaDB",
             on=("db",),
             check=unit_active("mariadb"),
-            run=unit_restart("mariadb"),
+            run=unit_restart("mariadb", wait=240),  # a server still starting is waited for, never restarted
+            timeout=300,
         ),
         act(
             "start_php_fpm",

@@ -25,11 +25,30 @@ def unit_active(*units: str) -> str:
     return f"systemctl is-active {' '.join(units)}"
 
 
-def unit_restart(unit: str) -> str:
-    """Restart ``unit``; one left 'deactivating' by a crash (systemd waiting up to its stop timeout,
-    90 s by default, for what remains of it) has that remainder killed first."""
+def unit_restart(unit: str, wait: int = 90, enable: bool = True) -> str:
+    """Restart ``unit`` and, when ``enable`` (the roles enable it) and it is disabled, enable it again so
+    it starts at boot; a masked unit is never unmasked here (the restart fails, a person decides).
+
+    A unit still 'activating' (a server in a long crash recovery) is waited for up to ``wait`` seconds,
+    never restarted: still starting then, it exits 75 (unknown). One left 'deactivating' by a crash
+    (systemd waiting up to its stop timeout, 90 s by default, for what remains of it) has that
+    remainder killed first."""
     return (
-        f'if [ "$(systemctl is-active {unit})" = deactivating ]; then '
+        f"state=$(systemctl is-active {unit}); "
+        'if [ "$state" = activating ]; then '
+        f'echo "{unit} is starting: waiting up to {wait} s for it, not restarting it"; i=0; '
+        f'while [ "$state" = activating ] && [ $i -lt {wait} ]; do sleep 1; i=$((i + 1)); '
+        f"state=$(systemctl is-active {unit}); done; "
+        f'if [ "$state" = activating ]; then echo "{unit} still starting after {wait} s: not restarted"; exit 75; fi; '
+        f'echo "{unit} $state after $i s"; fi; '
+        + (
+            f'if [ "$(systemctl is-enabled {unit} 2>/dev/null)" = disabled ]; then '
+            f'systemctl enable --quiet {unit} && echo "{unit} was disabled: enabled again, it starts at boot"; fi; '
+            if enable
+            else ""
+        )
+        + 'if [ "$state" = active ]; then exit 0; fi; '
+        'if [ "$state" = deactivating ]; then '
         f'echo "{unit} is stuck stopping: killing what is left of it"; '
         f"systemctl kill --signal=SIGKILL {unit}; sleep 1; fi; "
         f"systemctl restart {unit} && systemctl is-active {unit}"
@@ -236,4 +255,25 @@ def restart_failed(*units: str) -> str:
     return (
         f'rc=0; for u in {names}; do if systemctl is-failed --quiet "$u"; then echo "restarting failed $u"; '
         'systemctl restart "$u" && systemctl is-active "$u" || rc=1; fi; done; exit $rc'
+    )
+
+
+def ansible_check(pattern: str, command: str, timeout: int = 240) -> str:
+    """``command`` as a three-state check on the hosts of ``pattern``, run from the controller through
+    ``ansible -o`` (which exits 2 for any failed host and so loses the check's own exit code): exit 0
+    when every host says sound, 1 when one says broken, 75 (unknown) when none says broken but one
+    could not tell (its exit 75, a timeout, unreachable, or ansible itself failed)."""
+    verdict = (
+        "awk -v rc=$rc '"
+        '$2 == "|" && $4 == "|" && $5 ~ /^rc=/ { n = substr($5, 4) + 0; if (n == 0) next; '
+        'if (n == 75 || n == 124) unknown = unknown " " $1 " (exit " n ")"; else broken = broken " " $1 } '
+        '$2 == "|" && $3 ~ /^UNREACHABLE/ { unknown = unknown " " $1 " (unreachable)" } '
+        'END { if (broken) { print "broken on" broken; exit 1 } if (rc == 0) { print "sound"; exit 0 } '
+        'if (!unknown) unknown = " (ansible exit " rc ")"; print "unknown, cannot tell on" unknown; exit 75 }\''
+    )
+    # In a subshell, so it composes like one command (`if ! ...; then`, `&&`).
+    return (
+        f"(out=$(ansible {pattern} -i {{{{ inventory }}}} -m ansible.builtin.command "
+        f"-a 'timeout {timeout} {command}' -o 2>&1); rc=$?; "
+        f'printf "%s\\n" "$out"; printf "%s\\n" "$out" | {verdict})'
     )

@@ -22,7 +22,7 @@ from typing import Any
 from portalops.errors import BadInput, PortalopsError
 from portalops.runbook.hosts import CommandResult, Host, kill_grace
 from portalops.runbook.journal import Journal, RunState, excerpt, new_incident_id, open_incident, utc_now
-from portalops.runbook.model import Runbook, StepKind
+from portalops.runbook.model import UNKNOWN_INTERVAL, Runbook, StepKind
 from portalops.runbook.notify import Notice, Notifier
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import PlannedStep, describe, playbook_command
@@ -319,7 +319,7 @@ class _Run:
 
     def _diagnose(self, planned: PlannedStep) -> StepOutcome:
         results = self._commands(planned, "run", planned.run, self._targets(planned))
-        problems = [f"{planned.step.id} on {h}: {r.last_line()}" for h, r in results.items() if not r.ok]
+        problems = [f"{planned.step.id} on {h}: {_saw(r)}" for h, r in results.items() if not r.ok]
         if problems:
             return StepOutcome("problem", f"{len(problems)} of {len(results)} hosts show a problem", findings=problems)
         return StepOutcome("ok", f"{len(results)} host(s) as expected")
@@ -327,15 +327,15 @@ class _Run:
     def _act(self, planned: PlannedStep) -> StepOutcome:
         step = planned.step
         names = self._targets(planned)
-        unreachable: list[str] = []
+        unknown: dict[str, str] = {}
         if planned.check:
-            checks = self._commands(planned, "check", planned.check, names)
-            unreachable = [h for h, r in checks.items() if r.unreachable]
-            names = [h for h, r in checks.items() if not r.ok and not r.unreachable]
-        findings = [f"{step.id}: {h} unreachable, not acted on" for h in unreachable]
+            broken, unknown = self._check(planned, names)
+            names = broken
+        findings = [f"{step.id}: {h} unknown ({why}), not acted on" for h, why in unknown.items()]
         if not names:
-            result = "failed" if unreachable else "not_needed"
-            return StepOutcome(result, "state already as wanted" if not unreachable else "unreachable", findings)
+            if unknown:
+                return StepOutcome("unknown", f"could not tell on {', '.join(unknown)}: not acted on", findings)
+            return StepOutcome("not_needed", "state already as wanted")
         if step.destructive and not self.options.yes:
             question = f"{step.title_en} on {', '.join(names)}? [y/N] "
             answer = self.rt.confirm(question)
@@ -345,21 +345,45 @@ class _Run:
         if step.playbook:
             command = playbook_command(step, names, self.rt.context)
             ran = self._commands(planned, "playbook", command, [self.rt.local.name])[self.rt.local.name]
-            failed = [] if ran.ok else names
+            results = dict.fromkeys(names, ran)
         else:
             results = self._commands(planned, "run", planned.run, names)
-            failed = [h for h, r in results.items() if not r.ok]
+        failed = [h for h, r in results.items() if not r.ok]
         actions = [f"{step.title_en} on {h}: {'FAILED' if h in failed else 'done'}" for h in names]
-        findings += [f"{step.id} failed on {h}" for h in failed]
-        if failed or unreachable:
-            return StepOutcome("failed", f"failed on {', '.join(failed + unreachable)}", findings, actions)
+        findings += [f"{step.id} failed on {h}: {_saw(results[h])}" for h in failed]
+        if failed:
+            return StepOutcome("failed", f"failed on {', '.join(failed)}", findings, actions)
+        if unknown:
+            summary = f"done on {', '.join(names)}; could not tell on {', '.join(unknown)}: not acted on"
+            return StepOutcome("unknown", summary, findings, actions)
         return StepOutcome("done", f"done on {', '.join(names)}", findings, actions)
+
+    def _check(self, planned: PlannedStep, names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """The act's check on ``names``: the hosts it says are broken, and those it cannot tell about
+        (host -> why), checked again for up to the step's ``wait`` seconds before they are given up on."""
+        step = planned.step
+        results = self._commands(planned, "check", planned.check, names)
+        broken = [h for h, r in results.items() if not r.ok and not r.unknown]
+        unknown = {h: r for h, r in results.items() if r.unknown}
+        waited, attempt = 0.0, 1
+        if unknown and step.wait > 0:
+            self.rt.progress(f"      cannot tell on {', '.join(unknown)}: checking again for up to {step.wait:g} s")
+        while unknown and waited < step.wait:
+            pause = min(UNKNOWN_INTERVAL, step.wait - waited)
+            self.rt.sleep(pause)
+            attempt += 1
+            again = self._commands(planned, f"check{attempt}", planned.check, list(unknown))
+            waited += pause + max(r.duration_s for r in again.values())
+            broken += [h for h, r in again.items() if not r.ok and not r.unknown]
+            unknown = {h: r for h, r in again.items() if r.unknown}
+        reasons = {h: r.why_unknown() + (f", still after {waited:.0f} s" if waited else "") for h, r in unknown.items()}
+        return [h for h in names if h in broken], reasons
 
     def _verify(self, planned: PlannedStep) -> StepOutcome:
         step = planned.step
         for attempt in range(1, step.attempts + 1):
             results = self._commands(planned, f"verify{attempt}", planned.run, self._targets(planned))
-            failed = [f"{h}: {r.last_line()}" for h, r in results.items() if not r.ok]
+            failed = [f"{h}: {_saw(r)}" for h, r in results.items() if not r.ok]
             if not failed:
                 return StepOutcome("passed", f"passed (attempt {attempt} of {step.attempts})")
             if attempt < step.attempts:
@@ -389,6 +413,11 @@ class _Run:
         if not self.state.escalated:
             self._notify("escalation", f"升级 escalated to {step.note_en}")
         return StepOutcome("escalated", f"to {step.note_en}", followups=[f"escalated to {step.note_en}: not recovered"])
+
+
+def _saw(result: CommandResult) -> str:
+    """What a failing command said; one that could not tell (exit 75, a timeout, unreachable) says so."""
+    return f"unknown ({result.why_unknown()})" if result.unknown else result.last_line()
 
 
 def _user() -> str:

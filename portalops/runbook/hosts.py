@@ -30,6 +30,9 @@ from portalops.errors import BadInput
 WARNING_LINE = re.compile(r"^\[(DEPRECATION )?WARNING\]")
 TIMED_OUT = 124  # the exit status of coreutils timeout
 UNREACHABLE = 255  # as ssh reports a connection failure
+# A check that cannot tell right now (server starting, refused, too many connections, lock wait):
+# sysexits' EX_TEMPFAIL, the team's convention for "unknown" (0 sound, any other exit broken).
+UNKNOWN = 75
 KILL_GRACE = 5  # the least time between SIGTERM and SIGKILL
 MAX_KILL_GRACE = 600  # the most: a 7-hour restore gets 10 minutes to move the old data directory back
 STEP_TAG = "portalops-step-"  # in the remote command line of every step, so stop() finds exactly it
@@ -54,6 +57,20 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.rc == 0
+
+    @property
+    def unknown(self) -> bool:
+        """As a check's answer: it could not tell (exit 75, a timeout, an unreachable host), which is
+        neither sound nor broken and never a reason to act."""
+        return self.rc in (UNKNOWN, TIMED_OUT) or self.timed_out or self.unreachable
+
+    def why_unknown(self) -> str:
+        """Why a check could not tell, for the finding that names the host."""
+        if self.unreachable:
+            return f"unreachable: {self.last_line()}"
+        if self.timed_out or self.rc == TIMED_OUT:
+            return f"timed out after {self.duration_s:g} s"
+        return f"exit {self.rc}: {self.last_line()}"
 
     def last_line(self) -> str:
         """The line that says what happened: the last of stderr, else of stdout, never a warning

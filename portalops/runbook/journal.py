@@ -20,7 +20,19 @@ from portalops.errors import BadInput
 EXCERPT = 4000  # characters of a command's output kept in the journal
 # Step results that count as done when a run resumes.
 DONE = frozenset(
-    {"ok", "problem", "not_needed", "done", "failed", "passed", "confirmed", "pending", "escalated", "skipped"}
+    {
+        "ok",
+        "problem",
+        "not_needed",
+        "done",
+        "failed",
+        "unknown",
+        "passed",
+        "confirmed",
+        "pending",
+        "escalated",
+        "skipped",
+    }
 )
 FINAL = frozenset({"recovered", "not_recovered"})
 

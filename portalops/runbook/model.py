@@ -15,6 +15,10 @@ from portalops.runbook.levels import Level
 
 # Steps with no inventory targets run on the controller, the machine running portalops.
 CONTROLLER: tuple[str, ...] = ()
+# How long an act whose check cannot tell (unknown) checks again before it gives up without acting:
+# a destructive act waits out a server that is still starting; any other act does not wait unless it says so.
+DESTRUCTIVE_WAIT = 180.0
+UNKNOWN_INTERVAL = 10.0  # seconds between those checks
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -32,8 +36,13 @@ class Step:
     the inventory says become), or on the controller when ``on`` is empty.
 
     ``check`` exits 0 when the state is already as wanted, so the act is not
-    needed on that host; ``playbook`` runs once on the controller, limited to
-    the hosts whose check failed.
+    needed on that host, 75 when it cannot tell right now (unknown: a server
+    still starting, refused connections, a lock wait; a timeout and an
+    unreachable host count as unknown too), anything else when it is broken.
+    The act runs only where the check says broken; an unknown host is checked
+    again for up to ``wait`` seconds and, still unknown, left alone and named.
+    ``playbook`` runs once on the controller, limited to the hosts whose check
+    said broken.
     """
 
     id: str
@@ -48,6 +57,7 @@ class Step:
     destructive: bool = False
     attempts: int = 1
     interval: float = 2.0
+    wait: float = 0.0
     note_zh: str = ""
     note_en: str = ""
 
@@ -71,7 +81,10 @@ def act(
     playbook: str = "",
     destructive: bool = False,
     timeout: float = 120,
+    wait: float | None = None,
 ) -> Step:
+    """``wait``: seconds to check again where the check cannot tell (default: :data:`DESTRUCTIVE_WAIT`
+    for a destructive act, 0 for any other); still unknown, the act is not run there."""
     return Step(
         id,
         StepKind.ACT,
@@ -83,6 +96,7 @@ def act(
         playbook=playbook,
         destructive=destructive,
         timeout=timeout,
+        wait=(DESTRUCTIVE_WAIT if destructive else 0.0) if wait is None else wait,
     )
 
 
@@ -148,8 +162,8 @@ def _step_problems(step: Step, targets: tuple[str, ...]) -> list[str]:
     where = f"step {step.id}"
     if not ID_RE.match(step.id):
         problems.append(f"{where}: id must be snake_case")
-    if step.timeout <= 0 or step.attempts < 1:
-        problems.append(f"{where}: timeout must be > 0 and attempts >= 1")
+    if step.timeout <= 0 or step.attempts < 1 or step.wait < 0:
+        problems.append(f"{where}: timeout must be > 0, attempts >= 1 and wait >= 0")
     outside = [t for t in step.on if t not in targets]
     if outside:
         problems.append(f"{where}: acts on {', '.join(outside)}, not among the runbook's targets")

@@ -101,6 +101,9 @@ def describe(
         flags = [f"timeout {step.timeout:g} s"] + (["destructive: asks first"] if step.destructive else [])
         if step.attempts > 1:
             flags.append(f"{step.attempts} attempts")
+        if step.kind is StepKind.ACT and step.check:
+            again = f"checked again up to {step.wait:g} s, " if step.wait else ""
+            flags.append(f"unknown (exit 75, timeout, unreachable): {again}never acted on")
         lines.append(f"{number:>3}. {step.kind:<9} {step.id}: {step.title_zh} / {step.title_en}")
         lines.append(f"       on {where}; {'; '.join(flags)}")
         check = entry.check if entry else step.check

@@ -66,6 +66,14 @@ def _step_section(number: int, step: Step) -> list[str]:
     lines += facts
     if step.kind is StepKind.ACT:
         lines.append("- acts only where the check fails / 仅在检查不通过的主机上执行")
+    if step.kind is StepKind.ACT and step.check:
+        again_zh = f"在 {step.wait:g} 秒内重复检查, 仍无法判断则" if step.wait else ""
+        again_en = f"checked again for up to {step.wait:g} s; still unknown, " if step.wait else ""
+        lines.append(
+            "- check exit 75, a timeout or an unreachable host means unknown (cannot tell right now): "
+            f"{again_en}never acted on, the host is named and the verify decides / "
+            f"检查退出码 75、超时或主机不可达为“无法判断”: {again_zh}不执行处置, 记录该主机与原因, 由验证步骤判定"
+        )
     if step.kind is StepKind.ESCALATE:
         lines.append("- runs only when not recovered / 仅在未恢复时执行")
     if step.note_zh:

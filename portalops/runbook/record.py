@@ -94,8 +94,10 @@ def render_incident(events: list[dict[str, Any]]) -> str:
         text = _timeline_line(event)
         if text:
             lines.append(f"| {_hms(event['ts'])} | {text.replace('|', '/')} |")
+    unknown = [f for e in events if e["event"] == "step_end" and e["result"] == "unknown" for f in e["findings"]]
     sections = (
         ("Findings", state.findings),
+        ("Could not tell (unknown, not acted on)", unknown),
         ("Actions", state.actions),
         ("Follow-ups (problem management)", _followups(state, start)),
     )

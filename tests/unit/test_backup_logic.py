@@ -878,6 +878,53 @@ def test_check_database_passes_a_written_database_and_fails_a_lost_table(
     assert "did not verify: x: missing" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        "ERROR 2002 (HY000): Can't connect to local server through socket '/run/mysqld/mysqld.sock' (2)",
+        "ERROR 2002 (HY000): Can't connect to local server through socket '/run/mysqld/mysqld.sock' (111)",
+        "ERROR 1040 (HY000): Too many connections",
+        "ERROR 1053 (08S01): Server shutdown in progress",
+        "ERROR 1205 (HY000): Lock wait timeout exceeded; try restarting transaction",
+        "ERROR 2013 (HY000): Lost connection to server during query",
+        "Command '['mariadb']' timed out after 3600 seconds",
+    ],
+)
+def test_check_database_that_cannot_read_the_server_is_unknown_never_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: str
+) -> None:
+    """A server starting after a crash, refusing, out of connections or in a lock wait: exit 75, not 'lost'."""
+    config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
+    kept = {**manifest(5), "kind": "mariadb", "job": "db-physical", "taken": "2026-11-27T01:30:00Z"}
+    pb.keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
+
+    def unreadable(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise pb.JobError(f"mariadb query failed: {error}")
+
+    monkeypatch.setattr(pb, "database_manifest", unreadable)
+    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_UNKNOWN == 75
+    out = capsys.readouterr().out
+    assert "LOST" not in out
+    assert out.splitlines()[-1] == (
+        f"check-database: unknown, the server cannot be read right now (not lost): wp: unreadable: "
+        f"mariadb query failed: {error}"
+    )
+
+
+def test_check_database_with_a_table_the_server_says_is_not_there_is_still_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
+    kept = {**manifest(5), "kind": "mariadb", "job": "db-physical", "taken": "2026-11-27T01:30:00Z"}
+    pb.keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
+
+    def missing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise pb.JobError("mariadb query failed: ERROR 1146 (42S02): Table 'wp.wp_posts' doesn't exist")
+
+    monkeypatch.setattr(pb, "database_manifest", missing)
+    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_FAILED
+
+
 def test_a_failed_physical_restore_falls_back_to_the_dump_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -216,3 +216,30 @@ def test_only_the_runbooks_own_fault_stands_as_its_latest_drill(tmp_path: Path) 
     assert drills["l1_portal_unreachable"]["fault"] == own
     assert drills["l1_portal_unreachable"]["mttr_s"] == 5.0
     assert drills[f"l1_portal_unreachable:{other}"]["mttr_s"] == 9.0
+
+
+def test_a_drill_checks_the_host_after_the_runbook_and_what_it_must_never_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """mariadb_disabled: recovered is not enough, the unit must be enabled for the next boot."""
+    item = faultdrill.fault("mariadb_disabled")
+    incident = journal_with(tmp_path, "i3", start_mariadb="done")
+    log: list[tuple[str, str]] = []
+    passed = make_drill(monkeypatch, log, incidents=tmp_path).run(
+        "l1_portal_unreachable", item, lambda _id: (RunbookExit.RECOVERED, incident)
+    )
+    assert passed.ok
+    assert [c for _h, c in log] == [item.inject, item.after, item.undo]
+    still_disabled = make_drill(monkeypatch, [], failing=("is-enabled mariadb);",), incidents=tmp_path).run(
+        "l1_portal_unreachable", item, lambda _id: (RunbookExit.RECOVERED, incident)
+    )
+    assert not still_disabled.ok and "after the runbook, db1 is not as expected" in " ".join(still_disabled.notes)
+
+    slow = faultdrill.fault("mariadb_slow_start")
+    assert slow.expect is RunbookExit.RECOVERED
+    restored = journal_with(tmp_path, "i4", start_mariadb="done", stop_writes="done", restore_database="done")
+    result = make_drill(monkeypatch, [], incidents=tmp_path).run(
+        "l1_database_lost", slow, lambda _id: (RunbookExit.RECOVERED, restored)
+    )
+    assert not result.ok
+    assert "must not for this fault: stop_writes, restore_database done" in " ".join(result.notes)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from portalops.runbook.checks import BACKUP_CONFIG, backups_younger_than, certificates_valid_for, disk_below
+from portalops.runbook.checks import (
+    BACKUP_CONFIG,
+    ansible_check,
+    backups_younger_than,
+    certificates_valid_for,
+    disk_below,
+    unit_restart,
+)
 from portalops.runbook.hosts import LocalHost
 from tests.unit.test_probe import make_cert
 
@@ -84,3 +91,114 @@ def test_certificate_check_reads_what_nginx_serves(tmp_path: Path) -> None:
     rc, out = run(certificates_valid_for(30), tmp_path, str(bin_dir))
     assert rc == 1
     assert "UNDER 30" in out
+
+
+# --------------------------------------------------------------------------- unit_restart
+
+
+def fake_systemd(tmp_path: Path, state: str, enabled: str, activating_for: int = 0) -> str:
+    """A systemctl over files: the unit's state (activating for ``activating_for`` more looks, then
+    active), whether it is enabled; every call logged. ``sleep`` returns at once."""
+    bin_dir, unit = tmp_path / "bin", tmp_path / "unit"
+    bin_dir.mkdir()
+    unit.mkdir()
+    (unit / "state").write_text(state)
+    (unit / "enabled").write_text(enabled)
+    (unit / "looks").write_text(str(activating_for))
+    (bin_dir / "systemctl").write_text(
+        f'#!/bin/sh\ncd {unit}\necho "$*" >> calls\n'
+        'case "$1" in\n'
+        "is-active) s=$(cat state); n=$(cat looks);\n"
+        '  if [ "$s" = activating ] && [ "$n" -le 0 ]; then s=active; echo active > state; fi;\n'
+        "  echo $((n - 1)) > looks; echo $s; [ $s = active ];;\n"
+        "is-enabled) cat enabled; [ $(cat enabled) = enabled ];;\n"
+        "enable) if [ $(cat enabled) = masked ]; then exit 1; fi; echo enabled > enabled;;\n"
+        "unmask) echo disabled > enabled;;\n"
+        'restart) if [ $(cat enabled) = masked ]; then echo "Unit is masked." >&2; exit 1; fi;\n'
+        "  echo restarted >> restarts; echo active > state;;\n"
+        "esac\n"
+    )
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    for tool in ("systemctl", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    return str(bin_dir)
+
+
+def test_a_unit_still_starting_is_waited_for_never_restarted(tmp_path: Path) -> None:
+    path = fake_systemd(tmp_path, "activating", "enabled", activating_for=5)
+    rc, out = run(unit_restart("mariadb", wait=30), tmp_path, path)
+    assert rc == 0, out
+    assert "mariadb is starting: waiting up to 30 s for it, not restarting it" in out
+    assert "mariadb active after 5 s" in out
+    assert not (tmp_path / "unit" / "restarts").exists()
+
+
+def test_a_unit_starting_longer_than_the_wait_is_unknown_and_not_restarted(tmp_path: Path) -> None:
+    path = fake_systemd(tmp_path, "activating", "enabled", activating_for=100)
+    rc, out = run(unit_restart("mariadb", wait=10), tmp_path, path)
+    assert (rc, out.splitlines()[-1]) == (75, "mariadb still starting after 10 s: not restarted")
+    assert not (tmp_path / "unit" / "restarts").exists()
+
+
+def test_a_stopped_and_disabled_unit_is_started_and_enabled_again(tmp_path: Path) -> None:
+    path = fake_systemd(tmp_path, "inactive", "disabled")
+    rc, out = run(unit_restart("mariadb"), tmp_path, path)
+    assert rc == 0, out
+    assert "mariadb was disabled: enabled again, it starts at boot" in out
+    assert (tmp_path / "unit" / "enabled").read_text().strip() == "enabled"
+    assert (tmp_path / "unit" / "restarts").read_text().strip() == "restarted"
+
+
+def test_a_masked_unit_is_never_unmasked(tmp_path: Path) -> None:
+    path = fake_systemd(tmp_path, "inactive", "masked")
+    rc, out = run(unit_restart("nginx"), tmp_path, path)
+    assert rc != 0 and "Unit is masked." in out
+    calls = (tmp_path / "unit" / "calls").read_text().split("\n")
+    assert not [c for c in calls if c.startswith(("unmask", "enable"))]
+    assert (tmp_path / "unit" / "enabled").read_text().strip() == "masked"
+
+
+def test_enable_false_leaves_a_disabled_unit_disabled(tmp_path: Path) -> None:
+    path = fake_systemd(tmp_path, "inactive", "disabled")
+    rc, _out = run(unit_restart("nginx", enable=False), tmp_path, path)
+    assert rc == 0 and (tmp_path / "unit" / "enabled").read_text().strip() == "disabled"
+
+
+# --------------------------------------------------------------------------- ansible_check
+
+
+@pytest.mark.parametrize(
+    ("lines", "ansible_rc", "want"),
+    [
+        (["db1 | CHANGED | rc=0 | (stdout) check-database: healthy"], 0, (0, "sound")),
+        (["db1 | FAILED | rc=1 | (stdout) check-database: 1 lost or corrupted"], 2, (1, "broken on db1")),
+        (["db1 | FAILED | rc=75 | (stdout) check-database: unknown"], 2, (75, "unknown, cannot tell on db1 (exit 75)")),
+        (["db1 | FAILED | rc=124 | (stdout) "], 2, (75, "unknown, cannot tell on db1 (exit 124)")),
+        (
+            ["db1 | UNREACHABLE!: Failed to connect to the host via ssh"],
+            4,
+            (75, "unknown, cannot tell on db1 (unreachable)"),
+        ),
+        (["db1 | FAILED | rc=75 | (stdout) x", "db2 | FAILED | rc=1 | (stdout) y"], 2, (1, "broken on db2")),
+        (["ERROR! the inventory could not be parsed"], 1, (75, "unknown, cannot tell on (ansible exit 1)")),
+    ],
+    ids=["sound", "broken", "unknown", "timed out", "unreachable", "broken wins", "ansible failed"],
+)
+def test_ansible_check_keeps_the_three_states_through_ansible(
+    tmp_path: Path, lines: list[str], ansible_rc: int, want: tuple[int, str]
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    printed = "".join(f"echo '{line}'\n" for line in lines)
+    (bin_dir / "ansible").write_text(f'#!/bin/sh\necho "$*" > {tmp_path}/argv\n{printed}exit {ansible_rc}\n')
+    (bin_dir / "ansible").chmod(0o755)
+    command = ansible_check("db", "/usr/local/sbin/portalops-backup check-database").replace("{{ inventory }}", "inv")
+    rc, out = run(command, tmp_path, str(bin_dir))
+    assert (rc, out.splitlines()[-1]) == want
+    assert lines[0] in out  # ansible's own lines stay in the journal
+    argv = (tmp_path / "argv").read_text()
+    assert argv.startswith("db -i inv -m ansible.builtin.command -a timeout 240 /usr/local/sbin/portalops-backup")
+    # composes as one command
+    assert run(f"if ! {command}; then echo no; else echo yes; fi", tmp_path, str(bin_dir))[1].splitlines()[-1] == (
+        "yes" if want[0] == 0 else "no"
+    )

@@ -20,9 +20,11 @@ from portalops.runbook import Level, Runbook, act, diagnose, escalate, manual, v
 from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
 from portalops.runbook.hosts import UNREACHABLE, CommandResult
 from portalops.runbook.journal import read_events
+from portalops.runbook.model import DESTRUCTIVE_WAIT
 from portalops.runbook.notify import Channel, Notifier
 from portalops.runbook.outcome import RunbookExit
-from portalops.runbook.planning import make_plan
+from portalops.runbook.planning import describe, make_plan
+from portalops.runbook.plans import render_plan
 
 START = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # Tuesday 10:00 in Beijing
 
@@ -68,6 +70,8 @@ class World:
     broken: set[str] = field(default_factory=set)  # units that fail to start
     unreachable: set[str] = field(default_factory=set)
     interrupt_on: str = ""
+    starting: dict[str, int] = field(default_factory=dict)  # host -> checks that cannot tell yet (-1: all)
+    hangs: bool = False  # those checks time out instead of exiting 75
     log: list[tuple[str, str]] = field(default_factory=list)
 
     def run(self, host: str, command: str) -> CommandResult:
@@ -92,6 +96,15 @@ class World:
             return CommandResult(0 if self.up[host]["clean"] else 1, "", "", 0)
         if verb == "wipe":
             self.up[host]["clean"] = True
+        if verb == "is-sound":  # a database check: unknown while the server is still starting
+            if self.starting.get(host, 0):
+                self.starting[host] -= 1
+                if self.hangs:
+                    return CommandResult(124, "", "timed out after 300 s", 300.0, timed_out=True)
+                return CommandResult(75, "", "ERROR 2002 (HY000): Can't connect to local server", 2.0)
+            return CommandResult(0 if self.up[host]["sound"] else 1, "", "" if self.up[host]["sound"] else "lost", 0)
+        if verb == "restore":
+            self.up[host]["sound"] = True
         return CommandResult(0, "", "", 0)
 
 
@@ -211,9 +224,9 @@ def test_unreachable_host_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     world = World(unreachable={"web1"})
     result = run(world, tmp_path, Options(yes=True))
     assert result.exit is RunbookExit.NOT_RECOVERED
-    assert results(tmp_path, result.incident)["start_nginx"] == "failed"
+    assert results(tmp_path, result.incident)["start_nginx"] == "unknown"
     record = (tmp_path / "incidents" / result.incident / "incident.md").read_text()
-    assert "start_nginx: web1 unreachable, not acted on" in record
+    assert "start_nginx: web1 unknown (unreachable: web1: ssh: connection refused), not acted on" in record
 
 
 def test_declining_the_plan_opens_no_incident(tmp_path: Path) -> None:
@@ -418,3 +431,80 @@ def test_an_interrupt_stops_the_remote_command_waits_for_it_and_journals_it(tmp_
     ]
     record = (tmp_path / "incidents" / result.incident / "incident.md").read_text()
     assert "SIGTERM sent to 4242" in record
+
+
+# --------------------------------------------------------------------------- three-state checks
+
+RESTORE = Runbook(
+    id="t_database_lost",
+    title_zh="数据库丢失",
+    title_en="Database lost",
+    level=Level.L1,
+    triggers=(("库没了", "database gone"),),
+    targets=("db",),
+    steps=(
+        act("stop", "停写", "Stop writes", on=("db",), check="is-sound db", run="stop writes"),
+        act("restore", "恢复", "Restore", on=("db",), check="is-sound db", run="restore db", destructive=True),
+        verify("sound", "完好", "Sound", on=("db",), run="is-sound db"),
+        escalate("dba", "升级", "Escalate", to_zh="DBA", to_en="the DBA", on=("db",), run="logs"),
+    ),
+)
+
+
+def restore_run(world: World, tmp_path: Path, sleeps: list[float]) -> RunResult:
+    plan = make_plan(RESTORE, INVENTORY, (), {"python": "python", "inventory": "i", "repo": "."})
+    rt = runtime(world, tmp_path)
+    rt.sleep = sleeps.append
+    return run_runbook(RESTORE, plan, rt, Options(yes=True))
+
+
+def test_a_check_that_cannot_tell_waits_then_leaves_a_sound_database_alone(tmp_path: Path) -> None:
+    """A server still starting (exit 75) is not a lost database: checked again until it answers."""
+    world = World(up={"db1": {"sound": True}}, starting={"db1": 3})
+    sleeps: list[float] = []
+    result = restore_run(world, tmp_path, sleeps)
+    assert result.exit is RunbookExit.RECOVERED
+    assert ("db1", "restore db") not in world.log and ("db1", "stop writes") not in world.log
+    # stop (wait 0) gives up at once; restore (destructive: DESTRUCTIVE_WAIT) checks again 10 s apart.
+    assert results(tmp_path, result.incident) == {
+        "stop": "unknown",
+        "restore": "not_needed",
+        "sound": "passed",
+        "dba": "skipped",
+    }
+    assert sleeps == [10.0, 10.0]
+    roles = [e["role"] for e in events(tmp_path, result.incident, "command") if e["step"] == "restore"]
+    assert roles == ["check", "check2", "check3"]
+
+
+def test_an_unknown_that_turns_broken_is_acted_on(tmp_path: Path) -> None:
+    world = World(up={"db1": {"sound": False}}, starting={"db1": 2})
+    result = restore_run(world, tmp_path, [])
+    assert ("db1", "restore db") in world.log
+    assert results(tmp_path, result.incident)["restore"] == "done"
+    assert result.exit is RunbookExit.RECOVERED
+
+
+@pytest.mark.parametrize("hangs", [False, True], ids=["exit 75", "timed out"])
+def test_still_unknown_after_the_wait_never_acts_and_escalates_naming_host_and_why(tmp_path: Path, hangs: bool) -> None:
+    world = World(up={"db1": {"sound": False}}, starting={"db1": -1}, hangs=hangs)
+    sleeps: list[float] = []
+    result = restore_run(world, tmp_path, sleeps)
+    assert result.exit is RunbookExit.NOT_RECOVERED
+    assert ("db1", "restore db") not in world.log and ("db1", "stop writes") not in world.log
+    found = results(tmp_path, result.incident)
+    assert found["stop"] == "unknown" and found["restore"] == "unknown" and found["dba"] == "escalated"
+    assert sum(sleeps) <= 180  # bounded by the destructive act's wait, check durations included
+    why = "timed out after 300 s" if hangs else "exit 75: ERROR 2002 (HY000): Can't connect to local server"
+    record = (tmp_path / "incidents" / result.incident / "incident.md").read_text()
+    assert f"restore: db1 unknown ({why}, still after " in record
+    assert "step `restore` (act): **unknown**" in record
+    assert f"sound failed: db1: unknown ({why})" in record
+    assert "## Could not tell (unknown, not acted on)" in record
+
+
+def test_the_plan_says_how_long_an_unknown_is_checked_again() -> None:
+    text = describe(RESTORE)
+    assert "unknown (exit 75, timeout, unreachable): checked again up to 180 s, never acted on" in text
+    assert RESTORE.step("stop").wait == 0 and RESTORE.step("restore").wait == DESTRUCTIVE_WAIT
+    assert "unknown" in render_plan(RESTORE).split("### 2.")[1].split("### 3.")[0]

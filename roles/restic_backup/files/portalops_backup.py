@@ -24,7 +24,8 @@ values, or the sha256 of every file) that a restore drill verifies against.
 
 Every run writes a JSON status file and Prometheus textfile metrics, success or not.
 Exit codes: 0 success, 1 a job failed, 2 bad configuration or arguments, 3 environment
-(restic missing, another run holds the lock).
+(restic missing, another run holds the lock), 75 unknown (check-database: the server cannot be
+read right now, so whether anything is lost cannot be told).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from typing import IO, Any, TypeVar
 
 CONFIG = Path("/etc/portalops/backup.json")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_UNKNOWN = 75  # EX_TEMPFAIL: a check that cannot tell right now (never a reason to restore)
 DUMP_DONE = b"-- Dump completed"
 MANIFEST_MARK = "-- portalops-manifest: "
 CHUNK = 1 << 20
@@ -1216,6 +1218,17 @@ def live_manifest(databases: list[str], newest: int, checksums: bool = True) -> 
     return found
 
 
+# The server not answering, as opposed to data that is not there: refused or gone (2002, 2003, 2006, 2013),
+# out of connections (1040, 1203), starting or shutting down (1053, the socket missing), a lock wait or
+# deadlock (1205, 1213), a killed connection (1927), a query that timed out.
+SERVER_UNAVAILABLE = re.compile(r"\bERROR (2002|2003|2006|2013|1040|1203|1053|1205|1213|1927)\b|timed out")
+
+
+def unavailable(errors: list[str]) -> list[str]:
+    """The errors that say the server could not be read right now, not that something is lost."""
+    return [error for error in errors if SERVER_UNAVAILABLE.search(error)]
+
+
 def manifest_from_dump(tail: bytes) -> dict[str, Any]:
     """The manifest line a mariadb-dump snapshot ends with (see job_mariadb_dump)."""
     marker = tail.rfind(MANIFEST_MARK.encode())
@@ -1830,6 +1843,13 @@ def command_check_database(config: dict[str, Any], log: Log) -> int:
         log(f"check-database: no manifest to compare with ({exc}); checking that each database has tables")
         manifest, where = {"databases": {d: {"tables": {}} for d in databases}}, "no manifest"
     live = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
+    cannot_tell = unavailable(live["errors"])
+    if cannot_tell:
+        # Not lost: a server in crash recovery, out of connections or in a lock wait is waited for, never restored.
+        for reason in cannot_tell[:20]:
+            log(f"CANNOT TELL: {reason}")
+        log(f"check-database: unknown, the server cannot be read right now (not lost): {cannot_tell[0]}")
+        return EXIT_UNKNOWN
     problems = health_problems(manifest, live)
     problems += [f"{d}: no tables" for d, entry in live["databases"].items() if not entry["tables"]]
     # A restore that did not verify, with no backup since: what the server holds is not known good.
