@@ -10,11 +10,13 @@ values, or the sha256 of every file) that a restore drill verifies against.
     portalops-backup check [--subset S]  restic check (--read-data-subset S)
     portalops-backup copy                (backup host) copy every source repository into its second copy
     portalops-backup snapshots           the repository's snapshots as JSON
-    portalops-backup restore-database [--snapshot ID] --yes
+    portalops-backup restore-database [--snapshot ID] [--until TIME | --until-position FILE:POS] --yes
                                          MariaDB from the newest physical backup (the dump if that
-                                         fails), verified against its manifest; prints the RPO
+                                         fails), verified against its manifest, then the binary log
+                                         replayed up to just before the accident; prints the RPO
     portalops-backup verify-database [--snapshot ID]   live databases identical to a manifest?
-    portalops-backup check-database      lost or corrupted? (changes since the backup are fine)
+    portalops-backup check-database      lost or corrupted? (changes since the backup are fine, mass
+                                         loss of published content, users or options is not)
     portalops-backup verify-files JOB [--snapshot ID] [--json]
                                          a files job's live tree against a snapshot's manifest:
                                          changed, missing and added files (exit 0: none)
@@ -2165,7 +2167,8 @@ def command_verify_database(config: dict[str, Any], wanted: str | None, log: Log
 
 def command_check_database(config: dict[str, Any], log: Log) -> int:
     """Lost or corrupted? Every database and WordPress core table of the newest manifest there and
-    readable, posts, options and users not emptied.
+    readable, posts, options and users not emptied, published posts and pages, users and options not
+    gone in bulk (mass_loss).
 
     Other tables and changes since the backup are the site's normal work and are listed, not counted: a healthy
     database is never a reason to restore.
