@@ -1125,3 +1125,45 @@ def test_the_rpo_of_a_point_in_time_recovery_is_the_time_since_the_accident() ->
     assert pb.pitr_rpo_seconds({**replay, "to": "end"}, moment) == 0.0
     assert pb.pitr_rpo_seconds({**replay, "accident_time": ""}, moment) is None
     assert pb.until_time("2026-11-27T09:00:00Z") == dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+
+
+def fake_binlog_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: int = 0) -> list[Path]:
+    """A mariadb-binlog on PATH that prints a recorded -vv output (and exits ``code``)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    reader = bin_dir / "mariadb-binlog"
+    reader.write_text(
+        f"#!/bin/sh\ncat {BINLOG / name}\necho 'ERROR: Error in Log_event::read_log_event()' >&2\nexit {code}\n"
+    )
+    reader.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return [tmp_path / "mariadb-bin.000001"]
+
+
+def test_the_scan_finds_the_accident_or_stops_where_a_person_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = fake_binlog_reader(tmp_path, monkeypatch, "mass-delete.txt")
+    found = pb.scan_binlog(files, 9837, news(), THRESHOLDS, None)
+    assert found["stop"] == ("mariadb-bin.000001", 12471) and found["transactions"] == 5
+    assert found["reason"].startswith("deleted or unpublished 12 of 12 published posts")
+    # --until: exactly there, even past the accident.
+    until = dt.datetime(2026, 12, 3, 1, 27, 45).astimezone()
+    assert pb.scan_binlog(files, 9837, news(), THRESHOLDS, until)["stop"] == ("mariadb-bin.000001", 12471)
+    late = dt.datetime(2026, 12, 3, 1, 28).astimezone()
+    assert pb.scan_binlog(files, 9837, news(), THRESHOLDS, late)["stop"] is None
+
+
+def test_an_unreadable_binary_log_means_no_replay_said_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = fake_binlog_reader(tmp_path, monkeypatch, "mass-change.txt", code=1)
+    with pytest.raises(pb.JobError, match=r"cannot read .*read_log_event"):
+        pb.scan_binlog(files, 4, {"databases": {}}, THRESHOLDS, None)
+    manifest = {"databases": {}, "binlog_position": "mariadb-bin.000001\t4\t0-1-1"}
+    replay = pb.point_in_time({}, manifest, files, None, None, pb.Log(None))
+    assert replay["replayed"] is False and "cannot read" in replay["error"]
+    # Purged since the backup, or the backup recorded no position: the same, named.
+    assert "purged or lost" in pb.point_in_time({}, manifest, [], None, None, pb.Log(None))["error"]
+    assert "no binary log position" in pb.point_in_time({}, news(), files, None, None, pb.Log(None))["error"]
+    assert capsys.readouterr().out.count("point-in-time: NOT DONE, the database is the backup alone") == 3

@@ -1478,7 +1478,7 @@ def scan_binlog(
     files: list[Path], start: int, manifest: dict[str, Any], thresholds: dict[str, int], until: dt.datetime | None
 ) -> dict[str, Any]:
     """Read the binary log from the backup on: the first transaction that is the accident (destructive),
-    or the first at or after ``until``. Raises JobError when mariadb-binlog cannot read a file."""
+    or with ``until`` the first at or after it. Raises JobError when mariadb-binlog cannot read a file."""
     running: dict[str, int] = {}
     seen, last_time = 0, None
     for number, path in enumerate(files):
@@ -1494,11 +1494,11 @@ def scan_binlog(
             try:
                 for txn in parse_binlog(iter(reader.stdout), path.name):  # type: ignore[arg-type]
                     seen += 1
-                    why = (
-                        f"the first transaction at or after --until {stamp(until)}"
-                        if until is not None and txn["time"] is not None and txn["time"] >= until
-                        else destructive(txn, manifest, running, thresholds)
-                    )
+                    if until is None:
+                        why = destructive(txn, manifest, running, thresholds)
+                    else:  # a person's choice: exactly there, whatever the log holds before it
+                        late = txn["time"] is not None and txn["time"] >= until
+                        why = f"the first transaction at or after --until {stamp(until)}" if late else ""
                     if why:
                         return {
                             "stop": (path.name, txn["start"]),
