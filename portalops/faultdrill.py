@@ -145,8 +145,9 @@ LATER_POST_BACK = (
     f'{DB_SOUND} && db=$(python3 -c "{FIRST_DATABASE}") && test "$(mariadb --batch --skip-column-names -e '  # noqa: S608 - fixed drill SQL, no input
     f"\"SELECT COUNT(*) FROM \\`$db\\`.wp_posts WHERE post_name = '{LATER_POST}' AND post_status = 'publish'\")\" = 1"
 )
+# Restore unless the later post is back: a wrapper that missed the deletion also calls the database sound.
 UNDO_MASS_DELETE = (
-    f"{DB_SOUND} >/dev/null || {BACKUP} restore-database --yes; rm -rf /var/lib/mysql.*-restore-*; "  # noqa: S608 - fixed drill SQL, no input
+    f"( {LATER_POST_BACK} ) >/dev/null || {BACKUP} restore-database --yes; rm -rf /var/lib/mysql.*-restore-*; "  # noqa: S608 - fixed drill SQL, no input
     f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "DELETE FROM \\`$db\\`.wp_posts WHERE post_name = '
     f"'{LATER_POST}'\" && {DB_SOUND} >/dev/null"
 )
