@@ -136,6 +136,29 @@ DROP_POSTS = (
     f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "DROP TABLE \\`$db\\`.wp_posts" && echo "dropped $db.wp_posts"'
 )
 
+# l1_database_lost by point-in-time recovery: a fresh backup, then a post published after it, then every
+# post of the first site database deleted (the table kept: pages, revisions, attachments stay). Intact
+# means the database sound and the post written after the backup back too (the binary log was replayed).
+LATER_POST = "portalops-drill-later"
+MASS_DELETE_POSTS = (
+    f"{BACKUP} run --job db-physical >/dev/null && "  # noqa: S608 - fixed drill SQL, no input
+    f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "INSERT INTO \\`$db\\`.wp_posts (post_author, post_date, '
+    "post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, "
+    "post_modified_gmt, post_content_filtered, guid, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), '<p>drill</p>', "
+    f"'Written after the backup', '', 'publish', '{LATER_POST}', '', '', NOW(), UTC_TIMESTAMP(), '', '', 'post')\" && "
+    'mariadb -e "DELETE FROM \\`$db\\`.wp_posts WHERE post_type = \'post\'" && echo "deleted every post of $db"'
+)
+LATER_POST_BACK = (
+    f'{DB_SOUND} && db=$(python3 -c "{FIRST_DATABASE}") && test "$(mariadb --batch --skip-column-names -e '  # noqa: S608 - fixed drill SQL, no input
+    f"\"SELECT COUNT(*) FROM \\`$db\\`.wp_posts WHERE post_name = '{LATER_POST}' AND post_status = 'publish'\")\" = 1"
+)
+# Restore unless the later post is back: a wrapper that missed the deletion also calls the database sound.
+UNDO_MASS_DELETE = (
+    f"( {LATER_POST_BACK} ) >/dev/null || {BACKUP} restore-database --yes; rm -rf /var/lib/mysql.*-restore-*; "  # noqa: S608 - fixed drill SQL, no input
+    f'db=$(python3 -c "{FIRST_DATABASE}") && mariadb -e "DELETE FROM \\`$db\\`.wp_posts WHERE post_name = '
+    f"'{LATER_POST}'\" && {DB_SOUND} >/dev/null"
+)
+
 # l1_defacement: right after a fresh backup of the sites' files, a theme file of the wordpress packages
 # defaced (its footer shows on every page), an upload deleted and a web shell dropped into uploads.
 DEFACE_MARKER = "portalops-drill-defaced"
@@ -342,6 +365,18 @@ FAULTS: tuple[Fault, ...] = (
         # resume, page views change wp_options: an exact comparison now would fail for the site's own work).
         intact=DB_SOUND,
         target_s=60,
+    ),
+    Fault(
+        "posts_mass_deleted",
+        "every post of a site deleted on the database tier (the table kept), after a backup and a post written since",
+        "db",
+        inject=MASS_DELETE_POSTS,
+        undo=UNDO_MASS_DELETE,
+        runbooks=("l1_database_lost",),
+        # The database sound against the backup and the post written after it back: point-in-time recovery.
+        intact=LATER_POST_BACK,
+        acts=(("l1_database_lost", "restore_database"),),
+        target_s=90,
     ),
     Fault(
         "site_defaced",

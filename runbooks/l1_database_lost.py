@@ -4,14 +4,19 @@
 Lost or corrupted means a database or a WordPress core table (posts, postmeta, options, users, usermeta,
 terms, termmeta, term_taxonomy, term_relationships, comments, commentmeta, links after the site's table
 prefix) of the newest backup's manifest is missing or unreadable, or posts, options or users emptied, or
-the last restore did not verify (`portalops-backup check-database`); rows written or deleted since the
-backup and plugin tables dropped are normal work, listed as changes, so a healthy database is never
-restored. A database that cannot be read right now (the server starting or shutting down, refusing
-connections or out of them, a lock wait, a timeout) is unknown, not lost: nothing is stopped or restored
-while it is, the check is repeated for a bounded time and, still unknown, the DBA is called. The restore
-takes the physical backup first (copy-and-start), the dump if that fails, keeps the replaced data
-directory as /var/lib/mysql.before-restore-<UTC> (evidence, never deleted), verifies against the
-snapshot's manifest and prints the data-loss window (RPO) into the journal.
+published posts or pages, users or options gone in bulk since the backup (more than the
+restic_backup_loss_thresholds: by default 20 % of the published posts), or the last restore did not
+verify (`portalops-backup check-database`); rows written or deleted since the backup in smaller numbers
+and plugin tables dropped are normal work, listed as changes, so a healthy database is never restored.
+A database that cannot be read right now (the server starting or shutting down, refusing connections or
+out of them, a lock wait, a timeout) is unknown, not lost: nothing is stopped or restored while it is, the
+check is repeated for a bounded time and, still unknown, the DBA is called. The restore takes the physical
+backup first (copy-and-start), the dump if that fails, keeps the replaced data directory as
+/var/lib/mysql.before-restore-<UTC> (evidence, never deleted), verifies against the snapshot's manifest,
+then replays the binary log from the backup's position up to just before the accident it finds there
+(point-in-time recovery: the work since the backup survives), and prints the data-loss window (RPO: the
+time since the accident, or since the backup when the binary log could not be used, which it says) into
+the journal.
 
 Run: portalops runbook run l1_database_lost [--dry-run] [--yes], or this file directly.
 """
@@ -26,9 +31,10 @@ from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import PHP_FPM, PROBE, ansible_check, recent_logs, unit_active, unit_restart
 
 BACKUP = "/usr/local/sbin/portalops-backup"
-# Healthy (exit 0), lost/corrupted (exit 1: a core table missing, unreadable or emptied, against the newest
-# backup's manifest) or unknown (exit 75: the server does not answer right now, e.g. still in crash recovery,
-# too many connections, a lock wait), which never stops writes nor restores; read-only, runs during a backup.
+# Healthy (exit 0), lost/corrupted (exit 1: a core table missing, unreadable or emptied, published content,
+# users or options gone in bulk, against the newest backup's manifest) or unknown (exit 75: the server does
+# not answer right now, e.g. still in crash recovery, too many connections, a lock wait), which never stops
+# writes nor restores; read-only, runs during a backup.
 CHECK_DATABASE = f"{BACKUP} check-database"
 # The web tier's proxy cache (nginx_portal_cache_dir).
 EDGE_CACHE = "/var/cache/nginx/portal"
@@ -74,8 +80,8 @@ RUNBOOK = Runbook(
         ),
         ("MariaDB 报表损坏或无法启动", "MariaDB reports corrupted tables or does not start"),
         (
-            "portalops-backup check-database 报告库表丢失或被清空",
-            "portalops-backup check-database reports lost or emptied tables",
+            "portalops-backup check-database 报告库表丢失、被清空，或已发布内容被大批删除",
+            "portalops-backup check-database reports lost or emptied tables, or published content deleted in bulk",
         ),
     ),
     targets=("web", "cms", "db"),
@@ -115,8 +121,10 @@ RUNBOOK = Runbook(
         ),
         act(
             "restore_database",
-            "从最新且经验证的备份恢复数据库（先物理备份，失败再用逻辑备份），并记录数据丢失窗口（RPO）",
-            "Restore the database from the newest verified backup (physical first, then the dump) and record the RPO",
+            "从最新且经验证的备份恢复数据库（先物理备份，失败再用逻辑备份），再重放二进制日志至事故语句之前，"
+            "并记录数据丢失窗口（RPO）",
+            "Restore the newest verified backup (physical first, then the dump), replay the binary log up to just "
+            "before the accident, and record the RPO",
             on=("db",),
             check=CHECK_DATABASE,
             run=f"{BACKUP} restore-database --yes",
@@ -154,8 +162,14 @@ RUNBOOK = Runbook(
             "dba",
             "升级至数据库管理员并保留现场",
             "Escalate to the DBA, keeping the evidence",
-            to_zh="数据库管理员（替换下的数据目录 /var/lib/mysql.before-restore-* 与二进制日志保留待查）",
-            to_en="the DBA (the replaced data directory /var/lib/mysql.before-restore-* and the binary logs are kept)",
+            to_zh=(
+                "数据库管理员（替换下的数据目录 /var/lib/mysql.before-restore-* 与二进制日志保留待查；"
+                "恢复后请立即重新备份）"
+            ),
+            to_en=(
+                "the DBA (the replaced data directory /var/lib/mysql.before-restore-* and the binary logs are kept; "
+                "take a new backup now)"
+            ),
             on=("db",),
             run=EVIDENCE,
         ),

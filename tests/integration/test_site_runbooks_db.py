@@ -117,3 +117,72 @@ def test_the_dump_restores_too_when_chosen_or_when_the_physical_path_fails(fresh
     assert outcome["path"] == "logical" and outcome["problems"] == [], outcome
     assert rows(table) == want
     assert on("db1", f"{BACKUP} check-database", check=False).returncode == 0
+
+
+PUBLISHED = "post_type = 'post' AND post_status = 'publish'"
+LATER = "pitr-later-"
+
+
+def published(database: str) -> list[str]:
+    """Every published post title of a site database, sorted."""
+    query = f"SELECT post_title FROM {database}.wp_posts WHERE {PUBLISHED} ORDER BY post_title"
+    return sorted(
+        on(
+            "db1", f'mariadb --default-character-set=utf8mb4 --batch --skip-column-names -e "{query}"'
+        ).stdout.splitlines()
+    )
+
+
+def add_post(database: str, slug: str, title: str) -> None:
+    """A published post written straight into the database (what an editor's 'Publish' stores)."""
+    insert = (
+        f"INSERT INTO {database}.wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, "
+        "post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, "
+        "post_content_filtered, guid, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), "
+        f"'<p>{title}</p>', '{title}', '', 'publish', '{slug}', '', '', NOW(), UTC_TIMESTAMP(), '', '', 'post')"
+    )
+    on("db1", f'mariadb -e "{insert}"')
+
+
+def test_mass_deleted_posts_come_back_with_the_posts_written_after_the_backup(
+    fresh_backup: dict[str, Any], converged: LabConfig
+) -> None:
+    """Point-in-time recovery: every published post deleted after new ones were written since the backup;
+    the runbook sees the mass deletion, restores the backup and replays the binary log up to just before
+    the DELETE, so the backed-up and the later posts are both back and the RPO is seconds."""
+    database, domain = SITE["db_name"], SITE["domains"][0]
+    backed_up = published(database)
+    assert backed_up, f"no published posts in {database}"
+    later = [f"PITR later post {n}" for n in range(3)]
+    try:
+        for n, title in enumerate(later):
+            add_post(database, f"{LATER}{n}", title)
+            status, _, body = get(converged, domain, f"/?s={title.replace(' ', '+')}")  # searches skip the edge cache
+            assert status == 200 and title in html.unescape(body), (status, body[:1500])
+        wanted = published(database)
+        assert wanted == sorted(backed_up + later)
+        on("db1", f"mariadb -e \"DELETE FROM {database}.wp_posts WHERE post_type = 'post'\"")
+        assert published(database) == []
+
+        result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1800)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        assert published(database) == wanted, "the backed-up and the later posts are not all back"
+        status, _, body = get(converged, domain)
+        assert status == 200 and all(title in html.unescape(body) for title in later), body[:1500]
+
+        events = incident_journal(result)
+        results = step_results(events)
+        assert results["db_health"] == "problem" and results["restore_database"] == "done", results
+        restore = next(
+            e for e in events if e["event"] == "command" and e["step"] == "restore_database" and e["role"] == "run"
+        )
+        outcome = json.loads(restore["stdout"].splitlines()[-1])
+        assert outcome["path"] == "physical" and outcome["problems"] == [], outcome
+        assert outcome["replay"]["stopped_before"], outcome  # found in the binary log, not given
+        assert 0 <= outcome["rpo_s"] < 900, outcome  # seconds: the accident until the restore, not the backup's age
+        assert "RPO (data-loss window):" in restore["stdout"] and "binary log" in restore["stdout"], restore["stdout"]
+        print(f"l1_database_lost point-in-time recovery: RPO {outcome['rpo_s']:.0f} s, {outcome['replay']}")
+    finally:
+        if len(published(database)) < len(backed_up):  # the runbook did not bring them back: the backup does
+            on("db1", f"{BACKUP} restore-database --yes", check=False)
+        on("db1", f"mariadb -e \"DELETE FROM {database}.wp_posts WHERE post_name LIKE '{LATER}%'\"")

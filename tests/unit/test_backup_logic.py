@@ -1134,3 +1134,238 @@ def test_sigterm_puts_the_old_data_directory_back_and_ends_the_wrapper(
     assert "stopped by signal" in capsys.readouterr().err
     assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
     assert calls[-1] == ("start", "mariadb")
+
+
+# --------------------------------------------------------------------------- mass loss and point-in-time recovery
+
+BINLOG = Path(__file__).parent / "data" / "binlog"
+THRESHOLDS = pb.loss_thresholds({})
+
+
+def site(posts: int = 40, pages: int = 5, users: int = 4, options: int = 150) -> dict[str, Any]:
+    """A WordPress database as a manifest records it: table rows and published posts and pages."""
+    tables = {"wp_posts": posts * 3 + 50, "wp_options": options, "wp_users": users, "wp_postmeta": 99}
+    return {
+        "databases": {
+            "wp": {
+                "tables": {t: {"rows": n, "checksum": None} for t, n in tables.items()},
+                "published": {"post": posts, "page": pages},
+            }
+        }
+    }
+
+
+def test_a_mass_deletion_of_published_content_is_lost_naming_table_and_counts() -> None:
+    backup = site()
+    # All published posts deleted: pages, revisions and attachments keep wp_posts far from empty.
+    assert pb.health_problems(backup, site(posts=0)) == []
+    assert pb.mass_loss(backup, site(posts=0), THRESHOLDS) == [
+        "wp.wp_posts: 40 of 40 published posts gone since the backup (40 -> 0)"
+    ]
+    assert pb.mass_loss(backup, site(posts=31), THRESHOLDS) == [
+        "wp.wp_posts: 9 of 40 published posts gone since the backup (40 -> 31)"
+    ]
+    assert pb.mass_loss(backup, site(pages=1, users=1, options=60), THRESHOLDS) == [
+        "wp.wp_posts: 4 of 5 published pages gone since the backup (5 -> 1)",
+        "wp.wp_users: 3 of 4 rows gone since the backup (4 -> 1)",
+        "wp.wp_options: 90 of 150 rows gone since the backup (150 -> 60)",
+    ]
+
+
+def test_editing_since_the_backup_is_not_lost() -> None:
+    backup = site()
+    # A few posts deleted (20 % is the line, not crossed), new ones written, options churned, a user gone.
+    for edited in (site(posts=32), site(posts=45), site(posts=3 + 30), site(users=3, options=120), site(pages=3)):
+        assert pb.mass_loss(backup, edited, THRESHOLDS) == [], edited
+    # Below min_count nothing is mass: a small site's editor deletes 2 of its 3 posts.
+    assert pb.mass_loss(site(posts=3), site(posts=1), THRESHOLDS) == []
+    # The thresholds are the configuration's, over the defaults.
+    assert pb.loss_thresholds({"loss_thresholds": {"published_percent": 5}})["published_percent"] == 5
+    assert pb.mass_loss(backup, site(posts=37), pb.loss_thresholds({"loss_thresholds": {"published_percent": 5}}))
+
+
+def test_an_older_manifest_without_published_counts_still_works() -> None:
+    old = site()
+    del old["databases"]["wp"]["published"]
+    assert pb.mass_loss(old, site(posts=0), THRESHOLDS) == []
+    assert pb.mass_loss(old, site(users=1), THRESHOLDS) == ["wp.wp_users: 3 of 4 rows gone since the backup (4 -> 1)"]
+
+
+def test_check_database_calls_a_mass_deletion_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
+    pb.keep_manifest(config, "db-physical", {**site(), "job": "db-physical", "taken": "x"}, {"snapshot_id": "b" * 32})
+    live = site()
+    monkeypatch.setattr(pb, "database_manifest", lambda dbs, *a, **k: live)
+    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_OK
+    live = site(posts=2)
+    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_FAILED
+    assert "lost or corrupted: wp.wp_posts: 38 of 40 published posts gone" in capsys.readouterr().out.splitlines()[-1]
+
+
+def transactions(name: str) -> list[dict[str, Any]]:
+    return list(pb.parse_binlog(iter((BINLOG / name).read_text().splitlines()), "mariadb-bin.000001"))
+
+
+def test_the_binary_log_is_read_into_transactions_with_rows_and_published_posts_per_table() -> None:
+    """Real mariadb-binlog 10.11 -vv output: three posts written, one unpublished, an option changed,
+    every post deleted, an option added, wp_users dropped."""
+    found = transactions("mass-delete.txt")
+    assert [t["start"] for t in found] == [9837, 10427, 11017, 11607, 12169, 12471, 14378, 14674]
+    assert found[0]["tables"]["wp_news.wp_posts"]["published"] == {"post": 1}
+    assert found[3]["tables"]["wp_news.wp_posts"] == {
+        "insert": 0,
+        "update": 1,
+        "delete": 0,
+        "published": {"post": -1},
+        "changed": {},
+    }
+    assert found[5]["tables"]["wp_news.wp_posts"]["delete"] == 13
+    assert found[5]["tables"]["wp_news.wp_posts"]["published"] == {"post": -12}
+    assert found[5]["time"] == dt.datetime(2026, 12, 3, 1, 27, 45).astimezone()
+    assert found[7]["dropped"] == ["wp_news.wp_users"]
+
+
+def news(posts: int = 10) -> dict[str, Any]:
+    manifest = site(posts=posts, pages=1, users=2, options=6)
+    return {"databases": {"wp_news": manifest["databases"]["wp"]}}
+
+
+def first_accident(name: str, manifest: dict[str, Any]) -> tuple[int, str]:
+    running: dict[str, int] = {}
+    for txn in transactions(name):
+        why = pb.destructive(txn, manifest, running, THRESHOLDS)
+        if why:
+            return txn["start"], why
+    return 0, ""
+
+
+def test_the_replay_stops_before_the_mass_deletion_not_before_the_editing_ahead_of_it() -> None:
+    assert first_accident("mass-delete.txt", news()) == (
+        12471,
+        "deleted or unpublished 12 of 12 published posts of wp_news.wp_posts",
+    )
+    # Without the deletion, the dropped core table is the accident.
+    running: dict[str, int] = {}
+    drop = transactions("mass-delete.txt")[7]
+    assert pb.destructive(drop, news(), running, THRESHOLDS) == "dropped wp_news.wp_users"
+    # A table or database the backup does not hold is not the site's: no stop.
+    assert pb.destructive(drop, {"databases": {}}, running, THRESHOLDS) == ""
+
+
+def test_a_mass_change_of_published_content_and_a_truncate_are_accidents_a_publish_is_not() -> None:
+    found = transactions("mass-change.txt")
+    running: dict[str, int] = {}
+    assert found[0]["tables"]["wp_news.wp_posts"]["published"] == {"post": 1}  # a draft published
+    assert pb.destructive(found[0], news(), running, THRESHOLDS) == ""
+    assert pb.destructive(found[1], news(), running, THRESHOLDS) == (
+        "changed the title or content of 13 of 11 published posts of wp_news.wp_posts"
+    )
+    assert found[2]["dropped"] == ["wp_news.wp_options"]
+
+
+def test_many_small_deletions_stop_where_they_cross_the_threshold() -> None:
+    one = {"start": 1, "time": None, "dropped": [], "tables": {}}
+    running: dict[str, int] = {}
+    stops = []
+    for number in range(12):
+        txn = {
+            **one,
+            "start": number,
+            "tables": {
+                "wp_news.wp_posts": {"insert": 0, "update": 0, "delete": 1, "published": {"post": -1}, "changed": {}}
+            },
+        }
+        stops.append(pb.destructive(txn, news(posts=20), running, THRESHOLDS))
+    assert stops[:4] == ["", "", "", ""]  # 4 of 20 is 20 %: not more
+    assert stops[4] == "took the published posts of wp_news.wp_posts 5 below the backup's 20"
+
+
+def test_binary_log_positions_and_files_from_the_backup_on() -> None:
+    assert pb.parse_position("mariadb-bin.000002\t4567\t0-1-33") == ("mariadb-bin.000002", 4567)
+    assert pb.parse_position("/var/log/mysql/mariadb-bin.000002:4567") == ("mariadb-bin.000002", 4567)
+    with pytest.raises(ValueError, match="not a binary log position"):
+        pb.parse_position("yesterday")
+    logs = [Path(f"/var/log/mysql/mariadb-bin.00000{n}") for n in (3, 4, 5, 6)]
+    assert [p.name for p in pb.files_from(logs, "mariadb-bin.000004")] == [
+        "mariadb-bin.000004",
+        "mariadb-bin.000005",
+        "mariadb-bin.000006",
+    ]
+    assert [p.name for p in pb.files_from(logs, "mariadb-bin.000004", "mariadb-bin.000005")] == [
+        "mariadb-bin.000004",
+        "mariadb-bin.000005",
+    ]
+    with pytest.raises(pb.JobError, match="purged or lost"):
+        pb.files_from(logs, "mariadb-bin.000002")
+
+
+def test_the_index_lists_the_binary_logs_oldest_first(tmp_path: Path) -> None:
+    (tmp_path / "mariadb-bin.index").write_text("/var/log/mysql/mariadb-bin.000007\n./mariadb-bin.000008\n")
+    assert pb.binlog_files(tmp_path / "mariadb-bin.index") == [
+        Path("/var/log/mysql/mariadb-bin.000007"),
+        tmp_path / "mariadb-bin.000008",
+    ]
+
+
+def test_the_rpo_of_a_point_in_time_recovery_is_the_time_since_the_accident() -> None:
+    moment = dt.datetime(2026, 11, 27, 9, 0, 42, tzinfo=dt.UTC)
+    taken = snap("bbbb", "db-physical", "2026-11-27T01:30:00Z")
+    replay = {
+        "replayed": True,
+        "from": "mariadb-bin.000004:330",
+        "to": "mariadb-bin.000005:9000",
+        "stopped_before": "deleted or unpublished 12 of 12 published posts of wp.wp_posts",
+        "how": "found in the binary log",
+        "accident_time": "2026-11-27T09:00:00Z",
+    }
+    assert pb.pitr_rpo_seconds(replay, moment) == 42.0
+    line = pb.pitr_rpo_line(taken, replay, moment)
+    assert line.startswith("RPO (data-loss window): 42 s = 0.7 min; snapshot bbbb of 2026-11-27T01:30:00Z restored")
+    assert "stopping before the transaction of 2026-11-27T09:00:00Z (found in the binary log: deleted" in line
+    assert pb.pitr_rpo_seconds({**replay, "to": "end"}, moment) == 0.0
+    assert pb.pitr_rpo_seconds({**replay, "accident_time": ""}, moment) is None
+    assert pb.until_time("2026-11-27T09:00:00Z") == dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+
+
+def fake_binlog_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: int = 0) -> list[Path]:
+    """A mariadb-binlog on PATH that prints a recorded -vv output (and exits ``code``)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    reader = bin_dir / "mariadb-binlog"
+    reader.write_text(
+        f"#!/bin/sh\ncat {BINLOG / name}\necho 'ERROR: Error in Log_event::read_log_event()' >&2\nexit {code}\n"
+    )
+    reader.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return [tmp_path / "mariadb-bin.000001"]
+
+
+def test_the_scan_finds_the_accident_or_stops_where_a_person_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = fake_binlog_reader(tmp_path, monkeypatch, "mass-delete.txt")
+    found = pb.scan_binlog(files, 9837, news(), THRESHOLDS, None)
+    assert found["stop"] == ("mariadb-bin.000001", 12471) and found["transactions"] == 5
+    assert found["reason"].startswith("deleted or unpublished 12 of 12 published posts")
+    # --until: exactly there, even past the accident.
+    until = dt.datetime(2026, 12, 3, 1, 27, 45).astimezone()
+    assert pb.scan_binlog(files, 9837, news(), THRESHOLDS, until)["stop"] == ("mariadb-bin.000001", 12471)
+    late = dt.datetime(2026, 12, 3, 1, 28).astimezone()
+    assert pb.scan_binlog(files, 9837, news(), THRESHOLDS, late)["stop"] is None
+
+
+def test_an_unreadable_binary_log_means_no_replay_said_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = fake_binlog_reader(tmp_path, monkeypatch, "mass-change.txt", code=1)
+    with pytest.raises(pb.JobError, match=r"cannot read .*read_log_event"):
+        pb.scan_binlog(files, 4, {"databases": {}}, THRESHOLDS, None)
+    manifest = {"databases": {}, "binlog_position": "mariadb-bin.000001\t4\t0-1-1"}
+    replay = pb.point_in_time({}, manifest, files, None, None, pb.Log(None))
+    assert replay["replayed"] is False and "cannot read" in replay["error"]
+    # Purged since the backup, or the backup recorded no position: the same, named.
+    assert "purged or lost" in pb.point_in_time({}, manifest, [], None, None, pb.Log(None))["error"]
+    assert "no binary log position" in pb.point_in_time({}, news(), files, None, None, pb.Log(None))["error"]
+    assert capsys.readouterr().out.count("point-in-time: NOT DONE, the database is the backup alone") == 3

@@ -10,11 +10,13 @@ values, or the sha256 of every file) that a restore drill verifies against.
     portalops-backup check [--subset S]  restic check (--read-data-subset S)
     portalops-backup copy                (backup host) copy every source repository into its second copy
     portalops-backup snapshots           the repository's snapshots as JSON
-    portalops-backup restore-database [--snapshot ID] --yes
+    portalops-backup restore-database [--snapshot ID] [--until TIME | --until-position FILE:POS] --yes
                                          MariaDB from the newest physical backup (the dump if that
-                                         fails), verified against its manifest; prints the RPO
+                                         fails), verified against its manifest, then the binary log
+                                         replayed up to just before the accident; prints the RPO
     portalops-backup verify-database [--snapshot ID]   live databases identical to a manifest?
-    portalops-backup check-database      lost or corrupted? (changes since the backup are fine)
+    portalops-backup check-database      lost or corrupted? (changes since the backup are fine, mass
+                                         loss of published content, users or options is not)
     portalops-backup verify-files JOB [--snapshot ID] [--json]
                                          a files job's live tree against a snapshot's manifest:
                                          changed, missing and added files (exit 0: none)
@@ -545,6 +547,10 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# Published content whose mass loss check-database calls "lost" (manifest field 'published', per database).
+PUBLISHED_TYPES = ("post", "page")
+
+
 def database_manifest(
     databases: list[str], newest: int = 10, socket: str | None = None, checksums: bool = True
 ) -> dict[str, Any]:
@@ -583,6 +589,15 @@ def database_manifest(
         # The site's own posts table (wp_posts), not a multisite wp_2_posts or a plugin's *_posts.
         candidates = [t for t in tables if t.endswith("_posts")]
         posts = min(candidates, key=len) if candidates else None
+        if posts:
+            # Published posts and pages by type: check-database tells a mass deletion from editing by them.
+            counted = mariadb(
+                f"SELECT post_type, COUNT(*) FROM {quote_ident(database)}.{quote_ident(posts)} "  # noqa: S608 - quoted
+                f"WHERE post_status = 'publish' AND post_type IN ({', '.join(map(sql_string, PUBLISHED_TYPES))}) "
+                "GROUP BY post_type",
+                socket=socket,
+            )
+            entry["published"] = {kind: 0 for kind in PUBLISHED_TYPES} | {k: int(n) for k, n in counted}
         if posts and newest:
             entry["newest_titles"] = [
                 row[0] if row else ""
@@ -1207,6 +1222,54 @@ def changes_since(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]
     return changed
 
 
+# Mass loss (check-database, and where the binary log replay stops): more than this percentage of the
+# backup's published posts or pages, users or options gone, and at least min_count of them. Configurable
+# as 'loss_thresholds' (restic_backup_loss_thresholds); a few deleted posts stay the site's editing.
+LOSS_THRESHOLDS = {"published_percent": 20, "users_percent": 20, "options_percent": 50, "min_count": 3}
+
+
+def loss_thresholds(config: dict[str, Any]) -> dict[str, int]:
+    """The configured thresholds over the defaults (an older configuration has none)."""
+    found = {**LOSS_THRESHOLDS, **config.get("loss_thresholds", {})}
+    return {key: int(found[key]) for key in LOSS_THRESHOLDS}
+
+
+def is_mass(gone: int, before: int, percent: int, thresholds: dict[str, int]) -> bool:
+    """``gone`` of ``before`` items is a mass loss, not editing."""
+    return gone >= thresholds["min_count"] and gone * 100 > percent * before
+
+
+def mass_loss(manifest: dict[str, Any], actual: dict[str, Any], thresholds: dict[str, int]) -> list[str]:
+    """Published content, users or options gone in bulk since the backup (net counts: posts written since
+    make up for posts deleted). A manifest without published counts (older wrapper) checks users and
+    options only."""
+    problems = []
+    for database, want in manifest["databases"].items():
+        have = actual["databases"].get(database)
+        if have is None:
+            continue
+        cores = {core: table for table, core in core_tables(want["tables"]).items()}
+        posts = cores.get("posts", "posts")
+        for kind, before in sorted(want.get("published", {}).items()):
+            now_count = have.get("published", {}).get(kind, 0)
+            if is_mass(before - now_count, before, thresholds["published_percent"], thresholds):
+                problems.append(
+                    f"{database}.{posts}: {before - now_count} of {before} published {kind}s gone since the backup "
+                    f"({before} -> {now_count})"
+                )
+        for core in ("users", "options"):
+            table = cores.get(core)
+            if table is None or table not in have["tables"]:
+                continue  # a missing core table is health_problems' finding
+            before, now_count = want["tables"][table]["rows"], have["tables"][table]["rows"]
+            if is_mass(before - now_count, before, thresholds[f"{core}_percent"], thresholds):
+                problems.append(
+                    f"{database}.{table}: {before - now_count} of {before} rows gone since the backup "
+                    f"({before} -> {now_count})"
+                )
+    return problems
+
+
 def live_manifest(databases: list[str], newest: int, checksums: bool = True) -> dict[str, Any]:
     """database_manifest, one database at a time: an unreadable database is an error, not an exception."""
     found: dict[str, Any] = {"kind": "mariadb", "databases": {}, "errors": []}
@@ -1257,6 +1320,38 @@ def rpo_line(snapshot: dict[str, Any], moment: dt.datetime) -> str:
     )
 
 
+def until_time(text: str) -> dt.datetime:
+    """--until: an ISO 8601 time; without a zone, this host's local time (as mariadb-binlog prints)."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def pitr_rpo_seconds(replay: dict[str, Any], moment: dt.datetime) -> float | None:
+    """The data-loss window of a point-in-time recovery: writes from the accident on (none when the
+    whole binary log was replayed; unknown when stopped at a given position)."""
+    if replay.get("to") == "end":
+        return 0.0
+    if replay.get("accident_time"):
+        return round(max(0.0, (moment - parse_time(replay["accident_time"])).total_seconds()), 1)
+    return None
+
+
+def pitr_rpo_line(snapshot: dict[str, Any], replay: dict[str, Any], moment: dt.datetime) -> str:
+    seconds = pitr_rpo_seconds(replay, moment)
+    window = "unknown (stopped at a given position)" if seconds is None else f"{seconds:.0f} s = {seconds / 60:.1f} min"
+    restored = (
+        f"snapshot {snapshot.get('short_id', snapshot['id'][:8])} of {stamp(parse_time(snapshot['time']))} "
+        f"restored and the binary log replayed from {replay['from']}"
+    )
+    if replay.get("to") == "end":
+        return f"RPO (data-loss window): {window}; {restored} to its end (no destructive transaction in it)"
+    return (
+        f"RPO (data-loss window): {window}; {restored} up to {replay['to']}, stopping before the transaction of "
+        f"{replay.get('accident_time') or 'the given position'} ({replay['how']}: {replay['stopped_before']}); "
+        "writes from it on are not in the restored database"
+    )
+
+
 def binlog_position(prepared: Path) -> str:
     """Where the binary log stood at the backup: a DBA replays from here to narrow the loss."""
     for name in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info"):
@@ -1264,6 +1359,343 @@ def binlog_position(prepared: Path) -> str:
         if path.is_file():
             return " ".join(path.read_text().split()[:2])
     return ""
+
+
+# --------------------------------------------------------------------------- point-in-time recovery
+
+# Where the server keeps its binary log index (roles/mariadb: mariadb_binlog_basename + .index), outside
+# the data directory a physical restore moves aside; config 'binlog_index' overrides it.
+BINLOG_INDEX = "/var/log/mysql/mariadb-bin.index"
+# wp_posts' columns in a row event (binlog_row_metadata NO_LOG: by position, WordPress's schema since 2.x).
+POST_CONTENT, POST_TITLE, POST_STATUS, POST_TYPE = "@5", "@6", "@8", "@21"
+EVENT_HEAD = re.compile(r"^#(\d{6})\s+(\d{1,2}:\d\d:\d\d)\s+server id \d+\s+end_log_pos (\d+)")
+ROW_EVENT = re.compile(r"^### (INSERT INTO|UPDATE|DELETE FROM) `([^`]+)`\.`([^`]+)`")
+ROW_VALUE = re.compile(r"^###\s+(@\d+)=(.*?)(?: /\* .* \*/)?$")
+USE_DB = re.compile(r"^use `([^`]+)`", re.IGNORECASE)
+DROPPING = re.compile(r"^(DROP\s+TABLE|TRUNCATE(?:\s+TABLE)?|DROP\s+(?:DATABASE|SCHEMA))\b(.*)", re.IGNORECASE)
+IDENT = re.compile(r"`([^`]+)`(?:\.`([^`]+)`)?|\b(?!IF\b|EXISTS\b)([A-Za-z0-9_$]+)(?:\.([A-Za-z0-9_$]+))?")
+
+
+def binlog_files(index: Path) -> list[Path]:
+    """The binary log files the server's index lists, oldest first."""
+    return [
+        path if path.is_absolute() else index.parent / path
+        for path in (Path(line.strip()) for line in index.read_text().splitlines() if line.strip())
+    ]
+
+
+def new_transaction(file: str, start: int, when: dt.datetime | None) -> dict[str, Any]:
+    """One transaction of the binary log: where it starts, when, and what it did to which table."""
+    return {"file": file, "start": start, "time": when, "tables": {}, "dropped": []}
+
+
+def table_counts(txn: dict[str, Any], database: str, table: str) -> dict[str, Any]:
+    key = f"{database}.{table}"
+    if key not in txn["tables"]:
+        txn["tables"][key] = {"insert": 0, "update": 0, "delete": 0, "published": {}, "changed": {}}
+    counts: dict[str, Any] = txn["tables"][key]
+    return counts
+
+
+def count_row(
+    txn: dict[str, Any], verb: str, database: str, table: str, before: dict[str, str], after: dict[str, str]
+) -> None:
+    """One row of a row event: counted per table; for a posts table also published rows gained or lost
+    (deleted, unpublished, published) and published rows whose title or content changed, per post type."""
+    counts = table_counts(txn, database, table)
+    counts[verb] += 1
+    if not table.endswith("posts"):
+        return
+    old, new = before.get(POST_STATUS) == "'publish'", after.get(POST_STATUS) == "'publish'"
+    kind = (after.get(POST_TYPE) or before.get(POST_TYPE) or "''").strip("'")
+    gained = int(new) - int(old)
+    if gained:
+        counts["published"][kind] = counts["published"].get(kind, 0) + gained
+    elif verb == "update" and old and new and any(before.get(c) != after.get(c) for c in (POST_CONTENT, POST_TITLE)):
+        counts["changed"][kind] = counts["changed"].get(kind, 0) + 1
+
+
+def event_time(day: str, clock: str) -> dt.datetime:
+    """An event header's time, as mariadb-binlog prints it (this host's local time), made aware."""
+    return dt.datetime.strptime(f"{day} {clock}", "%y%m%d %H:%M:%S").astimezone()
+
+
+def dropped_tables(statement: str, database: str) -> list[str]:
+    """database.table (or database.* for a whole database) that a DROP/TRUNCATE statement removes."""
+    found = DROPPING.match(statement.strip())
+    if not found:
+        return []
+    verb, rest = found.group(1).upper(), found.group(2).split("/*")[0]
+    names = []
+    for quoted_a, quoted_b, plain_a, plain_b in IDENT.findall(rest):
+        first, second = quoted_a or plain_a, quoted_b or plain_b
+        if not first:
+            continue
+        if verb.startswith("DROP") and ("DATABASE" in verb or "SCHEMA" in verb):
+            names.append(f"{first}.*")
+        else:
+            names.append(f"{first}.{second}" if second else f"{database}.{first}")
+    return names
+
+
+def parse_binlog(lines: Iterator[str], file: str) -> Iterator[dict[str, Any]]:
+    """Transactions of ``mariadb-binlog --base64-output=decode-rows -vv`` output of one file, in order.
+
+    A transaction starts at its GTID event ('# at N' before it: the position to stop before); row
+    events count rows per table (and published posts, see count_row); DROP/TRUNCATE statements name
+    what they drop.
+    """
+    txn: dict[str, Any] | None = None
+    at, database, when = 0, "", None
+    row: tuple[str, str, str] | None = None
+    images: dict[str, dict[str, str]] = {"before": {}, "after": {}}
+    section = "before"
+
+    def flush_row() -> None:
+        nonlocal row
+        if row is not None and txn is not None:
+            verb, db, table = row
+            count_row(txn, verb, db, table, images["before"], images["after"])
+        row = None
+
+    for raw in lines:
+        line = raw.rstrip("\n")
+        if line.startswith("### "):
+            event = ROW_EVENT.match(line)
+            if event:
+                flush_row()
+                verb = event.group(1).split()[0].lower()
+                row = (verb, event.group(2), event.group(3))
+                images = {"before": {}, "after": {}}
+                section = "after" if verb == "insert" else "before"
+            elif line.startswith("### SET"):
+                section = "after"
+            elif line.startswith("### WHERE"):
+                section = "before"
+            else:
+                value = ROW_VALUE.match(line)
+                if value and value.group(1) in (POST_CONTENT, POST_TITLE, POST_STATUS, POST_TYPE):
+                    images[section][value.group(1)] = value.group(2)
+            continue
+        flush_row()
+        if line.startswith("# at "):
+            with contextlib.suppress(ValueError):
+                at = int(line[5:].strip())
+            continue
+        head = EVENT_HEAD.match(line)
+        if head:
+            with contextlib.suppress(ValueError):
+                when = event_time(head.group(1), head.group(2))
+            if "\tGTID " in line or " GTID " in line:
+                if txn is not None:
+                    yield txn
+                txn = new_transaction(file, at, when)
+            continue
+        used = USE_DB.match(line)
+        if used:
+            database = used.group(1)
+            continue
+        if txn is not None and not line.startswith("#"):
+            txn["dropped"] += dropped_tables(line, database)
+    flush_row()
+    if txn is not None:
+        yield txn
+
+
+def destructive(
+    txn: dict[str, Any], manifest: dict[str, Any], running: dict[str, int], thresholds: dict[str, int]
+) -> str:
+    """Why ``txn`` is the accident ('' when it is not): it drops or truncates a WordPress core table or a
+    site database of the manifest, or it (or it together with all before it since the backup: ``running``,
+    updated here, holds the net change per database.table:type) takes published posts or pages, users or
+    options past the thresholds check-database uses, or changes the title or content of more than that
+    share of the published posts."""
+    reasons = []
+    for name in txn["dropped"]:
+        database, table = name.split(".", 1)
+        want = manifest["databases"].get(database)
+        if want is not None and (table == "*" or table in core_tables(want["tables"])):
+            reasons.append(f"dropped {name}")
+    for name, counts in sorted(txn["tables"].items()):
+        database, table = name.split(".", 1)
+        want = manifest["databases"].get(database)
+        core = core_tables(want["tables"]).get(table) if want is not None else None
+        if want is None or core is None:
+            continue
+        if core == "posts":
+            published = want.get("published") or {}
+            for kind in PUBLISHED_TYPES:
+                before = published.get(kind, want["tables"][table]["rows"])
+                gained, changed = counts["published"].get(kind, 0), counts["changed"].get(kind, 0)
+                key = f"{name}:{kind}"
+                current = before + running.get(key, 0)  # published just before this transaction
+                running[key] = running.get(key, 0) + gained
+                percent = thresholds["published_percent"]
+                if is_mass(-gained, current, percent, thresholds):
+                    reasons.append(f"deleted or unpublished {-gained} of {current} published {kind}s of {name}")
+                elif is_mass(-running[key], before, percent, thresholds):
+                    reasons.append(f"took the published {kind}s of {name} {-running[key]} below the backup's {before}")
+                if is_mass(changed, current, percent, thresholds):
+                    reasons.append(
+                        f"changed the title or content of {changed} of {current} published {kind}s of {name}"
+                    )
+        elif core in ("users", "options"):
+            before = want["tables"][table]["rows"]
+            current = before + running.get(name, 0)
+            running[name] = running.get(name, 0) + counts["insert"] - counts["delete"]
+            percent = thresholds[f"{core}_percent"]
+            if is_mass(counts["delete"] + counts["update"], current, percent, thresholds):
+                reasons.append(f"deleted {counts['delete']} and changed {counts['update']} of {current} rows of {name}")
+            elif is_mass(-running[name], before, percent, thresholds):
+                reasons.append(f"took {name} {-running[name]} rows below the backup's {before}")
+    return "; ".join(reasons)
+
+
+NO_PITR = "point-in-time: NOT DONE, the database is the backup alone (writes since it are lost)"
+
+
+def parse_position(text: str) -> tuple[str, int]:
+    """'mariadb-bin.000002 4567 [GTID]' (a backup's) or 'mariadb-bin.000002:4567' (--until-position)."""
+    found = re.match(r"\s*([^\s:]+)[\s:]+(\d+)(?:\s|$)", text)
+    if not found:
+        raise ValueError(f"{text!r} is not a binary log position (FILE:POSITION)")
+    return Path(found.group(1)).name, int(found.group(2))
+
+
+def files_from(binlogs: list[Path], first: str, last: str | None = None) -> list[Path]:
+    """The binary log files from ``first`` through ``last`` (default: the newest); an error when
+    ``first`` is gone (purged, or never there): the replay would leave a hole."""
+    names = [p.name for p in binlogs]
+    if first not in names:
+        raise JobError(f"binary log {first} (the backup's position) is not in the index: purged or lost")
+    end = names.index(last) + 1 if last in names else len(names)
+    return binlogs[names.index(first) : end]
+
+
+def scan_binlog(
+    files: list[Path], start: int, manifest: dict[str, Any], thresholds: dict[str, int], until: dt.datetime | None
+) -> dict[str, Any]:
+    """Read the binary log from the backup on: the first transaction that is the accident (destructive),
+    or with ``until`` the first at or after it. Raises JobError when mariadb-binlog cannot read a file."""
+    running: dict[str, int] = {}
+    seen, last_time = 0, None
+    for number, path in enumerate(files):
+        argv = [
+            "mariadb-binlog",
+            "--base64-output=decode-rows",
+            "-vv",
+            *([f"--start-position={start}"] if number == 0 else []),
+            str(path),
+        ]
+        with tempfile.TemporaryFile() as err:
+            reader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, errors="replace")
+            try:
+                for txn in parse_binlog(iter(reader.stdout), path.name):  # type: ignore[arg-type]
+                    seen += 1
+                    if until is None:
+                        why = destructive(txn, manifest, running, thresholds)
+                    else:  # a person's choice: exactly there, whatever the log holds before it
+                        late = txn["time"] is not None and txn["time"] >= until
+                        why = f"the first transaction at or after --until {stamp(until)}" if late else ""
+                    if why:
+                        return {
+                            "stop": (path.name, txn["start"]),
+                            "reason": why,
+                            "time": txn["time"],
+                            "transactions": seen - 1,
+                        }
+                    last_time = txn["time"] or last_time
+            finally:
+                if reader.poll() is None:
+                    reader.kill()
+                code = reader.wait()
+            if code not in (0, -signal.SIGKILL):
+                err.seek(0)
+                lines = err.read().decode(errors="replace").strip().splitlines()
+                raise JobError(f"mariadb-binlog cannot read {path}: {lines[-1] if lines else f'exit {code}'}")
+    return {"stop": None, "reason": "", "time": last_time, "transactions": seen}
+
+
+def replay_binlog(files: list[Path], start: int, stop: tuple[str, int] | None) -> None:
+    """mariadb-binlog from the backup's position up to (not including) ``stop``, piped into the server."""
+    argv = ["mariadb-binlog", f"--start-position={start}"]
+    if stop is not None:
+        argv.append(f"--stop-position={stop[1]}")  # mariadb-binlog applies it to the last file
+    with tempfile.TemporaryFile() as reader_err, tempfile.TemporaryFile() as load_err:
+        reader = subprocess.Popen([*argv, *map(str, files)], stdout=subprocess.PIPE, stderr=reader_err)
+        try:
+            load = subprocess.run(
+                ["mariadb", "--binary-mode", "--default-character-set=utf8mb4"],
+                stdin=reader.stdout,
+                stdout=subprocess.DEVNULL,
+                stderr=load_err,
+                check=False,
+                timeout=6 * 3600,
+            )
+            code = reader.wait(timeout=600)
+        finally:
+            if reader.stdout is not None:
+                reader.stdout.close()
+            if reader.poll() is None:
+                reader.kill()
+                reader.wait()
+        for name, rc, stream in (("loading it", load.returncode, load_err), ("mariadb-binlog", code, reader_err)):
+            if rc != 0:
+                stream.seek(0)
+                lines = stream.read().decode(errors="replace").strip().splitlines()
+                raise JobError(f"binary log replay: {name} failed: {lines[-1] if lines else f'exit {rc}'}")
+
+
+def point_in_time(
+    config: dict[str, Any],
+    manifest: dict[str, Any],
+    binlogs: list[Path],
+    until: dt.datetime | None,
+    until_position: str | None,
+    log: Log,
+) -> dict[str, Any]:
+    """Replay the binary log onto the restored backup up to just before the accident. The outcome for
+    the record: 'replayed' false (and 'error') when the binary log is missing or broken, so the database
+    stays as the backup left it."""
+    found: dict[str, Any] = {"replayed": False, "from": "", "to": "", "stopped_before": "", "how": "", "error": ""}
+    try:
+        if not manifest.get("binlog_position"):
+            raise JobError("the backup recorded no binary log position (binary log off when it was taken?)")
+        first, start = parse_position(manifest["binlog_position"])
+        found["from"] = f"{first}:{start}"
+        if until_position:
+            last, stop_at = parse_position(until_position)
+            files = files_from(binlogs, first, last)
+            if files[-1].name != last:
+                raise JobError(f"binary log {last} (--until-position) is not in the index")
+            scan: dict[str, Any] = {
+                "stop": (last, stop_at),
+                "reason": f"--until-position {last}:{stop_at}",
+                "time": None,
+            }
+            found["how"] = "given (--until-position)"
+        else:
+            files = files_from(binlogs, first)
+            log(f"point-in-time: reading the binary log from {first}:{start} ({len(files)} files) for the accident")
+            scan = scan_binlog(files, start, manifest, loss_thresholds(config), until)
+            found["how"] = "given (--until)" if until is not None else "found in the binary log"
+        stop = scan["stop"]
+        if stop is not None:
+            files = files_from(files, files[0].name, stop[0])
+            found["stopped_before"] = scan["reason"]
+            found["to"] = f"{stop[0]}:{stop[1]}"
+            found["accident_time"] = stamp(scan["time"]) if scan["time"] is not None else ""
+            log(f"point-in-time: stopping before {stop[0]}:{stop[1]} ({found['how']}): {scan['reason']}")
+        else:
+            found["to"] = "end"
+            log("point-in-time: no destructive transaction in the binary log since the backup; replaying all of it")
+        replay_binlog(files, start, stop)
+        found["replayed"] = True
+        log(f"point-in-time: replayed the binary log {found['from']} -> {found['to']}")
+    except (JobError, OSError, ValueError, subprocess.SubprocessError) as exc:
+        found["error"] = str(exc)
+        log(f"{NO_PITR}: {exc}")
+    return found
 
 
 def move_back(prepared: Path, datadir: Path) -> None:
@@ -1745,8 +2177,17 @@ def manifest_size(manifest: dict[str, Any]) -> str:
     return f"{len(manifest['databases'])} databases, {tables} tables, {rows} rows"
 
 
-def command_restore_database(config: dict[str, Any], wanted: str | None, yes: bool, log: Log) -> int:
-    """Physical path first, the dump if that fails; verified against the restored snapshot's manifest."""
+def command_restore_database(
+    config: dict[str, Any],
+    wanted: str | None,
+    yes: bool,
+    log: Log,
+    until: dt.datetime | None = None,
+    until_position: str | None = None,
+) -> int:
+    """Physical path first, the dump if that fails; verified against the restored snapshot's manifest.
+    After a verified physical restore the binary log is replayed up to just before the accident
+    (point_in_time); without a usable binary log the backup alone stays, said loudly."""
     if not yes:
         print(
             "portalops-backup: restore-database replaces this host's MariaDB data with a backup "
@@ -1760,6 +2201,11 @@ def command_restore_database(config: dict[str, Any], wanted: str | None, yes: bo
     failures: list[str] = []
     problems: list[str] = []
     used: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+    replay: dict[str, Any] = {}
+    # The binary logs as they are before the restore (the restarted server starts a new file).
+    binlogs: list[Path] = []
+    with contextlib.suppress(OSError):
+        binlogs = binlog_files(Path(config.get("binlog_index", BINLOG_INDEX)))
     try:
         run_restic(config, "unlock", timeout=600)
         candidates = restore_candidates(database_snapshots(config), list(jobs.values()), wanted)
@@ -1793,12 +2239,31 @@ def command_restore_database(config: dict[str, Any], wanted: str | None, yes: bo
             log(f"verify: DIFFERS: {problem}")
         if not problems:
             log(f"verify: ok, {manifest_size(manifest)} match the manifest")
+        if not problems and path == "physical":
+            replay = point_in_time(config, manifest, binlogs, until, until_position, log)
+        elif not problems:
+            replay = {"replayed": False, "error": "a dump records no binary log position"}
+            log(f"{NO_PITR}: {replay['error']}")
+        if replay.get("replayed"):
+            # Now the backup plus the work since: sound, and no mass loss against the backup.
+            replayed = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
+            after = health_problems(manifest, replayed) + mass_loss(manifest, replayed, loss_thresholds(config))
+            problems += [f"after the binary log replay: {problem}" for problem in after]
+            for problem in after:
+                log(f"verify: after the binary log replay: LOST: {problem}")
+            if not after:
+                log("verify: ok after the binary log replay (nothing lost against the backup)")
     finished = now()
     result: dict[str, Any] = {
         "path": used[0] if used else "",
         "snapshot": used[1]["id"] if used else "",
         "snapshot_time": stamp(parse_time(used[1]["time"])) if used else "",
-        "rpo_s": rpo_seconds(used[1]["time"], finished) if used else None,
+        "rpo_s": (
+            pitr_rpo_seconds(replay, finished)
+            if replay.get("replayed")
+            else (rpo_seconds(used[1]["time"], finished) if used else None)
+        ),
+        "replay": replay,
         "duration_s": round((finished - started).total_seconds(), 1),
         "datadir_before": str(aside_path(datadir, started)) if aside_path(datadir, started).exists() else "",
         "binlog_position": used[2].get("binlog_position", "") if used else "",
@@ -1806,7 +2271,9 @@ def command_restore_database(config: dict[str, Any], wanted: str | None, yes: bo
         "problems": problems,
     }
     simple_status(config, "restore-database", started, "; ".join(problems), {"restore": result})
-    if used:
+    if used and replay.get("replayed"):
+        log(pitr_rpo_line(used[1], replay, finished))
+    elif used:
         log(rpo_line(used[1], finished))
     log(f"restore-database: {'verified' if not problems else 'FAILED'} in {result['duration_s']:.1f} s")
     print(json.dumps(result, sort_keys=True), flush=True)
@@ -1831,7 +2298,8 @@ def command_verify_database(config: dict[str, Any], wanted: str | None, log: Log
 
 def command_check_database(config: dict[str, Any], log: Log) -> int:
     """Lost or corrupted? Every database and WordPress core table of the newest manifest there and
-    readable, posts, options and users not emptied.
+    readable, posts, options and users not emptied, published posts and pages, users and options not
+    gone in bulk (mass_loss).
 
     Other tables and changes since the backup are the site's normal work and are listed, not counted: a healthy
     database is never a reason to restore.
@@ -1852,6 +2320,7 @@ def command_check_database(config: dict[str, Any], log: Log) -> int:
         return EXIT_UNKNOWN
     problems = health_problems(manifest, live)
     problems += [f"{d}: no tables" for d, entry in live["databases"].items() if not entry["tables"]]
+    problems += mass_loss(manifest, live, loss_thresholds(config))
     # A restore that did not verify, with no backup since: what the server holds is not known good.
     last = previous_status(Path(config["status_dir"]) / "restore-database.json")
     if last and not last.get("ok") and str(last.get("finished", "")) > str(manifest.get("taken", "")):
@@ -2046,6 +2515,13 @@ def main(argv: list[str] | None = None) -> int:
     restore = sub.add_parser("restore-database", help="restore MariaDB from the newest database backup, verified")
     restore.add_argument("--snapshot", help="this snapshot (id or prefix) of a database job, no fallback")
     restore.add_argument("--yes", action="store_true", help="really replace the data (without it: refused)")
+    until = restore.add_mutually_exclusive_group()
+    until.add_argument(
+        "--until",
+        type=until_time,
+        help="replay the binary log up to this time (ISO 8601; local time without a zone) instead of the accident",
+    )
+    until.add_argument("--until-position", help="replay the binary log up to FILE:POSITION (not including it)")
     verify = sub.add_parser("verify-database", help="the live databases against a snapshot's manifest")
     verify.add_argument("--snapshot", help="this snapshot (default: the newest database backup's manifest)")
     sub.add_parser("check-database", help="lost or corrupted? (changes since the backup are fine)")
@@ -2082,7 +2558,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "restore-files":
                 return command_restore_files(config, args.job, args.snapshot, args.evidence, args.yes, log)
             if args.command == "restore-database":
-                return command_restore_database(config, args.snapshot, args.yes, log)
+                return command_restore_database(
+                    config, args.snapshot, args.yes, log, until=args.until, until_position=args.until_position
+                )
             if args.command == "run":
                 return command_run(config, args.job, log)
             if args.command == "maintain":
