@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import re
-import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from portalops import drill_report
-from portalops.inventory import REPO_ROOT
+from tests.unit.hostscripts import load
 
-
-def load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pb = load("portalops_backup", REPO_ROOT / "roles/restic_backup/files/portalops_backup.py")
-drill = load("portalops_drill", REPO_ROOT / "roles/restore_drill/files/portalops_drill.py")
+pb = load("portalops_backup", "roles/restic_backup/files/portalops_backup.py")
+drill = load("portalops_drill", "roles/restore_drill/files/portalops_drill.py")
 
 BASE = {"host": "db1", "repository": "sftp:r:/repo", "password_file": "/p", "status_dir": "/s"}
 

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from portalops.inventory import REPO_ROOT
+from tests.unit.hostscripts import load
 
-
-def load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cf = load("portalops_code_files", REPO_ROOT / "roles/hardening/files/portalops_code_files.py")
+cf = load("portalops_code_files", "roles/hardening/files/portalops_code_files.py")
 
 THEMES = "/usr/share/wordpress/wp-content/themes"
 CONFIG = cf.merge_config(

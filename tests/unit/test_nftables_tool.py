@@ -7,30 +7,18 @@ a scratch network namespace.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from portalops.inventory import REPO_ROOT
+from tests.unit.hostscripts import load
 
 DATA = Path(__file__).parent / "data" / "nftables"
 
 
-def load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-nft = load("portalops_nftables", REPO_ROOT / "roles/hardening/files/portalops_nftables.py")
+nft = load("portalops_nftables", "roles/hardening/files/portalops_nftables.py")
 IGNORED = {("inet", "f2b-table")}
 
 
