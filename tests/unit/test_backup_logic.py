@@ -955,53 +955,292 @@ def test_a_half_done_physical_restore_puts_the_old_data_back(tmp_path: Path, mon
     assert calls == [("stop", "mariadb"), ("start", "mariadb")]
 
 
+class FakeServer:
+    """The SQL restore_logical sends, answered from a dict of databases -> tables -> rows; the dump the
+    fake mariadb client received (``loaded``) creates the databases and tables it names."""
+
+    def __init__(self, loaded: Path, live: dict[str, dict[str, int]]) -> None:
+        self.loaded = loaded
+        self.databases = {name: dict(tables) for name, tables in live.items()}
+        self.sql: list[str] = []
+        self.seen = 0
+
+    def sync(self) -> None:
+        if not self.loaded.exists() or self.loaded.stat().st_size == self.seen:
+            return
+        text = self.loaded.read_text()
+        self.seen = len(text.encode())
+        current = None
+        for line in text.splitlines():
+            if found := re.match(r"CREATE DATABASE `([^`]+)`", line):
+                self.databases.setdefault(found[1], {})
+            elif found := re.match(r"USE `([^`]+)`;", line):
+                current = found[1]
+            elif (found := re.match(r"CREATE TABLE `([^`]+)`", line)) and current:
+                self.databases[current][found[1]] = 5
+            elif (found := re.match(r"INSERT INTO `([^`]+)` VALUES", line)) and current:
+                self.databases[current][found[1]] = line.count("),(") + 1
+
+    def __call__(self, statement: str, *args: Any, **kwargs: Any) -> list[list[str]]:
+        self.sync()
+        self.sql.append(statement)
+        quoted = re.findall(r"'([^']*)'", statement)
+        if statement == "SHOW DATABASES":
+            return [[name] for name in self.databases]
+        if statement.startswith("SELECT 'view'"):
+            return []
+        if "SUM(data_length" in statement:
+            return [["1000"]]
+        if "information_schema.schemata" in statement:
+            return [["utf8mb4", "utf8mb4_unicode_ci"]]
+        if "table_type <> 'VIEW'" in statement:
+            return [[t] for t in sorted(self.databases.get(quoted[0], {}))]
+        if found := re.match(r"CREATE DATABASE `([^`]+)`", statement):
+            assert found[1] not in self.databases
+            self.databases[found[1]] = {}
+        elif found := re.match(r"DROP DATABASE (?:IF EXISTS )?`([^`]+)`", statement):
+            self.databases.pop(found[1], None)
+        elif "RENAME TABLE" in statement:
+            assert statement.count("RENAME TABLE") == 1  # one statement: all or nothing
+            for source, table, target in re.findall(r"`([^`]+)`\.`([^`]+)` TO `([^`]+)`\.`[^`]+`", statement):
+                self.databases[target][table] = self.databases[source].pop(table)
+        else:
+            raise AssertionError(f"unexpected SQL: {statement}")
+        return []
+
+    def manifest(self, databases: list[str], newest: int, checksums: bool = True) -> dict[str, Any]:
+        self.sync()
+        found = {
+            d: {"tables": {t: {"rows": n, "checksum": None} for t, n in self.databases[d].items()}}
+            for d in databases
+            if d in self.databases
+        }
+        return {"kind": "mariadb", "databases": found, "errors": []}
+
+    def changes(self) -> list[str]:
+        return [s.split()[0] for s in self.sql if not s.startswith(("SELECT", "SHOW"))]
+
+
+DUMP_MANIFEST = {"databases": {"wp": {"tables": {"wp_posts": {"rows": 2, "checksum": None}}}}}
+DUMP = (
+    b"-- Current Database: `wp`\n"
+    b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `wp` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+    b"USE `wp`;\nDROP TABLE IF EXISTS `wp_posts`;\nCREATE TABLE `wp_posts` (\n  `ID` int\n);\n"
+    b"INSERT INTO `wp_posts` VALUES (1),(2);\n-- Dump completed on 2026-11-27  1:29:00\n"
+    + (pb.MANIFEST_MARK + json.dumps(DUMP_MANIFEST) + "\n").encode()
+)
+LIVE = {"wp": {"wp_posts": 0, "wp_options": 7}, "mysql": {"user": 3}}
+MOMENT = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+NEW, BEFORE = "wp__portalops_restore_20261127T020000Z", "wp__portalops_before_20261127T020000Z"
+
+
 def fake_dump_restore(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dump: bytes, code: int = 0
-) -> tuple[dict[str, Any], list[str], Path]:
-    """restore_logical with restic dump printing ``dump`` (exit ``code``) and mariadb a script on PATH."""
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dump: bytes, code: int = 0, client: str = ""
+) -> tuple[dict[str, Any], FakeServer]:
+    """restore_logical with restic dump printing ``dump`` (exit ``code``), a mariadb client on PATH that keeps
+    what it reads (then runs ``client``), and the server a FakeServer holding LIVE."""
     (tmp_path / "dump").write_bytes(dump)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     loaded = tmp_path / "loaded.sql"
-    (bin_dir / "mariadb").write_text(f"#!/bin/sh\ncat > {loaded}\n")
+    (bin_dir / "mariadb").write_text(f"#!/bin/sh\ncat > {loaded}\n{client}\n")
     (bin_dir / "mariadb").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", f"cat {tmp_path / 'dump'}; exit {code}"])
     monkeypatch.setattr(pb, "restic_env", lambda config: dict(os.environ))
     monkeypatch.setattr(pb, "server_answers", lambda: True)
-    sql: list[str] = []
-    monkeypatch.setattr(pb, "mariadb", lambda statement, *a, **k: sql.append(statement) or [])
+    monkeypatch.setattr(pb, "check_room", lambda *args: "")
+    server = FakeServer(loaded, LIVE)
+    monkeypatch.setattr(pb, "mariadb", server)
+    monkeypatch.setattr(pb, "live_manifest", server.manifest)
     config = {**BASE, "status_dir": str(tmp_path), "restore_dir": str(tmp_path / "restore")}
-    return config, sql, loaded
+    return config, server
 
 
-def test_the_dump_fallback_drops_nothing_until_the_whole_dump_is_read_and_complete(
+def restore(config: dict[str, Any], tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
+    found: dict[str, Any] = pb.restore_logical(
+        config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path / "no", MOMENT, pb.Log(None), **kwargs
+    )
+    return found
+
+
+def test_the_dump_touches_nothing_until_the_whole_dump_is_read_and_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
-    line = (pb.MANIFEST_MARK + json.dumps(manifest(5)) + "\n").encode()
-    complete = b"CREATE DATABASE wp;\n-- Dump completed on 2026-11-27  1:29:00\n" + line
+    line = (pb.MANIFEST_MARK + json.dumps(DUMP_MANIFEST) + "\n").encode()
     for dump, code, message in [
-        (complete, 1, "restic"),  # restic dump failed half-way
+        (DUMP, 1, "restic"),  # restic dump failed half-way
         (b"CREATE DATABASE wp;\nINSERT INTO", 0, "incomplete"),  # cut: no 'Dump completed', no manifest
         (b"CREATE DATABASE wp;\n" + line, 0, "incomplete"),  # mariadb-dump did not finish
     ]:
         case = tmp_path / str(len(dump) + code)
         case.mkdir()
-        config, sql, loaded = fake_dump_restore(case, monkeypatch, dump, code)
-        with pytest.raises(pb.JobError, match=message):
-            pb.restore_logical(
-                config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], case / "no", moment, pb.Log(None)
-            )
-        assert sql == [] and not loaded.exists()
+        config, server = fake_dump_restore(case, monkeypatch, dump, code)
+        with pytest.raises(pb.Untouched, match=message):
+            restore(config, case)
+        assert server.changes() == [] and not server.loaded.exists()
+        assert server.databases == LIVE
         assert list((case / "restore").iterdir()) == []
-    config, sql, loaded = fake_dump_restore(tmp_path, monkeypatch, complete)
-    found = pb.restore_logical(
-        config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path / "no", moment, pb.Log(None)
+
+
+def test_a_logical_restore_loads_new_databases_and_swaps_every_table_in_one_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, server = fake_dump_restore(tmp_path, monkeypatch, DUMP)
+    phases: list[tuple[str, bool | None]] = []
+    found = restore(config, tmp_path, progress=lambda phase, changed, **extra: phases.append((phase, changed)))
+    assert found["evidence"] == {"id": "20261127T020000Z", "databases": {"wp": BEFORE}}
+    # The live name holds the dump's tables only; what was live (a table the dump lacks too) is the evidence.
+    assert server.databases == {"wp": {"wp_posts": 2}, "mysql": {"user": 3}, BEFORE: {"wp_posts": 0, "wp_options": 7}}
+    assert server.changes() == ["CREATE", "SET", "DROP"]
+    assert server.sql[-2] == (
+        "SET SESSION lock_wait_timeout = 60;\nRENAME TABLE `wp`.`wp_options` TO `" + BEFORE + "`.`wp_options`, "
+        f"`wp`.`wp_posts` TO `{BEFORE}`.`wp_posts`, `{NEW}`.`wp_posts` TO `wp`.`wp_posts`"
     )
-    assert found == manifest(5)
-    assert sql == ["DROP DATABASE IF EXISTS `wp`"] and loaded.read_bytes() == complete
+    assert server.loaded.read_bytes().startswith(
+        b"-- Current Database: `wp`\nCREATE DATABASE `"
+        + NEW.encode()
+        + b"` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+        b"USE `" + NEW.encode() + b"`;\n"
+    )
+    assert phases == [("loading", False), ("verifying", False), ("swapping", None), ("swapped", True)]
     assert list((tmp_path / "restore").iterdir()) == []
+
+
+def test_a_lost_live_database_is_created_again_and_keeps_no_empty_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, server = fake_dump_restore(tmp_path, monkeypatch, DUMP)
+    del server.databases["wp"]
+    found = restore(config, tmp_path)
+    assert found["evidence"]["databases"] == {}
+    assert server.databases == {"wp": {"wp_posts": 2}, "mysql": {"user": 3}}
+
+
+@pytest.mark.parametrize(
+    ("client", "dump", "message"),
+    [
+        ("echo 'ERROR 1114 (HY000) at line 9: The table is full' >&2; exit 1", DUMP, "The table is full"),
+        ("", DUMP.replace(b"(1),(2)", b"(1)"), r"wp.wp_posts: 1 rows, manifest 2"),
+        ("", DUMP.replace(b"USE `wp`;", b"/*!50003 ALTER DATABASE `wp` CHARACTER SET latin1 */ ;"), "ALTER DATABASE"),
+        ("", DUMP.replace(b"USE `wp`;", b"USE `mysql`;"), "does not carry out: USE `mysql`"),
+    ],
+)
+def test_a_logical_restore_that_fails_before_its_swap_drops_its_new_databases_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: str, dump: bytes, message: str
+) -> None:
+    config, server = fake_dump_restore(tmp_path, monkeypatch, dump, client=client)
+    with pytest.raises(pb.Untouched, match=message):
+        restore(config, tmp_path)
+    assert server.databases == LIVE
+    assert "RENAME" not in " ".join(server.sql)
+
+
+def test_a_restore_stopped_by_its_deadline_mid_load_leaves_the_live_databases_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, server = fake_dump_restore(tmp_path, monkeypatch, DUMP, client="exec sleep 30")
+    config |= {"jobs": DB_JOBS, "mariadb_datadir": str(tmp_path / "mysql")}
+    monkeypatch.setattr(pb, "run_restic", lambda *a, **k: None)
+    monkeypatch.setattr(pb, "database_snapshots", lambda config: [snap("cccc", "db-dump", "2026-11-27T01:29:00Z")])
+    with pytest.raises(pb.DeadlinePassed):
+        pb.command_restore_database(config, None, True, pb.Log(None), logical=True, deadline=1.5)
+    assert server.databases == LIVE  # the new database dropped, the live one never touched
+    status = json.loads((tmp_path / "restore-database.json").read_text())
+    assert status["ok"] is False and status["restore"]["phase"] == "loading"
+    assert status["restore"]["live_changed"] is False and status["restore"]["leftovers"] == []
+    assert status["errors"] == ["stopped during loading: the restore's deadline of 2 s passed"]
+    # check-database does not count a restore that never touched the live databases against them.
+    kept = {**DUMP_MANIFEST, "kind": "mariadb", "job": "db-dump", "taken": "2026-11-27T01:29:00Z"}
+    pb.keep_manifest(config, "db-dump", kept, {"snapshot_id": "cccc" * 8})
+    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_FAILED  # wp.wp_posts is empty...
+    server.databases["wp"]["wp_posts"] = 2
+    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_OK  # ...and fine once it is not
+
+
+def test_dump_lines_are_renamed_only_where_they_name_a_database() -> None:
+    names = {"wp": "wp__new", "we`ird": "w2"}
+    assert pb.restore_line(b"USE `wp`;\n", names) == b"USE `wp__new`;\n"
+    assert pb.restore_line(b"USE `we``ird`;\n", names) == b"USE `w2`;\n"
+    create = b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `wp` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+    assert pb.restore_line(create, names) == b"CREATE DATABASE `wp__new` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+    for line in (
+        b"INSERT INTO `wp_posts` VALUES (1,'USE `wp`;\\nDROP DATABASE wp');\n",
+        b"  `use` int,\n",
+        b"-- Current Database: `wp`\n",
+        b"DROP TABLE IF EXISTS `wp_posts`;\n",
+    ):
+        assert pb.restore_line(line, names) == line
+    for line in (
+        b"USE `other`;\n",
+        b"use wp;\n",
+        b"DROP DATABASE `wp`;\n",
+        b"/*!50003 ALTER DATABASE `wp` CHARACTER SET latin1 */ ;;\n",
+        b"CREATE SCHEMA `x`;\n",
+    ):
+        with pytest.raises(pb.Untouched, match="does not carry out"):
+            pb.restore_line(line, names)
+
+
+def test_new_and_evidence_database_names_fit_mariadb_and_never_equal_a_live_one() -> None:
+    assert pb.restore_id(MOMENT) == "20261127T020000Z"
+    assert pb.side_database("wp", "before", "20261127T020000Z") == "wp__portalops_before_20261127T020000Z"
+    long = "a_county_portal_database_with_a_long_name"
+    names = {pb.side_database(long, role, "20261127T020000Z") for role in ("before", "restore")}
+    assert all(len(n) <= 64 and n.endswith("_20261127T020000Z") and n != long for n in names) and len(names) == 2
+    assert pb.side_database(long + "x", "before", "20261127T020000Z") not in names
+
+
+def test_the_swap_moves_every_live_table_out_before_any_new_one_in() -> None:
+    statement = pb.swap_statement(
+        {"b": (["t"], ["t", "u"]), "a": ([], ["t"])}, {"a": ("a_new", "a_old"), "b": ("b_new", "b_old")}
+    )
+    assert statement == (
+        "RENAME TABLE `b`.`t` TO `b_old`.`t`, `a_new`.`t` TO `a`.`t`, `b_new`.`t` TO `b`.`t`, `b_new`.`u` TO `b`.`u`"
+    )
+    assert pb.swap_statement({"a": ([], [])}, {"a": ("n", "o")}) == ""
+
+
+def test_a_logical_restore_needs_room_for_the_dump_the_load_and_its_binary_log() -> None:
+    mib = 1 << 20
+    needs = pb.logical_needs(100 * mib, 300 * mib)
+    assert needs == {"dump file": 100 * mib, "new databases": 450 * mib, "binary log": 100 * mib}
+    one = {what: (1, "/var/lib") for what in needs}
+    assert pb.space_refusal(needs, one, {1: 906 * mib}) == ""
+    refused = pb.space_refusal(needs, one, {1: 905 * mib})
+    assert refused.startswith("not enough room for a logical restore, nothing changed: 906 MiB needed (dump file")
+    assert refused.endswith("905 MiB free")
+    apart = {"dump file": (1, "/var/lib"), "new databases": (1, "/var/lib"), "binary log": (2, "/var/log/mysql")}
+    assert pb.space_refusal(needs, apart, {1: 806 * mib, 2: 356 * mib}) == ""
+    assert "binary log 100 MiB in /var/log/mysql" in pb.space_refusal(needs, apart, {1: 806 * mib, 2: 355 * mib})
+
+
+def test_a_logical_restore_refused_for_room_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, server = fake_dump_restore(tmp_path, monkeypatch, DUMP)
+    monkeypatch.setattr(pb, "check_room", lambda *args: "not enough room for a logical restore, nothing changed: x")
+    with pytest.raises(pb.Untouched, match="not enough room"):
+        restore(config, tmp_path)
+    assert server.sql == [] and not (tmp_path / "restore").exists()
+
+
+def test_discarding_evidence_takes_a_restore_id_and_drops_only_its_databases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeServer(tmp_path / "none", {"wp": {"t": 1}, BEFORE: {"t": 1}, NEW: {}, "wp__portalops_before_x": {}})
+    monkeypatch.setattr(pb, "mariadb", server)
+    config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
+    for bad in ("wp", "", "20261127T020000Z; DROP DATABASE wp", "x", "2026-11-27T02:00:00Z"):
+        assert pb.command_discard_evidence(config, bad, pb.Log(None)) == pb.EXIT_BAD_INPUT
+    assert pb.command_discard_evidence(config, "20261127T020000Z", pb.Log(None)) == pb.EXIT_OK
+    assert set(server.databases) == {"wp", "wp__portalops_before_x"}
+    assert pb.command_discard_evidence(config, "20261127T020000Z", pb.Log(None)) == pb.EXIT_FAILED
+    assert "no evidence of restore 20261127T020000Z" in capsys.readouterr().out
+
+
+def test_whether_a_restore_changed_the_live_databases_only_ever_grows() -> None:
+    assert pb.changed_so_far(False, False) is False
+    assert pb.changed_so_far(False, None) is None and pb.changed_so_far(None, False) is None
+    assert pb.changed_so_far(None, True) is True and pb.changed_so_far(True, False) is True
 
 
 def mount_point(monkeypatch: pytest.MonkeyPatch, datadir: Path) -> None:

@@ -10,10 +10,15 @@ values, or the sha256 of every file) that a restore drill verifies against.
     portalops-backup check [--subset S]  restic check (--read-data-subset S)
     portalops-backup copy                (backup host) copy every source repository into its second copy
     portalops-backup snapshots           the repository's snapshots as JSON
-    portalops-backup restore-database [--snapshot ID] [--until TIME | --until-position FILE:POS] --yes
+    portalops-backup restore-database [--snapshot ID | --logical] [--until TIME | --until-position FILE:POS]
+                                      [--deadline S] --yes
                                          MariaDB from the newest physical backup (the dump if that
                                          fails), verified against its manifest, then the binary log
-                                         replayed up to just before the accident; prints the RPO
+                                         replayed up to just before the accident; prints the RPO. The
+                                         dump loads into new databases, swapped in once verified; the
+                                         old tables stay in evidence databases
+    portalops-backup restore-database --discard-evidence ID
+                                         drop the evidence databases of logical restore ID
     portalops-backup verify-database [--snapshot ID]   live databases identical to a manifest?
     portalops-backup check-database      lost or corrupted? (changes since the backup are fine, mass
                                          loss of published content, users or options is not)
@@ -1905,6 +1910,235 @@ def server_answers() -> bool:
     return True
 
 
+# A logical restore never touches the live databases until the dump has loaded into new ones and they
+# verify: the dump's databases are renamed on the stream (restore_line) into "<db>__portalops_restore_<ID>",
+# then ONE RENAME TABLE statement (atomic in MariaDB) moves every live table into "<db>__portalops_before_<ID>"
+# (the evidence, until restore-database --discard-evidence ID) and every loaded table into the live name.
+# Tables, not databases, move: the site users' grants name their own database only.
+RESTORE_ID = re.compile(r"\d{8}T\d{6}Z")
+MAX_NAME = 64  # MariaDB's longest database name
+# mariadb-dump --databases names each database twice: "CREATE DATABASE /*!32312 IF NOT EXISTS*/ `db` ...;" and
+# "USE `db`;" (statements on lines of their own; data lines start with INSERT, so never match).
+CREATE_LINE = re.compile(rb"^CREATE DATABASE (?:/\*!32312 IF NOT EXISTS\*/ )?`((?:[^`]|``)+)`(.*)$", re.DOTALL)
+USE_LINE = re.compile(rb"^USE `((?:[^`]|``)+)`;\s*$")
+# Any other statement on a database (ALTER DATABASE, which mariadb-dump writes around routines, DROP, an
+# unquoted USE) would reach past the new databases: refused.
+DATABASE_LINE = re.compile(rb"^\s*(?:/\*!\d+\s*)?(?:(?:ALTER|CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|USE\b|\\u)", re.I)
+# Room a logical restore keeps free beyond what it writes, and its margin on the loaded size (InnoDB pages
+# and indexes of a freshly loaded table can take more than the dump's text).
+LOAD_RESERVE = 256 << 20
+LOAD_MARGIN_PERCENT = 50
+# The whole of restore-database (restic, the load, the verification, the binary log replay) ends by then,
+# cleanly (the old data put back or kept), before the runbook step's own 7 h timeout would kill it.
+RESTORE_TIMEOUT = 6.5 * 3600
+
+
+class DeadlinePassed(Terminated):
+    """restore-database's overall deadline passed: unwinds like SIGTERM, so the clean-up runs."""
+
+
+class Untouched(JobError):
+    """A restore failed without changing the live databases (a logical restore before its swap)."""
+
+
+def restore_id(moment: dt.datetime) -> str:
+    """The id a restore names its new and evidence databases with (its start, UTC)."""
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def side_database(database: str, role: str, rid: str) -> str:
+    """``database``'s companion of a restore: role 'restore' (the load) or 'before' (the evidence).
+    A name too long for MariaDB keeps its start and a digest of the whole."""
+    suffix = f"__portalops_{role}_{rid}"
+    if len(database) + len(suffix) <= MAX_NAME:
+        return database + suffix
+    digest = hashlib.sha256(database.encode()).hexdigest()[:8]
+    return f"{database[: MAX_NAME - len(suffix) - len(digest) - 1]}_{digest}{suffix}"
+
+
+def restore_line(line: bytes, names: dict[str, str]) -> bytes:
+    """One line of a mariadb-dump --databases stream, its databases renamed (``names``: dump's -> new).
+    CREATE DATABASE loses IF NOT EXISTS (a clash fails the load, nothing is reused); any other database
+    statement, or a database the restore does not rename, raises Untouched."""
+    if not DATABASE_LINE.match(line):
+        return line
+    found = CREATE_LINE.match(line) or USE_LINE.match(line)
+    name = found.group(1).decode().replace("``", "`") if found else None
+    if found is None or name not in names:
+        shown = line[:120].decode(errors="replace").strip()
+        raise Untouched(f"the dump holds a statement this restore does not carry out: {shown}")
+    new = quote_ident(names[name]).encode()
+    if line.startswith(b"USE"):
+        return b"USE " + new + b";\n"
+    return b"CREATE DATABASE " + new + found.group(2)
+
+
+def swap_statement(tables: dict[str, tuple[list[str], list[str]]], names: dict[str, tuple[str, str]]) -> str:
+    """The one RENAME TABLE of a logical restore: per database (``tables``: its live tables, the loaded
+    ones; ``names``: its new and evidence database), every live table into the evidence first, then every
+    loaded table into the live name. MariaDB runs the renames in order and all or none."""
+    moves = []
+    for database, (live, _) in sorted(tables.items()):
+        evidence = quote_ident(names[database][1])
+        moves += [f"{quote_ident(database)}.{quote_ident(t)} TO {evidence}.{quote_ident(t)}" for t in sorted(live)]
+    for database, (_, loaded) in sorted(tables.items()):
+        new = quote_ident(names[database][0])
+        moves += [f"{new}.{quote_ident(t)} TO {quote_ident(database)}.{quote_ident(t)}" for t in sorted(loaded)]
+    return f"RENAME TABLE {', '.join(moves)}" if moves else ""
+
+
+def logical_needs(dump_bytes: int, live_bytes: int) -> dict[str, int]:
+    """Bytes a logical restore writes, by what: the dump file; the new databases (the dump's text or the
+    live databases' size, whichever is larger, plus a margin); the binary log of the load (about the dump)."""
+    loaded = max(dump_bytes, live_bytes)
+    return {
+        "dump file": dump_bytes,
+        "new databases": loaded * (100 + LOAD_MARGIN_PERCENT) // 100,
+        "binary log": dump_bytes,
+    }
+
+
+def space_refusal(needs: dict[str, int], where: dict[str, tuple[int, str]], free: dict[int, int]) -> str:
+    """Why a logical restore is refused for room ('' when every filesystem holds what it will write plus
+    LOAD_RESERVE). ``where``: need -> (device, path); ``free``: device -> free bytes. Needs on one
+    filesystem add up."""
+    refusals = []
+    for device in sorted({device for device, _ in where.values()}):
+        mine = [what for what in needs if where[what][0] == device]
+        total = sum(needs[what] for what in mine) + LOAD_RESERVE
+        if total > free[device]:
+            parts = ", ".join(f"{what} {needs[what] >> 20} MiB in {where[what][1]}" for what in mine)
+            refusals.append(
+                f"{total >> 20} MiB needed ({parts}, {LOAD_RESERVE >> 20} MiB kept free), {free[device] >> 20} MiB free"
+            )
+    if not refusals:
+        return ""
+    return "not enough room for a logical restore, nothing changed: " + "; ".join(refusals)
+
+
+def snapshot_size(config: dict[str, Any], snapshot: dict[str, Any]) -> int:
+    """Bytes a snapshot restores to (a dump snapshot: the dump's size)."""
+    stats = json.loads(run_restic(config, "stats", "--json", "--mode", "restore-size", snapshot["id"]).stdout)
+    return int(stats["total_size"])
+
+
+def schema_bytes(databases: list[str]) -> int:
+    listed = ", ".join(map(sql_string, databases))
+    found = mariadb(
+        "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "  # noqa: S608 - quoted
+        f"WHERE table_schema IN ({listed})"
+    )
+    return int(found[0][0]) if found else 0
+
+
+def check_room(config: dict[str, Any], snapshot: dict[str, Any], databases: list[str], datadir: Path) -> str:
+    """space_refusal for this host: the dump's size from the repository, the live databases' from the server."""
+    dump_bytes = snapshot_size(config, snapshot)
+    needs = logical_needs(dump_bytes, schema_bytes(databases))
+    staging = Path(config.get("restore_dir", RESTORE_DIR))
+    binlogs = Path(config.get("binlog_index", BINLOG_INDEX)).parent
+    paths = {"dump file": staging, "new databases": datadir, "binary log": binlogs}
+    if not binlogs.is_dir():
+        del needs["binary log"], paths["binary log"]
+    where = {what: (path.stat().st_dev, str(path)) for what, path in paths.items()}
+    free = {where[what][0]: shutil.disk_usage(path).free for what, path in paths.items()}
+    return space_refusal(needs, where, free)
+
+
+def other_objects(databases: list[str]) -> list[str]:
+    """Views, triggers, routines and events in ``databases``: a table swap would leave them behind."""
+    listed = ", ".join(map(sql_string, databases))
+    return [
+        f"{kind} {schema}.{name}"
+        for kind, schema, name in mariadb(
+            "SELECT 'view', table_schema, table_name FROM information_schema.views "  # noqa: S608 - quoted
+            f"WHERE table_schema IN ({listed}) UNION ALL "
+            "SELECT 'trigger', trigger_schema, trigger_name FROM information_schema.triggers "
+            f"WHERE trigger_schema IN ({listed}) UNION ALL "
+            "SELECT 'routine', routine_schema, routine_name FROM information_schema.routines "
+            f"WHERE routine_schema IN ({listed}) UNION ALL "
+            "SELECT 'event', event_schema, event_name FROM information_schema.events "
+            f"WHERE event_schema IN ({listed})"
+        )
+    ]
+
+
+def table_names(database: str) -> list[str]:
+    """Every table of ``database`` (views are other_objects' and refused)."""
+    return [
+        row[0]
+        for row in mariadb(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "  # noqa: S608 - quoted
+            f"{sql_string(database)} AND table_type <> 'VIEW' ORDER BY table_name"
+        )
+    ]
+
+
+def existing_databases() -> set[str]:
+    return {row[0] for row in mariadb("SHOW DATABASES")}
+
+
+def load_dump(dump_file: Path, names: dict[str, str]) -> None:
+    """The dump through restore_line into the mariadb client (which stops at the first error)."""
+    with tempfile.TemporaryFile() as load_err:
+        load = subprocess.Popen(
+            ["mariadb", "--default-character-set=utf8mb4"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=load_err,
+        )
+        try:
+            try:
+                with dump_file.open("rb") as dump:
+                    for line in dump:
+                        load.stdin.write(restore_line(line, names))  # type: ignore[union-attr]
+                load.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass  # the client stopped at an error: its stderr says which
+            code = load.wait()
+        except BaseException:
+            load.kill()
+            load.wait()
+            raise
+        if code != 0:
+            load_err.seek(0)
+            lines = load_err.read().decode(errors="replace").strip().splitlines()
+            raise Untouched(f"loading the dump failed: {lines[-1] if lines else 'no message'}")
+
+
+def drop_new(new: list[str], log: Log) -> list[str]:
+    """Drop a failed logical restore's new databases, SIGTERM held off meanwhile; those left, named."""
+    left = []
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        for database in new:
+            try:
+                mariadb(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
+            except (JobError, subprocess.TimeoutExpired) as exc:
+                left.append(database)
+                log(f"logical: could not drop the new database {database} ({exc}); drop it by hand")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return left
+
+
+def stopped(made: list[str], log: Log) -> None:
+    """A logical restore stopped before its swap: its databases go, the live ones were not touched."""
+    left = drop_new(made, log)
+    gone = [d for d in made if d not in left]
+    log(
+        f"logical: stopped before the swap, the live databases were not touched; dropped {', '.join(gone) or 'nothing'}"
+        + (f", left {', '.join(left)}" if left else "")
+    )
+
+
+Progress = Callable[..., None]
+
+
+def no_progress(phase: str, live_changed: bool | None, **extra: Any) -> None:
+    """restore_logical's progress when nobody records it."""
+
+
 def restore_logical(
     config: dict[str, Any],
     snapshot: dict[str, Any],
@@ -1912,49 +2146,92 @@ def restore_logical(
     datadir: Path,
     moment: dt.datetime,
     log: Log,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
-    """Copy the data directory aside, drop the site databases, load the dump into the running server."""
+    """Load the dump into new databases, verify them against its manifest, then swap their tables in
+    (swap_statement); the live tables stay as evidence. Until the swap the live databases are not
+    touched: a failure raises Untouched, and a failure or SIGTERM drops the new databases."""
     if not server_answers():
         with contextlib.suppress(JobError):
             systemctl("start", "mariadb")
         if not server_answers():
-            raise JobError("MariaDB does not answer: a dump can only be loaded into a running server")
-    aside = aside_path(datadir, moment)
-    if datadir.exists() and not aside.exists():
-        log(f"logical: stopping MariaDB to copy the data directory as evidence into {aside}")
-        systemctl("stop", "mariadb")
-        try:
-            shutil.copytree(datadir, aside, symlinks=True)
-        finally:
-            systemctl("start", "mariadb")
-    # The dump is read whole and checked before anything is dropped: a failed restic dump must not
-    # leave the server without its site databases.
+            raise Untouched("MariaDB does not answer: a dump can only be loaded into a running server")
+    rid = restore_id(moment)
+    refused = check_room(config, snapshot, databases, datadir)
+    if refused:
+        raise Untouched(refused)
     staging = Path(config.get("restore_dir", RESTORE_DIR))
     staging.mkdir(parents=True, mode=0o700, exist_ok=True)
     dump_file = staging / f"{snapshot['short_id']}.sql"
+    made: list[str] = []  # databases of this restore to drop when it stops before the swap
+    swapped = False
     try:
         log(f"logical: reading snapshot {snapshot['short_id']} ({snapshot['paths'][0]}) into {dump_file}")
         manifest = fetch_dump(config, snapshot, dump_file)
-        for database in databases:
-            log(f"logical: dropping {database}")
-            mariadb(f"DROP DATABASE IF EXISTS {quote_ident(database)}")
-        log(f"logical: loading {dump_file} into MariaDB")
-        with dump_file.open("rb") as dump, tempfile.TemporaryFile() as load_err:
-            load = subprocess.run(
-                ["mariadb", "--default-character-set=utf8mb4"],
-                stdin=dump,
-                stdout=subprocess.DEVNULL,
-                stderr=load_err,
-                check=False,
-                timeout=6 * 3600,
+        restored = sorted(manifest["databases"])
+        names = {d: side_database(d, "restore", rid) for d in restored}
+        evidence = {d: side_database(d, "before", rid) for d in restored}
+        clash = (set(names.values()) | set(evidence.values())) & existing_databases()
+        if clash:
+            raise Untouched(f"databases of a restore {rid} exist already: {', '.join(sorted(clash))}")
+        made += names.values()
+        progress("loading", False, leftovers=sorted(names.values()))
+        log(f"logical: loading the dump into new databases {', '.join(names.values())}; the live ones stay as they are")
+        load_dump(dump_file, names)
+        others = other_objects(restored + list(names.values()))
+        if others:
+            raise Untouched(
+                f"the databases hold {', '.join(others[:10])}: this restore swaps tables only, restore those by hand"
             )
-            if load.returncode != 0:
-                load_err.seek(0)
-                lines = load_err.read().decode(errors="replace").strip().splitlines()
-                raise JobError(f"loading the dump failed: {lines[-1] if lines else 'no message'}")
+        progress("verifying", False, leftovers=sorted(names.values()))
+        loaded = live_manifest(list(names.values()), newest_titles_count(manifest))
+        found = {d: loaded["databases"][names[d]] for d in restored if names[d] in loaded["databases"]}
+        problems = loaded["errors"] + manifest_problems(manifest, {"databases": found})
+        if problems:
+            raise Untouched(f"the loaded databases differ from the snapshot's manifest: {'; '.join(problems[:5])}")
+        log(f"logical: the new databases match the snapshot's manifest ({manifest_size(manifest)})")
+        live = existing_databases()
+        tables = {d: (table_names(d) if d in live else [], table_names(names[d])) for d in restored}
+        for database in restored:
+            charset, collation = mariadb(
+                "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "  # noqa: S608 - quoted
+                f"WHERE schema_name = {sql_string(names[database])}"
+            )[0]
+            defaults = f"CHARACTER SET {charset} COLLATE {collation}"
+            if database not in live:
+                mariadb(f"CREATE DATABASE {quote_ident(database)} {defaults}")
+            if tables[database][0]:
+                made.append(evidence[database])
+                mariadb(f"CREATE DATABASE {quote_ident(evidence[database])} {defaults}")
+        statement = swap_statement(tables, {d: (names[d], evidence[d]) for d in restored})
+        kept = {d: evidence[d] for d in restored if tables[d][0]}
+        log(f"logical: swapping the tables in (one RENAME TABLE), the live ones into {', '.join(kept.values())}")
+        # SIGTERM and the deadline wait for the rename (all or nothing, at most the lock wait): what it did is known.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM})
+        try:
+            progress("swapping", None, leftovers=sorted(names.values()), evidence=kept)
+            mariadb(f"SET SESSION lock_wait_timeout = 60;\n{statement}")
+            swapped = True
+            progress("swapped", True, evidence=kept)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        log(f"logical: swapped; the data as it was is kept in {', '.join(kept.values()) or 'nothing (no live tables)'}")
+        drop_new(list(names.values()), log)
+        manifest["evidence"] = {"id": rid, "databases": kept}
+        return manifest
+    except Exception as exc:
+        if swapped:
+            raise
+        stopped(made, log)
+        if isinstance(exc, Untouched):
+            raise
+        raise Untouched(str(exc)) from exc
+    except BaseException:
+        if not swapped:
+            stopped(made, log)
+        raise
     finally:
         dump_file.unlink(missing_ok=True)
-    return manifest
 
 
 def fetch_dump(config: dict[str, Any], snapshot: dict[str, Any], target: Path) -> dict[str, Any]:
@@ -2177,6 +2454,16 @@ def manifest_size(manifest: dict[str, Any]) -> str:
     return f"{len(manifest['databases'])} databases, {tables} tables, {rows} rows"
 
 
+def changed_so_far(before: bool | None, now_: bool | None) -> bool | None:
+    """Whether the live databases were changed, over a restore's steps: True once any step changed them,
+    None (unknown: a physical attempt, a swap under way) unless one did, False only while none could have."""
+    if before is True or now_ is True:
+        return True
+    if before is None or now_ is None:
+        return None
+    return False
+
+
 def command_restore_database(
     config: dict[str, Any],
     wanted: str | None,
@@ -2184,10 +2471,17 @@ def command_restore_database(
     log: Log,
     until: dt.datetime | None = None,
     until_position: str | None = None,
+    logical: bool = False,
+    deadline: float | None = None,
 ) -> int:
     """Physical path first, the dump if that fails; verified against the restored snapshot's manifest.
     After a verified physical restore the binary log is replayed up to just before the accident
-    (point_in_time); without a usable binary log the backup alone stays, said loudly."""
+    (point_in_time); without a usable binary log the backup alone stays, said loudly.
+
+    ``logical``: the newest dump only. The whole run ends by its deadline (``deadline`` s, else
+    'restore_timeout_s', else RESTORE_TIMEOUT), unwinding like SIGTERM. The status file is written as the
+    restore starts and goes (a SIGKILLed one still says where it stopped) and in ``finally``; it says whether
+    the live databases were changed ('live_changed': False, True, or None for cannot tell)."""
     if not yes:
         print(
             "portalops-backup: restore-database replaces this host's MariaDB data with a backup "
@@ -2196,65 +2490,136 @@ def command_restore_database(
         )
         return EXIT_BAD_INPUT
     started = now()
+    rid = restore_id(started)
+    seconds = float(deadline or config.get("restore_timeout_s", RESTORE_TIMEOUT))
     datadir = Path(config.get("mariadb_datadir", "/var/lib/mysql"))
     jobs = {j["name"]: j for j in database_jobs(config)}
     failures: list[str] = []
     problems: list[str] = []
     used: tuple[str, dict[str, Any], dict[str, Any]] | None = None
     replay: dict[str, Any] = {}
-    # The binary logs as they are before the restore (the restarted server starts a new file).
-    binlogs: list[Path] = []
-    with contextlib.suppress(OSError):
-        binlogs = binlog_files(Path(config.get("binlog_index", BINLOG_INDEX)))
+    state: dict[str, Any] = {"id": rid, "phase": "starting", "live_changed": False}
+
+    def progress(phase: str, live_changed: bool | None, **extra: Any) -> None:
+        state.update(extra, phase=phase, live_changed=changed_so_far(state["live_changed"], live_changed))
+        error = f"restore {rid} did not finish: it stopped during {phase} (or is still running)"
+        simple_status(config, "restore-database", started, error, {"restore": {**state, "running": True}})
+
+    def expire(signum: int, frame: object) -> None:
+        raise DeadlinePassed(f"the restore's deadline of {seconds:.0f} s passed")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    finished = started
+    result: dict[str, Any] = {}
     try:
-        run_restic(config, "unlock", timeout=600)
-        candidates = restore_candidates(database_snapshots(config), list(jobs.values()), wanted)
-    except (JobError, subprocess.TimeoutExpired) as exc:
-        candidates = []
-        failures.append(str(exc))
-        log(f"restore-database: FAILED before any restore: {exc}")
-    for kind, snapshot in candidates:
-        path = "physical" if kind == PHYSICAL else "logical"
-        taken = stamp(parse_time(snapshot["time"]))
-        log(f"restore-database: {path} path, snapshot {snapshot['short_id']} of {job_of(snapshot)} taken {taken}")
+        progress("starting", False)
+        # The binary logs as they are before the restore (the restarted server starts a new file).
+        binlogs: list[Path] = []
+        with contextlib.suppress(OSError):
+            binlogs = binlog_files(Path(config.get("binlog_index", BINLOG_INDEX)))
         try:
-            if kind == PHYSICAL:
-                manifest = restore_physical(config, snapshot, datadir, started, log)
-            else:
-                manifest = restore_logical(config, snapshot, jobs[job_of(snapshot)]["databases"], datadir, started, log)
-        except (JobError, OSError, subprocess.SubprocessError, ValueError) as exc:
-            failures.append(f"{path} restore of {snapshot['short_id']}: {exc}")
-            log(f"restore-database: {path} path FAILED: {exc}")
-            continue
-        used = (path, snapshot, manifest)
-        break
-    if used is None:
-        problems = failures or ["nothing was restored"]
-    else:
-        path, snapshot, manifest = used
-        log(f"verify: the restored databases against the snapshot's manifest ({manifest_size(manifest)})")
-        restored = live_manifest(list(manifest["databases"]), newest_titles_count(manifest))
-        problems = restored["errors"] + manifest_problems(manifest, restored)
-        for problem in problems[:50]:
-            log(f"verify: DIFFERS: {problem}")
-        if not problems:
-            log(f"verify: ok, {manifest_size(manifest)} match the manifest")
-        if not problems and path == "physical":
-            replay = point_in_time(config, manifest, binlogs, until, until_position, log)
-        elif not problems:
-            replay = {"replayed": False, "error": "a dump records no binary log position"}
-            log(f"{NO_PITR}: {replay['error']}")
-        if replay.get("replayed"):
-            # Now the backup plus the work since: sound, and no mass loss against the backup.
-            replayed = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
-            after = health_problems(manifest, replayed) + mass_loss(manifest, replayed, loss_thresholds(config))
-            problems += [f"after the binary log replay: {problem}" for problem in after]
-            for problem in after:
-                log(f"verify: after the binary log replay: LOST: {problem}")
-            if not after:
-                log("verify: ok after the binary log replay (nothing lost against the backup)")
-    finished = now()
-    result: dict[str, Any] = {
+            run_restic(config, "unlock", timeout=600)
+            candidates = restore_candidates(database_snapshots(config), list(jobs.values()), wanted)
+            if logical and not wanted:
+                candidates = [(k, s) for k, s in candidates if k == LOGICAL]
+                if not candidates:
+                    raise JobError("no snapshot of a mariadb-dump job")
+        except (JobError, subprocess.TimeoutExpired) as exc:
+            candidates = []
+            failures.append(str(exc))
+            log(f"restore-database: FAILED before any restore: {exc}")
+        for kind, snapshot in candidates:
+            path = "physical" if kind == PHYSICAL else "logical"
+            taken = stamp(parse_time(snapshot["time"]))
+            log(f"restore-database: {path} path, snapshot {snapshot['short_id']} of {job_of(snapshot)} taken {taken}")
+            try:
+                if kind == PHYSICAL:
+                    progress("physical restore", None)
+                    manifest = restore_physical(config, snapshot, datadir, started, log)
+                else:
+                    databases = jobs[job_of(snapshot)]["databases"]
+                    manifest = restore_logical(config, snapshot, databases, datadir, started, log, progress)
+            except (JobError, OSError, subprocess.SubprocessError, ValueError) as exc:
+                failures.append(f"{path} restore of {snapshot['short_id']}: {exc}")
+                log(f"restore-database: {path} path FAILED: {exc}")
+                continue
+            used = (path, snapshot, manifest)
+            break
+        progress("verifying the restored databases" if used else "giving up", False)
+        if used is None:
+            problems = failures or ["nothing was restored"]
+        else:
+            path, snapshot, manifest = used
+            log(f"verify: the restored databases against the snapshot's manifest ({manifest_size(manifest)})")
+            restored = live_manifest(list(manifest["databases"]), newest_titles_count(manifest))
+            problems = restored["errors"] + manifest_problems(manifest, restored)
+            for problem in problems[:50]:
+                log(f"verify: DIFFERS: {problem}")
+            if not problems:
+                log(f"verify: ok, {manifest_size(manifest)} match the manifest")
+            if not problems and path == "physical":
+                replay = point_in_time(config, manifest, binlogs, until, until_position, log)
+            elif not problems:
+                replay = {"replayed": False, "error": "a dump records no binary log position"}
+                log(f"{NO_PITR}: {replay['error']}")
+            if replay.get("replayed"):
+                # Now the backup plus the work since: sound, and no mass loss against the backup.
+                replayed = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
+                after = health_problems(manifest, replayed) + mass_loss(manifest, replayed, loss_thresholds(config))
+                problems += [f"after the binary log replay: {problem}" for problem in after]
+                for problem in after:
+                    log(f"verify: after the binary log replay: LOST: {problem}")
+                if not after:
+                    log("verify: ok after the binary log replay (nothing lost against the backup)")
+        state["phase"] = "finished"
+    except BaseException as exc:
+        # SIGTERM, the deadline, Ctrl-C, a bug: the clean-up of the path has run; the status says so.
+        problems = [*failures, f"stopped during {state['phase']}: {exc or type(exc).__name__}"]
+        log(f"restore-database: STOPPED during {state['phase']}: {exc or type(exc).__name__}")
+        raise
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        finished = now()
+        result = restore_result(config, state, used, replay, failures, problems, datadir, started, finished)
+        simple_status(config, "restore-database", started, "; ".join(problems), {"restore": result})
+    if used and replay.get("replayed"):
+        log(pitr_rpo_line(used[1], replay, finished))
+    elif used:
+        log(rpo_line(used[1], finished))
+    evidence = result.get("evidence") or {}
+    if evidence.get("databases"):
+        log(
+            f"restore-database: the databases as they were are kept in {', '.join(evidence['databases'].values())}; "
+            f"once no longer needed: {evidence['discard']}"
+        )
+    log(f"restore-database: {'verified' if not problems else 'FAILED'} in {result['duration_s']:.1f} s")
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def restore_result(
+    config: dict[str, Any],
+    state: dict[str, Any],
+    used: tuple[str, dict[str, Any], dict[str, Any]] | None,
+    replay: dict[str, Any],
+    failures: list[str],
+    problems: list[str],
+    datadir: Path,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> dict[str, Any]:
+    """restore-database's outcome, for its status file and its last line of output."""
+    leftovers: list[str] = []
+    if state.get("leftovers") and state["phase"] != "finished":
+        with contextlib.suppress(JobError, OSError, subprocess.SubprocessError):
+            leftovers = sorted(set(state["leftovers"]) & existing_databases())
+    kept = used[2].get("evidence", {}).get("databases", {}) if used else state.get("evidence", {})
+    return {
+        "id": state["id"],
+        "phase": state["phase"],
+        "live_changed": state["live_changed"] if not used else True,
         "path": used[0] if used else "",
         "snapshot": used[1]["id"] if used else "",
         "snapshot_time": stamp(parse_time(used[1]["time"])) if used else "",
@@ -2266,18 +2631,37 @@ def command_restore_database(
         "replay": replay,
         "duration_s": round((finished - started).total_seconds(), 1),
         "datadir_before": str(aside_path(datadir, started)) if aside_path(datadir, started).exists() else "",
+        "evidence": {
+            "databases": kept,
+            "discard": f"portalops-backup restore-database --discard-evidence {state['id']}" if kept else "",
+        },
+        # New databases of a logical restore that stopped and could not drop them (drop them by hand).
+        "leftovers": leftovers,
         "binlog_position": used[2].get("binlog_position", "") if used else "",
         "fallback_from": failures if used else [],
         "problems": problems,
     }
-    simple_status(config, "restore-database", started, "; ".join(problems), {"restore": result})
-    if used and replay.get("replayed"):
-        log(pitr_rpo_line(used[1], replay, finished))
-    elif used:
-        log(rpo_line(used[1], finished))
-    log(f"restore-database: {'verified' if not problems else 'FAILED'} in {result['duration_s']:.1f} s")
-    print(json.dumps(result, sort_keys=True), flush=True)
-    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def command_discard_evidence(config: dict[str, Any], rid: str, log: Log) -> int:
+    """Drop the evidence databases a logical restore kept (and new databases it left), named by its id."""
+    if not RESTORE_ID.fullmatch(rid):
+        print(
+            f"portalops-backup: {rid!r} is not a restore id (UTC time as YYYYMMDDTHHMMSSZ, as the restore printed it)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    databases = sorted({d for j in database_jobs(config) for d in j["databases"]})
+    wanted = [side_database(d, role, rid) for d in databases for role in ("before", "restore")]
+    found = [d for d in wanted if d in existing_databases()]
+    if not found:
+        log(f"restore-database: no evidence of restore {rid} on this host (looked for {', '.join(wanted)})")
+        return EXIT_FAILED
+    for database in found:
+        log(f"restore-database: dropping {database} ({len(table_names(database))} tables)")
+        mariadb(f"DROP DATABASE {quote_ident(database)}")
+    log(f"restore-database: the evidence of restore {rid} is discarded")
+    return EXIT_OK
 
 
 def command_verify_database(config: dict[str, Any], wanted: str | None, log: Log) -> int:
@@ -2323,7 +2707,9 @@ def command_check_database(config: dict[str, Any], log: Log) -> int:
     problems += mass_loss(manifest, live, loss_thresholds(config))
     # A restore that did not verify, with no backup since: what the server holds is not known good.
     last = previous_status(Path(config["status_dir"]) / "restore-database.json")
-    if last and not last.get("ok") and str(last.get("finished", "")) > str(manifest.get("taken", "")):
+    # ... unless it says it never changed the live databases (a logical restore stopped before its swap).
+    untouched = (last.get("restore") or {}).get("live_changed") is False if last else False
+    if last and not last.get("ok") and not untouched and str(last.get("finished", "")) > str(manifest.get("taken", "")):
         problems.append(f"the restore of {last['finished']} did not verify: {'; '.join(last.get('errors', []))[:300]}")
     log(f"check-database: live databases against the manifest of {where}")
     for database, entry in live["databases"].items():
@@ -2515,6 +2901,17 @@ def main(argv: list[str] | None = None) -> int:
     restore = sub.add_parser("restore-database", help="restore MariaDB from the newest database backup, verified")
     restore.add_argument("--snapshot", help="this snapshot (id or prefix) of a database job, no fallback")
     restore.add_argument("--yes", action="store_true", help="really replace the data (without it: refused)")
+    restore.add_argument("--logical", action="store_true", help="the newest dump only (no physical backup)")
+    restore.add_argument(
+        "--deadline",
+        type=float,
+        help=f"end the whole restore, cleanly, after this many seconds (default {RESTORE_TIMEOUT:.0f})",
+    )
+    restore.add_argument(
+        "--discard-evidence",
+        metavar="ID",
+        help="drop the evidence databases the logical restore ID kept (ID as it printed it); nothing else",
+    )
     until = restore.add_mutually_exclusive_group()
     until.add_argument(
         "--until",
@@ -2557,9 +2954,18 @@ def main(argv: list[str] | None = None) -> int:
         with run_lock(config):
             if args.command == "restore-files":
                 return command_restore_files(config, args.job, args.snapshot, args.evidence, args.yes, log)
+            if args.command == "restore-database" and args.discard_evidence is not None:
+                return command_discard_evidence(config, args.discard_evidence, log)
             if args.command == "restore-database":
                 return command_restore_database(
-                    config, args.snapshot, args.yes, log, until=args.until, until_position=args.until_position
+                    config,
+                    args.snapshot,
+                    args.yes,
+                    log,
+                    until=args.until,
+                    until_position=args.until_position,
+                    logical=args.logical,
+                    deadline=args.deadline,
                 )
             if args.command == "run":
                 return command_run(config, args.job, log)
@@ -2579,6 +2985,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except JobError as exc:
         print(f"portalops-backup: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except DeadlinePassed as exc:
+        print(f"portalops-backup: {exc}; clean-up done", file=sys.stderr)
         return EXIT_FAILED
     except Terminated as exc:
         print(f"portalops-backup: {exc}; clean-up done", file=sys.stderr)
