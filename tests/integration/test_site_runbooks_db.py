@@ -31,7 +31,9 @@ def rows(table: str) -> int:
 
 
 def kept_aside() -> set[str]:
-    return set(on("db1", ASIDE).stdout.split())
+    """Data directories and (a logical restore's) evidence databases a restore kept."""
+    databases = on("db1", "mariadb --batch --skip-column-names -e 'SHOW DATABASES'").stdout.split()
+    return set(on("db1", ASIDE).stdout.split()) | {d for d in databases if "__portalops_" in d}
 
 
 def step_results(events: list[dict[str, Any]]) -> dict[str, str]:
@@ -50,7 +52,7 @@ def fresh_backup(converged: LabConfig) -> Iterator[dict[str, Any]]:
         on("db1", f"{BACKUP} restore-database --yes", check=False)  # the runbook did not: undo the fault
     on("cms1", "systemctl start php8.2-fpm", check=False)
     for path in kept_aside() - before:  # the evidence this drill made; the tool itself never deletes it
-        on("db1", f"rm -rf {path}")
+        on("db1", f"mariadb -e 'DROP DATABASE `{path}`'" if "__portalops_" in path else f"rm -rf {path}")
 
 
 def test_a_healthy_database_is_never_restored(fresh_backup: dict[str, Any]) -> None:

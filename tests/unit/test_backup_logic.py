@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -1595,3 +1596,16 @@ def test_an_unreadable_binary_log_means_no_replay_said_loudly(
     assert "purged or lost" in pb.point_in_time({}, manifest, [], None, None, pb.Log(None))["error"]
     assert "no binary log position" in pb.point_in_time({}, news(), files, None, None, pb.Log(None))["error"]
     assert capsys.readouterr().out.count("point-in-time: NOT DONE, the database is the backup alone") == 3
+
+
+def test_the_room_check_reads_this_hosts_filesystems_and_the_dumps_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {**BASE, "restore_dir": str(tmp_path / "not" / "yet"), "binlog_index": str(tmp_path / "none" / "x.index")}
+    free = shutil.disk_usage(tmp_path).free
+    monkeypatch.setattr(pb, "schema_bytes", lambda databases: 0)
+    monkeypatch.setattr(pb, "snapshot_size", lambda config, snapshot: 1 << 20)
+    assert pb.check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path) == ""
+    monkeypatch.setattr(pb, "snapshot_size", lambda config, snapshot: free)
+    refused = pb.check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path)
+    assert refused.startswith("not enough room") and f"in {tmp_path}" in refused and "binary log" not in refused

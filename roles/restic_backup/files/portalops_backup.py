@@ -2036,6 +2036,8 @@ def check_room(config: dict[str, Any], snapshot: dict[str, Any], databases: list
     dump_bytes = snapshot_size(config, snapshot)
     needs = logical_needs(dump_bytes, schema_bytes(databases))
     staging = Path(config.get("restore_dir", RESTORE_DIR))
+    while not staging.exists():  # made by the restore: its nearest existing parent's filesystem
+        staging = staging.parent
     binlogs = Path(config.get("binlog_index", BINLOG_INDEX)).parent
     paths = {"dump file": staging, "new databases": datadir, "binary log": binlogs}
     if not binlogs.is_dir():
@@ -2157,10 +2159,10 @@ def restore_logical(
         if not server_answers():
             raise Untouched("MariaDB does not answer: a dump can only be loaded into a running server")
     rid = restore_id(moment)
+    staging = Path(config.get("restore_dir", RESTORE_DIR))
     refused = check_room(config, snapshot, databases, datadir)
     if refused:
         raise Untouched(refused)
-    staging = Path(config.get("restore_dir", RESTORE_DIR))
     staging.mkdir(parents=True, mode=0o700, exist_ok=True)
     dump_file = staging / f"{snapshot['short_id']}.sql"
     made: list[str] = []  # databases of this restore to drop when it stops before the swap
