@@ -232,6 +232,67 @@ UNDO_SLOW_START = (
     "systemctl daemon-reload && systemctl start mariadb && systemctl is-active mariadb"
 )
 
+# logical_restore_killed: a fresh dump, a post published after it, then a logical restore of the dump killed
+# (SIGTERM) as soon as its load has begun: a database of the restore exists (or, with a wrapper that drops the
+# site databases first, one of them is gone). The site databases must be as they were, post included, with
+# no restore database left, and the runbook must find nothing to stop or restore.
+DUMP_MANIFEST = "/var/lib/portalops/backup/manifests/db-dump.json"
+AFTER_DUMP_POST = "portalops-drill-after-the-dump"
+RESTORING = "__portalops_restore_"
+
+
+def kill_logical_restore(signal: str = "TERM") -> str:
+    """Start restore-database of the newest dump (its kept manifest) on the database host and send it
+    ``signal`` once its load has begun; print its exit and output. Waits for its mariadb client to end."""
+    sites = "SELECT schema_name FROM information_schema.schemata WHERE schema_name IN ($sites)"
+    ready = (
+        f"SELECT (SELECT COUNT(*) FROM ({sites}) s) < $count OR "  # noqa: S608 - fixed drill SQL, no input
+        f"(SELECT COUNT(*) FROM information_schema.schemata WHERE INSTR(schema_name, '{RESTORING}') > 0) > 0"
+    )
+    return (
+        "set -- $(python3 -c \"import json; m = json.load(open('" + DUMP_MANIFEST + "')); "
+        "print(m['snapshot_id'][:8], len(m['databases']), ','.join(repr(d) for d in m['databases']))\") && "
+        "snap=$1 count=$2 sites=$3 && "
+        f"{{ {BACKUP} restore-database --snapshot $snap --yes > /tmp/portalops-drill-restore.out 2>&1 & }} && "
+        "pid=$! && i=0 && "
+        f'until [ "$(mariadb --batch --skip-column-names -e "{ready}" 2>/dev/null)" = 1 ]; do '
+        "i=$((i + 1)); if [ $i -gt 2400 ] || ! kill -0 $pid 2>/dev/null; then echo 'never began loading'; break; fi; "
+        "sleep 0.05; done; "
+        f'kill -{signal} $pid; wait $pid; echo "restore-database of $snap sent SIG{signal} mid-load: exit $?"; i=0; '
+        # After a SIGKILL its mariadb client still loads what the pipe holds: wait for it to end.
+        "while grep -qx mariadb /proc/[0-9]*/comm 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done; "
+        "cat /tmp/portalops-drill-restore.out"
+    )
+
+
+FIRST_DUMP_DATABASE = f"import json; print(sorted(json.load(open('{DUMP_MANIFEST}'))['databases'])[0])"
+POST_AFTER_DUMP = (
+    f'db=$(python3 -c "{FIRST_DUMP_DATABASE}") && mariadb -e "INSERT INTO \\`$db\\`.wp_posts (post_author, '  # noqa: S608 - fixed drill SQL, no input
+    "post_date, post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, "
+    "post_modified, post_modified_gmt, post_content_filtered, guid, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), "
+    f"'<p>drill</p>', 'Written after the dump', '', 'publish', '{AFTER_DUMP_POST}', '', '', NOW(), UTC_TIMESTAMP(), "
+    "'', '', 'post')\""
+)
+KILLED_LOGICAL_RESTORE = (
+    f"{BACKUP} run --job db-dump >/dev/null && {POST_AFTER_DUMP} && {kill_logical_restore('TERM')} | tail -n 5"
+)
+NO_RESTORE_DATABASES = (
+    f'left=$(mariadb --batch --skip-column-names -e "SELECT schema_name FROM information_schema.schemata '  # noqa: S608 - fixed drill SQL
+    f"WHERE INSTR(schema_name, '{RESTORING}') > 0\")"
+)
+AFTER_DUMP_POST_THERE = (
+    f'{DB_SOUND} >/dev/null && db=$(python3 -c "{FIRST_DUMP_DATABASE}") && test "$(mariadb --batch '  # noqa: S608 - fixed drill SQL, no input
+    f"--skip-column-names -e \"SELECT COUNT(*) FROM \\`$db\\`.wp_posts WHERE post_name = '{AFTER_DUMP_POST}' "
+    'AND post_status = \'publish\'")" = 1 && echo "$db as it was, with the post written after the dump" && '
+    f'{NO_RESTORE_DATABASES} && {{ [ -z "$left" ] || {{ echo "restore databases left: $left"; exit 1; }}; }}'
+)
+UNDO_KILLED_LOGICAL_RESTORE = (
+    f"{DB_SOUND} >/dev/null || {BACKUP} restore-database --yes; rm -rf /var/lib/mysql.*-restore-*; "  # noqa: S608 - fixed drill SQL
+    f'{NO_RESTORE_DATABASES}; for d in $left; do mariadb -e "DROP DATABASE \\`$d\\`"; done; '
+    f'db=$(python3 -c "{FIRST_DUMP_DATABASE}") && mariadb -e "DELETE FROM \\`$db\\`.wp_posts WHERE post_name = '
+    f"'{AFTER_DUMP_POST}'\" && {DB_SOUND} >/dev/null"
+)
+
 # systemd on cgroup v1 learns that a unit's cgroup emptied from the kernel's release agent, which a
 # container cannot run: a killed service whose last process systemd did not itself reap then sits
 # 'deactivating' for its whole stop timeout (90 s) with nothing left in it. Once "$cg" (the unit's
@@ -425,6 +486,19 @@ FAULTS: tuple[Fault, ...] = (
         never=(("l1_database_lost", "stop_writes"), ("l1_database_lost", "restore_database")),
         after=SLOW_START_UNTOUCHED,
         intact=DB_SOUND,
+    ),
+    Fault(
+        "logical_restore_killed",
+        "a logical restore (the dump) on the database tier killed by SIGTERM mid-load, after a post written since",
+        "db",
+        inject=KILLED_LOGICAL_RESTORE,
+        undo=UNDO_KILLED_LOGICAL_RESTORE,
+        runbooks=("l1_database_lost",),
+        # Expected: the site databases untouched (a wrapper that dropped them first loses the post, and the
+        # runbook would restore), so the runbook finds them sound and neither stops writes nor restores.
+        expect=RunbookExit.RECOVERED,
+        never=(("l1_database_lost", "stop_writes"), ("l1_database_lost", "restore_database")),
+        intact=AFTER_DUMP_POST_THERE,
     ),
 )
 

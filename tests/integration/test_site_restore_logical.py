@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from portalops.faultdrill import DUMP_MANIFEST, kill_logical_restore
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import on
 from tests.integration.test_site import SITES, get
+from tests.integration.test_site_runbooks import acted, drill
 
 BACKUP = "/usr/local/sbin/portalops-backup"
 STATUS = "/var/lib/portalops/backup/restore-database.json"
-DUMP_MANIFEST = "/var/lib/portalops/backup/manifests/db-dump.json"
 SITE = SITES[0]
 DB = SITE["db_name"]
 LATER = "restore5-written-after-the-dump"
@@ -65,33 +66,10 @@ def write_later_post() -> None:
     )
 
 
-def start_and_kill(snapshot: str, signal: str) -> str:
-    """restore-database of ``snapshot`` started on db1 and sent ``signal`` as soon as its load has begun (a
-    database of the restore exists) or, with a wrapper that drops first, the live database is gone."""
-    prefix = f"{DB}{MARK}restore_"
-    started = f"LEFT(schema_name, {len(prefix)}) = '{prefix}'"
-    ready = (
-        f"SELECT (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{DB}') = 0 "
-        f"OR (SELECT COUNT(*) FROM information_schema.schemata WHERE {started}) > 0"
-    )
-    script = f"""
-{BACKUP} restore-database --snapshot {snapshot} --yes > /tmp/restore5.out 2>&1 &
-pid=$!
-i=0
-until [ "$(mariadb --batch --skip-column-names -e "{ready}" 2>/dev/null)" = 1 ]; do
-  i=$((i + 1)); if [ $i -gt 2400 ] || ! kill -0 $pid 2>/dev/null; then echo 'never began loading'; break; fi
-  sleep 0.05
-done
-kill -{signal} $pid
-wait $pid
-echo "exit $?"
-i=0
-# After a SIGKILL its mariadb client still loads what the pipe holds: wait for it to end.
-while grep -qx mariadb /proc/[0-9]*/comm 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done
-cat /tmp/restore5.out
-"""
-    result = on("db1", script, check=False)
-    return result.stdout
+def start_and_kill(signal: str) -> str:
+    """restore-database of the fixture's dump started on db1 and sent ``signal`` as soon as its load has begun
+    (or, with a wrapper that drops first, a site database is gone): the drill's own script."""
+    return on("db1", kill_logical_restore(signal), check=False).stdout
 
 
 @pytest.fixture
@@ -128,7 +106,7 @@ def test_a_logical_restore_killed_mid_load_leaves_the_live_databases_as_they_wer
     dumped: dict[str, Any], converged: LabConfig, signal: str
 ) -> None:
     before = contents(DB)
-    output = start_and_kill(dumped["snapshot_id"][:8], signal)
+    output = start_and_kill(signal)
     assert "never began loading" not in output, output[-3000:]
     assert_untouched(before, converged)
     status = json.loads(on("db1", f"cat {STATUS}").stdout)
@@ -136,7 +114,7 @@ def test_a_logical_restore_killed_mid_load_leaves_the_live_databases_as_they_wer
     assert status["restore"]["phase"] == "loading", status
     if signal == "TERM":
         # Its clean-up ran: the new databases are dropped, and it said so.
-        assert "exit 143" in output and "the live databases were not touched" in output, output[-3000:]
+        assert "mid-load: exit 143" in output and "the live databases were not touched" in output, output[-3000:]
         assert ours() == set() and status["restore"]["leftovers"] == [], status
         assert status["errors"] == ["stopped during loading: stopped by signal 15"], status
     else:
@@ -180,3 +158,14 @@ def test_a_logical_restore_swaps_the_dump_in_and_keeps_the_old_tables_until_disc
     assert discard.returncode == 0, discard.stdout + discard.stderr
     assert ours() == set()
     assert on("db1", f"{BACKUP} restore-database --discard-evidence {rid}", check=False).returncode == 1
+
+
+def test_the_killed_logical_restore_drill_finds_nothing_to_restore(converged: LabConfig) -> None:
+    """`portalops drill run l1_database_lost --fault logical_restore_killed`: a dump, a post written since, a
+    logical restore killed mid-load; the drill checks the post is still there and no restore database is left."""
+    assert not ours()
+    found = drill("l1_database_lost", "--fault", "logical_restore_killed")
+    assert found["outcome"] == "recovered"
+    results = acted(found["incident"])
+    assert results["restore_database"] == "not_needed" and results["stop_writes"] == "not_needed", results
+    assert not ours()
