@@ -72,24 +72,28 @@ def start_and_kill(signal: str) -> str:
     return on("db1", kill_logical_restore(signal), check=False).stdout
 
 
+ASIDE = "ls -d /var/lib/mysql.before-restore-* /var/lib/mysql.failed-restore-* 2>/dev/null || true"
+
+
 @pytest.fixture
 def dumped(converged: LabConfig) -> Iterator[dict[str, Any]]:
     """A dump of db1 taken now, then a post written after it; yields the dump's manifest. Afterwards the
-    post is gone, and so are the databases the restores made."""
+    post is gone, and so is what the restores kept (databases, data directories set aside)."""
     before = ours()
     assert not before, f"databases of an earlier restore are left on db1: {before}"
+    aside = set(on("db1", ASIDE).stdout.split())
     backup = on("db1", f"{BACKUP} run --job db-dump", check=False)
     assert backup.returncode == 0, backup.stdout[-3000:] + backup.stderr[-2000:]
     manifest: dict[str, Any] = json.loads(on("db1", f"cat {DUMP_MANIFEST}").stdout)
     write_later_post()
     yield manifest
+    if on("db1", f"{BACKUP} check-database", check=False).returncode != 0:  # a wrapper that dropped first
+        on("db1", f"{BACKUP} restore-database --snapshot {manifest['snapshot_id'][:8]} --yes", check=False)
     sql(f"DELETE FROM \\`{DB}\\`.wp_posts WHERE post_name = '{LATER}'")
     for database in ours() - before:
         sql(f"DROP DATABASE \\`{database}\\`")
-    if on("db1", f"{BACKUP} check-database", check=False).returncode != 0:  # a wrapper that dropped first
-        on("db1", f"{BACKUP} restore-database --snapshot {manifest['snapshot_id'][:8]} --yes", check=False)
-        for database in ours() - before:
-            sql(f"DROP DATABASE \\`{database}\\`")
+    for path in set(on("db1", ASIDE).stdout.split()) - aside:
+        on("db1", f"rm -rf {path}")
 
 
 def assert_untouched(before: dict[str, Any], converged: LabConfig) -> None:
