@@ -2109,9 +2109,9 @@ def load_dump(dump_file: Path, names: dict[str, str]) -> None:
 
 
 def drop_new(new: list[str], log: Log) -> list[str]:
-    """Drop a failed logical restore's new databases, SIGTERM held off meanwhile; those left, named."""
+    """Drop a failed logical restore's new databases, SIGTERM and the deadline held off meanwhile; those left."""
     left = []
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM})
     try:
         for database in new:
             try:
