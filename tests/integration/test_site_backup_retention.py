@@ -4,7 +4,8 @@ A responder's "back up now" after an unnoticed mass deletion, or a re-run of the
 more snapshots the same day; with one snapshot kept per day they pruned the day's earlier, good
 one and nothing good was left to restore. Takes its own backups of db1 (depends on no other
 module's order) and leaves the site's posts as they were. The second copy on the backup host is
-never pruned while a client has dated a snapshot in the future.
+never pruned while a client has dated a snapshot in the future. A backup whose manifest shows mass
+loss against its predecessor flags the job and pins the predecessor until a person releases it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DATABASE = SITES[0]["db_name"]
 BACKUP = "/usr/local/sbin/portalops-backup"
 SAVED = "/root/portalops-test-retention-posts.sql"
 ASIDE = "ls -d /var/lib/mysql.before-restore-* /var/lib/mysql.failed-restore-* 2>/dev/null || true"
+PIN = "portalops-pinned"
 POSTS = f"SELECT COUNT(*) FROM {DATABASE}.wp_posts WHERE post_type = 'post'"
 
 
@@ -45,10 +47,25 @@ def snapshot_of(status: dict[str, Any], job: str) -> str:
     return str(next(j["snapshot_id"] for j in status["jobs"] if j["name"] == job))
 
 
+def listed() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(on("db1", f"{BACKUP} snapshots").stdout or "[]")
+    return found
+
+
 def snapshots() -> set[str]:
-    """Every snapshot id in db1's repository, short and long."""
-    listed = json.loads(on("db1", f"{BACKUP} snapshots").stdout or "[]")
-    return {s["id"] for s in listed} | {s["short_id"] for s in listed}
+    """Every snapshot id in db1's repository, short and long, and the ids pinned ones had before
+    restic tag gave them new ones."""
+    found = listed()
+    return {s["id"] for s in found} | {s["short_id"] for s in found} | {s.get("original", "") for s in found} - {""}
+
+
+def now_known_as(snapshot_id: str) -> dict[str, Any]:
+    """The snapshot that was ``snapshot_id`` (restic tag rewrites a snapshot under a new id)."""
+    return next(s for s in listed() if s["id"].startswith(snapshot_id) or s.get("original", "").startswith(snapshot_id))
+
+
+def pinned() -> set[str]:
+    return {s["id"] for s in listed() if PIN in (s.get("tags") or [])}
 
 
 @pytest.fixture
@@ -57,6 +74,7 @@ def posts_saved(converged: LabConfig) -> Iterator[int]:
     test left them gone, the restore's evidence directories are removed and a backup of the site as
     it was is taken."""
     aside = set(on("db1", ASIDE).stdout.split())
+    pins = pinned()
     on("db1", f"mariadb-dump --no-create-info --where=\"post_type = 'post'\" {DATABASE} wp_posts > {SAVED}")
     count = int(sql(POSTS))
     assert count > 0, "the lab's first site has no posts to lose"
@@ -67,6 +85,8 @@ def posts_saved(converged: LabConfig) -> Iterator[int]:
     on("db1", f"rm -f {SAVED}")
     for path in set(on("db1", ASIDE).stdout.split()) - aside:  # this test's restore evidence
         on("db1", f"rm -rf {path}")
+    for made in pinned() - pins:  # this test's mass loss pinned the good snapshots
+        on("db1", f"{BACKUP} release {made}")
     assert int(sql(POSTS)) == count
     # The newest snapshot is the one a drill or a restore takes: not one of the site without its posts.
     backup()
@@ -82,11 +102,84 @@ def test_the_good_snapshot_survives_two_more_backups_the_same_day_and_restores(p
     kept = snapshots()
     assert physical in kept, "the day's good physical backup was pruned by a later backup the same day"
     assert dump in kept, "the day's good dump was pruned by a later backup the same day"
-    # Restorable: the good snapshot brings the posts back, verified against its manifest.
-    restore = on("db1", f"{BACKUP} restore-database --snapshot {physical[:8]} --yes", check=False)
+    # Restorable: the good snapshot brings the posts back, verified against its manifest (pinned by
+    # the mass loss, it has a new id).
+    current = now_known_as(physical)["id"]
+    restore = on("db1", f"{BACKUP} restore-database --snapshot {current[:8]} --yes", check=False)
     assert restore.returncode == 0, restore.stdout[-3000:] + restore.stderr[-2000:]
-    assert json.loads(restore.stdout.strip().splitlines()[-1])["snapshot"].startswith(physical)
+    assert json.loads(restore.stdout.strip().splitlines()[-1])["snapshot"].startswith(current)
     assert int(sql(POSTS)) == posts_saved
+
+
+CONFIG = "/etc/portalops/backup.json"
+DATABASE_JOBS = ("db-physical", "db-dump")
+
+
+def job_entry(status: dict[str, Any], job: str) -> dict[str, Any]:
+    return next(j for j in status["jobs"] + status.get("not_run", []) if j["name"] == job)
+
+
+def database_backup() -> dict[str, Any]:
+    """`portalops-backup run` of the database jobs only (their forget only)."""
+    result = on("db1", f"{BACKUP} run " + " ".join(f"--job {job}" for job in DATABASE_JOBS), check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    status: dict[str, Any] = json.loads(on("db1", "cat /var/lib/portalops/backup/run.json").stdout)
+    return status
+
+
+def test_a_mass_loss_pins_the_good_snapshot_until_a_person_releases_it(posts_saved: int) -> None:
+    good = backup()
+    before = {job: snapshot_of(good, job) for job in DATABASE_JOBS}
+    sql(f"DELETE FROM {DATABASE}.wp_posts WHERE post_type = 'post'")
+    flagged = backup()
+    for job, good_id in before.items():
+        entry = job_entry(flagged, job)
+        assert entry["ok"], entry
+        assert entry.get("mass_loss"), f"{job}: a backup without the site's posts is not flagged: {entry}"
+        flag = entry["mass_loss"][0]
+        gone = f"{DATABASE}.wp_posts: {posts_saved} of {posts_saved} published posts gone"
+        assert any(problem.startswith(gone) for problem in flag["problems"]), flag
+        assert flag["snapshot"] == snapshot_of(flagged, job)[:8]
+        pin = now_known_as(good_id)
+        assert PIN in pin["tags"], f"{job}: the good snapshot {good_id[:8]} is not pinned"
+        assert flag["pinned_snapshot_id"] == pin["id"]
+    metrics_dir = json.loads(on("db1", f"cat {CONFIG}").stdout)["metrics_dir"]
+    metrics = on("db1", f"cat {metrics_dir}/portalops_backup_run.prom").stdout
+    for job in DATABASE_JOBS:
+        assert f'portalops_backup_mass_loss{{host="db1",job="{job}"}} 1' in metrics, metrics
+    shown = on("db1", f"{BACKUP} status").stdout
+    assert "MASS LOSS in snapshot" in shown and "pinned snapshots: 2" in shown, shown
+
+    # More backups of the damaged site under a policy that keeps only the newest: the pins survive.
+    on("db1", f"cp -p {CONFIG} {CONFIG}.pin-test")
+    try:
+        on(
+            "db1",
+            'python3 -c \'import json, sys; c = json.load(open(sys.argv[1])); c["keep"] = {"last": 1}; '
+            f'[j.pop("keep", None) for j in c["jobs"]]; json.dump(c, open(sys.argv[1], "w"))\' {CONFIG}',
+        )
+        later = [database_backup() for _ in range(3)]
+    finally:
+        on("db1", f"mv {CONFIG}.pin-test {CONFIG}")
+    kept = snapshots()
+    for job, good_id in before.items():
+        assert good_id in kept, f"{job}: the pinned good snapshot {good_id[:8]} was forgotten"
+        assert snapshot_of(later[0], job) not in kept, f"{job}: keep-last 1 did not apply to the others"
+        assert job_entry(later[-1], job).get("mass_loss"), f"{job}: the flag went while the pin stays"
+
+    # Only a person releases a pin, after being told what it releases; an unknown id is refused.
+    refused = on("db1", f"{BACKUP} release 0123abcd", check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "no pinned snapshot 0123abcd" in refused.stderr
+    for job, good_id in before.items():
+        released = on("db1", f"{BACKUP} release {good_id[:8]}", check=False)
+        assert released.returncode == 0, released.stdout + released.stderr
+        assert released.stdout.startswith("releasing snapshot ") and f" of {job} " in released.stdout
+        assert PIN not in (now_known_as(good_id).get("tags") or [])
+        status = json.loads(on("db1", "cat /var/lib/portalops/backup/run.json").stdout)
+        assert "mass_loss" not in job_entry(status, job)
+    metrics = on("db1", f"cat {metrics_dir}/portalops_backup_run.prom").stdout
+    assert 'portalops_backup_mass_loss{host="db1",job="db-physical"} 0' in metrics, metrics
 
 
 COPY = "restic --no-cache -r /srv/restic-copy/web1 --password-file /etc/portalops/restic-copy.pass"

@@ -226,7 +226,9 @@ def test_an_unusable_repository_fails_every_job_on_one_attempt(tmp_path: Path, m
 def test_retention_is_per_job_tag_and_refuses_to_keep_nothing() -> None:
     args = pb.forget_args("db-dump", {"daily": 7, "weekly": 5, "monthly": 12})
     assert args[:6] == ["forget", "--json", "--tag", "job:db-dump", "--group-by", "host,tags"]
-    assert args[6:] == ["--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "12"]
+    assert args[6:-2] == ["--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "12"]
+    # A snapshot pinned after a mass loss (its successor's manifest showed it) is never forgotten.
+    assert args[-2:] == ["--keep-tag", "portalops-pinned"]
     with pytest.raises(pb.ConfigError, match="keeps nothing"):
         pb.forget_args("db-dump", {})
 
@@ -1609,3 +1611,175 @@ def test_the_room_check_reads_this_hosts_filesystems_and_the_dumps_size(
     monkeypatch.setattr(pb, "snapshot_size", lambda config, snapshot: free)
     refused = pb.check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path)
     assert refused.startswith("not enough room") and f"in {tmp_path}" in refused and "binary log" not in refused
+
+
+# --------------------------------------------------------------------------- pins after a mass loss
+
+
+def test_a_snapshot_with_mass_loss_against_its_predecessor_is_flagged_and_editing_is_not() -> None:
+    good = {**site(), "snapshot_id": "aaaa1111"}
+    assert pb.loss_against(good, {**site(posts=0), "snapshot_id": "bbbb2222"}, THRESHOLDS) == [
+        "wp.wp_posts: 40 of 40 published posts gone since the backup (40 -> 0)"
+    ]
+    assert pb.loss_against(good, {**site(posts=36), "snapshot_id": "bbbb2222"}, THRESHOLDS) == []
+    # Nothing to compare with (a first backup, an unreadable kept manifest) or the same snapshot: no flag.
+    assert pb.loss_against(None, {**site(posts=0), "snapshot_id": "bbbb2222"}, THRESHOLDS) == []
+    assert pb.loss_against(good, {**site(posts=0), "snapshot_id": "aaaa1111"}, THRESHOLDS) == []
+    assert pb.loss_against({"snapshot_id": "aaaa1111"}, site(posts=0), THRESHOLDS) == []
+
+
+def test_a_pinned_snapshot_is_known_by_its_new_id_and_the_id_it_had_before_restic_tag() -> None:
+    pinned = {"id": "c" * 64, "short_id": "cccccccc", "original": "a" * 64, "time": "2026-12-03T01:00:00Z"}
+    assert pb.same_snapshot(pinned, "cccc") and pb.same_snapshot(pinned, "aaaaaaaa")
+    assert not pb.same_snapshot(pinned, "bbbb") and not pb.same_snapshot(pinned, "")
+    forgotten = [
+        {"keep": [{"id": "c" * 64, "tags": ["portalops", "job:db-dump", "portalops-pinned"]}, {"id": "d" * 64}]},
+        {"keep": [{"id": "e" * 64, "tags": ["portalops", "job:db-dump"]}], "remove": [{"id": "f" * 64}]},
+    ]
+    assert pb.pinned_in(json.dumps(forgotten)) == {"c" * 64}
+    assert pb.pinned_in("null") == set()
+    assert pb.pinned_in("not json") is None
+
+
+# restic for the pin flow: `tag --add` pins (the snapshot gets a new id), `tag --remove` unpins;
+# `snapshots --tag portalops-pinned` and `forget` show the pinned snapshot while it is pinned.
+FAKE_PIN_RESTIC = """d={state}; echo "$*" >> $d/calls.log
+case "$1" in
+tag) [ -e $d/tagfails ] && {{ echo 'Fatal: unable to tag' >&2; exit 1; }}
+  case "$2" in --add) touch $d/tagged ;; --remove) rm -f $d/tagged ;; esac ;;
+snapshots) if [ -e $d/tagged ]; then cat $d/pinned.json; else echo '[]'; fi ;;
+forget) if [ -e $d/tagged ]; then echo '[{{"keep": '; cat $d/pinned.json; echo '}}]'; else echo '[]'; fi ;;
+esac"""
+PINNED = {
+    "id": "c" * 64,
+    "short_id": "cccccccc",
+    "original": "a" * 64,
+    "time": "2026-12-03T01:00:00.123456789Z",
+    "tags": ["portalops", "job:db-dump", "portalops-pinned"],
+}
+
+
+def pin_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> tuple[dict[str, Any], Path]:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "calls.log").write_text("")
+    (state / "pinned.json").write_text(json.dumps([PINNED]))
+    for flag in flags:
+        (state / flag).touch()
+    script = FAKE_PIN_RESTIC.format(state=state)
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
+    jobs = [{"name": "db-dump", "type": "mariadb-dump", "databases": ["wp"]}]
+    config = {**BASE, "status_dir": str(tmp_path / "status"), "keep": {"last": 1}, "jobs": jobs}
+    return config, state
+
+
+def backups_of(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *manifests: tuple[str, dict[str, Any]]) -> None:
+    """Each (snapshot id, manifest) as one `run` whose dump job saved that snapshot (no database here)."""
+    queue = list(manifests)
+
+    def job(config: dict[str, Any], job: dict[str, Any], run_id: str, log: Any) -> dict[str, Any]:
+        snapshot_id, manifest = queue.pop(0)
+        pb.keep_manifest(config, job["name"], {**manifest, "job": job["name"]}, {"snapshot_id": snapshot_id})
+        return {"snapshot_id": snapshot_id}
+
+    monkeypatch.setitem(pb.JOBS, "mariadb-dump", job)
+    while queue:
+        pb.command_run(config, [], pb.Log(None))
+
+
+def run_status(config: dict[str, Any]) -> dict[str, Any]:
+    status: dict[str, Any] = json.loads((Path(config["status_dir"]) / "run.json").read_text())
+    return status
+
+
+def test_mass_loss_pins_the_predecessor_flags_the_job_and_forget_keeps_the_pin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, state = pin_setup(tmp_path, monkeypatch)
+    backups_of(config, monkeypatch, ("a" * 64, site()))
+    assert not any(call.startswith("tag") for call in (state / "calls.log").read_text().splitlines())
+    backups_of(config, monkeypatch, ("b" * 64, site(posts=0)))
+    calls = (state / "calls.log").read_text().splitlines()
+    assert calls[-3:] == [
+        f"tag --add portalops-pinned {'a' * 64}",
+        "snapshots --json --tag portalops-pinned --host db1",
+        "forget --json --tag job:db-dump --group-by host,tags --keep-last 1 --keep-tag portalops-pinned",
+    ]
+    job = run_status(config)["jobs"][0]
+    assert job["ok"] is True
+    assert job["mass_loss"] == [
+        {
+            "snapshot": "bbbbbbbb",
+            "problems": ["wp.wp_posts: 40 of 40 published posts gone since the backup (40 -> 0)"],
+            "pinned_snapshot": "cccccccc",
+            "pinned_snapshot_id": "c" * 64,
+            "pinned": job["mass_loss"][0]["pinned"],
+            "release": "portalops-backup release cccccccc",
+        }
+    ]
+    found = samples(pb.metrics(run_status(config)))
+    assert found['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "1"
+    # Later runs (no new loss) keep the flag while the pin exists...
+    backups_of(config, monkeypatch, ("d" * 64, site(posts=0)), ("e" * 64, site(posts=1)))
+    assert run_status(config)["jobs"][0]["mass_loss"][0]["pinned_snapshot"] == "cccccccc"
+    # ... and drop it once the pin is gone (here: removed by other means than release).
+    (state / "tagged").unlink()
+    backups_of(config, monkeypatch, ("f" * 64, site(posts=1)))
+    assert "mass_loss" not in run_status(config)["jobs"][0]
+    assert samples(pb.metrics(run_status(config)))['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "0"
+    assert json.loads((tmp_path / "status" / "pins.json").read_text()) == []
+
+
+def test_a_pin_that_fails_fails_the_job_before_its_forget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, state = pin_setup(tmp_path, monkeypatch, "tagfails")
+    backups_of(config, monkeypatch, ("a" * 64, site()), ("b" * 64, site(posts=0)))
+    calls = (state / "calls.log").read_text().splitlines()
+    assert calls[-1] == f"tag --add portalops-pinned {'a' * 64}", "forget ran although the good snapshot is not pinned"
+    job = run_status(config)["jobs"][0]
+    assert job["ok"] is False
+    assert job["error"].startswith("mass loss against snapshot aaaaaaaa (wp.wp_posts: 40 of 40 published posts gone")
+    assert job["error"].endswith("forget skipped")
+    assert job["mass_loss"][0]["pinned_snapshot"] is None
+    assert samples(pb.metrics(run_status(config)))['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "1"
+
+
+def test_release_says_what_it_releases_refuses_an_unknown_id_and_clears_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, state = pin_setup(tmp_path, monkeypatch)
+    backups_of(config, monkeypatch, ("a" * 64, site()), ("b" * 64, site(posts=0)))
+    capsys.readouterr()
+    assert pb.command_status(config) == pb.EXIT_OK
+    shown = capsys.readouterr().out
+    assert "MASS LOSS in snapshot bbbbbbbb: wp.wp_posts: 40 of 40 published posts gone" in shown
+    assert "pinned snapshots: 1 (release with: portalops-backup release ID)" in shown
+    assert "cccccccc db-dump taken 2026-12-03T01:00:00Z: pinned " in shown
+    # An id that names no pinned snapshot: refused, nothing untagged.
+    assert pb.command_release(config, "bbbb", pb.Log(None)) == pb.EXIT_BAD_INPUT
+    assert "no pinned snapshot bbbb (pinned: cccccccc); nothing released" in capsys.readouterr().err
+    assert "tag --remove" not in (state / "calls.log").read_text()
+    # The id it had before the pin works too (it is what last night's log named).
+    assert pb.command_release(config, "aaaaaaaa", pb.Log(None)) == pb.EXIT_OK
+    said = capsys.readouterr().out
+    assert said.startswith("releasing snapshot cccccccc of db-dump taken 2026-12-03T01:00:00Z (pinned ")
+    assert "snapshot bbbbbbbb showed wp.wp_posts: 40 of 40 published posts gone" in said
+    assert (state / "calls.log").read_text().splitlines()[-1] == f"tag --remove portalops-pinned {'c' * 64}"
+    assert "mass_loss" not in run_status(config)["jobs"][0]
+    assert json.loads((tmp_path / "status" / "pins.json").read_text()) == []
+
+
+def test_metrics_carry_the_mass_loss_flag_of_a_job_not_run_this_time() -> None:
+    flagged = {"name": "db-physical", "ok": True, "duration_s": 1, "mass_loss": [{"pinned_snapshot": "cccccccc"}]}
+    found = samples(pb.metrics({**status(True), "not_run": [flagged]}))
+    assert found['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "0"
+    assert found['portalops_backup_mass_loss{host="db1",job="db-physical"}'] == "1"
+
+
+def test_the_second_copy_keeps_pinned_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, ...]] = []
+    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: seen.append(args) or ["sh", "-c", "echo '[]'"])
+    copies = [{"name": "web1", "from_repo": "/f", "from_password_file": "/p", "to_repo": "/t", "password_file": "/q"}]
+    config = {**BASE, "status_dir": str(tmp_path), "keep": {"within": "48h", "daily": 7}, "copies": copies}
+    assert pb.command_copy(config, pb.Log(None)) == pb.EXIT_OK
+    forget = next(args for args in seen if args[0] == "forget")
+    assert forget[-2:] == ("--keep-tag", "portalops-pinned")

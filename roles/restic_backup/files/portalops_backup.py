@@ -10,6 +10,8 @@ values, or the sha256 of every file) that a restore drill verifies against.
     portalops-backup check [--subset S]  restic check (--read-data-subset S)
     portalops-backup copy                (backup host) copy every source repository into its second copy
     portalops-backup snapshots           the repository's snapshots as JSON
+    portalops-backup status              the last run, mass-loss flags and pinned snapshots
+    portalops-backup release SNAPSHOT    unpin a snapshot kept after a mass loss (a person's act)
     portalops-backup restore-database [--snapshot ID | --logical] [--until TIME | --until-position FILE:POS]
                                       [--deadline S] --yes
                                          MariaDB from the newest physical backup (the dump if that
@@ -461,7 +463,17 @@ def keep_policy(keep: dict[str, Any]) -> list[str]:
 
 
 def forget_args(job_name: str, keep: dict[str, int]) -> list[str]:
-    return ["forget", "--json", "--tag", f"job:{job_name}", "--group-by", "host,tags", *keep_policy(keep)]
+    return [
+        "forget",
+        "--json",
+        "--tag",
+        f"job:{job_name}",
+        "--group-by",
+        "host,tags",
+        *keep_policy(keep),
+        "--keep-tag",
+        PIN_TAG,
+    ]
 
 
 def rolling_subset(day: dt.date, parts: int) -> str:
@@ -957,6 +969,110 @@ def keep_manifest(config: dict[str, Any], job_name: str, manifest: dict[str, Any
     write_atomic(Path(config["status_dir"]) / "manifests" / f"{job_name}.json", json.dumps(kept), mode=0o600)
 
 
+# --------------------------------------------------------------------------- pins
+
+# A database snapshot whose manifest shows mass loss against its predecessor's (mass_loss, the same
+# thresholds as check-database) pins the predecessor: restic tag --add PIN_TAG, which every forget
+# (here and on the backup host's second copy) keeps, until a person runs `portalops-backup release`.
+# restic tag rewrites a snapshot: the pinned one has a new id, its first id stays in 'original'.
+PIN_TAG = "portalops-pinned"
+
+
+def kept_manifest(config: dict[str, Any], job_name: str) -> dict[str, Any] | None:
+    """The job's kept manifest (keep_manifest): read before the job's new snapshot replaces it."""
+    try:
+        found: dict[str, Any] = json.loads((Path(config["status_dir"]) / "manifests" / f"{job_name}.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return found
+
+
+def loss_against(
+    previous: dict[str, Any] | None, current: dict[str, Any] | None, thresholds: dict[str, int]
+) -> list[str]:
+    """Mass loss from the predecessor's manifest to the new snapshot's (nothing to compare: none)."""
+    if not previous or not current or not previous.get("snapshot_id") or "databases" not in previous:
+        return []
+    if previous.get("snapshot_id") == current.get("snapshot_id"):
+        return []
+    return mass_loss(previous, current, thresholds)
+
+
+def pins_path(config: dict[str, Any]) -> Path:
+    return Path(config["status_dir"]) / "pins.json"
+
+
+def read_pins(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pins this host made, with why (the repository's tags are the truth of what is pinned)."""
+    try:
+        found: list[dict[str, Any]] = json.loads(pins_path(config).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return found
+
+
+def write_pins(config: dict[str, Any], pins: list[dict[str, Any]]) -> None:
+    write_atomic(pins_path(config), json.dumps(pins, indent=2, sort_keys=True) + "\n")
+
+
+def same_snapshot(snapshot: dict[str, Any], wanted: str) -> bool:
+    """``wanted`` (an id or prefix) names this snapshot, or the one it was before restic tag rewrote it."""
+    return bool(wanted) and (snapshot["id"].startswith(wanted) or str(snapshot.get("original", "")).startswith(wanted))
+
+
+def pin_record(
+    job_name: str, snapshot: dict[str, Any], flagged: str, problems: list[str], moment: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "job": job_name,
+        "id": snapshot["id"],
+        "short_id": snapshot.get("short_id", snapshot["id"][:8]),
+        "original": snapshot.get("original") or snapshot["id"],
+        "time": stamp(parse_time(snapshot["time"])),
+        "pinned": stamp(moment),
+        "flagged_snapshot": flagged,
+        "problems": problems,
+    }
+
+
+def mass_loss_entry(pin: dict[str, Any]) -> dict[str, Any]:
+    """A job status's ``mass_loss`` item: what is gone, in which snapshot, and which snapshot is pinned."""
+    return {
+        "snapshot": pin["flagged_snapshot"],
+        "problems": pin["problems"],
+        "pinned_snapshot": pin["short_id"],
+        "pinned_snapshot_id": pin["id"],
+        "pinned": pin["pinned"],
+        "release": f"portalops-backup release {pin['short_id']}",
+    }
+
+
+def pinned_in(forget_stdout: str) -> set[str] | None:
+    """Ids of the snapshots restic forget --json kept because they carry PIN_TAG (None: unreadable)."""
+    try:
+        groups = json.loads(forget_stdout or "[]")
+        return {s["id"] for g in groups or [] for s in g.get("keep") or [] if PIN_TAG in (s.get("tags") or [])}
+    except (json.JSONDecodeError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def pin_snapshot(
+    config: dict[str, Any], job_name: str, previous: dict[str, Any], flagged: str, problems: list[str], log: Log
+) -> dict[str, Any]:
+    """Tag the predecessor so no forget removes it; its pin record (the new id restic tag gave it)."""
+    wanted = str(previous["snapshot_id"])
+    log(f"{job_name}: MASS LOSS against snapshot {wanted[:8]}: {'; '.join(problems)}; pinning {wanted[:8]}")
+    run_restic(config, "tag", "--add", PIN_TAG, wanted)
+    listed = run_restic(config, "snapshots", "--json", "--tag", PIN_TAG, "--host", config["host"])
+    found = [s for s in json.loads(listed.stdout or "[]") if same_snapshot(s, wanted)]
+    if not found:
+        raise JobError(f"snapshot {wanted[:8]} does not carry the tag {PIN_TAG} after restic tag")
+    pin = pin_record(job_name, found[0], flagged, problems, now())
+    write_pins(config, [p for p in read_pins(config) if p["id"] != pin["id"]] + [pin])
+    log(f"{job_name}: snapshot {wanted[:8]} pinned as {pin['short_id']} until a person releases it")
+    return pin
+
+
 def parse_time(text: str) -> dt.datetime:
     """restic's RFC 3339 times carry nanoseconds, which datetime does not parse."""
     text = re.sub(r"\.(\d{6})\d*", r".\1", text)
@@ -1053,10 +1169,16 @@ def metrics(status: dict[str, Any]) -> str:
             lambda j: j.get("bytes_added", 0),
         ),
         "portalops_backup_job_files": ("Files in the job's snapshot.", lambda j: j.get("files", 0)),
+        "portalops_backup_mass_loss": (
+            "1 while a snapshot of the job showed mass loss against its predecessor, which stays pinned "
+            "until a person runs portalops-backup release.",
+            lambda j: 1 if j.get("mass_loss") else 0,
+        ),
     }
+    carried = ("portalops_backup_job_last_success_timestamp_seconds", "portalops_backup_mass_loss")
     for name, (help_text, value) in series.items():
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-        jobs = status["jobs"] + (status.get("not_run", []) if name.endswith("last_success_timestamp_seconds") else [])
+        jobs = status["jobs"] + (status.get("not_run", []) if name in carried else [])
         for job in jobs:
             lines.append(f'{name}{{host="{host}",job="{job["name"]}"}} {number(value(job))}')
     lines += [
@@ -2292,6 +2414,8 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
     for job in jobs:
         begin = time.monotonic()
         entry: dict[str, Any] = {"name": job["name"], "type": job["type"]}
+        # The predecessor's manifest, before the job's new snapshot replaces it (database jobs).
+        predecessor = kept_manifest(config, job["name"]) if job["type"] != "files" else None
         try:
             if unusable:
                 raise JobError(f"not run: {unusable}")
@@ -2315,9 +2439,11 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
                 f"{job['name']}: snapshot {str(entry['snapshot_id'])[:8]}, {entry['files']} files, "
                 f"{entry['bytes_added']} bytes added"
             )
+            check_predecessor(config, job, predecessor, entry, log)
             keep = {**config.get("keep", {}), **job.get("keep", {})}
             forget = functools.partial(run_restic, config, *forget_args(job["name"], keep))
-            unlocking(config, log, f"{job['name']}: forget", forget)
+            forgotten = unlocking(config, log, f"{job['name']}: forget", forget)
+            still_pinned(config, job["name"], pinned_in(forgotten.stdout), entry)
         except Exception as exc:  # any failure of one job is that job's failure, recorded
             if isinstance(exc, RepositoryUnusable):
                 unusable = str(exc)
@@ -2326,6 +2452,7 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
                 error=str(exc) or type(exc).__name__,
                 last_success_ts=before.get(job["name"], {}).get("last_success_ts"),
             )
+            still_pinned(config, job["name"], None, entry)
             log(f"{job['name']}: FAILED: {exc}")
         entry["duration_s"] = round(time.monotonic() - begin, 3)
         results.append(entry)
@@ -2350,6 +2477,46 @@ def command_run(config: dict[str, Any], only: list[str], log: Log) -> int:
     record(config, status)
     log(f"run {run_id}: {'ok' if ok else 'FAILED'} in {status['duration_s']:.1f} s")
     return int(status["exit_code"])
+
+
+def check_predecessor(
+    config: dict[str, Any], job: dict[str, Any], predecessor: dict[str, Any] | None, entry: dict[str, Any], log: Log
+) -> None:
+    """After a database job's backup: its manifest against its predecessor's; mass loss pins the
+    predecessor. A pin that fails stops the job before its forget (which could prune the good one)."""
+    if job["type"] == "files":
+        return
+    current = kept_manifest(config, job["name"])
+    problems = loss_against(predecessor, current, loss_thresholds(config))
+    if not problems or predecessor is None or current is None:
+        return
+    flagged = str(current.get("snapshot_id"))[:8]
+    try:
+        pin = pin_snapshot(config, job["name"], predecessor, flagged, problems, log)
+    except (JobError, OSError, json.JSONDecodeError, subprocess.TimeoutExpired) as exc:
+        entry["mass_loss"] = [
+            {"snapshot": flagged, "problems": problems, "pinned_snapshot": None, "pin_error": str(exc)}
+        ]
+        raise JobError(
+            f"mass loss against snapshot {str(predecessor['snapshot_id'])[:8]} ({'; '.join(problems)}), "
+            f"which could not be pinned ({exc}); forget skipped"
+        ) from exc
+    entry["mass_loss"] = [mass_loss_entry(pin)]
+
+
+def still_pinned(config: dict[str, Any], job_name: str, pinned: set[str] | None, entry: dict[str, Any]) -> None:
+    """The job's pins that still exist go into its status (the flag stays until a person releases them).
+    ``pinned``: the ids forget kept for their tag; None (unknown) keeps every recorded pin."""
+    pins = read_pins(config)
+    ours = [p for p in pins if p["job"] == job_name and (pinned is None or p["id"] in pinned)]
+    if pinned is not None and len(ours) != sum(p["job"] == job_name for p in pins):
+        write_pins(config, [p for p in pins if p["job"] != job_name] + ours)  # released by other means
+    flags = [mass_loss_entry(p) for p in ours]
+    flags += [f for f in entry.get("mass_loss", []) if not f.get("pinned_snapshot")]  # a pin that failed
+    if flags:
+        entry["mass_loss"] = flags
+    else:
+        entry.pop("mass_loss", None)
 
 
 def simple_status(config: dict[str, Any], command: str, started: dt.datetime, error: str, extra: dict[str, Any]) -> int:
@@ -2433,7 +2600,17 @@ def command_copy(config: dict[str, Any], log: Log) -> int:
                     f"{len(future)} snapshots dated in the future ({', '.join(future[:3])}): the second copy "
                     "is not pruned until a person checks them (restic forget ID on this host)"
                 )
-            forget = ["forget", "--prune", "--json", "--group-by", "host,tags", *keep_policy(keep)]
+            # restic copy keeps tags: a snapshot a client pinned stays pinned here too.
+            forget = [
+                "forget",
+                "--prune",
+                "--json",
+                "--group-by",
+                "host,tags",
+                *keep_policy(keep),
+                "--keep-tag",
+                PIN_TAG,
+            ]
             run_restic({**config, "sftp_command": ""}, *forget, env=env)
             entry.update(ok=True, last_success_ts=time.time())
         except (JobError, ConfigError, subprocess.TimeoutExpired) as exc:
@@ -2889,6 +3066,85 @@ def command_restore_files(
     return EXIT_OK if not problems else EXIT_FAILED
 
 
+def pin_reason(pin: dict[str, Any] | None) -> str:
+    if pin is None:
+        return "pinned by hand (no record on this host)"
+    return f"pinned {pin['pinned']}: snapshot {pin['flagged_snapshot']} showed {'; '.join(pin['problems'])}"
+
+
+def command_release(config: dict[str, Any], wanted: str, log: Log) -> int:
+    """A person's act: remove a pin (after saying what it releases); retention may then forget the snapshot."""
+    pinned = json.loads(run_restic(config, "snapshots", "--json", "--tag", PIN_TAG).stdout or "[]")
+    chosen = [s for s in pinned if same_snapshot(s, wanted)]
+    if len(chosen) != 1:
+        known = ", ".join(s.get("short_id", s["id"][:8]) for s in pinned) or "none"
+        print(
+            f"portalops-backup: {'more than one' if chosen else 'no'} pinned snapshot {wanted} "
+            f"(pinned: {known}); nothing released",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    snapshot = chosen[0]
+    pins = read_pins(config)
+    pin = next((p for p in pins if p["id"] == snapshot["id"]), None)
+    message = (
+        f"releasing snapshot {snapshot.get('short_id', snapshot['id'][:8])} of {job_of(snapshot) or '?'} taken "
+        f"{stamp(parse_time(snapshot['time']))} ({pin_reason(pin)}); retention may now forget it"
+    )
+    print(message, flush=True)
+    log(message)
+    run_restic(config, "tag", "--remove", PIN_TAG, snapshot["id"])
+    write_pins(config, [p for p in pins if p["id"] != snapshot["id"]])
+    # The last run's status and metrics lose the flag now, not at the next run.
+    status = previous_status(Path(config["status_dir"]) / "run.json")
+    if status.get("jobs") is not None:
+        for job in status["jobs"] + status.get("not_run", []):
+            flags = [f for f in job.get("mass_loss", []) if f.get("pinned_snapshot_id") != snapshot["id"]]
+            if flags:
+                job["mass_loss"] = flags
+            else:
+                job.pop("mass_loss", None)
+        record(config, status)
+    return EXIT_OK
+
+
+def command_status(config: dict[str, Any]) -> int:
+    """The last run's jobs, mass-loss flags and the pinned snapshots (read-only)."""
+    status = previous_status(Path(config["status_dir"]) / "run.json")
+    lines = []
+    if status:
+        lines.append(
+            f"last run {status.get('run_id')}: {'ok' if status.get('ok') else 'FAILED'}, {status.get('finished')}"
+        )
+    for job in status.get("jobs", []) + status.get("not_run", []):
+        state = "ok" if job.get("ok") else f"FAILED: {job.get('error')}"
+        lines.append(f"  {job['name']}: {state}, snapshot {str(job.get('snapshot_id') or '-')[:8]}")
+        for flag in job.get("mass_loss", []):
+            pinned = flag.get("pinned_snapshot") or f"nothing (pin failed: {flag.get('pin_error')})"
+            lines.append(
+                f"    MASS LOSS in snapshot {flag['snapshot']}: {'; '.join(flag['problems'])}; pinned {pinned}"
+            )
+    pins = {p["id"]: p for p in read_pins(config)}
+    try:
+        pinned = json.loads(run_restic(config, "snapshots", "--json", "--tag", PIN_TAG).stdout or "[]")
+    except (JobError, json.JSONDecodeError, subprocess.TimeoutExpired) as exc:
+        lines.append(f"repository not readable ({exc}): the pins recorded on this host")
+        pinned = [
+            {"id": p["id"], "short_id": p["short_id"], "time": p["time"], "tags": [f"job:{p['job']}"]}
+            for p in pins.values()
+        ]
+    lines.append(
+        f"pinned snapshots: {len(pinned)}" + (" (release with: portalops-backup release ID)" if pinned else "")
+    )
+    for snapshot in pinned:
+        lines.append(
+            f"  {snapshot.get('short_id', snapshot['id'][:8])} {job_of(snapshot) or '?'} taken "
+            f"{stamp(parse_time(snapshot['time']))}: {pin_reason(pins.get(snapshot['id']))}"
+        )
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="portalops-backup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(CONFIG), help="configuration file (default %(default)s)")
@@ -2900,6 +3156,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--subset", help="--read-data-subset value (default: this week's rolling part)")
     sub.add_parser("copy", help="copy the source repositories into their second copies (backup host)")
     sub.add_parser("snapshots", help="list snapshots as JSON")
+    sub.add_parser("status", help="the last run, mass-loss flags and pinned snapshots")
+    release = sub.add_parser("release", help="remove the pin of a snapshot kept after a mass loss (a person's act)")
+    release.add_argument("snapshot", help="the pinned snapshot (id or prefix, or its id before it was pinned)")
     restore = sub.add_parser("restore-database", help="restore MariaDB from the newest database backup, verified")
     restore.add_argument("--snapshot", help="this snapshot (id or prefix) of a database job, no fallback")
     restore.add_argument("--yes", action="store_true", help="really replace the data (without it: refused)")
@@ -2953,6 +3212,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_verify_database(config, args.snapshot, log)
         if args.command == "verify-files":
             return command_verify_files(config, args.job, args.snapshot, args.json, log)
+        if args.command == "status":
+            return command_status(config)
         with run_lock(config):
             if args.command == "restore-files":
                 return command_restore_files(config, args.job, args.snapshot, args.evidence, args.yes, log)
@@ -2977,6 +3238,8 @@ def main(argv: list[str] | None = None) -> int:
                 return command_check(config, args.subset, log, prune=False)
             if args.command == "copy":
                 return command_copy(config, log)
+            if args.command == "release":
+                return command_release(config, args.snapshot, log)
             print(run_restic(config, "snapshots", "--json").stdout)
             return EXIT_OK
     except LockError as exc:
