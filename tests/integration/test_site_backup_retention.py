@@ -56,7 +56,8 @@ def snapshots() -> set[str]:
     """Every snapshot id in db1's repository, short and long, and the ids pinned ones had before
     restic tag gave them new ones."""
     found = listed()
-    return {s["id"] for s in found} | {s["short_id"] for s in found} | {s.get("original", "") for s in found} - {""}
+    originals = {s.get("original", "") for s in found} - {""}
+    return {s["id"] for s in found} | {s["short_id"] for s in found} | originals | {o[:8] for o in originals}
 
 
 def now_known_as(snapshot_id: str) -> dict[str, Any]:
