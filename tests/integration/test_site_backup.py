@@ -178,7 +178,7 @@ def test_the_second_copy_has_the_snapshots_and_not_the_clients_password(first_ni
     assert dumps, listed
     newest_source = max(json.loads(run_wrapper("db1", "snapshots").stdout), key=lambda s: s["time"])
     assert any(s["time"] == newest_source["time"] for s in listed)
-    refused = on("backup1", f"{copy} /etc/portalops/restic.pass", check=False)
+    refused = on("backup1", f"{copy} /etc/portalops/restic-db1.pass", check=False)
     assert refused.returncode != 0 and "wrong password" in refused.stderr
     # Only root on backup1 reaches the copies.
     assert on("backup1", "stat -c %a:%U /srv/restic-copy").stdout.strip() == "700:root"

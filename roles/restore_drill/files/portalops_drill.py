@@ -46,7 +46,11 @@ def repo_config(config: dict[str, Any], host: str) -> dict[str, Any]:
     source = config["sources"].get(host)
     if source is None:
         raise DrillError(f"no repository configured for {host}")
-    return {**config, "repository": source, "host": host}
+    # Each client's repository has its own password (a client holds only its own); the drill reads them all.
+    password_file = config.get("password_files", {}).get(host, config.get("password_file", ""))
+    if not password_file:
+        raise DrillError(f"no repository password configured for {host}")
+    return {**config, "repository": source, "host": host, "password_file": password_file}
 
 
 def restic(config: dict[str, Any], host: str, *args: str, timeout: float = 6 * 3600) -> str:

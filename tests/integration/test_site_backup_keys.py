@@ -1,0 +1,82 @@
+"""One restic repository password per client host, on the converged lab.
+
+The internet-facing web host must not hold the key to the database dumps: each client's
+repository opens with that client's password only, a client holds no other client's password
+anywhere on its disk, and each repository has exactly one key (a lab that still had the shared
+password of before is migrated: its host's key added, the shared one removed, snapshots kept).
+The backup host (the second copy) and the drill host read with each repository's own password;
+test_site_backup.py's nightly (backup, second copy, restore drill) proves they still can.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from portalops.lab.config import LabConfig
+from tests.integration.helpers import ENV, on
+
+CLIENTS = ("web1", "cms1", "db1")
+PASSWORD_FILE = "/etc/portalops/restic.pass"  # noqa: S105 - a path, not a password
+
+
+def own_password(host: str) -> str:
+    """The password the client's backups use (its root-only file)."""
+    return on(host, f"cat {PASSWORD_FILE}").stdout.strip()
+
+
+def restic_on_backup1(client: str, password: str, args: str) -> subprocess.CompletedProcess[str]:
+    """restic on the backup host against a client's repository (a local directory there), the password
+    given on stdin so it is never on a command line or on backup1's disk."""
+    script = f'read -r p; RESTIC_PASSWORD="$p" exec restic --no-cache --no-lock -r /srv/restic/{client}/repo {args}'
+    return subprocess.run(
+        ["podman", "exec", "-i", "portalops-backup1", "/bin/sh", "-c", script],
+        input=password + "\n",
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def passwords(converged: LabConfig) -> dict[str, str]:
+    found = {host: own_password(host) for host in CLIENTS}
+    assert all(found.values()), "a client has an empty password file"
+    return found
+
+
+@pytest.mark.parametrize("holder", CLIENTS)
+def test_a_clients_password_opens_its_own_repository_only(passwords: dict[str, str], holder: str) -> None:
+    for client in CLIENTS:
+        result = restic_on_backup1(client, passwords[holder], "cat config")
+        if client == holder:
+            assert result.returncode == 0, result.stderr
+        else:
+            assert result.returncode != 0, f"{holder}'s password opens {client}'s repository"
+            assert "wrong password" in result.stderr, result.stderr
+
+
+def test_each_repository_has_exactly_its_own_key(passwords: dict[str, str]) -> None:
+    """No second key (such as the shared password of before) opens a repository."""
+    for client in CLIENTS:
+        result = restic_on_backup1(client, passwords[client], "key list --json")
+        assert result.returncode == 0, result.stderr
+        keys: list[dict[str, Any]] = json.loads(result.stdout)
+        assert len(keys) == 1 and keys[0]["current"], keys
+
+
+@pytest.mark.parametrize("holder", CLIENTS)
+def test_no_file_on_a_client_holds_another_clients_password(passwords: dict[str, str], holder: str) -> None:
+    others = [passwords[c] for c in CLIENTS if c != holder]
+    patterns = " ".join(f"-e '{p}'" for p in others)  # restic passwords from the vault: no quotes in them
+    # Every file of the host's own filesystem (-x: not /proc, /sys, /dev, the shared apt cache mount).
+    found = on(
+        holder,
+        f"find / -xdev -type f -size -64M -print0 | xargs -0 -r grep -lF {patterns} 2>/dev/null; true",
+    ).stdout.split()
+    assert found == [], f"{holder} holds another client's repository password in {found}"
