@@ -57,3 +57,19 @@ def test_xmlrpc_is_blocked(host):
         "curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'Host: portal.test' https://127.0.0.1/xmlrpc.php"
     )
     assert code == "403"
+
+
+def test_the_proxy_verifies_the_cms_over_tls(host):
+    config = host.check_output("nginx -T 2>/dev/null")
+    for directive in (
+        "proxy_ssl_verify on;",
+        "proxy_ssl_trusted_certificate /etc/nginx/tls/upstream-ca.crt;",
+        "proxy_ssl_name cms.portal.internal;",
+        "proxy_ssl_server_name on;",
+        "proxy_ssl_session_reuse on;",
+    ):
+        assert directive in config, directive
+    assert "proxy_pass https://portal_cms;" in config
+    assert "proxy_pass http://" not in config
+    bundle = host.check_output("openssl x509 -noout -subject -in /etc/nginx/tls/upstream-ca.crt")
+    assert "stand-in upstream CA" in bundle

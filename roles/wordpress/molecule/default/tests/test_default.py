@@ -37,6 +37,7 @@ def test_services_run_and_are_enabled(host):
 
 def test_nginx_listens_on_the_cms_port_of_the_given_address_only(host):
     assert host.socket("tcp://127.0.0.1:8080").is_listening
+    assert host.socket("tcp://127.0.0.2:8080").is_listening
     assert not host.socket("tcp://0.0.0.0:8080").is_listening
     # Debian's default site is disabled.
     assert not host.socket("tcp://0.0.0.0:80").is_listening
@@ -140,3 +141,39 @@ def test_cron_timer_is_active(host, site, domain, db):
     timer = host.service(f"portalops-wp-cron-{site}.timer")
     assert timer.is_enabled
     assert timer.is_running
+
+
+# The CMS's own CA, and the name the web tier verifies (molecule.yml's portal_cms_tls_name).
+CMS_CA = "/etc/ssl/portalops-cms/ca/cms-ca.crt"
+CMS_NAME = "cms.portal.internal"
+
+
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_the_private_address_serves_tls_verified_by_the_cms_ca(host, site, domain, db):
+    for name in (CMS_NAME, "127.0.0.2"):
+        cmd = host.run(
+            f"curl -sS --cacert {CMS_CA} --resolve {CMS_NAME}:8080:127.0.0.2 -H 'Host: {domain}' "
+            f"-o /dev/null -w '%{{http_code}}' https://{name}:8080/"
+        )
+        assert cmd.stdout == "200", (name, cmd.stderr)
+
+
+def test_plain_http_to_the_tls_address_gets_no_page(host):
+    cmd = host.run("curl -s -w '\\n%{http_code}' -H 'Host: portal.lab.test' http://127.0.0.2:8080/")
+    body, _, status = cmd.stdout.rpartition("\n")
+    assert status == "400"
+    assert "plain HTTP request was sent to HTTPS port" in body
+
+
+def test_a_foreign_ca_does_not_verify_the_cms(host):
+    cmd = host.run(
+        f"curl -sS --cacert /etc/ssl/certs/ISRG_Root_X1.pem --resolve {CMS_NAME}:8080:127.0.0.2 "
+        f"-H 'Host: portal.lab.test' https://{CMS_NAME}:8080/"
+    )
+    assert cmd.rc == 60, cmd.stderr
+
+
+def test_the_tls_keys_are_root_only(host):
+    for key in ("/etc/ssl/portalops-cms/cms.key", "/etc/ssl/portalops-cms/ca/cms-ca.key"):
+        assert host.file(key).mode == 0o600, key
+        assert host.file(key).user == "root", key
