@@ -8,12 +8,15 @@ mirror and how much it served, which the benchmarks report.
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 PORT = 3142
 LOG = Path("/var/log/apt-cacher-ng/apt-cacher.log")
+CACHE_DIR = Path("/var/cache/apt-cacher-ng")
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Traffic:
     fetched: int = 0
     served: int = 0
     errors: int = 0
+    clients: frozenset[str] = frozenset()
 
     @property
     def hit_ratio(self) -> float:
@@ -41,8 +45,9 @@ class Traffic:
 
 def parse_log(lines: Iterable[str]) -> Traffic:
     """Sum a stretch of apt-cacher.log: ``time|I|bytes|client|path`` is a fetch from the mirror,
-    ``O`` a transfer to a client, ``E`` an error; anything else is skipped."""
+    ``O`` a transfer to the client, ``E`` an error; anything else is skipped."""
     fetched = served = errors = 0
+    clients: set[str] = set()
     for line in lines:
         fields = line.split("|", 4)
         if len(fields) < 4 or not fields[2].isdigit():
@@ -52,9 +57,10 @@ def parse_log(lines: Iterable[str]) -> Traffic:
             fetched += size
         elif kind == "O":
             served += size
+            clients.add(fields[3])
         elif kind == "E":
             errors += 1
-    return Traffic(fetched=fetched, served=served, errors=errors)
+    return Traffic(fetched=fetched, served=served, errors=errors, clients=frozenset(clients))
 
 
 def log_size(log: Path = LOG) -> int:
@@ -84,3 +90,21 @@ def answers(host: str = "127.0.0.1", port: int = PORT, timeout: float = 2.0) -> 
             return True
     except OSError:
         return False
+
+
+def service_argv(action: str, systemd: bool) -> list[str]:
+    """How to start or stop the cache: systemd where it is PID 1, the SysV script otherwise (CI)."""
+    if systemd:
+        return ["systemctl", action, "apt-cacher-ng"]
+    return ["/etc/init.d/apt-cacher-ng", action]
+
+
+def service(action: str, wait: float = 5.0) -> None:
+    """Start or stop the cache (root only) and wait until it answers, or no longer does."""
+    argv = service_argv(action, systemd=Path("/run/systemd/system").is_dir())
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    deadline = time.monotonic() + wait
+    while answers(timeout=0.5) != (action != "stop"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"apt-cacher-ng did not {action} within {wait:.0f} s")
+        time.sleep(0.1)

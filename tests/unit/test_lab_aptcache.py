@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from portalops.lab.aptcache import Traffic, answers, log_size, parse_log, traffic_since
+from portalops.lab.aptcache import Traffic, answers, log_size, parse_log, service_argv, traffic_since
 
 LOG = """\
 1796279494|E|628|10.89.60.11|debrep/dists/bookworm/Release [HTTP error, code: 503]
@@ -20,7 +20,9 @@ not a log line
 
 def test_parse_log_sums_fetched_served_and_errors() -> None:
     traffic = parse_log(LOG.splitlines())
-    assert traffic == Traffic(fetched=149506, served=149482 * 2 + 1000000, errors=1)
+    assert traffic == Traffic(
+        fetched=149506, served=149482 * 2 + 1000000, errors=1, clients=frozenset({"10.89.60.11", "10.89.60.12"})
+    )
     assert traffic.hit_ratio == pytest.approx(1 - 149506 / (149482 * 2 + 1000000))
     assert "from the cache" in traffic.describe()
 
@@ -45,9 +47,9 @@ def test_traffic_since_reads_only_what_was_logged_after(tmp_path: Path) -> None:
     offset = log_size(log)
     with log.open("a") as handle:
         handle.write("2|O|100|c|a\n")
-    assert traffic_since(offset, log) == Traffic(served=100)
-    log.write_text("3|O|7|c|a\n")  # rotated: shorter than the offset
-    assert traffic_since(offset, log) == Traffic(served=7)
+    assert traffic_since(offset, log) == Traffic(served=100, clients=frozenset({"c"}))
+    log.write_text("3|O|7|d|a\n")  # rotated: shorter than the offset
+    assert traffic_since(offset, log) == Traffic(served=7, clients=frozenset({"d"}))
 
 
 def test_answers_only_while_something_listens() -> None:
@@ -57,3 +59,8 @@ def test_answers_only_while_something_listens() -> None:
         port = server.getsockname()[1]
         assert answers("127.0.0.1", port)
     assert not answers("127.0.0.1", port, timeout=0.5)
+
+
+def test_service_uses_systemd_only_where_it_runs() -> None:
+    assert service_argv("start", systemd=True) == ["systemctl", "start", "apt-cacher-ng"]
+    assert service_argv("stop", systemd=False) == ["/etc/init.d/apt-cacher-ng", "stop"]
