@@ -67,7 +67,7 @@ def log_size(log: Path = LOG) -> int:
     """Where the log ends now: read the traffic from here on with ``traffic_since``."""
     try:
         return log.stat().st_size
-    except FileNotFoundError:
+    except OSError:  # no log yet, or not readable (not root)
         return 0
 
 
@@ -78,7 +78,7 @@ def traffic_since(offset: int, log: Path = LOG) -> Traffic:
             if offset <= log.stat().st_size:
                 handle.seek(offset)
             text = handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
+    except OSError:  # no log yet, or not readable (not root)
         return Traffic()
     return parse_log(text.splitlines())
 
