@@ -17,6 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from portalops.lab import aptcache  # noqa: E402
+
 LOGS = REPO / ".lab" / "logs"
 
 
@@ -44,6 +48,9 @@ def main() -> int:
     if not roles:
         print("molecule-all: no scenario to run", file=sys.stderr)
         return 1
+    if not aptcache.answers():
+        print("molecule-all: the package cache does not answer; every instance downloads from the mirror", flush=True)
+    offset = aptcache.log_size()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(run, roles))
     failed = [name for name, code, _ in results if code != 0]
@@ -51,6 +58,7 @@ def main() -> int:
         tail = (LOGS / f"molecule-{name}.log").read_text(errors="replace").splitlines()[-40:]
         print(f"\n--- molecule {name}: last lines ---\n" + "\n".join(tail), file=sys.stderr)
     print(f"molecule: {len(results) - len(failed)} passed, {len(failed)} failed")
+    print(f"package cache: {aptcache.traffic_since(offset).describe()}")
     return 1 if failed else 0
 
 
