@@ -13,11 +13,12 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+MOLECULE_JOBS ?= 2
 # The lab's vault (labelled `lab`) opens with its committed password; ansible.cfg names none, so a
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test lint unit integration lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills bench-patch audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills bench-patch audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -43,7 +44,11 @@ demo: setup  ## bring the lab up, converge the portal (site.yml), back it up, pr
 	@curl -s -o /dev/null -w 'portal: %{http_code} from https://127.0.0.1:8443 (CA: .lab/tls/web1-ca.crt)\n' \
 	  --cacert .lab/tls/web1-ca.crt https://127.0.0.1:8443/
 
-test: setup lint unit integration molecule  ## everything CI runs
+test:  ## everything CI runs: setup, then the lab tests with lint, unit and molecule beside them; a table of times
+	@python3 scripts/test_lanes.py
+
+test-serial:  ## the same layers one after the other, all output on the terminal
+	@python3 scripts/test_lanes.py --serial
 
 lint: setup  ## ruff, mypy (strict), yamllint, ansible-lint (production profile)
 	ruff check portalops tests scripts roles
@@ -58,9 +63,11 @@ unit: setup  ## fast tests, no hosts
 integration: setup  ## the lab: real hosts (root, podman)
 	pytest -q --durations=30 tests/integration
 
-molecule: setup  ## every role's molecule scenario (converge, idempotence, check, verify), two at a time
+molecule: setup lab-image  ## every role's molecule scenario (converge, idempotence, check, verify), MOLECULE_JOBS (2) at a time
+	$(BIN)/python scripts/molecule_all.py --jobs $(MOLECULE_JOBS)
+
+lab-image: setup  ## build the lab image when its recipe changed (the lab and molecule start from it)
 	portalops lab image
-	$(BIN)/python scripts/molecule_all.py --jobs 2
 
 lab-up: setup  ## bring the lab up (idempotent)
 	portalops lab up
