@@ -18,7 +18,7 @@ MOLECULE_JOBS ?= 2
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-backup bench-drills bench-patch audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-molecule bench-backup bench-drills bench-patch audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -110,6 +110,9 @@ bench-lab: setup  ## image build, cold and warm `lab up`, against a bare podman 
 
 bench-converge: setup  ## site.yml from bare, and the idempotent re-run with our ansible.cfg vs stock settings
 	$(BIN)/python scripts/bench_converge.py
+
+bench-molecule: setup lab-image  ## one role's `molecule test` through Mitogen vs the stock linear strategy (ROLE=base)
+	$(BIN)/python scripts/bench_molecule.py $(ROLE)
 
 bench-drills: setup  ## every runbook's fault drill on the lab: MTTR against the runbook on the healthy lab
 	$(BIN)/python scripts/bench_drills.py
