@@ -2,53 +2,20 @@
 
 portalops never keeps its own host list: it asks ``ansible-inventory`` and
 parses the JSON with a pure function, so tests can feed it recorded output.
-
-Each answer is asked for once per process: a drill or a runbook run needs the
-same inventory and the same rendered variables at every step, and each
-Ansible process costs one to two seconds. An answer is remembered together
-with what it depends on (the inventory's files, their sizes and times, and
-the ANSIBLE_* and PORTALOPS_* environment), so an edited inventory is read again.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from portalops.errors import BadInput
 from portalops.proc import run
 from portalops.vault import LAB_INVENTORY, REPO_ROOT, ansible_env, refuse_lab_password
 
-__all__ = ["LAB_INVENTORY", "REPO_ROOT", "Inventory", "load_inventory", "parse_inventory", "remembered"]
-
-T = TypeVar("T")
-_ANSWERS: dict[Hashable, Any] = {}
-
-
-def inventory_state(source: Path | str, env: Mapping[str, str]) -> Hashable:
-    """What Ansible's answers about ``source`` depend on: its files as they are now, and Ansible's settings."""
-    root = Path(source)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    stats = tuple((str(p), s.st_size, s.st_mtime_ns) for p in files for s in [p.stat()])
-    settings = tuple(sorted((k, v) for k, v in env.items() if k.startswith(("ANSIBLE_", "PORTALOPS_"))))
-    return (str(root.resolve()), stats, settings)
-
-
-def remembered(key: Hashable, ask: Callable[[], T]) -> T:
-    """``ask()``'s answer for ``key``, asked once per process; each caller gets its own copy."""
-    if key not in _ANSWERS:
-        _ANSWERS[key] = ask()  # an error is raised, not remembered: the next call asks again
-    answer: T = copy.deepcopy(_ANSWERS[key])
-    return answer
-
-
-def forget_answers() -> None:
-    """Ask Ansible again next time, even about an inventory whose files did not change."""
-    _ANSWERS.clear()
+__all__ = ["LAB_INVENTORY", "REPO_ROOT", "Inventory", "load_inventory", "parse_inventory"]
 
 
 @dataclass(frozen=True)
@@ -100,14 +67,9 @@ def load_inventory(path: Path | str | None = None) -> Inventory:
     if not source.exists():
         raise BadInput(f"inventory not found: {source}")
     refuse_lab_password(source)  # before Ansible opens its vault with whatever secret it was given
-    env = ansible_env(source)
-    return remembered(("inventory", inventory_state(source, env)), lambda: _ask_inventory(source, env))
-
-
-def _ask_inventory(source: Path, env: dict[str, str]) -> Inventory:
     result = run(
         ["ansible-inventory", "-i", str(source), "--list"],
-        env=env,
+        env=ansible_env(source),
         what=f"read inventory {source}",
         timeout=120,
     )

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.inventory import inventory_state, remembered
 from portalops.proc import run
 from portalops.vault import ansible_env, refuse_lab_password
 
@@ -52,15 +51,6 @@ def parse_adhoc(text: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _render(
-    source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str], env: dict[str, str]
-) -> dict[str, dict[str, Any]]:
-    result = run(
-        adhoc_argv(str(source), hosts, expressions), env=env, what=f"render variables of {source}", timeout=120
-    )
-    return parse_adhoc(result.stdout)
-
-
 def resolve_vars(
     source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str], exact: bool = True
 ) -> dict[str, dict[str, Any]]:
@@ -75,8 +65,10 @@ def resolve_vars(
         # Only the JSON callback: ansible.cfg's profile_tasks would print before it.
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
     }
-    key = ("vars", inventory_state(source, env), tuple(hosts), tuple(expressions.items()))
-    found = remembered(key, lambda: _render(source, hosts, expressions, env))
+    result = run(
+        adhoc_argv(str(source), hosts, expressions), env=env, what=f"render variables of {source}", timeout=120
+    )
+    found = parse_adhoc(result.stdout)
     missing = sorted(set(hosts) - set(found)) if exact else ([] if found else list(hosts))
     if missing:
         raise BadInput(f"inventory {source} has no host {', '.join(missing)}")
