@@ -297,7 +297,7 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
                 print(f"  notify {line}", file=err)
         late = any(clock.overdue(now) for clock in warnings)
         return ExitCode.FAILED if late else ExitCode.OK
-    journal = open_graded(args.incidents, args.id)
+    journal = open_graded(args.incidents, args.id, lambda: now)
     if args.incident_command == "show":
         print(describe_incident(journal.events, now), file=out)
         return ExitCode.OK

@@ -9,13 +9,14 @@ sends a report to the regulator: a person does, and records it with ``--sent``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
 from portalops.runbook.grading import WARN_FRACTION, Clock, clock_of, grade_label, report_hours, start_event
-from portalops.runbook.journal import Journal, RunState, open_incident, parse_stamp, read_events, stamp
+from portalops.runbook.journal import Journal, RunState, open_incident, parse_stamp, read_events, stamp, utc_now
 from portalops.runbook.live import INCIDENTS_DIR
 from portalops.runbook.notify import Notice, Notifier, channels_from_config
 from portalops.runbook.overall import GRADES
@@ -26,9 +27,9 @@ from portalops.runbook.workcal import local_text
 STAGES = ("initial", "follow-up", "final")
 
 
-def open_graded(root: Path, incident: str) -> Journal:
+def open_graded(root: Path, incident: str, clock: Callable[[], datetime] = utc_now) -> Journal:
     """An incident fit to grade or report on: it exists and its journal starts as a runbook's does."""
-    journal = open_incident(root, incident)
+    journal = open_incident(root, incident, clock)
     start_event(journal.events)
     return journal
 
