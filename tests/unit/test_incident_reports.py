@@ -20,9 +20,13 @@ import pytest
 from portalops import cli
 from portalops.errors import BadInput
 from portalops.runbook import grading, regreport, reporting
+from portalops.runbook.engine import Options, run_runbook
+from portalops.runbook.hosts import CommandResult
 from portalops.runbook.journal import Journal, open_incident, read_events, stamp
 from portalops.runbook.notify import Delivery, Notice, Notifier
 from portalops.runbook.overall import GRADING_DEFAULTS, Inputs, grading_from
+from portalops.runbook.planning import make_plan
+from tests.unit.test_runbook_engine import INVENTORY, RUNBOOK, FakeHost, World, runtime
 
 DATA = Path(__file__).parent / "data" / "incidents"
 INCIDENT = "20261203T081955Z-l1_portal_unreachable"
@@ -316,3 +320,24 @@ def test_grade_names_and_aliases() -> None:
     with pytest.raises(BadInput, match="no national grade"):
         grading.grade_key("severe")
     assert json.dumps(grading.ALIASES, ensure_ascii=False)  # every alias a plain string
+
+
+def test_a_grade_written_while_the_runbook_runs_stays_in_the_record(tmp_path: Path) -> None:
+    world = World()
+    rt = runtime(world, tmp_path)
+
+    class GradingHost(FakeHost):
+        """A host on which, while nginx restarts, the security officer grades the incident."""
+
+        def run(self, command: str, timeout: float) -> CommandResult:
+            if command == "restart nginx":
+                (directory,) = rt.incidents.iterdir()
+                journal = open_incident(rt.incidents, directory.name)
+                reporting.record_grade(journal, "relatively_major", "张三", "", False)
+            return super().run(command, timeout)
+
+    rt.hosts = lambda name: GradingHost(name, world)
+    plan = make_plan(RUNBOOK, INVENTORY, (), {"python": "python", "inventory": "i", "repo": "."})
+    result = run_runbook(RUNBOOK, plan, rt, Options(yes=True))
+    record = (rt.incidents / result.incident / "incident.md").read_text()
+    assert "## National grade and regulatory report" in record and "graded **较大（III）" in record
