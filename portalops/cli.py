@@ -302,14 +302,15 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         print(describe_incident(journal.events, now), file=out)
         return ExitCode.OK
     if args.incident_command == "grade":
+        grade = grade_key(args.grade) if args.grade else ""  # a typo fails before the inventory is read
         inputs = load_inputs(incident_inventory(args, journal.events))
-        if not args.grade:
+        if not grade:
             suggestion = suggest(journal.events, inputs.grading, now)
             verdict = grade_label(suggestion.grade) if suggestion.grade else "none: a person grades it"
             print(f"suggested: {verdict}\n  {suggestion.why}", file=out)
             print(f"confirm: portalops incident grade {args.id} --grade GRADE --by NAME [--reason TEXT]", file=out)
             return ExitCode.OK
-        clock = record_grade(journal, grade_key(args.grade), args.by, args.reason, inputs.cii_operator)
+        clock = record_grade(journal, grade, args.by, args.reason, inputs.cii_operator)
         print(f"{args.id}: graded {grade_label(clock.grade)}; {clock.status(now)}", file=out)
         return ExitCode.OK
     if args.sent:
