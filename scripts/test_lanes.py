@@ -112,6 +112,11 @@ def terminate(signum: int, _frame: object) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
+    # Started in the background by a shell without job control, we would inherit SIGINT and SIGQUIT
+    # ignored and pass that on to every test; tests that interrupt a child would then see it live on.
+    # A handler (not an ignore) is reset to the default in each child at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, terminate)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serial", action="store_true", help="one layer after the other, all on the terminal")
     args = parser.parse_args()
