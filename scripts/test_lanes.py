@@ -18,6 +18,7 @@ its first layer). Usage: scripts/test_lanes.py [--serial]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,7 +81,8 @@ class Lane:
         with self.lock:
             self.stopped = True
             if self.process and self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                    os.killpg(self.process.pid, signal.SIGTERM)
 
 
 def say(line: str) -> None:
