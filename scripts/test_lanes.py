@@ -5,7 +5,7 @@ The lab tests (tests/integration) spend most of their wall time waiting on
 hosts: services restarting, probes timing out, drills polling. The other
 layers (lint, unit tests, every role's molecule scenario) need no lab and fit
 into that waiting, so they run beside it in a second lane, one scenario at a
-time, at the lowest CPU priority (nice 19). The lab lane streams to the terminal; the side lane writes
+time. The lab lane streams to the terminal; the side lane writes
 .lab/logs/test-side.log, says on the terminal when each of its layers ends, and
 is printed in full at the end. Then one table: each layer, its result, its wall
 time. Exit status 1 when any layer failed; every layer runs even when another
@@ -53,7 +53,6 @@ class Layer:
 class Lane:
     layers: list[Layer]
     log: Path | None  # None: the terminal
-    nice: tuple[str, ...] = ()  # a command prefix, e.g. ("nice", "-n", "19")
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,12 +66,7 @@ class Lane:
                         return
                     # its own session: a lane is stopped with everything it started
                     self.process = subprocess.Popen(
-                        [*self.nice, *MAKE, layer.name],
-                        cwd=REPO,
-                        env=env,
-                        stdout=out,
-                        stderr=out,
-                        start_new_session=True,
+                        [*MAKE, layer.name], cwd=REPO, env=env, stdout=out, stderr=out, start_new_session=True
                     )
                 started = time.monotonic()
                 layer.code = self.process.wait()
@@ -118,31 +112,20 @@ def terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def own_signals() -> None:
+def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     # Started in the background by a shell without job control, we would inherit SIGINT and SIGQUIT
     # ignored and pass that on to every test; tests that interrupt a child would then see it live on.
     # A handler (not an ignore) is reset to the default in each child at exec.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGQUIT, terminate)
-
-
-def main() -> int:
-    own_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serial", action="store_true", help="one layer after the other, all on the terminal")
     args = parser.parse_args()
     began = time.monotonic()
     first = [Layer(name) for name in FIRST]
     lab = Lane([Layer(name) for name in LAB_LANE], log=None)
-    # Beside the lab, the side lane takes only the CPU the lab lane leaves: converging the lab and
-    # molecule's instances are both CPU-bound, and the lab lane is the longer one. The niceness
-    # reaches the molecule instances' processes too (podman's conmon inherits it).
-    side = Lane(
-        [Layer(name) for name in SIDE_LANE],
-        log=None if args.serial else LOGS / "test-side.log",
-        nice=() if args.serial else ("nice", "-n", "19"),
-    )
+    side = Lane([Layer(name) for name in SIDE_LANE], log=None if args.serial else LOGS / "test-side.log")
     layers = [*first, *side.layers, *lab.layers]
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)
