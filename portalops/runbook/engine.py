@@ -205,15 +205,7 @@ class _Run:
         lines += [f"- action: {a}" for a in self.state.actions[:10]]
         notice = Notice(event, self._incident, rb.id, int(rb.level), title, "\n".join(lines))
         for delivery in self.rt.notifier.send(notice):
-            self._write(
-                "notify",
-                notice=event,
-                channel=delivery.channel,
-                type=delivery.type,
-                ok=delivery.ok,
-                error=delivery.error,
-                duration_s=delivery.duration_s,
-            )
+            self._write("notify", notice=event, **delivery.journal_fields())
             verdict = "sent" if delivery.ok else f"FAILED, going on: {delivery.error}"
             self.rt.progress(f"      notify {event} via {delivery.channel}: {verdict}")
 

@@ -50,6 +50,16 @@ class Delivery:
     error: str = ""
     duration_s: float = 0.0
 
+    def journal_fields(self) -> dict[str, Any]:
+        """What an incident's journal keeps of this delivery (its ``notify`` event)."""
+        return {
+            "channel": self.channel,
+            "type": self.type,
+            "ok": self.ok,
+            "error": self.error,
+            "duration_s": self.duration_s,
+        }
+
 
 @dataclass(frozen=True)
 class Channel:

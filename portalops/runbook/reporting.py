@@ -112,16 +112,7 @@ def warn(clock: Clock, now: datetime, notifier: Notifier, root: Path = INCIDENTS
     said = []
     runbook = str(start_event(journal.events).get("runbook", ""))
     for delivery in notifier.send(Notice("report_clock", clock.incident, runbook, clock.level, title, text)):
-        journal.write(
-            "notify",
-            notice="report_clock",
-            state=state,
-            channel=delivery.channel,
-            type=delivery.type,
-            ok=delivery.ok,
-            error=delivery.error,
-            duration_s=delivery.duration_s,
-        )
+        journal.write("notify", notice="report_clock", state=state, **delivery.journal_fields())
         said.append(f"{delivery.channel}: {'sent' if delivery.ok else 'FAILED ' + delivery.error}")
     if said:
         write_record(journal.directory, journal.events)
