@@ -1,0 +1,85 @@
+"""`make test`'s lanes (scripts/test_lanes.py), with a stand-in for make that reports what it was asked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.hostscripts import load
+
+lanes = load("test_lanes", "scripts/test_lanes.py")
+
+# A stand-in for `make LAYER`: records the layer and whether SIGINT reached it ignored, fails "unit".
+FAKE_MAKE = """
+import sys
+layer = sys.argv[-1]
+ignored = int(open("/proc/self/status").read().split("SigIgn:")[1].split()[0], 16) & 2
+with open(sys.argv[1], "a") as out:
+    out.write(f"{layer} {'ignored' if ignored else 'default'}\\n")
+print(f"output of {layer}")
+sys.exit(3 if layer == "unit" else 0)
+"""
+
+
+@pytest.fixture
+def fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "make.py"
+    script.write_text(FAKE_MAKE)
+    calls = tmp_path / "calls"
+    monkeypatch.setattr(lanes, "MAKE", [sys.executable, str(script), str(calls)])
+    monkeypatch.setattr(lanes, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(sys, "argv", ["test_lanes.py"])
+    return calls
+
+
+def test_every_layer_runs_and_one_failure_fails_the_whole(
+    fake_make: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lanes.main() == 1
+    layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
+    assert layers[:2] == ["setup", "lab-image"]
+    assert sorted(layers[2:]) == ["integration", "lint", "molecule", "unit"]  # molecule after unit failed
+    out = capsys.readouterr().out
+    assert "unit         FAILED (3)" in out
+    assert "molecule     ok" in out
+    # the side lane's output is in its log and printed at the end
+    assert "output of molecule" in (tmp_path / "logs" / "test-side.log").read_text()
+    assert "output of molecule" in out
+
+
+def test_a_failed_setup_runs_nothing_else(fake_make: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lanes, "FIRST", ("unit",))  # the stand-in fails "unit"
+    assert lanes.main() == 1
+    assert fake_make.read_text().split() == ["unit", "default"]
+
+
+def test_the_lanes_get_sigint_at_its_default_even_when_started_with_it_ignored(fake_make: Path, tmp_path: Path) -> None:
+    # As a shell without job control starts a background job: SIGINT ignored from the start.
+    runner = tmp_path / "run.py"
+    runner.write_text(
+        "import pathlib, sys\n"
+        "from tests.unit.hostscripts import load\n"
+        "lanes = load('test_lanes', 'scripts/test_lanes.py')\n"
+        f"lanes.MAKE = {lanes.MAKE!r}\n"
+        f"lanes.LOGS = pathlib.Path({str(tmp_path / 'logs')!r})\n"
+        "sys.argv = ['test_lanes.py']\n"
+        "sys.exit(lanes.main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(runner)],
+        cwd=lanes.REPO,
+        env={**os.environ, "PYTHONPATH": str(lanes.REPO)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fake_make.exists(), result.stderr[-2000:]
+    states = {line.split()[0]: line.split()[1] for line in fake_make.read_text().splitlines()}
+    assert set(states) == {"setup", "lab-image", "lint", "unit", "molecule", "integration"}
+    assert set(states.values()) == {"default"}
