@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.runbook.journal import parse_stamp, stamp
+from portalops.runbook.journal import parse_stamp, stamp, start_event
 from portalops.runbook.levels import Level
 from portalops.runbook.overall import CRITERIA, GRADES, LEVEL_GRADE, RAISING
 
@@ -92,13 +92,6 @@ def suggest(
         return Suggestion(met[0], f"{measured} >= {thresholds[met[0]]:g} h ({grade_label(met[0])})")
     lowest = thresholds[RAISING[-1]]
     return Suggestion("general", f"{measured} < {lowest:g} h ({grade_label(RAISING[-1])}); L1 is general at least")
-
-
-def start_event(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    for event in events:
-        if event.get("event") == "start":
-            return event
-    raise BadInput("the incident's journal has no start event: not a runbook incident, or corrupt")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,12 +114,17 @@ def incident_directory(root: Path, incident: str) -> Path:
     return directory
 
 
-def start_of(root: Path, incident: str) -> dict[str, Any]:
-    """The start event of an incident: a resumed run keeps its inventory and limit."""
-    for event in open_incident(root, incident).events:
+def start_event(events: Sequence[Mapping[str, Any]], what: str = "the incident's journal") -> Mapping[str, Any]:
+    """The run's start event: the runbook, level, inventory and limit it began with."""
+    for event in events:
         if event.get("event") == "start":
             return event
-    raise BadInput(f"incident {incident!r} has no start event")
+    raise BadInput(f"{what} has no start event: not a runbook incident, or corrupt")
+
+
+def start_of(root: Path, incident: str) -> dict[str, Any]:
+    """The start event of an incident: a resumed run keeps its inventory and limit."""
+    return dict(start_event(open_incident(root, incident).events, f"incident {incident!r}"))
 
 
 @dataclass

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.runbook.grading import Clock, clock_of, grade_label, span, start_event
-from portalops.runbook.journal import RunState, parse_stamp, stamp
+from portalops.runbook.grading import Clock, clock_of, grade_label, span
+from portalops.runbook.journal import RunState, parse_stamp, stamp, start_event
 from portalops.runbook.overall import REPORT_CONTENT, Inputs
 from portalops.runbook.workcal import local_text
 

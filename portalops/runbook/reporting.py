@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.runbook.grading import WARN_FRACTION, Clock, clock_of, grade_label, report_hours, start_event
-from portalops.runbook.journal import Journal, RunState, open_incident, parse_stamp, read_events, stamp, utc_now
+from portalops.runbook.grading import WARN_FRACTION, Clock, clock_of, grade_label, report_hours
+from portalops.runbook.journal import (
+    Journal,
+    RunState,
+    open_incident,
+    parse_stamp,
+    read_events,
+    stamp,
+    start_event,
+    utc_now,
+)
 from portalops.runbook.live import INCIDENTS_DIR
 from portalops.runbook.notify import Notice, Notifier, channels_from_config
 from portalops.runbook.overall import GRADES
