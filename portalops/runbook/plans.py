@@ -26,10 +26,9 @@ from portalops.inventory import LAB_INVENTORY, REPO_ROOT
 from portalops.runbook import overall
 from portalops.runbook.model import Runbook, Step, StepKind
 from portalops.runbook.outcome import RunbookExit
-from portalops.runbook.plandoc import MARK, contacts_from, deadline_table, level_table
+from portalops.runbook.plandoc import MARK, deadline_table, level_table
 from portalops.runbook.plandoc import cell as _cell
 from portalops.runbook.registry import RUNBOOKS_DIR, discover
-from portalops.runbook.resolve import resolve_vars
 from portalops.runbook.workcal import AT_ONCE, WORK_END, WORK_START
 
 PLANS_DIR = REPO_ROOT / "docs" / "emergency_plans"
@@ -226,11 +225,6 @@ def render_index(runbooks: Sequence[Runbook], version: str = "", release: str = 
 def load_drills(out: Path) -> dict[str, Any]:
     path = out / DRILLS_FILE
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def load_contacts(inventory: str | Path) -> list[dict[str, Any]]:
-    found = resolve_vars(inventory, ["all"], {"contacts": "portalops_contacts | default([])"}, exact=False)
-    return contacts_from(next(iter(found.values()), {}).get("contacts"))
 
 
 def expected(

@@ -9,7 +9,7 @@ import pytest
 
 from portalops import faultdrill
 from portalops.inventory import REPO_ROOT
-from portalops.runbook import plans
+from portalops.runbook import overall, plans
 from portalops.runbook.registry import get
 
 
@@ -58,6 +58,6 @@ def test_a_release_is_stamped_with_git_describe_and_carries_the_history(tmp_path
 
 
 def test_contacts_from_an_inventory_without_any_are_said_to_be_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plans, "resolve_vars", lambda *_args, **_kw: {"localhost": {"contacts": []}})
-    assert plans.load_contacts("whatever") == []
+    monkeypatch.setattr(overall, "resolve_vars", lambda *_args, **_kw: {"localhost": {"contacts": []}})
+    assert overall.load_inputs("whatever").contacts == []
     assert "None in the inventory" in plans.render_plan(get("l3_backup_stale"), [])
