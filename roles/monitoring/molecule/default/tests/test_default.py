@@ -1,0 +1,132 @@
+"""What monitoring leaves on a host, observed from inside it."""
+
+import json
+import time
+
+import pytest
+
+# Talk to the container directly: one podman exec per check, not one Ansible run.
+testinfra_hosts = ["podman://monitoring"]
+
+SERVICES = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"]
+
+
+def get_json(host, url):
+    return json.loads(host.check_output(f"curl -fsS '{url}'"))
+
+
+def query(host, promql):
+    out = host.check_output(f"curl -fsS --get --data-urlencode 'query={promql}' http://127.0.0.1:9090/api/v1/query")
+    return json.loads(out)["data"]["result"]
+
+
+def probe(host, domain):
+    """blackbox's verdict on one domain, asked directly (module and target as Prometheus sends them)."""
+    url = f"http://127.0.0.1:9115/probe?module=http_portal_{domain}&target=https://127.0.0.1/&debug=true"
+    return host.check_output(f"curl -fsS '{url}'")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_run_and_are_enabled(host, service):
+    assert host.service(service).is_running
+    assert host.service(service).is_enabled
+
+
+def test_prometheus_and_alertmanager_are_ready(host):
+    assert host.run("curl -fsS http://127.0.0.1:9090/-/ready").rc == 0
+    assert host.run("curl -fsS http://127.0.0.1:9093/-/ready").rc == 0
+
+
+def test_blackbox_listens_on_loopback_only(host):
+    assert host.socket("tcp://127.0.0.1:9115").is_listening
+    assert not host.socket("tcp://0.0.0.0:9115").is_listening
+
+
+def test_retention_is_thirteen_months_or_more(host):
+    flags = get_json(host, "http://127.0.0.1:9090/api/v1/status/flags")["data"]
+    assert flags["storage.tsdb.retention.time"] == "400d"
+
+
+def test_prometheus_lists_the_configured_targets(host):
+    active = get_json(host, "http://127.0.0.1:9090/api/v1/targets")["data"]["activeTargets"]
+    by_job = {}
+    for target in active:
+        by_job.setdefault(target["labels"]["job"], set()).add(target["labels"]["instance"])
+    assert by_job["mysqld"] == {"db-standin"}
+    assert by_job["node"] == {"db-standin", "monitoring"}
+    assert by_job["http_portal"] == {"portal.test", "news.test", "stale.test"}
+    assert {"prometheus", "alertmanager", "blackbox"} <= set(by_job)
+    portal = next(t for t in active if t["labels"]["instance"] == "portal.test")
+    assert portal["scrapeUrl"].startswith("http://127.0.0.1:9115/probe?")
+    assert "module=http_portal_portal.test" in portal["scrapeUrl"]
+    assert portal["labels"]["site"] == "portal"
+    # The scrape timeout leaves blackbox the whole 15 s.
+    assert portal["scrapeTimeout"] == "16s"
+    mysqld = next(t for t in active if t["labels"]["job"] == "mysqld")
+    assert mysqld["scrapeUrl"] == "http://127.0.0.2:9104/metrics"
+
+
+def test_blackbox_passes_a_page_with_the_title_through_the_edge(host):
+    out = probe(host, "portal.test")
+    assert "probe_success 1" in out, out
+    # SNI: the certificate was verified against the edge's CA for the domain's name.
+    assert "probe_ssl_earliest_cert_expiry" in out
+
+
+def test_blackbox_fails_a_defaced_page(host):
+    out = probe(host, "news.test")
+    assert "probe_success 0" in out
+    assert "Body matched regular expression" in out, out
+
+
+def test_blackbox_fails_a_stale_page(host):
+    out = probe(host, "stale.test")
+    assert "probe_success 0" in out
+    assert "X-Cache-Status" in out, out
+
+
+def test_prometheus_records_the_probes_and_the_availability(host):
+    # Each site's series appears at the first once-a-minute evaluation after its first probe, and
+    # the probes are spread over the interval: wait for every series the test reads.
+    deadline = time.monotonic() + 150
+    while True:
+        loaded = {r["metric"]["domain"]: r["value"][1] for r in query(host, "portalops:probe_loaded:15s")}
+        ratio = query(host, 'portalops:site_availability:ratio_7d{site="portal"}')
+        margin = query(host, 'portalops:site_availability:veto_margin_7d{site="news"}')
+        if (len(loaded) == 3 and ratio and margin) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert loaded == {"portal.test": "1", "news.test": "0", "stale.test": "0"}
+    assert ratio and float(ratio[0]["value"][1]) == 1.0
+    assert margin and float(margin[0]["value"][1]) == pytest.approx(-0.95)
+
+
+def test_recording_and_extra_rules_are_loaded(host):
+    groups = get_json(host, "http://127.0.0.1:9090/api/v1/rules")["data"]["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert "portalops:site_availability:veto_margin_7d" in names
+    assert "portalops:probe_duration_seconds:p95_24h" in names
+    assert "MoleculeGoodRule" in names
+
+
+def test_a_broken_rule_file_did_not_replace_the_working_one(host):
+    # side_effect.yml offered a broken version; promtool refused it and the good one stayed.
+    installed = host.file("/etc/prometheus/rules/portalops-extra.yml")
+    assert installed.contains("MoleculeGoodRule")
+    assert not installed.contains("MoleculeBrokenRule")
+    assert host.run("curl -fsS http://127.0.0.1:9090/-/ready").rc == 0
+    assert host.run("promtool check rules /etc/prometheus/rules/portalops-extra.yml").rc == 0
+
+
+def test_alertmanager_sends_to_the_webhook_with_the_token_kept_apart(host):
+    status = get_json(host, "http://127.0.0.1:9093/api/v2/status")
+    config = status["config"]["original"]
+    assert "http://127.0.0.1:9099/alerts" in config
+    assert "molecule-webhook-token" not in config
+    assert "credentials_file: /etc/prometheus/alertmanager-webhook.token" in config
+    token = host.file("/etc/prometheus/alertmanager-webhook.token")
+    assert token.mode == 0o640
+    assert token.user == "root"
+    assert token.group == "prometheus"
+    assert token.content_string == "molecule-webhook-token"
+    assert "group_wait: 5s" in config
