@@ -110,6 +110,20 @@ def test_phpfpm_metrics_reach_node_exporter(host):
     assert host.service("portalops-phpfpm-metrics.timer").is_enabled
 
 
+def test_broken_status_configs_are_refused_by_their_checks(host):
+    """The checks the role's templates use as validate: a broken candidate never replaces a working file."""
+    host.check_output(
+        "printf 'server { listen 127.0.0.1:8081; location = /x { stub_statusx; } }' > /tmp/bad-status.conf"
+    )
+    assert host.run("/usr/local/lib/portalops/exporters-nginx-check /tmp/bad-status.conf").rc != 0
+    assert host.run("/usr/local/lib/portalops/exporters-nginx-check /etc/nginx/conf.d/portalops-status.conf").rc == 0
+    # A site without a wordpress pool: the drop-in would define a pool with no user or socket.
+    host.check_output("printf '[wordpress-ghost]\\npm.status_path = /status\\n' > /tmp/bad-pool.conf")
+    check = "/usr/local/lib/portalops/exporters-php-fpm-check /usr/sbin/php-fpm8.2 /etc/php/8.2/fpm/pool.d"
+    assert host.run(f"{check} /tmp/bad-pool.conf").rc != 0
+    assert host.run(f"{check} /etc/php/8.2/fpm/pool.d/zz-portalops-status.conf").rc == 0
+
+
 def test_role_files_are_recorded_for_the_tampering_check(host):
     recorded = host.file("/etc/portalops/code-files.d/exporters.json").content_string
     assert "/etc/nginx/conf.d/portalops-status.conf" in recorded
