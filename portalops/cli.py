@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from portalops import __version__, faultdrill
 from portalops.audit.run import run_audit
-from portalops.errors import ExitCode, PortalopsError
+from portalops.errors import BadInput, ExitCode, PortalopsError
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
@@ -24,10 +24,23 @@ from portalops.lab.podman import Podman
 from portalops.probe import format_results, probe_inventory, to_json
 from portalops.runbook import registry
 from portalops.runbook.engine import Options
-from portalops.runbook.journal import start_of
+from portalops.runbook.grading import WARN_FRACTION, grade_key, grade_label, suggest
+from portalops.runbook.journal import start_of, utc_now
 from portalops.runbook.live import INCIDENTS_DIR, run_live
 from portalops.runbook.outcome import RunbookExit
+from portalops.runbook.overall import load_inputs
 from portalops.runbook.planning import context_for, describe, make_plan
+from portalops.runbook.regreport import draft
+from portalops.runbook.reporting import (
+    STAGES,
+    describe_incident,
+    due_warnings,
+    notifier_for,
+    open_graded,
+    record_grade,
+    record_sent,
+    warn,
+)
 from portalops.vault import use_vault_ids
 
 
@@ -64,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", default=str(REPO_ROOT / "reports" / "audit"), help="report directory")
     add_vault_id(audit)
     add_runbook_parser(commands)
+    add_incident_parser(commands)
     add_drill_parser(commands)
     probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
     probe.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
@@ -98,6 +112,42 @@ def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     run.add_argument("--resume", metavar="INCIDENT", default="", help="continue an interrupted incident")
     run.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
     add_vault_id(run)
+
+
+def add_incident_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    incident = commands.add_parser("incident", help="an incident's national grade, reporting clock and reports")
+    cmds = incident.add_subparsers(dest="incident_command", required=True)
+    show = cmds.add_parser("show", help="the incident, its grade and how long is left to report it")
+    grade = cmds.add_parser(
+        "grade", help="suggest a national grade (without --grade) or record the one a person decided"
+    )
+    grade.add_argument("--grade", help="特别重大|重大|较大|一般, I-IV, or especially-major|major|significant|general")
+    grade.add_argument("--by", default="", help="who decided the grade")
+    grade.add_argument("--reason", default="", help="why")
+    report = cmds.add_parser(
+        "report", help="draft a report to the regulator for a person to send, or record that it was sent"
+    )
+    report.add_argument("--regulator", action="store_true", required=True, help="the report to the regulator")
+    report.add_argument("--stage", choices=STAGES, default="initial", help="initial, follow-up or final (总结报告)")
+    report.add_argument("--out", type=Path, help="write the draft here (never over a file) instead of stdout")
+    report.add_argument("--sent", action="store_true", help="record that a person sent this stage's report")
+    report.add_argument("--by", default="", help="who sent it (with --sent)")
+    clocks = cmds.add_parser(
+        "clocks",
+        help="incidents whose report is nearly or over due (cron-able)",
+        epilog="exit 1 when a report is overdue",
+    )
+    clocks.add_argument("--warn-at", type=float, default=WARN_FRACTION, help="share of the clock left (default 0.25)")
+    clocks.add_argument("--notify", action="store_true", help="warn through portalops_notify, once per state")
+    for sub in (show, grade, report):
+        sub.add_argument("id", metavar="INCIDENT", help="a name under incidents/")
+    for sub in (show, grade, report, clocks):
+        sub.add_argument(
+            "--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)"
+        )
+    for sub in (grade, report, clocks):
+        sub.add_argument("-i", "--inventory", help="inventory (default: the incident's, else inventory/lab)")
+        add_vault_id(sub)
 
 
 def add_vault_id(parser: argparse.ArgumentParser) -> None:
@@ -227,6 +277,57 @@ def run_runbook_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
     return int(result.exit)
 
 
+def incident_inventory(args: argparse.Namespace, events: Sequence[Mapping[str, Any]] = ()) -> str:
+    """-i, else the inventory the incident ran on, else the lab's."""
+    start = next((e for e in events if e.get("event") == "start"), {})
+    source = str(args.inventory or start.get("inventory") or LAB_INVENTORY)
+    if not Path(source).exists():
+        raise BadInput(f"inventory {source} does not exist here: pass -i INVENTORY")
+    return source
+
+
+def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    now = utc_now()
+    if args.incident_command == "clocks":
+        warnings = due_warnings(now, args.incidents, args.warn_at)
+        notifier = notifier_for(incident_inventory(args)) if args.notify and warnings else None
+        for clock in warnings:
+            print(f"{clock.incident}  {grade_label(clock.grade)}  {clock.status(now)}", file=out)
+            for line in warn(clock, now, notifier, args.incidents) if notifier else []:
+                print(f"  notify {line}", file=err)
+        late = any(clock.overdue(now) for clock in warnings)
+        return ExitCode.FAILED if late else ExitCode.OK
+    journal = open_graded(args.incidents, args.id, lambda: now)
+    if args.incident_command == "show":
+        print(describe_incident(journal.events, now), file=out)
+        return ExitCode.OK
+    if args.incident_command == "grade":
+        grade = grade_key(args.grade) if args.grade else ""  # a typo fails before the inventory is read
+        inputs = load_inputs(incident_inventory(args, journal.events))
+        if not grade:
+            suggestion = suggest(journal.events, inputs.grading, now)
+            verdict = grade_label(suggestion.grade) if suggestion.grade else "none: a person grades it"
+            print(f"suggested: {verdict}\n  {suggestion.why}", file=out)
+            print(f"confirm: portalops incident grade {args.id} --grade GRADE --by NAME [--reason TEXT]", file=out)
+            return ExitCode.OK
+        clock = record_grade(journal, grade, args.by, args.reason, inputs.cii_operator)
+        print(f"{args.id}: graded {grade_label(clock.grade)}; {clock.status(now)}", file=out)
+        return ExitCode.OK
+    if args.sent:
+        clock = record_sent(journal, args.stage, args.by)
+        print(f"{args.id}: {args.stage} report marked sent; {clock.status(now)}", file=out)
+        return ExitCode.OK
+    if args.out and args.out.exists():
+        raise BadInput(f"{args.out} exists: a draft is never written over a file (someone may have edited it)")
+    text = draft(journal.events, load_inputs(incident_inventory(args, journal.events)), args.stage, now)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"draft written to {args.out}: review it, fill the blanks, have it approved, send it by hand", file=err)
+    else:
+        out.write(text)
+    return ExitCode.OK
+
+
 def terminal(err: TextIO) -> tuple[Callable[[str], None], Callable[[str], bool]]:
     """Progress lines on stderr; confirmations read from a terminal, refused without one."""
 
@@ -260,6 +361,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_audit_command(args, out, err)
         if args.command == "runbook":
             return run_runbook_command(args, out, err)
+        if args.command == "incident":
+            return run_incident_command(args, out, err)
         if args.command == "probe":
             return run_probe_command(args, out)
         if args.command == "drill":

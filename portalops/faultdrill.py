@@ -65,12 +65,14 @@ class Fault:
 
 
 def _reissue_certificates(days: int) -> str:
-    """Every lab site certificate issued again by the lab CA, valid only ``days`` more days."""
+    """Every lab site certificate issued again by the lab CA, valid only ``days`` more days. A site
+    certificate is one with its key beside it (the directory also holds CA bundles, e.g. the CMS's)."""
     return (
-        f"cd {SITE_CERTS} && for crt in *.crt; do site=${{crt%.crt}}; "
-        f"openssl x509 -x509toreq -in $crt -signkey $site.key -out /tmp/$site.csr 2>/dev/null && "
+        f"cd {SITE_CERTS} && for key in *.key; do site=${{key%.key}}; "
+        f"{{ openssl x509 -x509toreq -in $site.crt -signkey $key -out /tmp/$site.csr && "
         f"openssl x509 -req -in /tmp/$site.csr -CA {LAB_CA}/portal-ca.crt -CAkey {LAB_CA}/portal-ca.key "
-        f"-CAcreateserial -days {days} -copy_extensions copyall -out $crt 2>/dev/null && rm -f /tmp/$site.csr; "
+        f"-CAcreateserial -days {days} -copy_extensions copyall -out $site.crt && rm -f /tmp/$site.csr; }} "
+        '2>/dev/null || { echo "could not reissue $site.crt" >&2; exit 1; }; '
         "done && nginx -t -q && systemctl reload nginx"
     )
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from portalops.errors import BadInput, PortalopsError
 from portalops.runbook.hosts import CommandResult, Host, kill_grace
-from portalops.runbook.journal import Journal, RunState, excerpt, new_incident_id, open_incident, utc_now
+from portalops.runbook.journal import Journal, RunState, excerpt, new_incident_id, open_incident, read_events, utc_now
 from portalops.runbook.model import UNKNOWN_INTERVAL, Runbook, StepKind
 from portalops.runbook.notify import Notice, Notifier
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import PlannedStep, describe, playbook_command
-from portalops.runbook.record import render_incident
+from portalops.runbook.record import write_record
 from portalops.runbook.workcal import WorkCalendar, deadlines, local_text
 
 
@@ -185,8 +185,8 @@ class _Run:
         self.state.apply(self.journal.write(event, **fields))
 
     def _render(self) -> None:
-        if self.journal:
-            (self.journal.directory / "incident.md").write_text(render_incident(self.journal.events), encoding="utf-8")
+        if self.journal:  # from the file: a grade written meanwhile by `portalops incident grade` stays in it
+            write_record(self.journal.directory, read_events(self.journal.path))
 
     # ----------------------------------------------------------------- notifications
 

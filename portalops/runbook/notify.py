@@ -1,4 +1,4 @@
-"""Notifications at an incident's start, escalation and resolution.
+"""Notifications at an incident's start, escalation and resolution, and when its report is due.
 
 Channels come from the inventory variable ``portalops_notify``
 (inventory/lab/group_vars/all/notify.yml documents it): SMTP email, a WeCom
@@ -27,14 +27,14 @@ from typing import Any
 
 from portalops.errors import BadInput
 
-EVENTS = ("start", "escalation", "resolution")
+EVENTS = ("start", "escalation", "resolution", "report_clock")
 TYPES = ("email", "wecom", "dingtalk", "webhook")
 WECOM_LIMIT = 4000  # bytes; WeCom refuses markdown content over 4096
 
 
 @dataclass(frozen=True)
 class Notice:
-    event: str  # start | escalation | resolution
+    event: str  # start | escalation | resolution | report_clock
     incident: str
     runbook: str
     level: int

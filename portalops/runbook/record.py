@@ -7,8 +7,10 @@ rewritten after every step, so even a killed run leaves a readable record.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from portalops.runbook.grading import clock_of, grade_label
 from portalops.runbook.journal import RunState, parse_stamp
 from portalops.runbook.workcal import local_text
 
@@ -35,6 +37,11 @@ def _timeline_line(event: dict[str, Any]) -> str | None:
         return f"{kind} at step `{event.get('step', '?')}`: {event.get('reason', '')}{stopped}"
     if kind == "end":
         return f"end: **{event['outcome']}** (exit {event['exit']})"
+    if kind == "grade":
+        why = f": {event['reason']}" if event.get("reason") else ""
+        return f"graded **{grade_label(str(event['grade']))}** by {event.get('by', '?')}{why}"
+    if kind == "report_sent":
+        return f"{event.get('stage', '')} report to the regulator marked sent by {event.get('by', '?')}"
     return None
 
 
@@ -89,6 +96,7 @@ def render_incident(events: list[dict[str, Any]]) -> str:
         due = local_text(parse_stamp(deadline["due"]))
         met = _met(deadline, events, start["ts"])
         lines.append(f"| {deadline['title_zh']} {deadline['title_en']} | {rule} | {due} | {met} |")
+    lines += _national(events, start["incident"])
     lines += ["", "## Timeline (UTC)", "", "| time | event |", "|---|---|"]
     for event in events:
         text = _timeline_line(event)
@@ -105,6 +113,26 @@ def render_incident(events: list[dict[str, Any]]) -> str:
         lines += ["", f"## {title}", ""]
         lines += [f"- {item}" for item in items] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _national(events: list[dict[str, Any]], incident: str) -> list[str]:
+    """The national grade and the regulatory reporting clock, once a person graded the incident."""
+    clock = clock_of(incident, events)
+    if clock is None:
+        return []
+    lines = ["", "## National grade and regulatory report", "", "| | |", "|---|---|"]
+    lines.append(f"| grade | **{grade_label(clock.grade)}** by {clock.graded.get('by', '?')} at {clock.graded['ts']} |")
+    if clock.due is None:
+        return [*lines, "| report | none due (below 较大 III) |"]
+    lines.append(f"| report due | {local_text(clock.due)} ({clock.hours:g} h after grading) |")
+    sent = [f"{e.get('stage')} by {e.get('by')} at {e['ts']}" for e in clock.sent]
+    return [*lines, f"| sent | {'; '.join(sent) or '**not yet**: `portalops incident show` says how long is left'} |"]
+
+
+def write_record(directory: Path, events: list[dict[str, Any]]) -> Path:
+    path = directory / "incident.md"
+    path.write_text(render_incident(events), encoding="utf-8")
+    return path
 
 
 def _followups(state: RunState, start: dict[str, Any]) -> list[str]:

@@ -52,6 +52,9 @@ def test_a_release_is_stamped_with_git_describe_and_carries_the_history(tmp_path
     assert f"release 发布: `{target.name}`" in index
     assert "## 变更历史 Change history" in index and "runbook" in index.lower()
     assert {p.name for p in target.glob("*.md")} == set(plans.expected())
+    whole = (target / "overall.md").read_text()
+    assert f"release 发布: `{target.name}`" in whole
+    assert "### 修订记录 Revision history\n\n```\n" in whole and "runbook" in whole.lower()
 
 
 def test_contacts_from_an_inventory_without_any_are_said_to_be_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""`make test` in two lanes: the lab tests in one, everything else beside them.
+
+The lab tests (tests/integration) spend most of their wall time waiting on
+hosts: services restarting, probes timing out, drills polling. The other
+layers (lint, unit tests, every role's molecule scenario) need no lab and fit
+into that waiting, so they run beside it in a second lane, one scenario at a
+time. The lab lane streams to the terminal; the side lane writes
+.lab/logs/test-side.log, says on the terminal when each of its layers ends, and
+is printed in full at the end. Then one table: each layer, its result, its wall
+time. Exit status 1 when any layer failed; every layer runs even when another
+failed, so one CI run names every failure.
+
+Standard library only: it starts before the virtualenv exists (`make setup` is
+its first layer). Usage: scripts/test_lanes.py [--serial]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOGS = REPO / ".lab" / "logs"
+MAKE = ["make", "--no-print-directory"]
+
+# The layers; each is a make target that works alone (`make lint`, ...).
+FIRST = ("setup", "lab-image")  # before the lanes: both lanes need the venv and the image
+LAB_LANE = ("integration",)
+SIDE_LANE = ("lint", "unit", "molecule")
+
+
+@dataclass
+class Layer:
+    name: str
+    code: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def result(self) -> str:
+        return "not run" if self.code is None else "ok" if self.code == 0 else f"FAILED ({self.code})"
+
+
+@dataclass
+class Lane:
+    layers: list[Layer]
+    log: Path | None  # None: the terminal
+    process: subprocess.Popen[bytes] | None = None
+    stopped: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, env: dict[str, str]) -> None:
+        out = self.log.open("wb") if self.log else None
+        try:
+            for layer in self.layers:
+                with self.lock:
+                    if self.stopped:
+                        return
+                    # its own session: a lane is stopped with everything it started
+                    self.process = subprocess.Popen(
+                        [*MAKE, layer.name], cwd=REPO, env=env, stdout=out, stderr=out, start_new_session=True
+                    )
+                started = time.monotonic()
+                layer.code = self.process.wait()
+                layer.seconds = time.monotonic() - started
+                if self.log:
+                    say(f"[beside the lab] {layer.name}: {layer.result} in {layer.seconds:.0f} s (log: {self.log})")
+        finally:
+            if out:
+                out.close()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            if self.process and self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                    os.killpg(self.process.pid, signal.SIGTERM)
+
+
+def say(line: str) -> None:
+    # on a line of its own, even in the middle of pytest's row of dots
+    sys.stdout.write(f"\n{line}\n")
+    sys.stdout.flush()
+
+
+def run_first(layers: list[Layer]) -> bool:
+    for layer in layers:
+        started = time.monotonic()
+        layer.code = subprocess.run([*MAKE, layer.name], cwd=REPO, check=False).returncode
+        layer.seconds = time.monotonic() - started
+        if layer.code != 0:
+            return False
+    return True
+
+
+def table(layers: list[Layer], wall: float) -> str:
+    rows = [f"{'layer':<12} {'result':<12} {'wall':>8}"]
+    rows += [f"{x.name:<12} {x.result:<12} {x.seconds / 60:7.1f}m" for x in layers]
+    rows.append(f"{'make test':<12} {'':<12} {wall / 60:7.1f}m")
+    return "\n".join(rows)
+
+
+def terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, terminate)
+    # Started in the background by a shell without job control, we would inherit SIGINT and SIGQUIT
+    # ignored and pass that on to every test; tests that interrupt a child would then see it live on.
+    # A handler (not an ignore) is reset to the default in each child at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, terminate)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serial", action="store_true", help="one layer after the other, all on the terminal")
+    args = parser.parse_args()
+    began = time.monotonic()
+    first = [Layer(name) for name in FIRST]
+    lab = Lane([Layer(name) for name in LAB_LANE], log=None)
+    side = Lane([Layer(name) for name in SIDE_LANE], log=None if args.serial else LOGS / "test-side.log")
+    layers = [*first, *side.layers, *lab.layers]
+    if run_first(first):
+        LOGS.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MOLECULE_JOBS": "2" if args.serial else "1"}
+        try:
+            if args.serial:
+                side.run(env)
+                lab.run(env)
+            else:
+                beside = threading.Thread(target=side.run, args=(env,), daemon=True)
+                beside.start()
+                lab.run(env)
+                beside.join()
+        finally:
+            # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.
+            side.stop()
+            lab.stop()
+        if side.log and side.log.exists():  # the side lane wrote a log only beside the lab
+            say(f"--- the layers beside the lab ({side.log}) ---")
+            sys.stdout.write(side.log.read_text(errors="replace"))
+    say(table(layers, time.monotonic() - began))
+    return 0 if all(x.code == 0 for x in layers) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
