@@ -2,13 +2,17 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 # Talk to the container directly: one podman exec per check, not one Ansible run.
 testinfra_hosts = ["podman://monitoring"]
 
 SERVICES = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"]
+# The alert rules generated from the runbooks (python -m portalops.runbook.alerts), as the role installs them.
+ALERT_RULES = yaml.safe_load((Path(__file__).resolve().parents[3] / "files" / "portalops-alerts.yml").read_text())
 
 
 def get_json(host, url):
@@ -55,6 +59,8 @@ def test_prometheus_lists_the_configured_targets(host):
     assert by_job["mysqld"] == {"db-standin"}
     assert by_job["node"] == {"db-standin", "monitoring"}
     assert by_job["http_portal"] == {"portal.test", "news.test", "stale.test"}
+    # portal_probe_forbidden is set: each domain has its defacement probe too.
+    assert by_job["http_portal_defacement"] == {"portal.test", "news.test", "stale.test"}
     assert {"prometheus", "alertmanager", "blackbox"} <= set(by_job)
     portal = next(t for t in active if t["labels"]["instance"] == "portal.test")
     assert portal["scrapeUrl"].startswith("http://127.0.0.1:9115/probe?")
@@ -83,6 +89,16 @@ def test_blackbox_fails_a_stale_page(host):
     out = probe(host, "stale.test")
     assert "probe_success 0" in out
     assert "X-Cache-Status" in out, out
+
+
+def test_the_defacement_probe_fails_only_a_defaced_page(host):
+    verdicts = {}
+    for domain in ("portal.test", "news.test", "stale.test"):
+        url = f"http://127.0.0.1:9115/probe?module=http_portal_defacement_{domain}&target=https://127.0.0.1/"
+        out = host.check_output(f"curl -fsS '{url}'")
+        verdicts[domain] = ("probe_success 1" in out, "probe_failed_due_to_regex 1" in out)
+    # A stale page or a page without its title is not defaced; the defaced one fails on the regexp.
+    assert verdicts == {"portal.test": (True, False), "news.test": (False, True), "stale.test": (True, False)}
 
 
 def test_prometheus_records_the_probes_and_the_availability(host):
@@ -130,3 +146,46 @@ def test_alertmanager_sends_to_the_webhook_with_the_token_kept_apart(host):
     assert token.group == "prometheus"
     assert token.content_string == "molecule-webhook-token"
     assert "group_wait: 5s" in config
+
+
+def test_the_alert_rules_from_the_runbooks_are_loaded(host):
+    assert host.run("promtool check rules /etc/prometheus/rules/portalops-alerts.yml").rc == 0
+    groups = get_json(host, "http://127.0.0.1:9090/api/v1/rules?type=alert")["data"]["groups"]
+    loaded = {group["name"]: [rule["name"] for rule in group["rules"]] for group in groups}
+    wanted = {group["name"]: [rule["alert"] for rule in group["rules"]] for group in ALERT_RULES["groups"]}
+    assert {name: loaded.get(name) for name in wanted} == wanted
+    for group in groups:
+        for rule in group["rules"]:
+            assert rule["health"] == "ok", rule
+
+
+def test_the_probe_alerts_fire_for_the_broken_pages_and_reach_alertmanager(host):
+    """news.test is defaced (PortalDefaced, not also PortalWrongContent), stale.test is stale
+    (PortalWrongContent), portal.test is sound (no alert); the Watchdog reaches Alertmanager."""
+    probe_alerts = {"PortalSiteDown", "PortalWrongContent", "PortalDefaced"}
+    wanted = {("PortalDefaced", "news.test"), ("PortalWrongContent", "stale.test")}
+    deadline = time.monotonic() + 120
+    while True:
+        alerts = get_json(host, "http://127.0.0.1:9090/api/v1/alerts")["data"]["alerts"]
+        # Pending too: a defaced page must never start PortalWrongContent's clock long enough to fire.
+        active = {(a["labels"]["alertname"], a["labels"].get("instance", "")) for a in alerts}
+        firing = {(a["labels"]["alertname"], a["labels"].get("instance", "")) for a in alerts if a["state"] == "firing"}
+        if ({(n, i) for n, i in firing if n in probe_alerts} == wanted and ("Watchdog", "") in firing) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(5)
+    assert {(n, i) for n, i in firing if n in probe_alerts} == wanted, active
+    assert ("Watchdog", "") in firing
+    defaced = next(a for a in alerts if a["labels"]["alertname"] == "PortalDefaced")
+    assert defaced["labels"]["runbook"] == "l1_defacement"
+    assert defaced["labels"]["level"] == "L1"
+    assert defaced["labels"]["site"] == "news"
+    assert defaced["annotations"]["runbook_command"] == "portalops runbook run l1_defacement"
+    deadline = time.monotonic() + 60
+    while True:
+        received = {a["labels"]["alertname"] for a in get_json(host, "http://127.0.0.1:9093/api/v2/alerts")}
+        if {"Watchdog", "PortalDefaced"} <= received or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert {"Watchdog", "PortalDefaced"} <= received
