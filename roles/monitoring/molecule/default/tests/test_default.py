@@ -1,5 +1,6 @@
 """What monitoring leaves on a host, observed from inside it."""
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -13,6 +14,13 @@ testinfra_hosts = ["podman://monitoring"]
 SERVICES = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"]
 # The alert rules generated from the runbooks (python -m portalops.runbook.alerts), as the role installs them.
 ALERT_RULES = yaml.safe_load((Path(__file__).resolve().parents[3] / "files" / "portalops-alerts.yml").read_text())
+ALERT_TESTS = Path(__file__).resolve().parents[1] / "alert-tests.yml"
+
+
+def put(host, path, text):
+    """Write a file on the host (one command, no shell quoting of its text)."""
+    encoded = base64.b64encode(text.encode()).decode()
+    host.check_output(f"echo {encoded} | base64 -d > {path}")
 
 
 def get_json(host, url):
@@ -189,3 +197,19 @@ def test_the_probe_alerts_fire_for_the_broken_pages_and_reach_alertmanager(host)
             break
         time.sleep(3)
     assert {"Watchdog", "PortalDefaced"} <= received
+
+
+def test_the_alert_rules_fire_as_promtool_tests_say(host):
+    """The rules' semantics, with the host's promtool: which alert fires, when, with which labels
+    (alert-tests.yml). The annotations are left out of the copy under test (they hold templates)."""
+    stripped = {
+        "groups": [
+            {"name": g["name"], "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+            for g in ALERT_RULES["groups"]
+        ]
+    }
+    host.check_output("mkdir -p /root/alert-tests")
+    put(host, "/root/alert-tests/portalops-alerts-labels.yml", yaml.safe_dump(stripped, sort_keys=False))
+    put(host, "/root/alert-tests/alert-tests.yml", ALERT_TESTS.read_text())
+    result = host.run("promtool test rules /root/alert-tests/alert-tests.yml")
+    assert result.rc == 0, result.stdout + result.stderr
