@@ -14,7 +14,7 @@ testinfra_hosts = ["podman://monitoring"]
 SERVICES = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"]
 # The alert rules generated from the runbooks (python -m portalops.runbook.alerts), as the role installs them.
 ALERT_RULES = yaml.safe_load((Path(__file__).resolve().parents[3] / "files" / "portalops-alerts.yml").read_text())
-ALERT_TESTS = Path(__file__).resolve().parents[1] / "alert-tests.yml"
+ALERT_TESTS = Path(__file__).resolve().parents[1] / "rules" / "alert-tests.yml"
 
 
 def put(host, path, text):
