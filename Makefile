@@ -82,7 +82,7 @@ lab-down: setup  ## remove the lab's containers and network
 lab-status: setup
 	portalops lab status
 
-plans: setup  ## regenerate docs/emergency_plans/ from the runbooks, the inventory's contacts and the recorded drills
+plans: setup  ## regenerate docs/emergency_plans/ (runbooks, inventory contacts, recorded drills) and the alert rules the runbooks declare
 	$(BIN)/python -m portalops.runbook.plans
 
 docs: setup  ## regenerate the variables section of every role README from its argument spec

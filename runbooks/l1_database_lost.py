@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import PHP_FPM, PROBE, ansible_check, recent_logs, unit_active, unit_restart
 
 BACKUP = "/usr/local/sbin/portalops-backup"
@@ -68,6 +68,19 @@ EVIDENCE = (
     "cat /var/lib/portalops/backup/restore-database.json 2>&1"
 )
 
+# mysqld_exporter (job mysqld) on the database tier: mysql_up is 0 when the server does not answer it.
+ALERTS = (
+    Alert(
+        name="DatabaseDown",
+        expr='mysql_up{job="mysqld"} == 0',
+        summary_zh="数据库无法连接或无法读取（mysqld_exporter 连接失败）",
+        summary_en="The database does not answer or cannot be read (mysqld_exporter cannot connect)",
+        duration="15s",
+        why="for: 15s, two scrapes: a single refused connection (too many connections, a restart) is not a "
+        "lost database; the sites' own failure is seen sooner by PortalSiteDown and PortalWrongContent.",
+    ),
+)
+
 RUNBOOK = Runbook(
     id="l1_database_lost",
     title_zh="数据库丢失或损坏",
@@ -85,6 +98,7 @@ RUNBOOK = Runbook(
         ),
     ),
     targets=("web", "cms", "db"),
+    alerts=ALERTS,
     steps=(
         diagnose(
             "db_mariadb",

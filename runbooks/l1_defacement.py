@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, manual, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, manual, verify
 from portalops.runbook.checks import PROBE
 
 # The backup job holding each site's data (inventory/lab/group_vars/cms/backup.yml).
@@ -126,6 +126,20 @@ EDGE_CONTENT_SCRIPT = (
 )
 EDGE_CONTENT = f'python3 -c "{EDGE_CONTENT_SCRIPT}"'
 
+# The defacement probe (job http_portal_defacement, the monitoring role) fails only on a text of
+# portal_probe_forbidden in a page: a signature no real page holds, so one probe is enough.
+ALERTS = (
+    Alert(
+        name="PortalDefaced",
+        expr='probe_failed_due_to_regex{job="http_portal_defacement"} == 1',
+        summary_zh="站点页面含篡改特征文本（portal_probe_forbidden）",
+        summary_en="A site's page holds a defacement signature (portal_probe_forbidden)",
+        duration="0s",
+        why="for: 0s: an exact defacement text is never a false alarm, and every probe interval the page "
+        "stays up is read by visitors.",
+    ),
+)
+
 RUNBOOK = Runbook(
     id="l1_defacement",
     title_zh="网页篡改或文件被篡改",
@@ -143,6 +157,7 @@ RUNBOOK = Runbook(
         ),
     ),
     targets=("cms", "web"),
+    alerts=ALERTS,
     steps=(
         replace(
             diagnose(

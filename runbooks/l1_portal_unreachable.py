@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import (
     NFTABLES_MANAGED,
     NFTABLES_RESTORE,
@@ -25,6 +25,49 @@ from portalops.runbook.checks import (
 
 TIERS = ("web", "cms", "db")
 
+# Its triggers as monitoring sees them: the blackbox probe of every domain through the edge (job http_portal,
+# labels site and domain; the monitoring role). A failed probe says why only in probe_failed_due_to_regex:
+# 0 = no page (no answer, an error status, a TLS failure, over 15 s), 1 = a page without the site's title,
+# stale (the edge covering for a dead CMS) or defaced; a defaced page is l1_defacement's, not this one's.
+ALERTS = (
+    Alert(
+        name="PortalSiteDown",
+        expr='probe_success{job="http_portal"} == 0 and probe_failed_due_to_regex{job="http_portal"} == 0',
+        summary_zh="站点域名经边缘节点无法访问（无应答、错误状态码、TLS 失败或超过 15 秒）",
+        summary_en="A site's domain fails through the edge: no answer, an error status, a TLS failure or over 15 s",
+        duration="0s",
+        why="for: 0s on the failed probe itself: one probe every 20 s, so any for: waits a probe interval "
+        "without a second probe behind it and MTTD would pass 30 s; the runbook probes again first.",
+    ),
+    Alert(
+        name="PortalWrongContent",
+        expr="""
+probe_failed_due_to_regex{job="http_portal"} == 1
+unless on (instance) probe_failed_due_to_regex{job="http_portal_defacement"} == 1
+""",
+        summary_zh="站点返回的页面不含站点标题或为过期缓存（CMS 或数据库失效时边缘节点提供的旧页面）",
+        summary_en="A site answers without its title, or with a stale page the edge serves while the CMS or "
+        "database fails",
+        duration="20s",
+        why="for: 20s, one probe interval: a defaced page fails this probe too, and the defacement probe (its own "
+        "20 s cycle) must have had its turn, so a defacement opens one incident (PortalDefaced, l1_defacement), "
+        "not two. A dead CMS is seen sooner by PortalBackendDown.",
+    ),
+    Alert(
+        name="PortalBackendDown",
+        expr="""
+phpfpm_up{job="node"} == 0
+or nginx_up{job="nginx"} == 0
+""",
+        summary_zh="CMS 层 php-fpm 进程池或 nginx 无应答（边缘节点此时可能仍以缓存页面服务）",
+        summary_en="A php-fpm pool or nginx does not answer (the edge may still serve cached pages meanwhile)",
+        duration="0s",
+        why="for: 0s: php-fpm's status answers on its own socket even with every worker busy, so 0 is a dead pool; "
+        "the pool status is written every 15 s and scraped every 15 s, ~22 s on average, where the edge's "
+        "cached pages would hide the fault from the probes for as long as they last.",
+    ),
+)
+
 RUNBOOK = Runbook(
     id="l1_portal_unreachable",
     title_zh="门户网站无法访问",
@@ -35,6 +78,7 @@ RUNBOOK = Runbook(
         ("外部探测失败（portalops probe）", "the external probe fails (portalops probe)"),
     ),
     targets=TIERS,
+    alerts=ALERTS,
     steps=(
         diagnose("probe", "从外部探测各站点", "Probe every site from outside", run=PROBE),
         diagnose(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import filesystems_below
 
 LIMIT = 85  # percent used
@@ -57,6 +57,37 @@ def clear(directory: str) -> str:
     return f"find {directory} -mindepth 1 -maxdepth 1 -print -exec rm -rf {{}} +"
 
 
+# node_exporter (job node) on every host; pseudo and in-memory filesystems left out.
+FILESYSTEMS = 'job="node", fstype!~"tmpfs|devtmpfs|ramfs|squashfs|nsfs|fuse.*"'
+ALERTS = (
+    Alert(
+        name="DiskPressure",
+        expr=f"""
+100 * (1 - node_filesystem_avail_bytes{{{FILESYSTEMS}}}
+         / node_filesystem_size_bytes{{{FILESYSTEMS}}})
+> {LIMIT}
+""",
+        summary_zh=f"文件系统使用率超过 {LIMIT}%",
+        summary_en=f"A filesystem is more than {LIMIT} % full",
+        duration="5m",
+        why=f"The runbook's own limit ({LIMIT} %), held for 5 min so a passing staging file does not open an incident.",
+    ),
+    Alert(
+        name="DiskFillingUp",
+        expr=f"""
+predict_linear(node_filesystem_avail_bytes{{{FILESYSTEMS}}}[6h], 24 * 3600) < 0
+and 100 * (1 - node_filesystem_avail_bytes{{{FILESYSTEMS}}}
+             / node_filesystem_size_bytes{{{FILESYSTEMS}}}) > 50
+""",
+        summary_zh="文件系统按近 6 小时的增长趋势将在 24 小时内写满（提前预警）",
+        summary_en="A filesystem will be full within 24 h at the last 6 h's growth (early warning)",
+        duration="30m",
+        level=Level.L3,
+        why="An early warning, one level lower (L3): the trend of 6 h held for 30 min, on a filesystem already "
+        "half full, so a nightly staging burst does not page.",
+    ),
+)
+
 RUNBOOK = Runbook(
     id="l2_disk_pressure",
     title_zh="磁盘空间不足",
@@ -70,6 +101,7 @@ RUNBOOK = Runbook(
         ),
     ),
     targets=HOSTS,
+    alerts=ALERTS,
     steps=(
         diagnose(
             "usage",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import (
     MARIADB_SLOW_LOG,
     NGINX_ACCESS_LOG,
@@ -75,6 +75,57 @@ CACHE = (
     'print "cache MISS/BYPASS: " share "% of the last " n " requests" note; exit (share > limit) }\''
 )
 
+# The inspection's veto line (the monitoring role's monitoring_availability_target); tests/unit/test_alert_rules.py
+# keeps the two equal.
+AVAILABILITY_TARGET = 0.95
+# Burn rate: how many times faster than the week's error budget (5 % of probes) the site fails. At 3 the
+# budget lasts 56 h, so the alert comes days before the 7-day figure crosses the line.
+# No alert on the recorded 7-day margin itself: over a young series (a new host, a week of drills) a few
+# minutes of failure cross it; the two burn windows do not.
+BURN_RATE = 3
+
+
+def _failing(window: str) -> str:
+    return f"1 - avg by (site) (avg_over_time(portalops:probe_loaded:15s[{window}]))"
+
+
+ALERTS = (
+    Alert(
+        name="PortalSlowResponse",
+        expr=f'quantile_over_time(0.5, probe_duration_seconds{{job="http_portal"}}[5m]) > {SECONDS:g}',
+        summary_zh=f"站点 5 分钟内探测响应时间中位数超过 {SECONDS:g} 秒",
+        summary_en=f"A site's median probe time over 5 min is above {SECONDS:g} s",
+        duration="2m",
+        why="The median of 15 probes, held for 2 min: one slow page is not slow service (L2 has 15 min to call back).",
+    ),
+    Alert(
+        name="PhpFpmSaturated",
+        expr="""
+phpfpm_listen_queue{job="node"} > 0
+or increase(phpfpm_max_children_reached{job="node"}[5m]) > 0
+""",
+        summary_zh="php-fpm 进程池饱和（请求排队，或达到 pm.max_children）",
+        summary_en="A php-fpm pool is saturated: requests wait for a worker, or it reached pm.max_children",
+        duration="1m",
+        why="php-fpm status via the textfile collector (portalops-phpfpm-metrics, every 15 s); 1 min of queueing "
+        "or a new max_children hit in 5 min.",
+    ),
+    Alert(
+        name="PortalAvailabilityBurn",
+        expr=f"""
+{_failing("1h")} > {BURN_RATE} * (1 - {AVAILABILITY_TARGET})
+and {_failing("6h")} > {BURN_RATE} * (1 - {AVAILABILITY_TARGET})
+""",
+        summary_zh=f"站点按 15 秒规则的不可用比例在 1 小时与 6 小时窗口均超过预算的 {BURN_RATE} 倍，"
+        f"正趋向 {AVAILABILITY_TARGET:.0%} 一票否决线",
+        summary_en=f"A site fails the 15-second rule at over {BURN_RATE}x its error budget in both the last 1 h and "
+        f"6 h: heading for the {AVAILABILITY_TARGET:.0%} veto line",
+        duration="5m",
+        why="Burn-rate style on the 7-day inspection ratio: the 6 h window says it lasts, the 1 h window that it "
+        "is still going on; the alert comes long before the week's figure crosses the line.",
+    ),
+)
+
 RUNBOOK = Runbook(
     id="l2_slow_response",
     title_zh="门户响应缓慢",
@@ -85,6 +136,7 @@ RUNBOOK = Runbook(
         ("探测或用户报告页面缓慢", "the probe or users report slow pages"),
     ),
     targets=TIERS,
+    alerts=ALERTS,
     steps=(
         diagnose(
             "probe",

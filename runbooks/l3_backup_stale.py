@@ -10,11 +10,42 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import backups_younger_than, disk_below
 
 # The nightly backup plus two hours of slack.
 MAX_AGE_HOURS = 26
+
+# The backup wrapper's textfile metrics (portalops-backup, read by node_exporter: job node, the wrapper's own
+# label job becomes exported_job). command is run (nightly backup), check (repository check) or copy
+# (the backup host's second copy, whose exported_job is the copy's name).
+ALERTS = (
+    Alert(
+        name="BackupFailed",
+        expr='portalops_backup_last_run_success{job="node", command=~"run|check|copy"} == 0',
+        summary_zh="最近一次备份、仓库检查或第二副本复制失败",
+        summary_en="The last backup, repository check or second-copy run failed",
+        duration="5m",
+        why="The metric changes once a run; 5 min lets a manual rerun that already fixed it win.",
+    ),
+    Alert(
+        name="BackupStale",
+        expr=f'time() - portalops_backup_job_last_success_timestamp_seconds{{job="node"}} > {MAX_AGE_HOURS} * 3600',
+        summary_zh=f"备份作业（或第二副本）超过 {MAX_AGE_HOURS} 小时没有成功",
+        summary_en=f"A backup job (or a second copy) has not succeeded for over {MAX_AGE_HOURS} h",
+        duration="10m",
+        why=f"{MAX_AGE_HOURS} h: the nightly backup plus two hours of slack, as the runbook's own check.",
+    ),
+    Alert(
+        name="BackupSecondCopyStale",
+        expr='time() - portalops_backup_last_run_timestamp_seconds{job="node", command="copy"}'
+        f" > {MAX_AGE_HOURS} * 3600",
+        summary_zh=f"备份主机的第二副本超过 {MAX_AGE_HOURS} 小时未运行",
+        summary_en=f"The backup host's second copy has not run for over {MAX_AGE_HOURS} h",
+        duration="10m",
+        why="The copy timer itself stopped (a failed copy is BackupFailed).",
+    ),
+)
 
 RUNBOOK = Runbook(
     id="l3_backup_stale",
@@ -29,6 +60,7 @@ RUNBOOK = Runbook(
         ("夜间备份或 scripts/nightly 报告失败", "the nightly backup or scripts/nightly reports a failure"),
     ),
     targets=("backup_clients", "backup"),
+    alerts=ALERTS,
     steps=(
         diagnose(
             "backup_status",

@@ -10,11 +10,23 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, manual, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, manual, verify
 from portalops.runbook.checks import PROBE, certificates_valid_for
 
 # The nginx_portal role's nginx_portal_tls_renew_before: lab certificates are issued again within it.
 RENEW_DAYS = 30
+
+# The monitoring role's recording rule of the probes' certificate expiry, in days.
+ALERTS = (
+    Alert(
+        name="CertificateExpiring",
+        expr=f"portalops:probe_cert_expiry:days < {RENEW_DAYS}",
+        summary_zh=f"站点证书剩余有效期不足 {RENEW_DAYS} 天",
+        summary_en=f"A site certificate expires within {RENEW_DAYS} days",
+        duration="10m",
+        why="Days ahead, so 10 min of for: costs nothing and rides out a probe through a changing edge.",
+    ),
+)
 
 RUNBOOK = Runbook(
     id="l3_certificate_expiry",
@@ -26,6 +38,7 @@ RUNBOOK = Runbook(
         ("探测或 testssl.sh 报告证书即将过期", "the probe or testssl.sh reports the certificate expiring"),
     ),
     targets=("web",),
+    alerts=ALERTS,
     steps=(
         diagnose("probe", "从外部查看证书剩余天数", "See the certificate's days left from outside", run=PROBE),
         diagnose(

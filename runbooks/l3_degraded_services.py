@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from portalops.runbook import Level, Runbook, act, diagnose, escalate, manual, verify
+from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, manual, verify
 from portalops.runbook.checks import PHP_FPM, no_failed_units, restart_failed, units_not_failed
 
 HOSTS = ("all",)
@@ -52,6 +52,18 @@ INTEGRITY = (
     'if [ -n "$bad" ]; then echo "warnings from:$bad"; exit 1; fi; echo "no AIDE or rkhunter warnings"'
 )
 
+# node_exporter's systemd collector (the exporters role switches it on).
+ALERTS = (
+    Alert(
+        name="SystemdUnitFailed",
+        expr='node_systemd_unit_state{job="node", state="failed"} == 1',
+        summary_zh="主机上有失败的 systemd 单元",
+        summary_en="A host has a failed systemd unit",
+        duration="1m",
+        why="1 min: a unit that systemd restarts by itself (Restart=) is not left failed.",
+    ),
+)
+
 RUNBOOK = Runbook(
     id="l3_degraded_services",
     title_zh="服务降级与告警",
@@ -65,6 +77,7 @@ RUNBOOK = Runbook(
         ),
     ),
     targets=HOSTS,
+    alerts=ALERTS,
     steps=(
         diagnose(
             "failed_units", "列出失败的 systemd 单元", "List failed systemd units", on=HOSTS, run=no_failed_units()

@@ -8,10 +8,11 @@ declaration into the auditors' documents. Runbook files import from here.
 from __future__ import annotations
 
 from portalops.runbook.levels import Level
-from portalops.runbook.model import CONTROLLER, Runbook, Step, StepKind, act, diagnose, escalate, manual, verify
+from portalops.runbook.model import CONTROLLER, Alert, Runbook, Step, StepKind, act, diagnose, escalate, manual, verify
 
 __all__ = [
     "CONTROLLER",
+    "Alert",
     "Level",
     "Runbook",
     "Step",

@@ -20,6 +20,12 @@ CONTROLLER: tuple[str, ...] = ()
 DESTRUCTIVE_WAIT = 180.0
 UNKNOWN_INTERVAL = 10.0  # seconds between those checks
 ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+ALERT_NAME_RE = re.compile(r"^[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*$")  # CamelCase, as Prometheus alerts are named
+# A Prometheus duration as `for:` takes it (units from largest to smallest, each once): 0s, 15s, 1m30s, 2h.
+DURATION_RE = re.compile(r"^(?=\d)(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?)$")
+LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Labels the rule generator sets from the runbook; an alert may not set them itself.
+RESERVED_LABELS = frozenset({"alertname", "runbook", "level", "severity"})
 
 
 class StepKind(StrEnum):
@@ -135,6 +141,27 @@ def escalate(
 
 
 @dataclass(frozen=True)
+class Alert:
+    """A Prometheus alert that starts its runbook (``portalops.runbook.alerts`` writes the rule file).
+
+    ``expr`` is PromQL over the metrics our exporters and recording rules produce; ``duration`` is the
+    rule's ``for:`` (a Prometheus duration); ``level`` is the runbook's own (None) or a lower one
+    (a larger number) for an early warning. ``summary_*`` says the condition in words, for people
+    and the plans; ``labels`` are extra rule labels (``runbook``, ``level`` and ``severity`` are set
+    from the runbook); ``why`` explains the threshold and the ``for:`` in the rule file.
+    """
+
+    name: str
+    expr: str
+    summary_zh: str
+    summary_en: str
+    duration: str = "0s"
+    level: Level | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Runbook:
     id: str
     title_zh: str
@@ -143,12 +170,17 @@ class Runbook:
     triggers: tuple[tuple[str, str], ...]  # (中文, English) symptoms that start this runbook
     targets: tuple[str, ...]  # inventory groups or hosts it may act on
     steps: tuple[Step, ...]
+    alerts: tuple[Alert, ...] = ()  # the Prometheus alerts that start it (its triggers, as monitoring sees them)
     source: str = field(default="", compare=False)  # the file it came from, relative to the repository
 
     def __post_init__(self) -> None:
         problems = validate(self)
         if problems:
             raise ValueError(f"runbook {self.id}: " + "; ".join(problems))
+
+    def alert_level(self, alert: Alert) -> Level:
+        """The level an alert of this runbook carries: its own, else the runbook's."""
+        return self.level if alert.level is None else alert.level
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:
@@ -178,6 +210,26 @@ def _step_problems(step: Step, targets: tuple[str, ...]) -> list[str]:
     return problems
 
 
+def _alert_problems(alert: Alert, level: Level) -> list[str]:
+    where = f"alert {alert.name}"
+    problems: list[str] = []
+    if not ALERT_NAME_RE.match(alert.name):
+        problems.append(f"{where}: name must be CamelCase")
+    if not alert.expr.strip():
+        problems.append(f"{where}: needs an expression")
+    if not DURATION_RE.match(alert.duration):
+        problems.append(f"{where}: for {alert.duration!r} is not a Prometheus duration (e.g. 0s, 15s, 1m30s)")
+    if not (alert.summary_zh and alert.summary_en):
+        problems.append(f"{where}: says its condition in words (zh and en)")
+    if alert.level is not None and (not isinstance(alert.level, Level) or alert.level < level):
+        problems.append(f"{where}: level must be the runbook's ({level.name}) or a lower one (early warning)")
+    names = [name for name, _ in alert.labels]
+    bad = [n for n in names if not LABEL_RE.match(n) or n in RESERVED_LABELS]
+    if bad or len(set(names)) != len(names):
+        problems.append(f"{where}: labels must be unique names, none of {', '.join(sorted(RESERVED_LABELS))}")
+    return problems
+
+
 def validate(runbook: Runbook) -> list[str]:
     problems: list[str] = []
     if not ID_RE.match(runbook.id):
@@ -196,4 +248,10 @@ def validate(runbook: Runbook) -> list[str]:
         problems.append("escalation comes after a verify step")
     for step in runbook.steps:
         problems.extend(_step_problems(step, runbook.targets))
+    alert_names = [a.name for a in runbook.alerts]
+    if len(set(alert_names)) != len(alert_names):
+        problems.append("alert names must be unique")
+    if isinstance(runbook.level, Level):
+        for alert in runbook.alerts:
+            problems.extend(_alert_problems(alert, runbook.level))
     return problems

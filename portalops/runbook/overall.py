@@ -22,6 +22,7 @@ import yaml
 
 from portalops.errors import BadInput
 from portalops.inventory import REPO_ROOT
+from portalops.runbook.alerts import WATCHDOG, ordered
 from portalops.runbook.levels import LEVELS, Level
 from portalops.runbook.model import Runbook
 from portalops.runbook.plandoc import MARK, cell, contacts_from, deadline_table, level_table
@@ -319,11 +320,52 @@ def _grading(inputs: Inputs) -> list[str]:
     return lines
 
 
-def _monitoring(rules: Sequence[AlertRule], unread: Sequence[str]) -> list[str]:
-    lines = ["## 4 监测与预警 Monitoring and early warning", ""]
+def _alert_rows(runbooks: Sequence[Runbook]) -> list[str]:
+    """One row per alert the runbooks declare, by level and runbook, then the watchdog."""
+    rows = [
+        "| 告警 alert | 级别 level | 专项预案 runbook | 条件 condition | 持续 for |",
+        "|---|---|---|---|---|",
+    ]
+    for rb in ordered(runbooks):
+        for alert in rb.alerts:
+            level = rb.alert_level(alert)
+            early = " (预警 early warning)" if level != rb.level else ""
+            rows.append(
+                f"| `{alert.name}` | L{int(level)}{early} | [{rb.id}]({rb.id}.md) "
+                f"| {cell(alert.summary_zh)} / {cell(alert.summary_en)} | {alert.duration} |"
+            )
+    rows.append(
+        f"| `{WATCHDOG.name}` | — | — (看门狗 dead-man's switch) "
+        f"| {cell(WATCHDOG.summary_zh)} / {cell(WATCHDOG.summary_en)} | {WATCHDOG.duration} |"
+    )
+    return rows
+
+
+def _monitoring(runbooks: Sequence[Runbook], rules: Sequence[AlertRule], unread: Sequence[str]) -> list[str]:
+    lines = [
+        "## 4 监测与预警 Monitoring and early warning",
+        "",
+        "监控主机（monitoring 角色：Prometheus、Alertmanager、blackbox_exporter）每 20 秒经边缘节点探测每个站点域名"
+        "（TLS、站点标题、篡改特征、过期缓存，15 秒超时），每 15 秒采集各主机的 node、mysqld、nginx 与 php-fpm 指标及"
+        "备份指标。告警规则由各专项预案声明（`runbooks/*.py` 的 `alerts`），生成为 "
+        "`roles/monitoring/files/portalops-alerts.yml`（`python -m portalops.runbook.alerts`），由 monitoring 角色经 "
+        "`promtool` 校验后安装；每条告警带有其专项预案、级别与执行命令（`portalops runbook run ID`）。 / "
+        "The monitoring host (role monitoring: Prometheus, Alertmanager, blackbox_exporter) probes every site's "
+        "domain through the edge every 20 s (TLS, the site's title, defacement signatures, stale cache, 15 s "
+        "timeout) and scrapes every host's node, mysqld, nginx and php-fpm metrics and the backup metrics every "
+        "15 s. The alert rules are declared by the specific plans (`alerts` in `runbooks/*.py`), generated into "
+        "`roles/monitoring/files/portalops-alerts.yml` (`python -m portalops.runbook.alerts`) and installed by the "
+        "monitoring role after `promtool` checked them; each alert carries its plan, level and the command that "
+        "runs it (`portalops runbook run ID`).",
+        "",
+        "告警与启动的专项预案 / The alerts and the plans they start:",
+        "",
+        *_alert_rows(runbooks),
+        "",
+    ]
     if rules or unread:
         lines += [
-            "告警规则（由仓库中的规则文件生成） / Alert rules, from the rule files in the repository:",
+            "其他告警规则文件 / Other alert rule files in the repository:",
             "",
             "| 告警 alert | 条件 expr | 持续 for | 严重性 severity | 说明 summary | 文件 file |",
             "|---|---|---|---|---|---|",
@@ -334,26 +376,19 @@ def _monitoring(rules: Sequence[AlertRule], unread: Sequence[str]) -> list[str]:
             *[f"| — | (template, not parsed 模板未解析) | | | | `{source}` |" for source in unread],
             "",
         ]
-    else:
-        lines += [
-            "**监控告警（Prometheus 告警规则）尚未部署**：仓库中没有告警规则文件。现有的检查： / "
-            "**Monitoring with alert rules is not deployed yet**: the repository holds no alert rule file. "
-            "The checks that exist today:",
-            "",
-            "- `portalops probe`：从外部访问每个站点（要求渲染后的页面含站点标题、不含篡改特征），"
-            "每个专项预案的验证步骤使用 / "
-            "every site from outside, rendered by the CMS, with its title and no defacement signature; every "
-            "specific plan's verify step uses it",
-            "- 专项预案的诊断与验证步骤（`portalops runbook run ID --dry-run` 列出全部命令） / the specific plans' "
-            "diagnose and verify checks",
-            "- 每晚备份与恢复演练（`scripts/nightly`）：在演练主机上恢复最新快照并按清单核对，报告 RTO、RPO / the "
-            "nightly backup and restore drill on the drill host, checked against the manifests, with RTO and RPO",
-            "- 每次备份写入状态 JSON 与 Prometheus 指标文件（node-exporter textfile，尚无采集） / each backup writes a "
-            "JSON status and Prometheus metrics (node-exporter textfile; nothing scrapes them yet)",
-            "- `make audit`（Lynis、ssh-audit、testssl.sh）与补丁前检查 / `make audit` and the patch pre-checks",
-            "",
-        ]
     lines += [
+        "其他检查 / Other checks:",
+        "",
+        "- `portalops probe`：从外部访问每个站点（要求渲染后的页面含站点标题、不含篡改特征），"
+        "每个专项预案的验证步骤使用 / "
+        "every site from outside, rendered by the CMS, with its title and no defacement signature; every "
+        "specific plan's verify step uses it",
+        "- 专项预案的诊断与验证步骤（`portalops runbook run ID --dry-run` 列出全部命令） / the specific plans' "
+        "diagnose and verify checks",
+        "- 每晚备份与恢复演练（`scripts/nightly`）：在演练主机上恢复最新快照并按清单核对，报告 RTO、RPO / the "
+        "nightly backup and restore drill on the drill host, checked against the manifests, with RTO and RPO",
+        "- `make audit`（Lynis、ssh-audit、testssl.sh）与补丁前检查 / `make audit` and the patch pre-checks",
+        "",
         "外部预警（上级网信、公安、CNCERT 通报）由安全负责人接收并研判 / Warnings from the authorities (cyberspace "
         "office, public security, CNCERT) go to the security officer, who assesses them.",
         "",
@@ -541,7 +576,7 @@ def render(
         *_scope(inputs),
         *_organisation(inputs.contacts),
         *_grading(inputs),
-        *_monitoring(*rules),
+        *_monitoring(runbooks, *rules),
         *_response(runbooks),
         *_reporting(inputs),
         *_aftermath(),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT
-from portalops.runbook import overall
+from portalops.runbook import alerts, overall
 from portalops.runbook.model import Runbook, Step, StepKind
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.plandoc import MARK, deadline_table, level_table
@@ -81,6 +81,26 @@ def _step_section(number: int, step: Step) -> list[str]:
             f"ansible-playbook -i <inventory> {step.playbook} --limit <hosts>",
             "```",
         ]
+    return [*lines, ""]
+
+
+def _alerts_section(runbook: Runbook) -> list[str]:
+    """The Prometheus alerts that start this plan (the rule file is generated from them)."""
+    if not runbook.alerts:
+        return []
+    lines = [
+        "告警 (监控自动启动本预案, `roles/monitoring/files/portalops-alerts.yml`) / "
+        "Alerts that start this plan (monitoring; `roles/monitoring/files/portalops-alerts.yml`):",
+        "",
+        "| 告警 alert | 级别 level | 条件 condition | PromQL | 持续 for |",
+        "|---|---|---|---|---|",
+    ]
+    for alert in runbook.alerts:
+        level = runbook.alert_level(alert)
+        lines.append(
+            f"| `{alert.name}` | L{int(level)} | {_cell(alert.summary_zh)} / {_cell(alert.summary_en)} "
+            f"| `{_cell(' '.join(alert.expr.split()))}` | {alert.duration} |"
+        )
     return [*lines, ""]
 
 
@@ -142,6 +162,7 @@ def render_plan(
         "",
         *[f"- {zh} / {en}" for zh, en in runbook.triggers],
         "",
+        *_alerts_section(runbook),
         "## 响应时限 Response deadlines",
         "",
         *deadline_table(level),
@@ -296,12 +317,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {release(args.release, args.inventory)}")
         return 0
     if args.check:
-        problems = stale(args.out, inventory=args.inventory)
+        problems = [str(args.out / name) for name in stale(args.out, inventory=args.inventory)]
+        problems += [str(alerts.RULE_FILE)] if args.out == PLANS_DIR and alerts.stale() else []
         for name in problems:
-            print(f"stale: {args.out / name} (run `python -m portalops.runbook.plans`)", file=sys.stderr)
+            print(f"stale: {name} (run `python -m portalops.runbook.plans`)", file=sys.stderr)
         return 1 if problems else 0
     for name in write(args.out, inventory=args.inventory):
         print(f"wrote {args.out / name}")
+    # The alert rules come from the same runbooks: one command regenerates both (`make plans`); a copy of the
+    # plans elsewhere (--out) leaves the repository's rule file alone.
+    if args.out == PLANS_DIR and alerts.write():
+        print(f"wrote {alerts.RULE_FILE}")
     return 0
 
 

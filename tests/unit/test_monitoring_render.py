@@ -112,7 +112,16 @@ def load(rendered: tuple[Path, str], name: str) -> Any:
 def test_prometheus_scrapes_the_inventory_and_probes_every_lab_domain(rendered: tuple[Path, str]) -> None:
     config = load(rendered, "prometheus.yml")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"prometheus", "alertmanager", "blackbox", "node", "mysqld", "nginx", "http_portal"}
+    assert set(jobs) == {
+        "prometheus",
+        "alertmanager",
+        "blackbox",
+        "node",
+        "mysqld",
+        "nginx",
+        "http_portal",
+        "http_portal_defacement",  # the lab has defacement texts (portal_probe_forbidden)
+    }
     instances = {name: [g["labels"].get("instance") for g in job["static_configs"]] for name, job in jobs.items()}
     assert instances["node"] == ["web1", "cms1", "db1", "localhost"]
     assert instances["mysqld"] == ["db1"] and instances["nginx"] == ["web1", "cms1"]
@@ -128,8 +137,8 @@ def test_prometheus_scrapes_the_inventory_and_probes_every_lab_domain(rendered: 
 
 def test_blackbox_has_a_module_per_probed_domain(rendered: tuple[Path, str]) -> None:
     modules = load(rendered, "blackbox.yml")["modules"]
-    probe = next(j for j in load(rendered, "prometheus.yml")["scrape_configs"] if j["job_name"] == "http_portal")
-    assert sorted(modules) == sorted(g["labels"]["__param_module"] for g in probe["static_configs"])
+    probes = [j for j in load(rendered, "prometheus.yml")["scrape_configs"] if j["job_name"].startswith("http_portal")]
+    assert sorted(modules) == sorted(g["labels"]["__param_module"] for j in probes for g in j["static_configs"])
     news = modules["http_portal_news.lab.test"]["http"]
     assert news["headers"]["Host"] == news["tls_config"]["server_name"] == "news.lab.test"
     assert news["fail_if_body_matches_regexp"] == [r"portalops\-drill\-defaced"]

@@ -139,3 +139,20 @@ def test_the_filters_are_exported_under_the_role_prefix() -> None:
         "monitoring_probe_job",
         "monitoring_blackbox_modules",
     }
+
+
+def test_with_defacement_texts_each_domain_has_a_probe_that_fails_only_on_them() -> None:
+    """The defacement alert's probe: a stale page or a missing title (the other L1 alerts) do not fail it."""
+    sites = [{"name": "news", "title": "News", "domains": ["news.test"]}]
+    modules = mt.blackbox_modules(sites, 15, "/ca.crt", ["defaced!"], ["STALE"])
+    assert sorted(modules) == ["http_portal_defacement_news.test", "http_portal_news.test"]
+    main, defacement = modules["http_portal_news.test"]["http"], modules["http_portal_defacement_news.test"]["http"]
+    assert defacement["fail_if_body_matches_regexp"] == main["fail_if_body_matches_regexp"]
+    assert "fail_if_body_not_matches_regexp" not in defacement and "fail_if_header_matches" not in defacement
+    assert defacement["tls_config"] == main["tls_config"] and defacement["headers"] == main["headers"]
+    assert modules["http_portal_defacement_news.test"]["timeout"] == "15s"
+    job = mt.probe_job(sites, "127.0.0.1:9115", "https://e/", 20, 15, mt.DEFACEMENT_JOB, mt.DEFACEMENT_PREFIX)
+    assert job["job_name"] == "http_portal_defacement"
+    (group,) = job["static_configs"]
+    assert group["labels"] == {"site": "news", "__param_module": "http_portal_defacement_news.test"}
+    assert sorted(mt.blackbox_modules(sites, 15, "", [], ["STALE"])) == ["http_portal_news.test"], "none without texts"

@@ -126,10 +126,10 @@ def test_the_inventories_document_the_code_defaults() -> None:
         assert data["portalops_fault_drill_interval_days"] == overall.FAULT_DRILL_INTERVAL_DAYS
 
 
-def test_alert_rule_files_are_picked_up_when_they_appear(tmp_path: Path) -> None:
+def test_other_alert_rule_files_are_picked_up_when_they_appear(tmp_path: Path) -> None:
     none = overall.alert_rules(tmp_path)
     assert none == ([], [])
-    assert "尚未部署" in overall.render([], overall.Inputs(), {}, none)
+    assert "Other alert rule files" not in overall.render([], overall.Inputs(), {}, none)
     files = tmp_path / "roles" / "monitoring" / "files"
     files.mkdir(parents=True)
     (files / "portal.rules.yml").write_text(RULE_FILE)
@@ -143,10 +143,21 @@ def test_alert_rule_files_are_picked_up_when_they_appear(tmp_path: Path) -> None
     assert unread == ["roles/monitoring/templates/hosts.rules.yml.j2"]
     text = overall.render([], overall.Inputs(), {}, (rules, unread))
     assert '| `PortalDown` | `probe_success{job="portal"} == 0` | 5m | critical |' in text
-    assert "hosts.rules.yml.j2" in text and "尚未部署" not in text
+    assert "hosts.rules.yml.j2" in text and "Other alert rule files" in text
 
 
-def test_the_repository_has_no_alert_rules_yet_and_the_plan_says_so() -> None:
-    """When a monitoring role adds rule files, this fails: regenerate the plans and drop this test."""
+def test_the_monitoring_section_lists_the_alerts_the_runbooks_declare() -> None:
+    """From the same source as the rule file: every alert with its level, plan and condition in words."""
+    runbooks = list(discover().values())
+    section = overall.render(runbooks, overall.Inputs(), {}).split("## 4 ")[1].split("## 5 ")[0]
+    assert "not deployed yet" not in section
+    for rb in runbooks:
+        for alert in rb.alerts:
+            row = next(line for line in section.splitlines() if line.startswith(f"| `{alert.name}` |"))
+            assert f"| L{int(rb.alert_level(alert))}" in row and f"[{rb.id}]({rb.id}.md)" in row
+            assert alert.summary_zh in row and alert.summary_en in row and row.endswith(f"| {alert.duration} |")
+    assert "| `Watchdog` | — |" in section
+    assert "`DiskFillingUp` | L3 (预警 early warning) | [l2_disk_pressure]" in section
+    # No other rule file yet: the generated one is not a *.rules.yml and is listed from the runbooks.
     assert overall.alert_rules() == ([], [])
-    assert "**Monitoring with alert rules is not deployed yet**" in PLAN.read_text()
+    assert "`PortalSiteDown`" in PLAN.read_text()

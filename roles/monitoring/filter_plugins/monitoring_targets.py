@@ -13,6 +13,11 @@ from typing import Any
 
 PROBE_JOB = "http_portal"
 MODULE_PREFIX = "http_portal_"
+# A second probe per domain that fails only on a defacement text: the inspection probe above also fails
+# on a missing title or a stale page (the edge covering for a dead CMS), and blackbox reports all three
+# alike (probe_failed_due_to_regex), so the defacement alert needs a probe of its own.
+DEFACEMENT_JOB = "http_portal_defacement"
+DEFACEMENT_PREFIX = "http_portal_defacement_"
 
 # How WordPress (esc_html) may print a character of a title: the literal or its entities.
 _ENTITIES = {
@@ -39,9 +44,9 @@ def body_regexp(text: str) -> str:
     return "".join(parts)
 
 
-def probe_module_name(domain: str) -> str:
+def probe_module_name(domain: str, prefix: str = MODULE_PREFIX) -> str:
     """The blackbox module of one domain (blackbox 0.23 sets SNI and Host per module only)."""
-    return MODULE_PREFIX + domain
+    return prefix + domain
 
 
 def exporter_jobs(
@@ -78,8 +83,11 @@ def probe_job(
     edge_url: str,
     interval_seconds: int,
     timeout_seconds: int,
+    job_name: str = PROBE_JOB,
+    module_prefix: str = MODULE_PREFIX,
 ) -> dict[str, Any]:
-    """The blackbox job: every domain of every site, each through the edge with its own module.
+    """The blackbox job: every domain of every site, each through the edge with its own module
+    (``job_name`` and ``module_prefix``: the defacement probe's, :data:`DEFACEMENT_JOB`).
 
     The scrape timeout is the probe timeout plus one second: blackbox cuts a probe at the
     scrape timeout minus its ``--timeout-offset`` (0.5 s), so a 15 s scrape timeout would end
@@ -95,10 +103,13 @@ def probe_job(
     for site in sites:
         for domain in site.get("domains") or []:
             groups.append(
-                {"targets": [domain], "labels": {"site": site["name"], "__param_module": probe_module_name(domain)}}
+                {
+                    "targets": [domain],
+                    "labels": {"site": site["name"], "__param_module": probe_module_name(domain, module_prefix)},
+                }
             )
     return {
-        "job_name": PROBE_JOB,
+        "job_name": job_name,
         "metrics_path": "/probe",
         "scrape_interval": f"{interval_seconds}s",
         "scrape_timeout": f"{scrape_timeout}s",
@@ -152,6 +163,15 @@ def blackbox_modules(
             if forbidden_regexps:
                 http["fail_if_body_matches_regexp"] = forbidden_regexps
             modules[probe_module_name(domain)] = {"prober": "http", "timeout": f"{timeout_seconds}s", "http": http}
+            if forbidden_regexps:
+                # Fails on a defacement text in a page (200) only: no title or cache check.
+                skipped = ("fail_if_body_not_matches_regexp", "fail_if_header_matches")
+                defacement = {k: v for k, v in http.items() if k not in skipped}
+                modules[probe_module_name(domain, DEFACEMENT_PREFIX)] = {
+                    "prober": "http",
+                    "timeout": f"{timeout_seconds}s",
+                    "http": defacement,
+                }
     return modules
 
 

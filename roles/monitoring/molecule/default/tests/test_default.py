@@ -1,14 +1,26 @@
 """What monitoring leaves on a host, observed from inside it."""
 
+import base64
 import json
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 # Talk to the container directly: one podman exec per check, not one Ansible run.
 testinfra_hosts = ["podman://monitoring"]
 
 SERVICES = ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"]
+# The alert rules generated from the runbooks (python -m portalops.runbook.alerts), as the role installs them.
+ALERT_RULES = yaml.safe_load((Path(__file__).resolve().parents[3] / "files" / "portalops-alerts.yml").read_text())
+ALERT_TESTS = Path(__file__).resolve().parents[1] / "rules" / "alert-tests.yml"
+
+
+def put(host, path, text):
+    """Write a file on the host (one command, no shell quoting of its text)."""
+    encoded = base64.b64encode(text.encode()).decode()
+    host.check_output(f"echo {encoded} | base64 -d > {path}")
 
 
 def get_json(host, url):
@@ -55,6 +67,8 @@ def test_prometheus_lists_the_configured_targets(host):
     assert by_job["mysqld"] == {"db-standin"}
     assert by_job["node"] == {"db-standin", "monitoring"}
     assert by_job["http_portal"] == {"portal.test", "news.test", "stale.test"}
+    # portal_probe_forbidden is set: each domain has its defacement probe too.
+    assert by_job["http_portal_defacement"] == {"portal.test", "news.test", "stale.test"}
     assert {"prometheus", "alertmanager", "blackbox"} <= set(by_job)
     portal = next(t for t in active if t["labels"]["instance"] == "portal.test")
     assert portal["scrapeUrl"].startswith("http://127.0.0.1:9115/probe?")
@@ -83,6 +97,16 @@ def test_blackbox_fails_a_stale_page(host):
     out = probe(host, "stale.test")
     assert "probe_success 0" in out
     assert "X-Cache-Status" in out, out
+
+
+def test_the_defacement_probe_fails_only_a_defaced_page(host):
+    verdicts = {}
+    for domain in ("portal.test", "news.test", "stale.test"):
+        url = f"http://127.0.0.1:9115/probe?module=http_portal_defacement_{domain}&target=https://127.0.0.1/"
+        out = host.check_output(f"curl -fsS '{url}'")
+        verdicts[domain] = ("probe_success 1" in out, "probe_failed_due_to_regex 1" in out)
+    # A stale page or a page without its title is not defaced; the defaced one fails on the regexp.
+    assert verdicts == {"portal.test": (True, False), "news.test": (False, True), "stale.test": (True, False)}
 
 
 def test_prometheus_records_the_probes_and_the_availability(host):
@@ -130,3 +154,62 @@ def test_alertmanager_sends_to_the_webhook_with_the_token_kept_apart(host):
     assert token.group == "prometheus"
     assert token.content_string == "molecule-webhook-token"
     assert "group_wait: 5s" in config
+
+
+def test_the_alert_rules_from_the_runbooks_are_loaded(host):
+    assert host.run("promtool check rules /etc/prometheus/rules/portalops-alerts.yml").rc == 0
+    groups = get_json(host, "http://127.0.0.1:9090/api/v1/rules?type=alert")["data"]["groups"]
+    loaded = {group["name"]: [rule["name"] for rule in group["rules"]] for group in groups}
+    wanted = {group["name"]: [rule["alert"] for rule in group["rules"]] for group in ALERT_RULES["groups"]}
+    assert {name: loaded.get(name) for name in wanted} == wanted
+    for group in groups:
+        for rule in group["rules"]:
+            assert rule["health"] == "ok", rule
+
+
+def test_the_probe_alerts_fire_for_the_broken_pages_and_reach_alertmanager(host):
+    """news.test is defaced (PortalDefaced, not also PortalWrongContent), stale.test is stale
+    (PortalWrongContent), portal.test is sound (no alert); the Watchdog reaches Alertmanager."""
+    probe_alerts = {"PortalSiteDown", "PortalWrongContent", "PortalDefaced"}
+    wanted = {("PortalDefaced", "news.test"), ("PortalWrongContent", "stale.test")}
+    deadline = time.monotonic() + 120
+    while True:
+        alerts = get_json(host, "http://127.0.0.1:9090/api/v1/alerts")["data"]["alerts"]
+        # Pending too: a defaced page must never start PortalWrongContent's clock long enough to fire.
+        active = {(a["labels"]["alertname"], a["labels"].get("instance", "")) for a in alerts}
+        firing = {(a["labels"]["alertname"], a["labels"].get("instance", "")) for a in alerts if a["state"] == "firing"}
+        if ({(n, i) for n, i in firing if n in probe_alerts} == wanted and ("Watchdog", "") in firing) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(5)
+    assert {(n, i) for n, i in firing if n in probe_alerts} == wanted, active
+    assert ("Watchdog", "") in firing
+    defaced = next(a for a in alerts if a["labels"]["alertname"] == "PortalDefaced")
+    assert defaced["labels"]["runbook"] == "l1_defacement"
+    assert defaced["labels"]["level"] == "L1"
+    assert defaced["labels"]["site"] == "news"
+    assert defaced["annotations"]["runbook_command"] == "portalops runbook run l1_defacement"
+    deadline = time.monotonic() + 60
+    while True:
+        received = {a["labels"]["alertname"] for a in get_json(host, "http://127.0.0.1:9093/api/v2/alerts")}
+        if {"Watchdog", "PortalDefaced"} <= received or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert {"Watchdog", "PortalDefaced"} <= received
+
+
+def test_the_alert_rules_fire_as_promtool_tests_say(host):
+    """The rules' semantics, with the host's promtool: which alert fires, when, with which labels
+    (alert-tests.yml). The annotations are left out of the copy under test (they hold templates)."""
+    stripped = {
+        "groups": [
+            {"name": g["name"], "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+            for g in ALERT_RULES["groups"]
+        ]
+    }
+    host.check_output("mkdir -p /root/alert-tests")
+    put(host, "/root/alert-tests/portalops-alerts-labels.yml", yaml.safe_dump(stripped, sort_keys=False))
+    put(host, "/root/alert-tests/alert-tests.yml", ALERT_TESTS.read_text())
+    result = host.run("promtool test rules /root/alert-tests/alert-tests.yml")
+    assert result.rc == 0, result.stdout + result.stderr
