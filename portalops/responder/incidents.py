@@ -108,10 +108,13 @@ class Store:
             journal = self.journal(incident)
             occurrence = 0
             started = stamp_text(alert.starts_at)
-            if alert.status == "firing" and started not in self.seen[incident]:
+            # A resolve for an alert never seen firing (it fired and ended while the responder was down):
+            # its occurrence is recorded first, so the incident says when the fault began.
+            if started not in self.seen[incident] and (alert.status == "firing" or opened):
                 self.seen[incident].add(started)
                 occurrence = len(self.seen[incident])
                 journal.write("alert", status="firing", startsAt=started, occurrence=occurrence, via=via)
+                occurrence = occurrence if alert.status == "firing" else 0
             resolved = alert.status == "resolved" and self.firing(journal.events)
             if resolved:
                 ended = stamp_text(alert.ends_at or self.clock())

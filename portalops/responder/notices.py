@@ -43,8 +43,11 @@ def _facts(start: Mapping[str, Any], incident: str) -> list[str]:
     return lines
 
 
-def opened_notice(start: Mapping[str, Any], incident: str, mode: str, command: str, occurrence: int) -> Notice:
-    """``mode``: auto (running unattended), person (waits for the command), unknown (no runbook/level)."""
+def opened_notice(
+    start: Mapping[str, Any], incident: str, mode: str, command: str, occurrence: int, resolved: bool = False
+) -> Notice:
+    """``mode``: auto (running unattended), person (waits for the command), unknown (no runbook/level);
+    ``resolved``: the first the responder heard of the alert was that it resolved."""
     what = {
         "auto": "告警，自动处置中 alert, runbook running",
         "person": "告警，待人工确认 alert, waiting for a person",
@@ -52,6 +55,9 @@ def opened_notice(start: Mapping[str, Any], incident: str, mode: str, command: s
     }[mode]
     if occurrence > 1:
         what = f"再次告警（第 {occurrence} 次）alert again (occurrence {occurrence})"
+    if resolved:
+        what = "告警已恢复，未曾收到 alert already resolved, missed while it fired"
+        mode = "person" if mode == "auto" else mode
     title = f"{_head(start)}: {what} ({incident})"
     lines = [f"### {title}", *_facts(start, incident)]
     if mode == "auto":

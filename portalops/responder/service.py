@@ -66,14 +66,15 @@ class Responder:
         return received + self.receive(gone, "reconcile")
 
     def _follow(self, item: Received) -> None:
-        start = start_event(self.store.events(item.incident))
         if item.opened or item.occurrence > 1:
+            start = start_event(self.store.events(item.incident))
             mode = self.mode(item)
             command = self.command(item.runbook.id, item.incident) if item.runbook else ""
             if item.opened:
                 self.store.note(item.incident, "dispatch", mode=mode, command=command)
             LOG.info("incident %s: %s %s (%s)", item.incident, item.alert.name, item.alert.status, mode)
-            notice = opened_notice(start, item.incident, mode, command, item.occurrence)
+            missed = item.opened and item.alert.status == "resolved"
+            notice = opened_notice(start, item.incident, mode, command, item.occurrence, missed)
             self._submit(self._notify, item.incident, notice)
             if item.opened and mode == "auto" and item.alert.status == "firing" and item.runbook:
                 self._submit(self._run, item.incident, item.runbook.id, start)

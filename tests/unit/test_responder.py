@@ -324,6 +324,19 @@ def test_a_flapping_alert_is_one_incident_with_its_occurrences(world: World) -> 
     assert len(world.runner.calls) == 1
 
 
+def test_a_resolve_for_an_alert_never_seen_firing_records_both_and_runs_nothing(world: World) -> None:
+    url = world.start()
+    post(url, webhook(alert(status="resolved")))
+    world.responder.drain()
+    [incident] = world.incidents()
+    assert [e["startsAt"] for e in world.events(incident, "alert")] == ["2026-03-10T02:00:00.123Z"]
+    assert world.events(incident, "alert_resolved")[0]["endsAt"] == "2026-03-10T02:05:00.000Z"
+    assert world.runner.calls == []
+    [notice] = world.peer.notices
+    assert "already resolved" in notice["title"]
+    assert "not run automatically" in notice["text"]
+
+
 def test_a_destructive_runbook_is_notified_with_its_command_but_not_run(world: World) -> None:
     url = world.start()
     post(url, webhook(alert(FP_DB, alertname="DatabaseLost", runbook="l1_database_lost")))
