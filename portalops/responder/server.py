@@ -114,6 +114,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             await reconcile_once(responder)
             await asyncio.sleep(responder.config.reconcile_interval)
 
+    pending = responder.start_pending()
+    if pending:
+        LOG.info("starting the runs a previous responder left unstarted: %s", ", ".join(pending))
     task = asyncio.create_task(loop())
     yield
     task.cancel()

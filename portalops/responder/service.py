@@ -65,6 +65,19 @@ class Responder:
             gone.append(Alert(fingerprint, "resolved", alert["labels"], parse_time(last["startsAt"], "startsAt"), None))
         return received + self.receive(gone, "reconcile")
 
+    def start_pending(self) -> list[str]:
+        """At start: runs a previous responder was told to start and never did (it stopped in between)."""
+        started = []
+        for incident in self.store.fingerprints().values():
+            events = self.store.events(incident)
+            dispatch = [e for e in events if e.get("event") == "dispatch"]
+            ran = any(e.get("event") in ("run_started", "resume", "end") for e in events)
+            if dispatch and dispatch[0].get("mode") == "auto" and not ran and self.store.firing(events):
+                start = start_event(events)
+                self._submit(self._run, incident, str(start["runbook"]), start)
+                started.append(incident)
+        return started
+
     def _follow(self, item: Received) -> None:
         if item.opened or item.occurrence > 1:
             start = start_event(self.store.events(item.incident))
@@ -147,7 +160,8 @@ class Responder:
                 raise TimeoutError("responder tasks still running")
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Queued tasks are dropped; a run under way goes on in its own process (the unit's KillMode=process)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def policy(runbook_id: str, config: Config, runbooks: dict[str, Any]) -> str:

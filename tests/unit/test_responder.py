@@ -408,6 +408,21 @@ def test_reconcile_opens_a_missed_firing_alert_at_its_startsAt_and_never_twice(w
     assert world.events(incident, "alert_resolved")[0]["via"] == "reconcile"
 
 
+def test_a_run_the_previous_responder_never_started_starts_after_a_restart(world: World) -> None:
+    store = Store(world.root, "inventory/lab", RUNBOOKS)
+    got = store.receive(parse_webhook(webhook(alert()))[0], "webhook")
+    store.note(got.incident, "dispatch", mode="auto", command="")  # then it stopped, before the run
+    world.peer.active = [{**alert(), "status": {"state": "active"}}]
+    url = world.start(reconcile=True)
+    wait_for(lambda: get(f"{url}/healthz")["last_reconcile"])
+    world.responder.drain()
+    assert world.runner.calls == [("l1_portal_unreachable", got.incident)]
+    again = world.start(reconcile=True)  # it ran: a second restart starts nothing
+    wait_for(lambda: get(f"{again}/healthz")["last_reconcile"])
+    world.responder.drain()
+    assert len(world.runner.calls) == 1
+
+
 def test_healthz_says_ok_without_a_token(world: World) -> None:
     url = world.start()
     assert get(f"{url}/healthz")["status"] == "ok"
