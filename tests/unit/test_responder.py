@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -17,12 +19,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from portalops.errors import BadInput
+from portalops.errors import BadInput, EnvironmentProblem
 from portalops.inventory import parse_inventory
 from portalops.responder.alerts import parse_time, parse_webhook
 from portalops.responder.config import Config, load_config
 from portalops.responder.incidents import Store
-from portalops.responder.runner import SubprocessRunner
+from portalops.responder.runner import BUSY, SubprocessRunner
 from portalops.responder.server import Running, make_app, start_in_thread
 from portalops.responder.service import Responder
 from portalops.runbook import Runbook, act, diagnose, escalate, registry, verify
@@ -30,6 +32,7 @@ from portalops.runbook.engine import Options, Runtime, run_runbook
 from portalops.runbook.hosts import LocalHost
 from portalops.runbook.journal import Journal, read_events
 from portalops.runbook.levels import Level
+from portalops.runbook.lock import TargetLock
 from portalops.runbook.notify import Channel, Notifier
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import make_plan
@@ -518,8 +521,29 @@ def test_the_engine_runs_the_runbook_in_the_incident_the_responder_opened(tmp_pa
     assert "**closed**" in record
 
 
-def test_the_example_configuration_loads_and_names_existing_runbooks() -> None:
-    config = load_config(Path(__file__).resolve().parents[2] / "contrib" / "portalops-responder.yml")
+@pytest.mark.parametrize("name", ["portalops-responder.yml", "portalops-responder-lab.yml"])
+def test_the_example_configurations_load_and_name_existing_runbooks(name: str) -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "contrib" / name)
     assert config.auto_run
     assert set(config.auto_run) <= set(RUNBOOKS)
     assert config.alertmanager.startswith("http")
+
+
+def test_the_runner_knows_the_engines_busy_message(tmp_path: Path) -> None:
+    """The lock another process holds (a person's run, another incident's) is what the runner waits out."""
+    hold = (
+        "import sys, time; from pathlib import Path; from portalops.runbook.lock import TargetLock;"
+        " TargetLock('inventory/lab', ['web1'], 'runbook x', directory=Path(sys.argv[1])).acquire();"
+        " print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(EnvironmentProblem) as caught:
+            TargetLock("inventory/lab", ["web1", "db1"], "runbook y", directory=tmp_path).acquire()
+        assert BUSY in caught.value.message
+        assert int(caught.value.exit_code) == RunbookExit.ENVIRONMENT
+    finally:
+        holder.kill()
+        holder.wait()
