@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
     probe.add_argument("--timeout", type=float, default=10.0, help="seconds per site and phase")
     add_vault_id(probe)
+    responder = commands.add_parser(
+        "responder",
+        help="Alertmanager's webhook receiver: opens the incident, notifies, starts the runbook (a service)",
+        description="Serve POST /alerts (Alertmanager webhook, bearer token) and GET /healthz until stopped;"
+        " contrib/portalops-responder.yml is an example configuration.",
+    )
+    responder.add_argument("--listen", help="HOST:PORT (default: the config's, else 127.0.0.1:9099)")
+    responder.add_argument("--config", type=Path, help="responder configuration (YAML)")
+    add_vault_id(responder)
     return parser
 
 
@@ -106,6 +115,12 @@ def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         action="store_true",
         default=os.environ.get("PORTALOPS_YES", "").lower() in ("1", "yes", "true"),
         help="confirm the plan and destructive steps (also PORTALOPS_YES=1)",
+    )
+    run.add_argument(
+        "--unattended",
+        action="store_true",
+        help="no one to ask (the responder): run the plan, decline every destructive act that would act"
+        " (the run stops there; `--resume INCIDENT --yes` goes on)",
     )
     run.add_argument("--limit", action="append", default=[], help="only these hosts or groups (comma-separated)")
     run.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
@@ -271,7 +286,7 @@ def run_runbook_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
         print("dry run: nothing was run, no incident opened", file=err)
         return RunbookExit.RECOVERED
     progress, confirm = terminal(err)
-    options = Options(yes=args.yes, limit=limit, resume=args.resume)
+    options = Options(yes=args.yes, limit=limit, resume=args.resume, unattended=args.unattended)
     result = run_live(runbook, source, progress, confirm, options, args.incidents)
     print(f"{runbook.id}: {result.message}", file=err)
     return int(result.exit)
@@ -367,6 +382,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_probe_command(args, out)
         if args.command == "drill":
             return run_drill_command(args, out, err)
+        if args.command == "responder":
+            from portalops.responder.main import run_responder  # aiohttp only where it serves
+
+            run_responder(args.config, args.listen)
+            return ExitCode.OK
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

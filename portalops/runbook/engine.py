@@ -54,6 +54,10 @@ class Options:
     yes: bool = False
     limit: tuple[str, ...] = ()
     resume: str = ""
+    # No one is there to ask (the responder's automatic runs): the plan counts as confirmed and every
+    # destructive act that would act is declined, so the run stops before it and waits for a person
+    # (`--resume INCIDENT --yes`).
+    unattended: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class _Run:
                 raise BadInput(f"incident {journal.incident} already ended: {self.state.end['outcome']}")
         todo = [p for p in self.plan if not self.state.is_done(p.step.id)]
         acts = any(p.step.kind is StepKind.ACT for p in todo)
-        if acts and not self.options.yes:
+        if acts and not (self.options.yes or self.options.unattended):
             self.rt.progress(describe(self.runbook, self.plan, self.rt.context))
             if not self.rt.confirm("Run this plan? [y/N] "):
                 if self.options.resume:
@@ -330,7 +334,7 @@ class _Run:
             return StepOutcome("not_needed", "state already as wanted")
         if step.destructive and not self.options.yes:
             question = f"{step.title_en} on {', '.join(names)}? [y/N] "
-            answer = self.rt.confirm(question)
+            answer = False if self.options.unattended else self.rt.confirm(question)
             self._write("confirm", step=step.id, question=question, answer="yes" if answer else "no")
             if not answer:
                 return StepOutcome("declined", f"not confirmed for {', '.join(names)}", findings)

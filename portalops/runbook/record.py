@@ -42,6 +42,24 @@ def _timeline_line(event: dict[str, Any]) -> str | None:
         return f"graded **{grade_label(str(event['grade']))}** by {event.get('by', '?')}{why}"
     if kind == "report_sent":
         return f"{event.get('stage', '')} report to the regulator marked sent by {event.get('by', '?')}"
+    return _responder_line(event)
+
+
+def _responder_line(event: dict[str, Any]) -> str | None:
+    """The events of an incident the responder (portalops.responder) opened from an alert."""
+    kind = event["event"]
+    if kind == "alert":
+        return f"alert firing since {event['startsAt']} (occurrence {event['occurrence']}, via {event['via']})"
+    if kind == "alert_resolved":
+        return f"alert resolved at {event['endsAt']} (via {event['via']})"
+    if kind == "dispatch":
+        return f"responder: runbook {event['mode']}" + (f"; `{event['command']}`" if event.get("command") else "")
+    if kind == "run_waits":
+        return f"runbook waits for its hosts: {event['reason']}"
+    if kind == "run_ended":
+        return f"unattended run of `{event['runbook']}` exited {event['exit']}"
+    if kind == "closed":
+        return f"**closed**: MTTD {event['mttd_s']:.0f} s, MTTR {event['mttr_s']:.0f} s (from the alert's startsAt)"
     return None
 
 
@@ -77,6 +95,11 @@ def render_incident(events: list[dict[str, Any]]) -> str:
         "| | |",
         "|---|---|",
         f"| runbook | `{start['runbook']}`" + (f" ({start['source']})" if start.get("source") else "") + " |",
+        *(
+            [f"| detected | {local_text(parse_stamp(start['detected']))} = {start['detected']} (alert startsAt) |"]
+            if start.get("detected")
+            else []
+        ),
         f"| started | {local_text(parse_stamp(start['ts']))} = {start['ts']} |",
         f"| by | {start.get('user', '?')} on {start.get('controller', '?')} |",
         f"| inventory | {start.get('inventory', '')}; limit: {', '.join(start.get('limit') or []) or 'none'} |",

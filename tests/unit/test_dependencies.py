@@ -40,6 +40,7 @@ RUNTIME_IMPORTS: dict[str, set[str]] = {
     "chinesecalendar": {"chinese_calendar"},
     "holidays": {"holidays"},
     "tzdata": set(),  # zoneinfo's database where the system has none, see test below
+    "aiohttp": {"aiohttp"},  # portalops.responder's HTTP server and Alertmanager client
 }
 # Development distributions imported by the tests and the molecule tests.
 DEV_IMPORTS: dict[str, set[str]] = {

@@ -256,6 +256,23 @@ def test_destructive_step_asks_and_declining_aborts_then_resume_goes_on(tmp_path
     assert [c["answer"] for c in confirms] == ["no", "yes"]
 
 
+def test_unattended_runs_the_plan_asks_no_one_and_stops_before_a_destructive_act(tmp_path: Path) -> None:
+    world = World()
+    world.up["web2"]["clean"] = False  # the destructive wipe would act on web2
+    asked: list[bool] = []  # any question would pop from here and fail the test
+    first = run(world, tmp_path, Options(unattended=True), answers=asked)
+    assert first.exit is RunbookExit.ABORTED
+    assert results(tmp_path, first.incident)["start_nginx"] == "done"  # non-destructive acts ran
+    assert results(tmp_path, first.incident)["wipe_cache"] == "declined"
+    assert ("web2", "wipe") not in world.log
+    assert [c["answer"] for c in events(tmp_path, first.incident, "confirm")] == ["no"]
+
+    clean = World()  # no destructive act needed: the unattended run goes through
+    second = run(clean, tmp_path, Options(unattended=True))
+    assert second.exit is RunbookExit.RECOVERED
+    assert not events(tmp_path, second.incident, "confirm")
+
+
 def test_interrupted_run_resumes_from_the_interrupted_step(tmp_path: Path) -> None:
     world = World(interrupt_on="restart nginx")
     first = run(world, tmp_path, Options(yes=True))

@@ -1,0 +1,99 @@
+"""The responder's configuration file (YAML); contrib/portalops-responder.yml is the example."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from portalops.errors import BadInput
+from portalops.inventory import LAB_INVENTORY
+from portalops.runbook.live import INCIDENTS_DIR
+
+DEFAULT_LISTEN = "127.0.0.1:9099"
+TOKEN_ENV = "PORTALOPS_RESPONDER_TOKEN"  # noqa: S105 - the variable's name, not a secret
+KEYS = {
+    "listen",
+    "incidents",
+    "token_file",
+    "token_env",
+    "alertmanager",
+    "receiver",
+    "inventory",
+    "auto_run",
+    "reconcile_interval",
+    "lock_wait",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str = DEFAULT_LISTEN
+    incidents: Path = INCIDENTS_DIR
+    token_file: str = ""  # the bearer token Alertmanager sends; a file (0600) ...
+    token_env: str = TOKEN_ENV  # ... or, without a file, this environment variable
+    alertmanager: str = ""  # e.g. http://10.89.60.16:9093; empty: no reconciliation
+    receiver: str = ""  # only alerts routed to this Alertmanager receiver are reconciled (regex)
+    inventory: str = str(LAB_INVENTORY)
+    auto_run: tuple[str, ...] = ()  # runbooks that run unattended; destructive acts wait for a person regardless
+    reconcile_interval: float = 60.0  # seconds between reconciliations with Alertmanager
+    lock_wait: float = 3600.0  # how long a run waits for the hosts another run holds
+
+    def token(self) -> str:
+        """The shared secret; the responder refuses to start without one."""
+        if self.token_file:
+            try:
+                text = Path(self.token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise BadInput(f"responder token_file {self.token_file}: {exc.strerror}") from None
+        else:
+            text = os.environ.get(self.token_env, "").strip()
+        if len(text) < 16:
+            where = self.token_file or f"${self.token_env}"
+            raise BadInput(f"responder token from {where}: missing or shorter than 16 characters")
+        return text
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise BadInput(f"listen address {text!r}: HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return host.strip("[]"), int(port)
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise BadInput(f"responder config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise BadInput(f"responder config {path}: not YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise BadInput(f"responder config {path}: a mapping of {', '.join(sorted(KEYS))}")
+        data = dict(loaded or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise BadInput(f"responder config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KEYS))}")
+    auto = data.get("auto_run") or []
+    if not isinstance(auto, list) or not all(isinstance(a, str) for a in auto):
+        raise BadInput("responder config: auto_run is a list of runbook ids")
+    config = Config(
+        listen=str(data.get("listen", DEFAULT_LISTEN)),
+        incidents=Path(data.get("incidents", INCIDENTS_DIR)),
+        token_file=str(data.get("token_file", "")),
+        token_env=str(data.get("token_env", TOKEN_ENV)),
+        alertmanager=str(data.get("alertmanager", "")).rstrip("/"),
+        receiver=str(data.get("receiver", "")),
+        inventory=str(data.get("inventory", LAB_INVENTORY)),
+        auto_run=tuple(auto),
+        reconcile_interval=float(data.get("reconcile_interval", 60.0)),
+        lock_wait=float(data.get("lock_wait", 3600.0)),
+    )
+    listen_address(config.listen)
+    return config

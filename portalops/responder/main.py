@@ -1,0 +1,39 @@
+"""``portalops responder``: build the real responder from its configuration and serve it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from portalops.responder.config import listen_address, load_config
+from portalops.responder.incidents import Store
+from portalops.responder.runner import SubprocessRunner
+from portalops.responder.server import make_app, serve
+from portalops.responder.service import LOG, Responder, policy
+from portalops.runbook import registry
+from portalops.runbook.reporting import notifier_for
+
+
+def run_responder(config_file: Path | None, listen: str | None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(config_file, {"listen": listen})
+    token = config.token()  # no token, no server
+    host, port = listen_address(config.listen)
+    runbooks = registry.discover()
+    config.incidents.mkdir(parents=True, exist_ok=True)
+    store = Store(config.incidents, config.inventory, runbooks)
+    notifier = notifier_for(config.inventory)
+    runner = SubprocessRunner(config.inventory, config.incidents, config.lock_wait)
+    responder = Responder(config, store, notifier, runner)
+    channels = len(notifier.channels)
+    LOG.info("incidents %s; inventory %s; %d notice channel(s)", config.incidents, config.inventory, channels)
+    LOG.info("open incidents from before: %d; Alertmanager: %s", len(store.open), config.alertmanager or "none")
+    for runbook_id in sorted(runbooks):
+        LOG.info("runbook %s", policy(runbook_id, config, runbooks))
+    unknown = sorted(set(config.auto_run) - set(runbooks))
+    if unknown:
+        LOG.warning("auto_run names runbooks that do not exist: %s", ", ".join(unknown))
+    try:
+        serve(make_app(responder, token), host, port)
+    finally:
+        responder.shutdown()

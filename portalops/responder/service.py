@@ -1,0 +1,172 @@
+"""The responder's work, apart from HTTP: alerts in, incidents, notices and runs out.
+
+:meth:`Responder.receive` decides synchronously (under the store's lock) which incident an alert
+belongs to, so a burst of duplicates, however concurrent, opens one; what takes time (notifying,
+running the runbook, closing) goes to a thread pool, each step journalled in the incident.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field
+from typing import Any
+
+from portalops.responder.alerts import Alert, parse_time
+from portalops.responder.config import Config
+from portalops.responder.incidents import Received, Store, destructive_acts
+from portalops.responder.notices import closed_notice, confirm_command, opened_notice, waiting_notice
+from portalops.responder.runner import Runner
+from portalops.runbook.journal import start_event
+from portalops.runbook.notify import Notice, Notifier
+from portalops.runbook.outcome import RunbookExit
+
+LOG = logging.getLogger("portalops.responder")
+
+
+@dataclass
+class Responder:
+    config: Config
+    store: Store
+    notifier: Notifier
+    runner: Runner
+    workers: int = 8
+    last_reconcile: str = ""
+    reconcile_error: str = ""
+    _pool: ThreadPoolExecutor = field(init=False)
+    _pending: set[Future[None]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="responder")
+
+    # ------------------------------------------------------------------ alerts in
+
+    def receive(self, alerts: Iterable[Alert], via: str) -> list[Received]:
+        received = [self.store.receive(alert, via) for alert in alerts]
+        for item in received:
+            self._follow(item)
+        return received
+
+    def reconcile(self, active: list[Alert]) -> list[Received]:
+        """Alertmanager's active alerts, after a restart or a lost webhook: firing ones not known open
+        (or join) their incident at their own startsAt; open incidents whose alert is no longer active
+        resolved meanwhile."""
+        received = self.receive(active, "reconcile")
+        still = {a.fingerprint for a in active}
+        gone = []
+        for fingerprint, incident in self.store.fingerprints().items():
+            events = self.store.events(incident)
+            if fingerprint in still or not self.store.firing(events):
+                continue
+            alert = start_event(events)["alert"]
+            last = [e for e in events if e.get("event") == "alert"][-1]
+            gone.append(Alert(fingerprint, "resolved", alert["labels"], parse_time(last["startsAt"], "startsAt"), None))
+        return received + self.receive(gone, "reconcile")
+
+    def start_pending(self) -> list[str]:
+        """At start: runs a previous responder was told to start and never did (it stopped in between)."""
+        started = []
+        for incident in self.store.fingerprints().values():
+            events = self.store.events(incident)
+            dispatch = [e for e in events if e.get("event") == "dispatch"]
+            ran = any(e.get("event") in ("run_started", "resume", "end") for e in events)
+            if dispatch and dispatch[0].get("mode") == "auto" and not ran and self.store.firing(events):
+                start = start_event(events)
+                self._submit(self._run, incident, str(start["runbook"]), start)
+                started.append(incident)
+        return started
+
+    def _follow(self, item: Received) -> None:
+        if item.opened or item.occurrence > 1:
+            start = start_event(self.store.events(item.incident))
+            mode = self.mode(item)
+            command = self.command(item.runbook.id, item.incident) if item.runbook else ""
+            if item.opened:
+                self.store.note(item.incident, "dispatch", mode=mode, command=command)
+            LOG.info("incident %s: %s %s (%s)", item.incident, item.alert.name, item.alert.status, mode)
+            missed = item.opened and item.alert.status == "resolved"
+            notice = opened_notice(start, item.incident, mode, command, item.occurrence, missed)
+            self._submit(self._notify, item.incident, notice)
+            if item.opened and mode == "auto" and item.alert.status == "firing" and item.runbook:
+                self._submit(self._run, item.incident, item.runbook.id, start)
+        if item.resolved:
+            LOG.info("incident %s: %s resolved", item.incident, item.alert.name)
+            self._submit(self.close, item.incident)
+
+    def command(self, runbook: str, incident: str) -> str:
+        return confirm_command(runbook, incident, self.config.inventory, self.config.incidents)
+
+    def mode(self, item: Received) -> str:
+        """auto: runs unattended; person: waits for the command; unknown: no runbook or level."""
+        if item.runbook is None or item.level is None:
+            return "unknown"
+        return "auto" if item.runbook.id in self.config.auto_run else "person"
+
+    # ------------------------------------------------------------------ the slow part, in threads
+
+    def _submit(self, fn: Any, *args: Any) -> None:
+        future: Future[None] = self._pool.submit(self._guard, fn, *args)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    def _guard(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a failed notice or run is logged; the responder goes on
+            LOG.exception("responder task %s failed", getattr(fn, "__name__", fn))
+
+    def _notify(self, incident: str, notice: Notice) -> None:
+        for delivery in self.notifier.send(notice):
+            self.store.note(incident, "notify", notice=notice.event, **delivery.journal_fields())
+            if not delivery.ok:
+                LOG.warning("incident %s: notice via %s failed: %s", incident, delivery.channel, delivery.error)
+
+    def _run(self, incident: str, runbook: str, start: dict[str, Any]) -> None:
+        def waiting(holder: str) -> None:
+            self.store.note(incident, "run_waits", reason=holder)
+            LOG.info("incident %s: waits for the hosts: %s", incident, holder)
+
+        self.store.note(incident, "run_started", runbook=runbook, unattended=True)
+        rc = self.runner(runbook, incident, waiting)
+        self.store.note(incident, "run_ended", runbook=runbook, exit=rc)
+        LOG.info("incident %s: runbook %s exited %s", incident, runbook, rc)
+        if rc == RunbookExit.ABORTED:
+            events = self.store.events(incident)
+            declined = [e["step"] for e in events if e.get("event") == "step_end" and e.get("result") == "declined"]
+            if declined:
+                command = self.command(runbook, incident)
+                self._notify(incident, waiting_notice(start, incident, declined[-1], command))
+        self.close(incident)
+
+    def close(self, incident: str) -> None:
+        closed = self.store.try_close(incident)
+        if closed is not None:
+            LOG.info("incident %s closed: MTTD %s s, MTTR %s s", incident, closed["mttd_s"], closed["mttr_s"])
+            self._notify(incident, closed_notice(start_event(self.store.events(incident)), incident, closed))
+
+    def sweep(self) -> None:
+        """Close what a person's run recovered after the alert had resolved."""
+        for incident in self.store.fingerprints().values():
+            self.close(incident)
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the notices and runs under way (tests; shutdown)."""
+        while self._pending:
+            done, _ = wait_for(list(self._pending), timeout=timeout)
+            if not done:
+                raise TimeoutError("responder tasks still running")
+
+    def shutdown(self) -> None:
+        """Queued tasks are dropped; a run under way goes on in its own process (the unit's KillMode=process)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def policy(runbook_id: str, config: Config, runbooks: dict[str, Any]) -> str:
+    """One line per runbook for the log at start: runs unattended or waits, and which acts wait."""
+    runbook = runbooks[runbook_id]
+    waits = destructive_acts(runbook)
+    how = "unattended" if runbook_id in config.auto_run else "by a person"
+    return f"{runbook_id}: {how}" + (f"; destructive acts wait for a person: {', '.join(waits)}" if waits else "")
