@@ -56,8 +56,9 @@ def opened_notice(
     if occurrence > 1:
         what = f"再次告警（第 {occurrence} 次）alert again (occurrence {occurrence})"
     if resolved:
+        # Still run (auto) or offered (person): the runbook's checks and its verify step from outside
+        # say whether the fault really went away, and only then does the incident close.
         what = "告警已恢复，未曾收到 alert already resolved, missed while it fired"
-        mode = "person" if mode == "auto" else mode
     title = f"{_head(start)}: {what} ({incident})"
     lines = [f"### {title}", *_facts(start, incident)]
     if mode == "auto":

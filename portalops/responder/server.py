@@ -73,6 +73,7 @@ async def healthz(request: web.Request) -> web.Response:
             "open_incidents": len(responder.store.fingerprints()),
             "last_reconcile": responder.last_reconcile,
             "reconcile_error": responder.reconcile_error,
+            "last_heartbeat": responder.last_heartbeat,
         }
     )
 

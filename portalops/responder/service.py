@@ -19,11 +19,16 @@ from portalops.responder.config import Config
 from portalops.responder.incidents import Received, Store, destructive_acts
 from portalops.responder.notices import closed_notice, confirm_command, opened_notice, waiting_notice
 from portalops.responder.runner import Runner
-from portalops.runbook.journal import start_event
+from portalops.runbook.journal import stamp, start_event, utc_now
 from portalops.runbook.notify import Notice, Notifier
 from portalops.runbook.outcome import RunbookExit
 
 LOG = logging.getLogger("portalops.responder")
+
+
+def is_heartbeat(alert: Alert) -> bool:
+    """The always-firing Watchdog (severity none, no runbook): the monitoring's heartbeat, not a fault."""
+    return alert.labels.get("severity") == "none" and not alert.runbook
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Responder:
     workers: int = 8
     last_reconcile: str = ""
     reconcile_error: str = ""
+    last_heartbeat: str = ""  # when the monitoring's always-firing Watchdog was last seen
     _pool: ThreadPoolExecutor = field(init=False)
     _pending: set[Future[None]] = field(init=False, default_factory=set)
 
@@ -44,7 +50,14 @@ class Responder:
     # ------------------------------------------------------------------ alerts in
 
     def receive(self, alerts: Iterable[Alert], via: str) -> list[Received]:
-        received = [self.store.receive(alert, via) for alert in alerts]
+        received = []
+        for alert in alerts:
+            if is_heartbeat(alert):
+                # The dead-man's switch: proof the monitoring is alive, no fault and no incident.
+                if alert.status == "firing":
+                    self.last_heartbeat = stamp(utc_now())
+                continue
+            received.append(self.store.receive(alert, via))
         for item in received:
             self._follow(item)
         return received
@@ -72,7 +85,7 @@ class Responder:
             events = self.store.events(incident)
             dispatch = [e for e in events if e.get("event") == "dispatch"]
             ran = any(e.get("event") in ("run_started", "resume", "end") for e in events)
-            if dispatch and dispatch[0].get("mode") == "auto" and not ran and self.store.firing(events):
+            if dispatch and dispatch[0].get("mode") == "auto" and not ran:
                 start = start_event(events)
                 self._submit(self._run, incident, str(start["runbook"]), start)
                 started.append(incident)
@@ -89,7 +102,9 @@ class Responder:
             missed = item.opened and item.alert.status == "resolved"
             notice = opened_notice(start, item.incident, mode, command, item.occurrence, missed)
             self._submit(self._notify, item.incident, notice)
-            if item.opened and mode == "auto" and item.alert.status == "firing" and item.runbook:
+            # Also for an alert that had already resolved when it reached us (a fault that came and went):
+            # the runbook's diagnosis and its verify step from outside are what close the incident.
+            if item.opened and mode == "auto" and item.runbook:
                 self._submit(self._run, item.incident, item.runbook.id, start)
         if item.resolved:
             LOG.info("incident %s: %s resolved", item.incident, item.alert.name)

@@ -78,7 +78,7 @@ def parse(expr: str) -> tuple[set[str], set[str], set[str]]:
             labels.add(name)
             if name == "job":
                 jobs.add(value)
-    rest = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", expr)
+    rest = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\boffset\s+\w+", " ", expr)  # no durations: `offset 1h`
     for names in re.findall(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)", rest):
         labels |= {n.strip() for n in names.split(",") if n.strip()}
     rest = re.sub(r"\b(?:by|on|without|ignoring)\s*\([^)]*\)", " ", rest)

@@ -327,17 +327,32 @@ def test_a_flapping_alert_is_one_incident_with_its_occurrences(world: World) -> 
     assert len(world.runner.calls) == 1
 
 
-def test_a_resolve_for_an_alert_never_seen_firing_records_both_and_runs_nothing(world: World) -> None:
+def test_a_resolve_for_an_alert_never_seen_firing_records_both_and_runs_the_runbook_to_verify(world: World) -> None:
+    """A fault that came and went before the responder heard of it: its incident still needs the runbook's
+    diagnosis and verify step from outside to close (on the lab, a first notification that arrives after
+    the edge came back stayed open for ever when nothing ran)."""
     url = world.start()
     post(url, webhook(alert(status="resolved")))
     world.responder.drain()
     [incident] = world.incidents()
     assert [e["startsAt"] for e in world.events(incident, "alert")] == ["2026-03-10T02:00:00.123Z"]
     assert world.events(incident, "alert_resolved")[0]["endsAt"] == "2026-03-10T02:05:00.000Z"
-    assert world.runner.calls == []
-    [notice] = world.peer.notices
+    assert world.runner.calls == [("l1_portal_unreachable", incident)]
+    notice = world.peer.notices[0]
     assert "already resolved" in notice["title"]
-    assert "not run automatically" in notice["text"]
+    assert "runs unattended" in notice["text"]
+
+
+def test_the_watchdog_is_a_heartbeat_not_an_incident(world: World) -> None:
+    url = world.start()
+    watchdog = alert(FP_DB, alertname="Watchdog", severity="none")
+    del watchdog["labels"]["runbook"], watchdog["labels"]["level"]
+    post(url, webhook(watchdog))
+    world.responder.drain()
+    assert world.incidents() == []
+    assert world.runner.calls == []
+    assert world.peer.notices == []
+    assert world.responder.last_heartbeat
 
 
 def test_a_destructive_runbook_is_notified_with_its_command_but_not_run(world: World) -> None:
