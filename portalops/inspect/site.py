@@ -91,7 +91,7 @@ def parse_gmt(value: str) -> dt.datetime:
 def site_offset(edge: Edge) -> dt.timedelta:
     """The site's UTC offset from the REST index (gmt_offset, hours), for the dates its pages show;
     China's +8 when it does not say."""
-    answer = edge.get("/?rest_route=/")
+    answer = edge.get("/?rest_route=/&_fields=gmt_offset")
     try:
         return dt.timedelta(hours=float(json.loads(answer.body)["gmt_offset"]))
     except (ValueError, KeyError, TypeError):
