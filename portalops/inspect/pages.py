@@ -54,6 +54,8 @@ class _Reader(HTMLParser):
         values = {k: v or "" for k, v in attrs}
         if tag in _HIDDEN:
             self.hidden += 1
+        if tag == "body":  # whatever the head left open, the body is seen
+            self.hidden = 0
         if tag == "base" and values.get("href"):
             self.base = values["href"]
         attr = _LINK_ATTRS.get(tag)
@@ -129,15 +131,22 @@ _DATE_PATTERNS = (
 )
 
 
+# A date that is the clock, not an item: many portals print today's date in their header.
+_TODAY = re.compile(r"(今天是|今天|今日|当前日期|today is|today)\W{0,3}$", re.IGNORECASE)
+
+
 def visible_dates(html_text: str) -> list[dt.date]:
     """The calendar dates a reader sees on the page (Chinese, ISO-like and English forms, and the
     ``datetime`` of visible ``<time>`` elements), each once, newest first. A page's item "has a visible
-    publication time" when its date is among these; month-day-only dates ("[12-03]") are not read."""
+    publication time" when its date is among these; month-day-only dates ("[12-03]") are not read, nor
+    a header's "今天是 2026年12月3日" (the clock, not an item)."""
     reader = _read(html_text)
     text = " ".join("".join(reader.text).split())
     found: set[dt.date] = set()
     for pattern in _DATE_PATTERNS:
         for match in pattern.finditer(text):
+            if _TODAY.search(text[max(0, match.start() - 12) : match.start()]):
+                continue
             groups = match.groupdict()
             month = int(groups["m"]) if groups.get("m") else _EN_MONTHS.get(groups.get("mon", "").lower(), 0)
             try:

@@ -158,12 +158,18 @@ def test_home_page_dates_are_the_visible_ones() -> None:
         ("January 5, 2026", dt.date(2026, 1, 5)),
         ("5 Jan 2026", dt.date(2026, 1, 5)),
         ("2026-02-30", None),
+        ("今天是：2026年12月3日 星期四", None),
+        ("Today is December 3, 2026", None),
         ("[01-05]", None),
         ("电话 2026-1234", None),
     ],
 )
 def test_date_forms(text: str, date: dt.date | None) -> None:
     assert pages.visible_dates(f"<p>{text}</p>") == ([date] if date else [])
+
+
+def test_a_head_left_open_hides_nothing_of_the_body() -> None:
+    assert pages.visible_dates("<html><head><title>x</title><body><p>2026-12-01</p>") == [dt.date(2026, 12, 1)]
 
 
 def test_links_of_the_home_page() -> None:
