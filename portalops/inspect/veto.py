@@ -15,6 +15,7 @@ count one below its threshold.
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,7 +104,8 @@ def check_sections(configured: Any) -> list[dict[str, str]]:
 def classify(slug: str, name: str, configured: Sequence[Mapping[str, str]] = ()) -> str:
     """The class of a category: the inventory's entry for its slug or name, else by keyword, else static."""
     for entry in configured:
-        if ("slug" in entry and entry["slug"].lower() == slug.lower()) or entry.get("name") == name:
+        wanted = urllib.parse.unquote(entry.get("slug", "")).lower()
+        if (wanted and wanted == urllib.parse.unquote(slug).lower()) or entry.get("name") == name:
             return entry["class"]
     words = f"{slug} {name}".lower()
     for klass, keywords in DEFAULT_KEYWORDS:
@@ -142,9 +144,9 @@ def build_sections(
             Section(
                 id=int(c["id"]),
                 name=str(c.get("name", "")),
-                slug=str(c.get("slug", "")),
+                slug=urllib.parse.unquote(str(c.get("slug", ""))),  # WordPress keeps a Chinese slug %-encoded
                 link=str(c.get("link", "")),
-                klass=classify(str(c.get("slug", "")), str(c.get("name", "")), configured),
+                klass=classify(urllib.parse.unquote(str(c.get("slug", ""))), str(c.get("name", "")), configured),
                 posts=max(len(dates), int(c.get("count") or 0)),  # count: its own posts only
                 newest=max(past) if past else None,
             )
@@ -167,7 +169,8 @@ def home_item(dates: Sequence[dt.date], today: dt.date, url: str) -> Item:
         return item
     age = (today - max(past)).days
     item.status = FAIL if age >= HOME_LIMIT_DAYS else AT_RISK if age >= HOME_WARN_DAYS else PASS
-    item.margin = f"{age} days since the newest item on the home page ({max(past)}), veto at {HOME_LIMIT_DAYS}"
+    days = "1 day" if age == 1 else f"{age} days"
+    item.margin = f"{days} since the newest item on the home page ({max(past)}), veto at {HOME_LIMIT_DAYS}"
     item.evidence = [f"{url}: newest visible date {max(past)}"]
     return item
 

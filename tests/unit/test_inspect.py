@@ -381,7 +381,7 @@ def test_a_site_inspected_end_to_end(fake_portal: str) -> None:
         "error_pages": veto.FAIL,
     }
     assert report.status == veto.FAIL
-    assert items["site_not_updated"].margin == "1 days since the newest item on the home page (2026-12-02), veto at 14"
+    assert items["site_not_updated"].margin == "1 day since the newest item on the home page (2026-12-02), veto at 14"
     assert items["future_dates"].evidence == ["https://portal.lab.test/?p=20: dated 2026-12-22 02:00 UTC"]
     # The fake edge speaks plain HTTP, so the pages it serves are http:// ones; the REST links are as recorded.
     assert items["broken_links"].evidence == ["http://portal.lab.test/?p=17 (404) on http://portal.lab.test/"]
