@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ import yaml
 
 from portalops.errors import BadInput
 from portalops.inspect import pages, veto
+from portalops.inspect.edge import Edge
 from portalops.inspect.personal import find_personal_data, valid_id_number
 from portalops.inspect.report import markdown, settings_from_vars
 from portalops.inspect.site import Settings, SiteReport, inspect_site, parse_gmt, scan_content
 from portalops.inspect.words import WordMatcher
+from tests.unit.test_probe import make_cert
 
 DATA = Path(__file__).parent / "data" / "inspect"
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
@@ -314,6 +317,7 @@ def test_markdown_report_has_the_items_in_both_languages() -> None:
 class FakePortal(BaseHTTPRequestHandler):
     """The recorded pages and REST answers, as the edge would serve them for portal.lab.test."""
 
+    protocol_version = "HTTP/1.1"  # kept alive, as the edge does
     asked: ClassVar[list[str]] = []
     ROUTES: ClassVar[dict[str, tuple[int, str]]] = {
         "/": (200, "home.html"),
@@ -363,6 +367,38 @@ def fake_portal() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def fake_tls_portal(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    ca, cert, key = make_cert(tmp_path, ("portal.lab.test",))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePortal)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", ca
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_edge_is_asked_by_address_with_the_domain_as_tls_name_on_one_connection(
+    fake_tls_portal: tuple[str, Path],
+) -> None:
+    url, ca = fake_tls_portal
+    edge = Edge(url, "portal.lab.test", [str(ca)])
+    answers = [edge.get("/"), edge.get("https://portal.lab.test/?p=19"), edge.get("/?p=17")]
+    assert [(a.url, a.status) for a in answers] == [
+        ("https://portal.lab.test/", 200),
+        ("https://portal.lab.test/?p=19", 200),
+        ("https://portal.lab.test/?p=17", 404),
+    ]
+    assert edge.requests == 3 and edge.connection is not None  # still open: kept alive
+    edge.close()
+    untrusted = Edge(url, "portal.lab.test").get("/")
+    assert untrusted.status is None and "CERTIFICATE_VERIFY_FAILED" in untrusted.error
+    wrong_name = Edge(url, "other.lab.test", [str(ca)]).get("/")
+    assert wrong_name.status is None and "other.lab.test" in wrong_name.error
 
 
 def test_a_site_inspected_end_to_end(fake_portal: str) -> None:
