@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import ssl
 import threading
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
+from portalops.cli import main
 from portalops.errors import BadInput
 from portalops.inspect import pages, veto
 from portalops.inspect.edge import Edge
@@ -436,3 +438,11 @@ def test_an_unreachable_site_is_unknown_never_clean() -> None:
     assert report.status == veto.UNKNOWN
     assert {i.status for i in report.items} == {veto.UNKNOWN}
     assert veto.exit_status([report.status]) == 2
+
+
+def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
+    err = io.StringIO()
+    assert main(["inspect", "-i", str(tmp_path / "none"), "--out", str(tmp_path)], io.StringIO(), err) == 2
+    assert "inventory not found" in err.getvalue()
+    assert main(["inspect", "--depth", "-1", "--out", str(tmp_path)], io.StringIO(), err) == 2
+    assert not list(tmp_path.iterdir())  # no report of an inspection that did not happen
