@@ -108,12 +108,12 @@ class Edge:
             self.connection.close()
             self.connection = None
 
-    def get(self, url: str) -> Answer:
-        """GET ``url`` (one of this site's, absolute or a path) around the edge cache; never raises for
-        a network failure: the answer's ``status`` is None and ``error`` says what happened."""
+    def get(self, url: str, fresh: bool = True) -> Answer:
+        """GET ``url`` (one of this site's, absolute or a path), around the edge cache unless not ``fresh``;
+        never raises for a network failure: the answer's ``status`` is None and ``error`` says what happened."""
         parts = urllib.parse.urlsplit(urllib.parse.urljoin(self.base, url))
-        query = f"{parts.query}&{CACHE_BYPASS}" if parts.query else CACHE_BYPASS
-        target = f"{parts.path or '/'}?{query}"
+        query = (f"{parts.query}&{CACHE_BYPASS}" if parts.query else CACHE_BYPASS) if fresh else parts.query
+        target = f"{parts.path or '/'}?{query}" if query else parts.path or "/"
         started = self.clock()
         self.requests += 1
         try:

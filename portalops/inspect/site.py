@@ -22,6 +22,7 @@ from portalops.inspect import pages, veto
 from portalops.inspect.edge import Answer, Edge
 from portalops.inspect.personal import find_personal_data
 from portalops.inspect.words import WordMatcher
+from portalops.probe import CACHE_BYPASS
 
 POST_FIELDS = "id,date_gmt,link,categories,title,content"
 PAGE_FIELDS = "id,link,title,content"
@@ -32,6 +33,7 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clocks differ a little; a post min
 # Never requested while crawling: the login page is rate limited at the edge, the admin redirects to it.
 SKIP_PATHS = re.compile(r"^/(wp-admin/|wp-login\.php|xmlrpc\.php|wp-cron\.php)")
 ErrorPatterns = Sequence[re.Pattern[str]]
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 @dataclass
@@ -103,6 +105,17 @@ def _local(url: str) -> str:
     return f"{parts.path or '/'}?{parts.query}"
 
 
+def without_bypass(url: str) -> str:
+    """``url`` without the edge-cache bypass, which WordPress echoes into the links of a page asked with it
+    (``?preview=true&paged=2``)."""
+    parts = urllib.parse.urlsplit(url)
+    name, _, value = CACHE_BYPASS.partition("=")
+    kept = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if (k, v) != (name, value)]
+    if len(kept) == len(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)):
+        return url
+    return parts._replace(query=urllib.parse.urlencode(kept)).geturl()
+
+
 @dataclass
 class Crawl:
     pages: int = 0
@@ -134,14 +147,15 @@ def crawl(
 
     def enqueue(answer: Answer, level: int) -> None:
         for link in pages.links(answer.text(), answer.url):
-            parts = urllib.parse.urlsplit(link.url)
+            url = without_bypass(link.url)
+            parts = urllib.parse.urlsplit(url)
             if (parts.hostname or "").lower() not in hosts:
-                result.external.add(link.url)
+                result.external.add(url)
                 continue
-            if SKIP_PATHS.match(parts.path) or _local(link.url) in seen:
+            if SKIP_PATHS.match(parts.path) or _local(url) in seen:
                 continue
-            seen.add(_local(link.url))
-            queue.append((link.url, link.page, level, answer.url))
+            seen.add(_local(url))
+            queue.append((url, link.page, level, answer.url))
 
     def look(answer: Answer) -> None:
         result.pages += 1
@@ -159,10 +173,15 @@ def crawl(
         url, is_page, level, parent = queue.popleft()
         answer = edge.get(url)
         hops = 0
-        while answer.status in (301, 302, 303, 307, 308) and hops < 5:
+        while answer.status in REDIRECTS and hops < 5:
             target = urllib.parse.urljoin(answer.url, answer.headers.get("location", ""))
             if (urllib.parse.urlsplit(target).hostname or "").lower() not in hosts:
                 break  # off the site: the link itself works
+            if _local(target) == _local(answer.url):
+                # WordPress sends an anonymous preview of a published post to the post itself: the
+                # bypass alone was refused, so the page is read as visitors get it (maybe from the cache).
+                answer, hops = edge.get(target, fresh=False), hops + 1
+                break
             answer, hops = edge.get(target), hops + 1
         result.checked += 1
         if answer.status is None or answer.status >= 400:

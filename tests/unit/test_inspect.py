@@ -24,7 +24,7 @@ from portalops.inspect import pages, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.personal import find_personal_data, valid_id_number
 from portalops.inspect.report import markdown, settings_from_vars
-from portalops.inspect.site import Settings, SiteReport, inspect_site, parse_gmt, scan_content
+from portalops.inspect.site import Settings, SiteReport, inspect_site, parse_gmt, scan_content, without_bypass
 from portalops.inspect.words import WordMatcher
 from tests.unit.test_probe import make_cert
 
@@ -188,10 +188,24 @@ def test_links_of_the_home_page() -> None:
         ("https://portal.lab.test/?p=18", True),
         ("https://portal.lab.test/?p=17", True),
         ("https://portal.lab.test/?cat=2", True),
+        ("https://portal.lab.test/?preview=true&paged=2", True),
         ("https://portal.lab.test/wp-content/uploads/2026/12/county-portal.png", False),
         ("https://www.gov.cn/", True),
         ("http://unresolvable.invalid/page", True),
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "bare"),
+    [
+        ("https://portal.lab.test/?preview=true&paged=2", "https://portal.lab.test/?paged=2"),
+        ("https://portal.lab.test/?preview=true", "https://portal.lab.test/"),
+        ("https://portal.lab.test/?p=3&preview=false", "https://portal.lab.test/?p=3&preview=false"),
+        ("https://portal.lab.test/?s=a+b&x=%E4%B8%AD", "https://portal.lab.test/?s=a+b&x=%E4%B8%AD"),
+    ],
+)
+def test_links_lose_the_cache_bypass_the_page_echoed(url: str, bare: str) -> None:
+    assert without_bypass(url) == bare
 
 
 def test_links_respect_base_href() -> None:
@@ -326,6 +340,7 @@ class FakePortal(BaseHTTPRequestHandler):
         "/?p=19": (200, "healthy.html"),
         "/?p=18": (200, "db_error.html"),
         "/?cat=2": (200, "soft_404.html"),
+        "/?paged=2": (200, "healthy.html"),
     }
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -335,11 +350,13 @@ class FakePortal(BaseHTTPRequestHandler):
         assert self.headers["Host"] == "portal.lab.test"
         parts = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parts.query)
-        assert query.pop("preview") == ["true"]  # around the edge cache, every request
+        fresh = query.pop("preview", None) == ["true"]  # around the edge cache
         FakePortal.asked.append(self.path)
         body, status, headers = b"", 404, {"Content-Type": "text/html; charset=UTF-8"}
         route = query.get("rest_route", [""])[0]
-        if route:
+        if query == {"p": ["19"]} and fresh:  # WordPress: an anonymous preview of a published post goes to it
+            status, headers = 301, {"Location": "https://portal.lab.test/?p=19"}
+        elif route:
             headers["Content-Type"] = "application/json; charset=UTF-8"
             status, data = 200, {"gmt_offset": 8} if route == "/" else load(f"{route.rsplit('/', 1)[1]}.json")
             if route == "/wp/v2/posts":  # two pages of answers, as X-WP-TotalPages says
@@ -389,7 +406,7 @@ def test_the_edge_is_asked_by_address_with_the_domain_as_tls_name_on_one_connect
 ) -> None:
     url, ca = fake_tls_portal
     edge = Edge(url, "portal.lab.test", [str(ca)])
-    answers = [edge.get("/"), edge.get("https://portal.lab.test/?p=19"), edge.get("/?p=17")]
+    answers = [edge.get("/"), edge.get("https://portal.lab.test/?p=19", fresh=False), edge.get("/?p=17")]
     assert [(a.url, a.status) for a in answers] == [
         ("https://portal.lab.test/", 200),
         ("https://portal.lab.test/?p=19", 200),
@@ -430,6 +447,9 @@ def test_a_site_inspected_end_to_end(fake_portal: str) -> None:
     ]
     assert report.stats["posts"] == 7 and report.stats["pages"] == 3
     assert not [p for p in FakePortal.asked if "wp-login" in p]  # never the rate-limited login page
+    # Every request around the cache, except the post WordPress would not preview: read as visitors get it.
+    assert [p for p in FakePortal.asked if "preview=true" not in p] == ["/?p=19"]
+    assert "/?paged=2&preview=true" in FakePortal.asked  # the echoed bypass was not doubled
 
 
 def test_an_unreachable_site_is_unknown_never_clean() -> None:
@@ -446,3 +466,17 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
     assert "inventory not found" in err.getvalue()
     assert main(["inspect", "--depth", "-1", "--out", str(tmp_path)], io.StringIO(), err) == 2
     assert not list(tmp_path.iterdir())  # no report of an inspection that did not happen
+
+
+def test_the_lab_portals_real_home_page() -> None:
+    """Recorded from the lab (WordPress 6.1, Twenty Twenty-Three, zh_CN) on 2026-12-03, asked with the bypass."""
+    html = (DATA / "lab_home.html").read_text()
+    dates = pages.visible_dates(html)
+    assert (dates[0], dates[-1], len(dates)) == (dt.date(2026, 12, 2), dt.date(2026, 11, 23), 10)
+    found = pages.links(html, "https://portal.lab.test/")
+    posts = [link.url for link in found if "?p=" in link.url]
+    assert len(posts) == 10 and all(link.page for link in found if link.url in posts)
+    assert without_bypass("https://portal.lab.test/?preview=true&paged=2") in {
+        without_bypass(link.url) for link in found
+    }
+    assert pages.error_texts(html, PATTERNS) == []
