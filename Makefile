@@ -45,6 +45,8 @@ demo: setup  ## bring the lab up, converge the portal (site.yml), back it up, pr
 	@sed -n '/^| measure/,/^$$/p' $$(ls -t reports/drills/*.md | head -1)
 	@curl -s -o /dev/null -w 'portal: %{http_code} from https://127.0.0.1:8443 (CA: .lab/tls/web1-ca.crt)\n' \
 	  --cacert .lab/tls/web1-ca.crt https://127.0.0.1:8443/
+	@curl -s -o /dev/null -w 'prometheus: %{http_code} from http://127.0.0.1:9090 (mon1)\n' http://127.0.0.1:9090/-/ready
+	@curl -s -o /dev/null -w 'alertmanager: %{http_code} from http://127.0.0.1:9093 (mon1)\n' http://127.0.0.1:9093/-/ready
 
 test:  ## everything CI runs: setup, then the lab tests with lint, unit and molecule beside them; a table of times
 	@python3 scripts/test_lanes.py

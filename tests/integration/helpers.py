@@ -149,6 +149,12 @@ def failed_tasks(output: str) -> list[str]:
             for host, res in task.get("hosts", {}).items():
                 if res.get("failed") or res.get("unreachable"):
                     found.append(f"{host}: {task['task']['name']}: {str(res.get('msg', ''))[:500]}")
+                    # A loop's reason is in its failed items (e.g. a validate command's stderr).
+                    found += [
+                        f"  item: {str(item.get('msg', ''))[:200]} {str(item.get('stderr', ''))[:500]}".rstrip()
+                        for item in res.get("results", [])
+                        if isinstance(item, dict) and item.get("failed")
+                    ]
     return found
 
 

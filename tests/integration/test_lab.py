@@ -1,4 +1,4 @@
-"""The lab behaves as DESIGN.md promises: five real hosts, reachable like production."""
+"""The lab behaves as DESIGN.md promises: six real hosts, reachable like production."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import ansible, podman, portalops
 
-HOSTS = ["backup1", "cms1", "db1", "drill1", "web1"]
+HOSTS = ["backup1", "cms1", "db1", "drill1", "mon1", "web1"]
 
 
 def container_ids(lab: LabConfig) -> dict[str, str]:
