@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from portalops import __version__, faultdrill
 from portalops.audit.run import run_audit
 from portalops.errors import BadInput, ExitCode, PortalopsError
+from portalops.inspect import report as inspection
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
@@ -94,7 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     responder.add_argument("--listen", help="HOST:PORT (default: the config's, else 127.0.0.1:9099)")
     responder.add_argument("--config", type=Path, help="responder configuration (YAML)")
     add_vault_id(responder)
+    add_inspect_parser(commands)
     return parser
+
+
+def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    inspect = commands.add_parser(
+        "inspect",
+        help="the government-website inspection self-check: freshness, blank sections, serious errors, links",
+        epilog="exit codes: 0 no veto item failed; 1 a veto item failed; 2 cannot tell (a site unreachable,"
+        " its REST API unreadable) or bad input",
+    )
+    inspect.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+    inspect.add_argument("--site", default="", help="only this site of portal_sites")
+    inspect.add_argument("--json", action="store_true", help="JSON instead of the Markdown table")
+    inspect.add_argument("--depth", type=int, default=2, help="link levels below the home page to check (default 2)")
+    inspect.add_argument("--max-requests", type=int, default=300, help="request budget per site (default 300)")
+    inspect.add_argument("--time-budget", type=float, default=120.0, help="seconds per site for the crawl")
+    inspect.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
+    inspect.add_argument(
+        "--out", default=str(REPO_ROOT / "reports" / "inspect"), help="report directory (<UTC>.md and .json)"
+    )
+    add_vault_id(inspect)
 
 
 def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -366,6 +388,20 @@ def run_probe_command(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED
 
 
+def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.depth < 0 or args.max_requests < 1 or args.time_budget <= 0:
+        raise BadInput("--depth must be 0 or more, --max-requests and --time-budget above 0")
+    now = inspection.utc_now()
+    reports = inspection.inspect_inventory(
+        args.inventory or LAB_INVENTORY, args.site, args.depth, args.max_requests, args.time_budget, args.cafile, now
+    )
+    path = inspection.write_reports(reports, now, Path(args.out))
+    print(inspection.to_json(reports, now) if args.json else inspection.markdown(reports, now), file=out)
+    code = inspection.exit_code(reports)
+    print(f"inspect: {['no veto item failed', 'a veto item failed', 'cannot tell'][code]}; report {path}", file=err)
+    return code
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
     use_vault_ids(getattr(args, "vault_id", []))
@@ -387,6 +423,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
 
             run_responder(args.config, args.listen)
             return ExitCode.OK
+        if args.command == "inspect":
+            return run_inspect_command(args, out, err)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

@@ -1,0 +1,156 @@
+"""Every site of the inventory inspected, and the result as the indicators' self-check table.
+
+The inventory is read the way ``portalops probe`` reads it (rendered by Ansible, so templated
+values such as the lab's CA directory resolve): ``portal_sites`` (with optional ``sections``),
+``portal_public_url``, the web hosts' CA files, plus ``portalops_sensitive_words`` (the customer's
+list; the repository ships none) and ``portalops_inspect_error_patterns`` (regular expressions of the
+error texts a page answering 200 must not show; default :data:`pages.DEFAULT_ERROR_PATTERNS`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from portalops.errors import BadInput
+from portalops.inspect import pages, veto
+from portalops.inspect.site import Settings, SiteReport, inspect_site
+from portalops.probe import PROBE_VARS, targets_from_vars
+from portalops.runbook.resolve import resolve_vars
+
+INSPECT_VARS = {
+    **PROBE_VARS,
+    "words": "portalops_sensitive_words | default([])",
+    "error_patterns": "portalops_inspect_error_patterns | default(none)",
+}
+
+
+def settings_from_vars(
+    hostvars: dict[str, dict[str, Any]], depth: int, max_requests: int, time_budget: float
+) -> tuple[Settings, list[dict[str, Any]]]:
+    """The settings and the sites (name, domains, checked sections) from rendered inventory variables."""
+    url, _targets, _forbidden, cafiles = targets_from_vars(hostvars)
+    first = next(v for v in hostvars.values() if v.get("url"))
+    words = first.get("words") or []
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise BadInput("portalops_sensitive_words must be a list of strings")
+    patterns = first.get("error_patterns")
+    if patterns is None:
+        patterns = list(pages.DEFAULT_ERROR_PATTERNS)
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise BadInput("portalops_inspect_error_patterns must be a list of regular expressions")
+    try:
+        pages.compile_patterns(patterns)
+    except ValueError as exc:
+        raise BadInput(f"portalops_inspect_error_patterns: {exc}") from exc
+    sites = []
+    for site in first.get("sites") or []:
+        if not site.get("domains"):
+            continue
+        try:
+            sections = veto.check_sections(site.get("sections"))
+        except ValueError as exc:
+            raise BadInput(f"portal_sites {site.get('name')}: {exc}") from exc
+        sites.append({"name": str(site["name"]), "domains": [str(d) for d in site["domains"]], "sections": sections})
+    settings = Settings(url, cafiles, words, patterns, depth, max_requests, time_budget)
+    return settings, sites
+
+
+def inspect_inventory(
+    source: str | Path,
+    site: str = "",
+    depth: int = 2,
+    max_requests: int = 300,
+    time_budget: float = 120.0,
+    cafiles: Sequence[str] = (),
+    now: dt.datetime | None = None,
+) -> list[SiteReport]:
+    if not Path(source).exists():
+        raise BadInput(f"inventory not found: {source}")
+    hostvars = resolve_vars(source, ["all"], INSPECT_VARS, exact=False)
+    settings, sites = settings_from_vars(hostvars, depth, max_requests, time_budget)
+    settings.cafiles = [*cafiles, *settings.cafiles]
+    if site:
+        sites = [s for s in sites if s["name"] == site]
+        if not sites:
+            raise BadInput(f"no site {site!r} in portal_sites")
+    moment = now or utc_now()
+    return [inspect_site(s["name"], s["domains"], s["sections"], settings, moment) for s in sites]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def exit_code(reports: Sequence[SiteReport]) -> int:
+    return veto.exit_status(r.status for r in reports)
+
+
+def to_json(reports: Sequence[SiteReport], now: dt.datetime) -> str:
+    document = {
+        "time_utc": now.isoformat(timespec="seconds"),
+        "exit": exit_code(reports),
+        "sites": [asdict(r) for r in reports],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(reports: Sequence[SiteReport], now: dt.datetime) -> str:
+    verdict = {0: "通过 / pass", 1: "不合格 / a veto item failed", 2: "无法判断 / cannot tell"}[exit_code(reports)]
+    lines = [
+        "# 政府网站检查自查 / Government website inspection self-check",
+        "",
+        f"时间 / Time (UTC): {now:%Y-%m-%d %H:%M}  ",
+        f"结论 / Verdict: **{verdict}**",
+        "",
+        "依据 / Basis: 「政府网站与政务新媒体检查指标」(2019) 单项否决指标 (single-veto items) and deductions.",
+    ]
+    for r in reports:
+        lines += [
+            "",
+            f"## {r.site} ({r.domain}): {veto.STATUS_ZH[r.status]} / {r.status}",
+            "",
+            "| 指标 / Item | 否决 / Veto | 结果 / Result | 余量 / Margin |",
+            "|---|---|---|---|",
+        ]
+        for item in r.items:
+            lines.append(
+                f"| {item.zh} / {item.en} | {'是 / yes' if item.veto else '否 / no'} |"
+                f" {veto.STATUS_ZH[item.status]} / {item.status} | {_cell(item.margin)} |"
+            )
+        evidence = [(item, e) for item in r.items for e in item.evidence]
+        if evidence:
+            lines += ["", "### 证据 / Evidence", ""]
+            lines += [f"- {item.zh} / {item.en}: {_cell(e)}" for item, e in evidence]
+        if r.sections:
+            lines += [
+                "",
+                "### 栏目 / Sections",
+                "",
+                "| 栏目 / Section | 类别 / Class | 文章 / Posts | 最近更新 / Newest (UTC) | 天 / Days |",
+                "|---|---|---|---|---|",
+            ]
+            for s in r.sections:
+                newest = (s["newest_utc"] or "-")[:16].replace("T", " ")
+                days = "-" if s["age_days"] is None else str(s["age_days"])
+                lines.append(f"| {_cell(s['name'])} ({s['slug']}) | {s['class']} | {s['posts']} | {newest} | {days} |")
+        if r.stats:
+            lines += ["", "统计 / Stats: " + ", ".join(f"{k} {v}" for k, v in r.stats.items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(reports: Sequence[SiteReport], now: dt.datetime, out_dir: Path) -> Path:
+    """``<out_dir>/<UTC>.md`` and ``.json``; the Markdown's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / now.strftime("%Y%m%dT%H%M%SZ")
+    base.with_suffix(".json").write_text(to_json(reports, now) + "\n", encoding="utf-8")
+    base.with_suffix(".md").write_text(markdown(reports, now), encoding="utf-8")
+    return base.with_suffix(".md")
