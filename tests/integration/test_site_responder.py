@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,14 +92,31 @@ def responder(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_the_webhook_refuses_a_missing_or_wrong_token_and_bad_payloads(responder: Path) -> None:
+    """Each refused request carries a real-looking alert of its own: none of them may open an incident.
+    (Other incidents may exist: at start the responder reconciles alerts earlier tests left firing.)"""
     token = vault_token()
-    alert = {"version": "4", "status": "firing", "alerts": []}
-    assert post(json.dumps(alert).encode(), None) == 401
-    assert post(json.dumps(alert).encode(), token[:-1] + "x") == 401
-    assert post(b"{not json", token) == 400
-    assert post(json.dumps({"version": "4", "alerts": "none"}).encode(), token) == 400
-    # Nothing was opened by any of them.
-    assert not responder.exists() or not any(responder.iterdir())
+    fingerprint = uuid.uuid4().hex[:16]
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "PortalSiteDown", "runbook": "l1_portal_unreachable", "level": "L1", "site": "refused"},
+        "annotations": {},
+        "startsAt": "2026-12-03T00:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": fingerprint,
+    }
+    valid = {"version": "4", "status": "firing", "receiver": "portalops-responder", "alerts": [alert]}
+    assert post(json.dumps(valid).encode(), None) == 401
+    assert post(json.dumps(valid).encode(), token[:-1] + ("x" if token[-1] != "x" else "y")) == 401
+    assert post(json.dumps(valid).encode()[:-2], token) == 400
+    assert post(json.dumps({**valid, "alerts": "none"}).encode(), token) == 400
+    assert post(json.dumps({**valid, "version": "3"}).encode(), token) == 400
+    opened = [
+        journal.parent.name
+        for journal in (responder.glob("*/journal.jsonl") if responder.exists() else [])
+        if fingerprint in journal.read_text()
+    ]
+    assert opened == []
 
 
 def incidents_of(root: Path, runbook: str) -> dict[str, list[dict[str, Any]]]:
