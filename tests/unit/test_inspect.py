@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from portalops.inspect.personal import find_personal_data, valid_id_number
 from portalops.inspect.report import markdown, settings_from_vars
 from portalops.inspect.site import Settings, SiteReport, inspect_site, parse_gmt, scan_content, without_bypass
 from portalops.inspect.words import WordMatcher
-from tests.unit.test_probe import make_cert
+from tests.unit.test_probe import serve_tls
 
 DATA = Path(__file__).parent / "data" / "inspect"
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
@@ -390,15 +389,8 @@ def fake_portal() -> Iterator[str]:
 
 @pytest.fixture
 def fake_tls_portal(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    ca, cert, key = make_cert(tmp_path, ("portal.lab.test",))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePortal)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", ca
-    server.shutdown()
-    server.server_close()
+    with serve_tls(FakePortal, tmp_path, ("portal.lab.test",)) as served:
+        yield served
 
 
 def test_the_edge_is_asked_by_address_with_the_domain_as_tls_name_on_one_connection(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import json
@@ -103,17 +104,28 @@ class Site(BaseHTTPRequestHandler):
         return None
 
 
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    ca, cert, key = make_cert(tmp_path)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+@contextlib.contextmanager
+def serve_tls(
+    handler: type[BaseHTTPRequestHandler], directory: Path, domains: tuple[str, ...] = DOMAINS
+) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on loopback with a certificate for ``domains`` from a CA of its own: (URL, CA file)."""
+    ca, cert, key = make_cert(directory, domains)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", ca
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", ca
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with serve_tls(Site, tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
