@@ -91,7 +91,7 @@ def test_label_values_are_escaped() -> None:
     assert metrics.label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 
 
-def test_main_writes_the_file_and_fails_when_a_pool_is_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_pool_that_is_down_is_a_metric_not_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     answers = {"http://127.0.0.1:8081/php-fpm/news": status("portal-idle.json")}
 
     def fetch(url: str, timeout: float) -> Mapping[str, Any]:
@@ -103,7 +103,7 @@ def test_main_writes_the_file_and_fails_when_a_pool_is_down(tmp_path: Path, caps
     argv = ["--output", str(out), "--pool", "news=http://127.0.0.1:8081/php-fpm/news"]
     assert (
         metrics.main([*argv, "--pool", "portal=http://127.0.0.1:8081/php-fpm/portal"], fetch=fetch, clock=lambda: 5.0)
-        == 1
+        == 0
     )
     samples = series(out.read_text())
     assert samples['phpfpm_up{pool="portal"}'] == 0
@@ -114,6 +114,13 @@ def test_main_writes_the_file_and_fails_when_a_pool_is_down(tmp_path: Path, caps
 
     assert metrics.main(argv, fetch=fetch, clock=lambda: 6.0) == 0
     assert series(out.read_text())["phpfpm_metrics_timestamp_seconds"] == 6
+
+
+def test_an_unwritable_output_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "missing" / "portalops_phpfpm.prom"
+    argv = ["--output", str(out), "--pool", "news=http://127.0.0.1:8081/php-fpm/news"]
+    assert metrics.main(argv, fetch=lambda url, timeout: {}, clock=lambda: 1.0) == 1
+    assert "cannot write" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

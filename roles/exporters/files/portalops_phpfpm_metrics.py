@@ -9,8 +9,12 @@ loopback; a systemd timer runs this script, which reads each pool's status as JS
 Usage: portalops-phpfpm-metrics --output DIR/portalops_phpfpm.prom --pool NAME=URL [--pool ...]
 
 A pool that does not answer gets phpfpm_up 0 and no other series; the file is still written, so a
-dead pool is a metric, not a missing one. Exit status: 0 when every pool answered, 1 otherwise,
-2 on bad arguments. Standard library only (it runs on the hosts).
+dead pool is a metric, not a missing one, and not a failed unit either: exit status 0 once the file
+is written, whether or not every pool answered (the unreachable ones are named on stderr, for the
+journal). A failed unit would mean the writer itself is broken, and it would stay failed beside the
+php-fpm outage it reports, which is what the alert rules and the runbooks' "no failed unit" check
+must not confuse. Exit status 1 when the file cannot be written, 2 on bad arguments. Standard
+library only (it runs on the hosts).
 """
 
 from __future__ import annotations
@@ -140,10 +144,14 @@ def main(argv: Sequence[str] | None = None, fetch: Fetch = fetch_status, clock: 
     if not args.output.name.endswith(".prom"):
         parser.error("--output must end in .prom (the textfile collector reads only those)")
     statuses, errors = collect(dict(args.pool), fetch, args.timeout)
-    write_atomic(args.output, render(statuses, clock()))
     for error in errors:
         print(f"portalops-phpfpm-metrics: {error}", file=sys.stderr)
-    return 1 if errors else 0
+    try:
+        write_atomic(args.output, render(statuses, clock()))
+    except OSError as error:
+        print(f"portalops-phpfpm-metrics: cannot write {args.output}: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
