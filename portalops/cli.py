@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from portalops import __version__, faultdrill
 from portalops.audit.run import run_audit
+from portalops.drillwatch import ResponderWatch
 from portalops.errors import BadInput, ExitCode, PortalopsError
 from portalops.inspect import report as inspection
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
@@ -23,6 +24,7 @@ from portalops.lab.image import build_image
 from portalops.lab.lab import Lab, format_status
 from portalops.lab.podman import Podman
 from portalops.probe import format_results, probe_inventory, to_json
+from portalops.responder.config import load_config
 from portalops.runbook import registry
 from portalops.runbook.engine import Options
 from portalops.runbook.grading import WARN_FRACTION, grade_key, grade_label, suggest
@@ -219,6 +221,27 @@ def add_drill_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="keep it as the runbook's latest drill in the emergency plans (another fault's: beside it)",
     )
     run.add_argument("-i", "--inventory", help="inventory (only the lab's is accepted)")
+    via = run.add_argument_group("through the monitoring (issue 14: inject, then no human command)")
+    via.add_argument(
+        "--via-monitoring",
+        action="store_true",
+        help="only inject: mon1 must detect it, the responder open the incident, run the runbook and close it",
+    )
+    via.add_argument(
+        "--responder-config",
+        type=Path,
+        default=REPO_ROOT / "contrib" / "portalops-responder-lab.yml",
+        metavar="FILE",
+        help="the running responder's configuration: where it listens and keeps incidents (default: the lab's)",
+    )
+    via.add_argument(
+        "--confirm-destructive",
+        action="store_true",
+        help="confirm a destructive step the unattended run waits for, as the person on duty would",
+    )
+    via.add_argument(
+        "--timeout", type=float, default=600, metavar="S", help="seconds from injection to closed (default 600)"
+    )
 
 
 def run_drill_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -236,7 +259,16 @@ def run_drill_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     if args.drill_command == "undo":
         return ExitCode.OK if drill.undo(faultdrill.fault(args.fault)) else ExitCode.FAILED
     item = faultdrill.fault(args.fault) if args.fault else faultdrill.default_fault(args.runbook)
-    result = drill.run(args.runbook, item)
+    if args.via_monitoring:
+        if args.record:
+            raise BadInput(
+                "--record keeps the runbook's own drill for the plans; a drill via the monitoring is "
+                "reported in reports/fault-drills only"
+            )
+        watch = ResponderWatch(load_config(args.responder_config), progress)
+        result = drill.run_via_monitoring(args.runbook, item, watch, args.timeout, args.confirm_destructive)
+    else:
+        result = drill.run(args.runbook, item)
     report = faultdrill.write_report(result)
     print(faultdrill.summary(result), file=out)
     print(f"  report: {report.relative_to(REPO_ROOT)}", file=out)

@@ -6,10 +6,16 @@ then checks the portal answers again and that no data was lost (each fault names
 the database against the backup manifest, the site's files against theirs), and undoes whatever
 the runbook left. The MTTR is the runbook's own run, start to end. Drills break hosts on purpose,
 so they refuse any inventory but the lab's.
+
+``--via-monitoring`` types nothing after the injection: mon1 has to detect the fault and the
+responder has to open the incident, run the runbook and close it (:mod:`portalops.drillwatch`). Its
+MTTD and MTTR count from the injection; the drill holds the targets' lock only while it injects,
+since the responder's run needs it next.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +23,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from portalops.errors import BadInput
+from portalops.drillwatch import ResponderWatch, Watched
+from portalops.errors import BadInput, EnvironmentProblem
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
 from portalops.probe import ProbeResult, probe_inventory
+from portalops.responder.runner import BUSY
 from portalops.runbook import registry
 from portalops.runbook.checks import PHP_FPM, PHP_FPM_LOG, STATUS_DIR
 from portalops.runbook.engine import Options
@@ -561,6 +569,10 @@ class DrillResult:
     ok: bool
     started: str
     notes: list[str] = field(default_factory=list)
+    via: str = "runbook"  # runbook: the drill ran it; monitoring: mon1 and the responder did
+    mttd_s: float | None = None  # via monitoring: injection -> incident opened
+    alert: str = ""  # via monitoring: the alert that opened the incident
+    closed_s: float | None = None  # via monitoring: injection -> incident closed
 
 
 class Drill:
@@ -582,6 +594,7 @@ class Drill:
         self._probe = probe
         self._site = site or first_site
         self.incidents = incidents
+        self.injected_at = datetime.now(UTC)
 
     def _shell(self, host: str, command: str, timeout: float = 600) -> tuple[bool, str]:
         target = self._connect(self.source, [host])[host]
@@ -615,9 +628,18 @@ class Drill:
         self.progress(f"undo {item.id} on {host}: {'done' if ok else 'FAILED ' + output[-300:]}")
         return ok
 
-    def acted(self, incident: str) -> dict[str, str]:
+    def acted_in_any(self, incidents: Sequence[str], root: Path) -> dict[str, str]:
+        """Each act step and how it ended in the incidents one fault opened: done when any run did it
+        (the monitoring opens one incident per alert; the first run repairs, the others find it so)."""
+        results: dict[str, str] = {}
+        for incident in incidents:
+            for step, result in self.acted(incident, root).items():
+                results[step] = result if results.get(step) != "done" else "done"
+        return results
+
+    def acted(self, incident: str, incidents: Path | None = None) -> dict[str, str]:
         """Each act step of the incident and how it ended (done, not_needed, failed, ...)."""
-        path = self.incidents / incident / "journal.jsonl"
+        path = (incidents or self.incidents) / incident / "journal.jsonl"
         events = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
         return {
             str(e["step"]): str(e["result"]) for e in events if e.get("event") == "step_end" and e.get("kind") == "act"
@@ -645,11 +667,69 @@ class Drill:
         with TargetLock(self.source, hosts, f"drill {runbook_id} / {item.id}"):
             return self._drill(runbook_id, item, run_runbook)
 
+    def run_via_monitoring(
+        self, runbook_id: str, item: Fault, watch: ResponderWatch, timeout: float = 600, confirm: bool = False
+    ) -> DrillResult:
+        """Inject under the targets' lock, then only watch the responder do the rest (``confirm``: play the
+        person who confirms a destructive step, with the command the notification names)."""
+        watch.require_running()
+        hosts = drill_hosts(self.source, runbook_id, item.group)
+        seen: list[Watched] = []
+
+        def watched(runbook: str) -> tuple[RunbookExit, str]:
+            since = self.injected_at
+            resume = (lambda incident: self._resume(runbook, incident, watch)) if confirm else None
+            seen.append(watch.watch(runbook, since, timeout, resume))
+            ended = seen[0].exit  # RECOVERED is 0: never `or` it away
+            return (RunbookExit.NOT_RECOVERED if ended is None else ended), seen[0].incident
+
+        result = self._drill(
+            runbook_id,
+            item,
+            watched,
+            hold=lambda: TargetLock(self.source, hosts, f"drill {runbook_id} / {item.id} (injection)"),
+            acts=lambda _incident: self.acted_in_any(seen[0].incidents, watch.config.incidents),
+        )
+        found = seen[0]
+        result.via, result.alert, result.mttd_s, result.closed_s = (
+            "monitoring",
+            found.alert,
+            found.opened_s,
+            found.closed_s,
+        )
+        result.mttr_s = found.recovered_s if found.recovered_s is not None else result.mttr_s
+        result.notes = found.notes + result.notes
+        if found.waiting_step:
+            how = "confirmed by the drill" if found.confirmed else "NOT confirmed: the incident waits"
+            result.notes.append(f"the unattended run stopped before {found.waiting_step} ({how})")
+        if found.exit is RunbookExit.RECOVERED and found.closed_s is None:
+            result.ok = False
+        return result
+
+    def _resume(self, runbook_id: str, incident: str, watch: ResponderWatch, wait: float = 600) -> RunbookExit:
+        """``portalops runbook run RUNBOOK --resume INCIDENT --yes``, as the waiting notice says; while another
+        incident's run holds the hosts, it tries again (as a person would), up to ``wait`` seconds."""
+        options = Options(yes=True, resume=incident)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                runbook = registry.get(runbook_id)
+                return run_live(
+                    runbook, self.source, self.progress, lambda _q: True, options, watch.config.incidents
+                ).exit
+            except EnvironmentProblem as busy:
+                if BUSY not in busy.message or time.monotonic() > deadline:
+                    raise
+                self.progress(f"drill: {busy.message}; trying again in 5 s")
+                time.sleep(5)
+
     def _drill(
         self,
         runbook_id: str,
         item: Fault,
         run_runbook: Callable[[str], tuple[RunbookExit, str]] | None = None,
+        hold: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+        acts: Callable[[str], dict[str, str]] | None = None,
     ) -> DrillResult:
         runbook = registry.get(runbook_id)
         if runbook.id not in item.runbooks:
@@ -657,7 +737,9 @@ class Drill:
         if not self.portal_ok():
             raise BadInput("the lab portal does not answer before the drill: converge it first (make demo)")
         started = datetime.now(UTC)
-        host = self.inject(item)
+        with hold():
+            host = self.inject(item)
+        self.injected_at = datetime.now(UTC)
         clock = time.monotonic()
         try:
             outcome, incident = (run_runbook or self._run_runbook)(runbook.id)
@@ -675,7 +757,7 @@ class Drill:
         finally:
             undone = self.undo(item)
         recovered = item.expect is RunbookExit.RECOVERED
-        results = self.acted(incident)
+        results = (acts or self.acted)(incident)
         missing = [step for rb, step in item.acts if rb == runbook.id and results.get(step) != "done"]
         forbidden = [step for rb, step in item.never if rb == runbook.id and results.get(step) == "done"]
         ok = outcome is item.expect and (portal or not recovered) and intact is not False and undone and not missing
@@ -748,5 +830,14 @@ def summary(result: DrillResult) -> str:
         f"  runbook outcome {result.outcome} (expected {result.expected}), incident {result.incident}",
         f"  MTTR {result.mttr_s:.1f} s{target}; portal {'answers' if result.portal_ok else 'DOWN'}; data {data}",
     ]
+    if result.via == "monitoring":
+
+        def took(value: float | None) -> str:
+            return "never" if value is None else f"after {value:.1f} s"
+
+        lines.append(
+            f"  via the monitoring: {result.alert or 'no alert'}; incident opened {took(result.mttd_s)} (MTTD), "
+            f"closed {took(result.closed_s)}, counted from the injection"
+        )
     lines += [f"  note: {note}" for note in result.notes]
     return "\n".join(lines)

@@ -11,10 +11,12 @@ import pytest
 
 from portalops import faultdrill
 from portalops.cli import main
+from portalops.drillwatch import Watched
 from portalops.errors import BadInput
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT
 from portalops.probe import ProbeResult
-from portalops.runbook import registry
+from portalops.responder.config import Config
+from portalops.runbook import lock, registry
 from portalops.runbook.hosts import CommandResult, Host
 from portalops.runbook.outcome import RunbookExit
 
@@ -243,3 +245,66 @@ def test_a_drill_checks_the_host_after_the_runbook_and_what_it_must_never_do(
     )
     assert not result.ok
     assert "must not for this fault: stop_writes, restore_database done" in " ".join(result.notes)
+
+
+class FakeWatch:
+    """The responder as the drill sees it: answers /healthz, and reports what it did about the fault."""
+
+    def __init__(self, root: Path, seen: Watched) -> None:
+        self.config = Config(incidents=root)
+        self.seen = seen
+        self.calls: list[object] = []
+
+    def require_running(self) -> None:
+        self.calls.append("healthz")
+
+    def watch(self, runbook: str, since: object, timeout: float, confirm: object) -> Watched:
+        # the injection's lock is released: the responder's run needs the hosts
+        self.calls.append(("watch", runbook, timeout, confirm is not None, dict(lock._HELD)))
+        return self.seen
+
+
+def test_via_the_monitoring_the_drill_only_injects_and_times_what_the_responder_did(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log: list[tuple[str, str]] = []
+    drill = make_drill(monkeypatch, log)
+    journal_with(tmp_path, "first", start_web_nginx="not_needed")
+    journal_with(tmp_path, "second", start_web_nginx="done")  # the other alert's run got the lock first
+    seen = Watched(
+        incident="first", incidents=["first", "second"], alert="PortalSiteDown", level=1,
+        exit=RunbookExit.RECOVERED, firing_s=14.0, opened_s=18.5, recovered_s=33.0, closed_s=61.0,
+    )  # fmt: skip
+    watch = FakeWatch(tmp_path, seen)
+    result = drill.run_via_monitoring("l1_portal_unreachable", faultdrill.fault("nginx_stopped"), watch, 300)  # type: ignore[arg-type]
+    assert watch.calls == ["healthz", ("watch", "l1_portal_unreachable", 300, False, {})]
+    assert log == [("web1", "systemctl stop nginx"), ("web1", "systemctl start nginx")]  # no runbook run of its own
+    assert result.ok, result
+    assert (result.via, result.alert, result.mttd_s, result.mttr_s, result.closed_s) == (
+        "monitoring", "PortalSiteDown", 18.5, 33.0, 61.0,
+    )  # fmt: skip
+    assert "via the monitoring: PortalSiteDown; incident opened after 18.5 s (MTTD), closed after 61.0 s" in (
+        faultdrill.summary(result)
+    )
+
+
+def test_via_the_monitoring_an_incident_left_open_or_never_opened_fails_the_drill(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    journal_with(tmp_path, "first", start_web_nginx="done")
+    item = faultdrill.fault("nginx_stopped")
+    open_left = Watched(incident="first", incidents=["first"], exit=RunbookExit.RECOVERED, opened_s=9.0, notes=["x"])
+    result = make_drill(monkeypatch, []).run_via_monitoring(
+        "l1_portal_unreachable", item, FakeWatch(tmp_path, open_left)
+    )  # type: ignore[arg-type]
+    assert not result.ok and result.notes[0] == "x"
+    never = Watched(notes=["no incident for the runbook opened within 600 s of the injection"])
+    result = make_drill(monkeypatch, []).run_via_monitoring("l1_portal_unreachable", item, FakeWatch(tmp_path, never))  # type: ignore[arg-type]
+    assert not result.ok and result.outcome == "not_recovered" and result.mttd_s is None
+    assert "incident opened never (MTTD)" in faultdrill.summary(result)
+
+
+def test_a_drill_via_the_monitoring_is_not_recorded_for_the_plans() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["drill", "run", "l1_portal_unreachable", "--via-monitoring", "--record"], out, err)
+    assert code == 2 and "--record keeps the runbook's own drill" in err.getvalue()

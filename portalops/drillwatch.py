@@ -1,0 +1,207 @@
+"""Drills through the monitoring (`portalops drill run --via-monitoring`): inject, then only watch.
+
+The drill injects the fault and types nothing more. mon1's probes have to see it, Alertmanager has to
+post it to the responder, the responder has to open the incident and run the runbook unattended, and
+close the incident once the runbook verified recovery and the alert resolved. This module watches the
+responder's incidents directory for that incident and times each stage from the injection:
+
+- ``firing_s``: the alert's ``startsAt`` (Prometheus saw the fault);
+- ``opened_s``: the incident opened (MTTD, the plan's clock starts here at the latest);
+- ``recovered_s``: the runbook's verify steps passed (MTTR);
+- ``closed_s``: the incident closed (recovered and the alert resolved).
+
+A runbook whose next act is destructive stops there in an unattended run and waits for a person.
+With ``confirm`` the drill plays that person, with the one command the notification names
+(``portalops runbook run RUNBOOK --resume INCIDENT --yes``), and times the wait; without it the drill
+ends at the wait, which is what a destructive fault must show.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from portalops.errors import BadInput
+from portalops.responder.config import Config, listen_address
+from portalops.runbook.journal import parse_stamp, read_events
+from portalops.runbook.outcome import RunbookExit
+
+RESPONDER = "responder"  # the start event's opened_by of an incident the responder opened
+
+
+@dataclass
+class Watched:
+    """What the monitoring did about one injected fault; times are seconds after the injection."""
+
+    incident: str = ""  # the first incident the responder opened for the runbook
+    incidents: list[str] = field(default_factory=list)  # every one it opened for the runbook meanwhile
+    alert: str = ""
+    level: int = 0
+    exit: RunbookExit | None = None  # how the runbook's last run in the incident ended; None: no run ended
+    waiting_step: str = ""  # the destructive step the unattended run stopped before
+    confirmed: bool = False  # the drill confirmed that step, as the person on duty would
+    firing_s: float | None = None
+    opened_s: float | None = None
+    waited_s: float | None = None  # the unattended run stopped to wait for a person
+    recovered_s: float | None = None
+    closed_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def seconds(since: datetime, text: object) -> float | None:
+    return round((parse_stamp(str(text)) - since).total_seconds(), 1) if text else None
+
+
+def responder_incidents(root: Path, runbook_id: str, since: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The runbook's incidents the responder opened at or after ``since``, by name, oldest first."""
+    found: list[tuple[datetime, str, list[dict[str, Any]]]] = []
+    for journal in root.glob("*/journal.jsonl") if root.is_dir() else []:
+        events = read_events(journal)
+        start = next((e for e in events if e.get("event") == "start"), None)
+        if not start or start.get("runbook") != runbook_id or start.get("opened_by") != RESPONDER:
+            continue
+        opened = parse_stamp(str(start["ts"]))
+        if opened >= since:
+            found.append((opened, journal.parent.name, events))
+    return {name: events for _, name, events in sorted(found, key=lambda x: x[:2])}
+
+
+def last_end(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ends = [e for e in events if e.get("event") == "end"]
+    return ends[-1] if ends else None
+
+
+def declined_step(events: list[dict[str, Any]]) -> str:
+    """The destructive step the last unattended run stopped before, or ''."""
+    end = last_end(events)
+    if end is None or end.get("exit") != RunbookExit.ABORTED:
+        return ""
+    declined = [e for e in events if e.get("event") == "step_end" and e.get("result") == "declined"]
+    return str(declined[-1]["step"]) if declined else ""
+
+
+def closed_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((e for e in events if e.get("event") == "closed"), None)
+
+
+class ResponderWatch:
+    """The responder of ``config``, as the drill sees it: its health and its incidents directory."""
+
+    def __init__(
+        self,
+        config: Config,
+        progress: Callable[[str], None] = print,
+        poll: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.poll = poll
+        self.clock = clock
+        self.sleep = sleep
+
+    @property
+    def url(self) -> str:
+        host, port = listen_address(self.config.listen)
+        return f"http://{host}:{port}"
+
+    def require_running(self) -> None:
+        """BadInput unless the responder answers /healthz with status ok: nothing would answer the fault."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as answer:  # noqa: S310 - http:// from config
+                status = json.load(answer).get("status")
+        except (OSError, ValueError, AttributeError) as error:
+            status = str(error)
+        if status != "ok":
+            raise BadInput(
+                f"no responder answers at {self.url} ({status}): a drill via the monitoring needs it running "
+                "(`portalops responder --config contrib/portalops-responder-lab.yml` on the lab)"
+            )
+
+    def watch(
+        self,
+        runbook_id: str,
+        since: datetime,
+        timeout: float,
+        confirm: Callable[[str], RunbookExit] | None = None,
+    ) -> Watched:
+        """Wait for the incident, its run and its close; ``confirm`` resumes a run waiting for a person."""
+        seen = Watched()
+        deadline = self.clock() + timeout
+        while True:
+            incidents = responder_incidents(self.config.incidents, runbook_id, since)
+            if incidents and self._stage(seen, incidents, since, confirm):
+                return seen
+            if self.clock() >= deadline:
+                seen.notes.append(self._timed_out(seen, timeout))
+                return seen
+            self.sleep(self.poll)
+
+    def _stage(
+        self,
+        seen: Watched,
+        incidents: dict[str, list[dict[str, Any]]],
+        since: datetime,
+        confirm: Callable[[str], RunbookExit] | None,
+    ) -> bool:
+        """Record what happened since the last look; True when there is nothing more to wait for."""
+        seen.incidents = list(incidents)
+        if not seen.incident:
+            seen.incident = next(iter(incidents))
+            start = incidents[seen.incident][0]
+            seen.alert = str(start.get("alert", {}).get("labels", {}).get("alertname", ""))
+            seen.level = int(start.get("level") or 0)
+            seen.firing_s = seconds(since, start.get("detected"))
+            seen.opened_s = seconds(since, start.get("ts"))
+            self.progress(
+                f"monitoring: {seen.alert} fired {seen.firing_s} s after the injection; "
+                f"incident {seen.incident} (L{seen.level}) opened after {seen.opened_s} s"
+            )
+        events = incidents[seen.incident]
+        end = last_end(events)
+        if end is None:
+            return False
+        step = declined_step(events)
+        if step and not seen.confirmed:
+            seen.waiting_step = step
+            seen.waited_s = seconds(since, end.get("ts"))
+            self.progress(f"monitoring: the unattended run waits for a person before {step} ({seen.waited_s} s)")
+            if confirm is None:
+                seen.exit = RunbookExit.ABORTED
+                return True
+            seen.confirmed = True
+            self.progress(f"drill: confirming {step} as the person on duty (--resume {seen.incident} --yes)")
+            confirm(seen.incident)
+            return False
+        seen.exit = RunbookExit(int(end["exit"]))
+        if seen.exit is not RunbookExit.RECOVERED:
+            return True
+        if seen.recovered_s is None:
+            seen.recovered_s = seconds(since, end.get("ts"))
+            self.progress(f"monitoring: the runbook verified recovery {seen.recovered_s} s after the injection")
+        # Every incident the fault opened for this runbook closes (the runs after the first find it repaired).
+        closed = [closed_event(e) for e in incidents.values()]
+        if all(closed):
+            stamps = [seconds(since, c.get("ts")) for c in closed if c]
+            seen.closed_s = max(x for x in stamps if x is not None)
+            self.progress(
+                f"monitoring: {len(closed)} incident(s) closed, the last {seen.closed_s} s after the injection"
+            )
+            return True
+        return False
+
+    @staticmethod
+    def _timed_out(seen: Watched, timeout: float) -> str:
+        if not seen.incident:
+            return f"no incident for the runbook opened within {timeout:g} s of the injection"
+        if seen.exit is None:
+            return f"the runbook's run in {seen.incident} did not end within {timeout:g} s of the injection"
+        return f"not every incident closed within {timeout:g} s of the injection ({', '.join(seen.incidents)})"

@@ -1,0 +1,210 @@
+"""The drill's view of the responder (portalops/drillwatch.py), on journals written as the responder writes them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from portalops.drillwatch import ResponderWatch, responder_incidents
+from portalops.errors import BadInput
+from portalops.responder.config import Config
+from portalops.runbook.journal import stamp
+from portalops.runbook.outcome import RunbookExit
+
+INJECTED = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)
+RUNBOOK = "l1_portal_unreachable"
+
+
+def at(seconds: float) -> str:
+    return stamp(INJECTED + timedelta(seconds=seconds))
+
+
+def write(root: Path, name: str, *events: dict[str, Any]) -> None:
+    directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "journal.jsonl").open("a") as journal:
+        for event in events:
+            journal.write(json.dumps(event) + "\n")
+
+
+def opened(
+    seconds: float, alert: str = "PortalSiteDown", by: str = "responder", runbook: str = RUNBOOK
+) -> dict[str, Any]:
+    return {
+        "event": "start",
+        "ts": at(seconds),
+        "runbook": runbook,
+        "level": 1,
+        "opened_by": by,
+        "detected": at(seconds - 4),
+        "alert": {"labels": {"alertname": alert}, "fingerprint": alert},
+    }
+
+
+def end(seconds: float, code: RunbookExit) -> dict[str, Any]:
+    return {"event": "end", "ts": at(seconds), "exit": int(code), "outcome": code.name.lower()}
+
+
+def closed(seconds: float) -> dict[str, Any]:
+    return {"event": "closed", "ts": at(seconds), "mttd_s": 4, "mttr_s": seconds}
+
+
+class Steps:
+    """A clock that moves one poll per sleep, and a hook that changes the journals at a given poll."""
+
+    def __init__(self, changes: dict[int, Callable[[], None]]) -> None:
+        self.now = 0.0
+        self.polls = 0
+        self.changes = changes
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.polls += 1
+        if change := self.changes.get(self.polls):
+            change()
+
+
+def watcher(root: Path, steps: Steps) -> ResponderWatch:
+    return ResponderWatch(
+        Config(incidents=root), progress=lambda _line: None, poll=2, clock=steps.clock, sleep=steps.sleep
+    )
+
+
+def test_the_first_incident_its_recovery_and_every_close_are_timed_from_the_injection(tmp_path: Path) -> None:
+    write(tmp_path, "a", opened(20))
+    steps = Steps(
+        {
+            2: lambda: write(tmp_path, "b", opened(25, "PortalWrongContent")),
+            3: lambda: write(tmp_path, "a", {"event": "step_end", "step": "start_web_nginx", "result": "done"}),
+            4: lambda: write(tmp_path, "a", end(41, RunbookExit.RECOVERED)),
+            5: lambda: write(tmp_path, "a", closed(70)),
+            6: lambda: write(tmp_path, "b", end(50, RunbookExit.RECOVERED), closed(75)),
+        }
+    )
+    seen = watcher(tmp_path, steps).watch(RUNBOOK, INJECTED, 600)
+    assert (seen.incident, seen.incidents, seen.alert, seen.level) == ("a", ["a", "b"], "PortalSiteDown", 1)
+    assert (seen.firing_s, seen.opened_s, seen.recovered_s, seen.closed_s) == (16.0, 20.0, 41.0, 75.0)
+    assert seen.exit is RunbookExit.RECOVERED
+    assert seen.notes == []
+    assert steps.polls == 6  # it waited for the second incident to close too
+
+
+def test_incidents_of_a_person_another_runbook_or_before_the_injection_are_not_the_drills(tmp_path: Path) -> None:
+    write(tmp_path, "person", opened(5, by="person"))
+    write(tmp_path, "other", opened(5, runbook="l3_degraded_services"))
+    write(tmp_path, "earlier", opened(-30))
+    write(tmp_path, "ours", opened(12))
+    assert list(responder_incidents(tmp_path, RUNBOOK, INJECTED)) == ["ours"]
+    assert responder_incidents(tmp_path / "missing", RUNBOOK, INJECTED) == {}
+
+
+def test_nothing_detected_times_out_with_a_note_and_no_outcome(tmp_path: Path) -> None:
+    steps = Steps({})
+    seen = watcher(tmp_path, steps).watch(RUNBOOK, INJECTED, 30)
+    assert seen.exit is None
+    assert seen.incident == ""
+    assert seen.notes == ["no incident for the runbook opened within 30 s of the injection"]
+
+
+def test_a_recovered_incident_that_never_closes_is_named(tmp_path: Path) -> None:
+    write(tmp_path, "a", opened(20), end(41, RunbookExit.RECOVERED))
+    seen = watcher(tmp_path, Steps({})).watch(RUNBOOK, INJECTED, 10)
+    assert seen.exit is RunbookExit.RECOVERED
+    assert seen.closed_s is None
+    assert seen.notes == ["not every incident closed within 10 s of the injection (a)"]
+
+
+def test_a_run_that_did_not_recover_ends_the_watch_at_once(tmp_path: Path) -> None:
+    write(tmp_path, "a", opened(20), end(90, RunbookExit.NOT_RECOVERED))
+    steps = Steps({})
+    seen = watcher(tmp_path, steps).watch(RUNBOOK, INJECTED, 600)
+    assert seen.exit is RunbookExit.NOT_RECOVERED
+    assert steps.polls == 0
+
+
+def waiting(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a",
+        opened(20, "PortalDefaced", runbook="l1_defacement"),
+        {"event": "step_end", "step": "restore_packaged_files", "result": "declined"},
+        end(35, RunbookExit.ABORTED),
+    )
+
+
+def test_a_destructive_step_waits_for_a_person_and_the_drill_says_so(tmp_path: Path) -> None:
+    waiting(tmp_path)
+    seen = watcher(tmp_path, Steps({})).watch("l1_defacement", INJECTED, 600)
+    assert (seen.exit, seen.waiting_step, seen.waited_s, seen.confirmed) == (
+        RunbookExit.ABORTED,
+        "restore_packaged_files",
+        35.0,
+        False,
+    )
+
+
+def test_confirmed_as_the_person_on_duty_the_run_goes_on_and_the_incident_closes(tmp_path: Path) -> None:
+    waiting(tmp_path)
+    confirmed: list[str] = []
+
+    def confirm(incident: str) -> RunbookExit:
+        confirmed.append(incident)
+        write(tmp_path, incident, {"event": "resume"}, end(60, RunbookExit.RECOVERED))
+        return RunbookExit.RECOVERED
+
+    steps = Steps({2: lambda: write(tmp_path, "a", closed(80))})
+    seen = watcher(tmp_path, steps).watch("l1_defacement", INJECTED, 600, confirm)
+    assert confirmed == ["a"]
+    assert (seen.exit, seen.confirmed, seen.waited_s, seen.recovered_s, seen.closed_s) == (
+        RunbookExit.RECOVERED,
+        True,
+        35.0,
+        60.0,
+        80.0,
+    )
+
+
+@pytest.fixture
+def healthz() -> Iterator[Callable[[str], Config]]:
+    answer = {"body": b""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(answer["body"])
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def config(body: str) -> Config:
+        answer["body"] = body.encode()
+        return Config(listen=f"127.0.0.1:{server.server_address[1]}")
+
+    yield config
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_drill_via_the_monitoring_needs_a_responder_that_answers(healthz: Callable[[str], Config]) -> None:
+    ResponderWatch(healthz('{"status": "ok"}')).require_running()
+    with pytest.raises(BadInput, match="no responder answers"):
+        ResponderWatch(healthz('{"status": "starting"}')).require_running()
+    with pytest.raises(BadInput, match="no responder answers"):
+        ResponderWatch(healthz("not json")).require_running()
+    with pytest.raises(BadInput, match="portalops responder --config"):
+        ResponderWatch(Config(listen="127.0.0.1:1")).require_running()
