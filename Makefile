@@ -18,7 +18,7 @@ MOLECULE_JOBS ?= 2
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-molecule bench-backup bench-drills bench-patch audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -118,6 +118,9 @@ bench-molecule: setup lab-image  ## one role's `molecule test` through Mitogen v
 
 bench-drills: setup  ## every runbook's fault drill on the lab: MTTR against the runbook on the healthy lab
 	$(BIN)/python scripts/bench_drills.py
+
+bench-detect: setup  ## each L1 fault through the monitoring (no human command): MTTD/MTTR, ours vs the stock timing
+	$(BIN)/python scripts/bench_detect.py
 
 bench-backup: setup  ## the backup wrapper on ~1 GiB + 200k rows: backups and restores vs tar, cp -a, a dump
 	$(BIN)/python scripts/bench_backup.py

@@ -570,6 +570,7 @@ class DrillResult:
     started: str
     notes: list[str] = field(default_factory=list)
     via: str = "runbook"  # runbook: the drill ran it; monitoring: mon1 and the responder did
+    firing_s: float | None = None  # via monitoring: injection -> the alert's startsAt
     mttd_s: float | None = None  # via monitoring: injection -> incident opened
     alert: str = ""  # via monitoring: the alert that opened the incident
     closed_s: float | None = None  # via monitoring: injection -> incident closed
@@ -691,12 +692,8 @@ class Drill:
             acts=lambda _incident: self.acted_in_any(seen[0].incidents, watch.config.incidents),
         )
         found = seen[0]
-        result.via, result.alert, result.mttd_s, result.closed_s = (
-            "monitoring",
-            found.alert,
-            found.opened_s,
-            found.closed_s,
-        )
+        result.via, result.alert, result.firing_s = "monitoring", found.alert, found.firing_s
+        result.mttd_s, result.closed_s = found.opened_s, found.closed_s
         result.mttr_s = found.recovered_s if found.recovered_s is not None else result.mttr_s
         result.notes = found.notes + result.notes
         if found.waiting_step:

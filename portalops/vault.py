@@ -15,6 +15,9 @@ before anything runs (:func:`refuse_lab_password`, also in preflight.yml).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,24 @@ def ansible_env(source: str | Path, base: Mapping[str, str] | None = None) -> di
     env = dict(os.environ if base is None else base)
     env.setdefault("ANSIBLE_CONFIG", str(REPO_ROOT / "ansible.cfg"))
     return with_identities(env, [LAB_VAULT_ID]) if is_lab(source) else env
+
+
+def lab_secret(name: str) -> str:
+    """One value of the lab's vault (group_vars/all/vault.yml), read with `ansible-vault view`."""
+    tool = shutil.which("ansible-vault") or str(Path(sys.executable).with_name("ansible-vault"))
+    shown = subprocess.run(
+        [tool, "view", str(LAB_INVENTORY / "group_vars" / "all" / "vault.yml")],
+        env=ansible_env(LAB_INVENTORY),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        raise BadInput(f"the lab's vault does not open: {shown.stderr.strip()[-300:]}")
+    data = yaml.safe_load(shown.stdout) or {}
+    if name not in data:
+        raise BadInput(f"the lab's vault has no {name}")
+    return str(data[name])
 
 
 def use_vault_ids(identities: Sequence[str]) -> None:
