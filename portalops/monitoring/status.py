@@ -49,7 +49,8 @@ class Due:
     title_zh: str
     title_en: str
     due: str  # UTC stamp
-    left_s: float  # negative: overdue
+    left_s: float  # negative: past due
+    met: str = ""  # when it was met (only "respond" is measured: the start notice delivered), else empty
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Incident:
 
     @property
     def overdue(self) -> list[str]:
-        late = [f"{d.title_zh} {d.title_en}" for d in self.deadlines if d.left_s < 0]
+        late = [f"{d.title_zh} {d.title_en}" for d in self.deadlines if d.left_s < 0 and not d.met]
         return [*late, "报告 report"] if self.report_overdue else late
 
 
@@ -130,6 +131,13 @@ def is_open(events: list[dict[str, Any]]) -> bool:
     return RunState.replay(events).end.get("outcome") != "recovered"
 
 
+def responded(events: list[dict[str, Any]]) -> str:
+    """When the duty contacts were told: the first delivered start notice (as the incident record counts
+    the "respond" deadline, portalops.runbook.record); empty when none was."""
+    told = (e for e in events if e.get("event") == "notify" and e.get("notice") == "start" and e.get("ok"))
+    return str(next(told, {}).get("ts", ""))
+
+
 def open_incidents(root: Path, now: datetime) -> list[Incident]:
     """Every open incident under ``root``, oldest first, with its deadlines counting down from ``now``."""
     found = []
@@ -146,6 +154,7 @@ def open_incidents(root: Path, now: datetime) -> list[Incident]:
                 str(d.get("title_en", "")),
                 str(d["due"]),
                 round((parse_stamp(str(d["due"])) - now).total_seconds(), 1),
+                responded(events) if d.get("name") == "respond" else "",
             )
             for d in start.get("deadlines") or []
             if isinstance(d, dict) and d.get("due")
@@ -219,6 +228,8 @@ def problems(status: Status) -> tuple[list[str], list[str]]:
             unknown.append(f"site {site.name}: no probe result")
         if site.veto_margin_7d is not None and site.veto_margin_7d < 0:
             broken.append(f"site {site.name} under the 7-day veto line")
+        elif site.veto_margin_7d is None and not status.prometheus_error:
+            unknown.append(f"site {site.name}: no 7-day availability (recording rules not evaluated yet)")
     broken += [f"alert {a.name} firing" + (f" ({a.site})" if a.site else "") for a in status.alerts]
     for incident in status.incidents:
         if incident.overdue:
@@ -319,7 +330,8 @@ def format_table(status: Status) -> str:
         lines.append(f"  {incident.incident}  {level}  {incident.title_zh} / {incident.title_en}{detected}")
         for d in incident.deadlines:
             due = local_text(parse_stamp(d.due))
-            lines.append(f"    {d.title_zh} {d.title_en:<10} due {due}  {_left(d.left_s)}")
+            left = f"met {local_text(parse_stamp(d.met))}" if d.met else _left(d.left_s)
+            lines.append(f"    {d.title_zh} {d.title_en:<10} due {due}  {left}")
         if incident.report:
             lines.append(f"    报告 report      {incident.report}")
     lines += ["", f"告警 firing alerts: {'unknown' if status.alertmanager_error else len(status.alerts)}"]

@@ -275,3 +275,33 @@ def test_where_they_answer_elsewhere_the_monitoring_host_and_its_ports_and_flags
 def test_the_role_defaults_name_the_ports() -> None:
     where = from_inventory(parse_inventory(INVENTORY, "inventory/lab"))
     assert where.prometheus.endswith(":9090") and where.alertmanager.endswith(":9093")
+
+
+def test_respond_is_met_once_the_start_notice_was_delivered(world: tuple[Monitoring, str], tmp_path: Path) -> None:
+    state, url = world
+    all_well(state)
+    incident = responder_incident(
+        tmp_path,
+        webhook_alert("PortalSiteDown", "l1_portal_unreachable", "L1", NOW - timedelta(minutes=7)),
+        NOW - timedelta(minutes=7),
+    )
+    [before] = status_of(url, tmp_path).incidents
+    assert before.overdue == ["响应 respond", "到场 on site"]
+    told = NOW - timedelta(minutes=7) + timedelta(seconds=2)
+    Journal(tmp_path / incident, lambda: told).write(
+        "notify", notice="start", channel="duty", type="webhook", ok=True, error="", duration_s=0.1
+    )
+    found = status_of(url, tmp_path)
+    [after] = found.incidents
+    assert after.deadlines[0].met == "2026-12-03T07:23:02.000Z"
+    assert after.overdue == ["到场 on site"]  # on site is not measured: it counts until the incident closes
+    assert "met 2026-12-03 15:23" in format_table(found)
+
+
+def test_no_7_day_figure_yet_is_cannot_tell(world: tuple[Monitoring, str], tmp_path: Path) -> None:
+    state, url = world
+    all_well(state)
+    state.queries = {k: v for k, v in state.queries.items() if "veto_margin" not in k}
+    found = status_of(url, tmp_path)
+    assert found.sites[0].state == "up" and found.sites[0].veto_margin_7d is None
+    assert verdict(found) == ("unknown", ExitCode.UNKNOWN)
