@@ -22,6 +22,10 @@ from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
 from portalops.lab.lab import Lab, format_status
 from portalops.lab.podman import Podman
+from portalops.monitoring import deadman as monitoring_deadman
+from portalops.monitoring import endpoints as monitoring_endpoints
+from portalops.monitoring import status as monitoring_status
+from portalops.monitoring.api import Alertmanager, Prometheus
 from portalops.probe import format_results, probe_inventory, to_json
 from portalops.runbook import registry
 from portalops.runbook.engine import Options
@@ -96,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     responder.add_argument("--config", type=Path, help="responder configuration (YAML)")
     add_vault_id(responder)
     add_inspect_parser(commands)
+    add_monitoring_parsers(commands)
     return parser
 
 
@@ -402,6 +407,84 @@ def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
     return code
 
 
+def add_monitoring_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser(
+        "status",
+        help="each site now, its 24 h and 7-day availability (15 s rule), open incidents, firing alerts",
+        description="Reads Prometheus and Alertmanager on the monitoring host through their HTTP APIs, and the"
+        " incidents under incidents/. Where they answer: --prometheus/--alertmanager, else the lab's loopback"
+        " (lab_publish of the monitoring host), else the monitoring host's ansible_host and the role's ports.",
+        epilog="exit codes: 0 all well; 1 a site down, defaced or under the veto line, an alert firing or an"
+        " incident past a deadline; 75 cannot tell (Prometheus or Alertmanager not answering, no probe); 2 bad input",
+    )
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
+    deadman = commands.add_parser(
+        "deadman",
+        help="is the monitoring itself alive: Prometheus ready, Alertmanager answering, its Watchdog fresh (cron-able)",
+        description="Run it every minute (contrib/systemd/portalops-deadman.timer). Prometheus or Alertmanager"
+        " down is told on the next run (<= 60 s); Prometheus no longer sending alerts when the Watchdog is older"
+        " than --max-age (default 180 s: <= 4 min with the timer). With --notify the duty contacts"
+        " (portalops_notify, event monitoring, level 1) hear once when it dies and once when it is back.",
+        epilog="exit codes: 0 alive; 1 dead (what is dead on stdout); 2 bad input",
+    )
+    deadman.add_argument("--notify", action="store_true", help="notify on each change of state, once")
+    deadman.add_argument(
+        "--state",
+        type=Path,
+        default=monitoring_deadman.STATE_FILE,
+        help="the last state told (default: incidents/.deadman.json)",
+    )
+    deadman.add_argument(
+        "--max-age",
+        type=float,
+        default=monitoring_deadman.MAX_AGE_S,
+        help="seconds the Watchdog may go un-updated (default 180)",
+    )
+    for sub in (status, deadman):
+        sub.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+        sub.add_argument(
+            "--prometheus", default="", metavar="URL", help="Prometheus' URL (default: from the inventory)"
+        )
+        sub.add_argument(
+            "--alertmanager", default="", metavar="URL", help="Alertmanager's URL (default: the inventory's)"
+        )
+        sub.add_argument("--timeout", type=float, default=5.0, help="seconds per HTTP request (default 5)")
+        add_vault_id(sub)
+
+
+def run_monitoring_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.timeout <= 0:
+        raise BadInput("--timeout must be above 0")
+    source = str(args.inventory or LAB_INVENTORY)
+    inventory = load_inventory(source) if args.inventory or not (args.prometheus and args.alertmanager) else None
+    where = (
+        monitoring_endpoints.from_inventory(inventory, args.prometheus, args.alertmanager)
+        if inventory
+        else monitoring_endpoints.Endpoints(args.prometheus, args.alertmanager)
+    )
+    prometheus = Prometheus(where.prometheus, args.timeout)
+    alertmanager = Alertmanager(where.alertmanager, args.timeout)
+    now = utc_now()
+    if args.command == "status":
+        sites = monitoring_endpoints.inventory_sites(inventory) if inventory else []
+        found = monitoring_status.collect(prometheus, alertmanager, args.incidents, now, sites)
+        print(monitoring_status.to_json(found) if args.json else monitoring_status.format_table(found), file=out)
+        return int(monitoring_status.verdict(found)[1])
+    dead = monitoring_deadman.check(prometheus, alertmanager, now, args.max_age)
+    print("\n".join(f"DEAD: {item}" for item in dead) if dead else "alive: Prometheus ready, Watchdog fresh", file=out)
+    if args.notify:
+        outcome = monitoring_deadman.step(dead, args.state, notifier_for(source), now)
+        for delivery in outcome.deliveries:
+            said = "sent" if delivery.ok else "FAILED " + delivery.error
+            print(f"notify {delivery.channel}: {outcome.state.state} {said}", file=err)
+        if not outcome.state.notified:
+            print(
+                f"notify: nobody told yet that the monitoring is {outcome.state.state}; tried again next run", file=err
+            )
+    return ExitCode.FAILED if dead else ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
     use_vault_ids(getattr(args, "vault_id", []))
@@ -425,6 +508,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return ExitCode.OK
         if args.command == "inspect":
             return run_inspect_command(args, out, err)
+        if args.command in ("status", "deadman"):
+            return run_monitoring_command(args, out, err)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)
