@@ -184,8 +184,8 @@ def test_a_closed_incident_reopens_and_closes_again(desk: Desk) -> None:
     assert "**reopened** by 王五: 又打不开了" in (desk.root / incident / "incident.md").read_text()
 
 
-def _alert_from_monitoring(root: Path) -> str:
-    body = {
+def _webhook(starts: str = "2026-12-03T02:00:00.123456789Z") -> dict[str, Any]:
+    return {
         "version": "4",
         "status": "firing",
         "receiver": "portalops",
@@ -194,15 +194,18 @@ def _alert_from_monitoring(root: Path) -> str:
                 "status": "firing",
                 "labels": {"alertname": "PortalDown", "runbook": "l1_portal_unreachable", "level": "L1"},
                 "annotations": {"summary": "www.example.gov.cn does not load"},
-                "startsAt": "2026-12-03T02:00:00.123456789Z",
+                "startsAt": starts,
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://mon1:9090/graph",
                 "fingerprint": "a1b2c3d4e5f60718",
             }
         ],
     }
+
+
+def _alert_from_monitoring(root: Path) -> str:
     store = Store(root, "inventory/lab", registry.discover(), clock=lambda: at(1))
-    return store.receive(parse_webhook(body)[0], "webhook").incident
+    return store.receive(parse_webhook(_webhook())[0], "webhook").incident
 
 
 def test_a_responder_incident_is_listed_acknowledged_and_its_call_back_is_still_owed(desk: Desk) -> None:
@@ -302,3 +305,15 @@ def test_a_reported_incident_names_the_runbook_a_person_may_resume_in_it(desk: D
     code, _, err = desk("open", "--level", "L1", "--title", "x", "--reported-by", "y", "--runbook", "nope", now=at(1))
     assert code == 2 and "no runbook 'nope'" in err
     assert [p.name for p in desk.root.iterdir()] == [incident]
+
+
+def test_a_new_firing_after_a_person_closed_the_responders_incident_opens_a_new_one(desk: Desk) -> None:
+    store = Store(desk.root, "inventory/lab", registry.discover(), clock=lambda: at(1))
+    first = store.receive(parse_webhook(_webhook())[0], "webhook").incident
+    for n, argv in enumerate([("ack",), ("resolve", "--note", "好了"), ("close",)], start=2):
+        assert desk(argv[0], first, *argv[1:], "--by", "值班员", now=at(n))[0] == 0
+    again = store.receive(parse_webhook(_webhook())[0], "webhook")  # the same occurrence, repeated
+    assert again.incident == first and not again.opened
+    later = store.receive(parse_webhook(_webhook("2026-12-03T03:00:00Z"))[0], "webhook")
+    assert later.opened and later.incident != first
+    assert [e["event"] for e in desk.events(first)][-1] == "closed"  # nothing more written to the closed one
