@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from portalops import cli
 from portalops.responder.alerts import parse_webhook
 from portalops.responder.incidents import Store
+from portalops.runbook import desk as desk_lib
 from portalops.runbook import registry
 from portalops.runbook.journal import Journal, RunState, read_events
 
@@ -317,3 +319,30 @@ def test_a_new_firing_after_a_person_closed_the_responders_incident_opens_a_new_
     later = store.receive(parse_webhook(_webhook("2026-12-03T03:00:00Z"))[0], "webhook")
     assert later.opened and later.incident != first
     assert [e["event"] for e in desk.events(first)][-1] == "closed"  # nothing more written to the closed one
+
+
+def test_a_malformed_journal_is_named_and_never_written_to(desk: Desk) -> None:
+    good = desk.open(now=at(0))
+    broken = desk.root / "20261203T000000Z-broken"
+    broken.mkdir()
+    (broken / "journal.jsonl").write_text('{"ts": "2026-12-03T00:00:00.000Z", "event": "ack"}\n')
+    code, out, err = desk("list", now=at(1))
+    assert code == 0 and good in out and "broken" not in out
+    assert "20261203T000000Z-broken: unreadable journal" in err
+    code, _, err = desk("ack", broken.name, now=at(2))
+    assert code == 2 and "has no start event (corrupt); nothing written" in err
+    assert len((broken / "journal.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_change_waits_for_the_lock_on_the_journal(desk: Desk) -> None:
+    incident = desk.open(now=at(0))
+    results: list[dict[str, Any]] = []
+    with desk_lib.locked(desk.root, incident, at(1)):  # another writer holds the journal
+        worker = threading.Thread(
+            target=lambda: results.append(desk_lib.transition(desk.root, incident, "ack", "张三", at(2)))
+        )
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive() and [e["event"] for e in desk.events(incident)] == ["start"]
+    worker.join(5)
+    assert [e["event"] for e in desk.events(incident)] == ["start", "acknowledged"] and len(results) == 1
