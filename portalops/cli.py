@@ -207,11 +207,13 @@ def add_lifecycle_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentPars
         " `portalops runbook run RB --resume INCIDENT` when opened with --runbook RB.",
     )
     opened.add_argument("--level", required=True, type=str.upper, choices=["L1", "L2", "L3"], help="fault level")
-    opened.add_argument("--title", required=True, help="what is wrong, in the reporter's words")
-    opened.add_argument("--reported-by", required=True, help="who reported it (name, unit, phone)")
+    opened.add_argument("--title", required=True, metavar="TEXT", help="what is wrong, in the reporter's words")
+    opened.add_argument("--reported-by", required=True, metavar="WHO", help="who reported it (name, unit, phone)")
     opened.add_argument("--channel", default="phone", choices=desk.CHANNELS, help="how it was reported")
-    opened.add_argument("--at", default="", help="when it was reported: ISO time, Beijing time without an offset")
-    opened.add_argument("--runbook", default="", help="the runbook that answers it, to run with --resume")
+    opened.add_argument(
+        "--at", default="", metavar="TIME", help="when it was reported: ISO time, Beijing time without an offset"
+    )
+    opened.add_argument("--runbook", default="", metavar="RB", help="the runbook that answers it, to run with --resume")
     listing = cmds.add_parser("list", help="incidents: level, state, next deadline and its time left or breached")
     listing.add_argument("--open", action="store_true", help="only those not closed")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -234,7 +236,7 @@ def add_lifecycle_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentPars
     for kind, example in lifecycle.LINK_EXAMPLES.items():
         targets.add_argument(f"--{kind}", metavar="ID", help=f"like {example}")
     for sub in [*steps, link]:
-        sub.add_argument("--by", default=_login(), help="who does it (default: the login user)")
+        sub.add_argument("--by", default=_login(), metavar="WHO", help="who does it (default: the login user)")
     for sub in [*steps, listing, link]:
         sub.add_argument(
             "--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)"
