@@ -7,9 +7,11 @@ them; see :class:`portalops.errors.ExitCode` for the codes.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,10 +29,11 @@ from portalops.monitoring import endpoints as monitoring_endpoints
 from portalops.monitoring import status as monitoring_status
 from portalops.monitoring.api import Alertmanager, Prometheus
 from portalops.probe import format_results, probe_inventory, to_json
-from portalops.runbook import registry
+from portalops.runbook import desk, lifecycle, registry
 from portalops.runbook.engine import Options
 from portalops.runbook.grading import WARN_FRACTION, grade_key, grade_label, suggest
-from portalops.runbook.journal import start_of, utc_now
+from portalops.runbook.journal import open_incident, start_of, utc_now
+from portalops.runbook.levels import Level
 from portalops.runbook.live import INCIDENTS_DIR, run_live
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.overall import load_inputs
@@ -46,6 +49,7 @@ from portalops.runbook.reporting import (
     record_sent,
     warn,
 )
+from portalops.runbook.workcal import local_text
 from portalops.vault import use_vault_ids
 
 
@@ -157,7 +161,13 @@ def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def add_incident_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    incident = commands.add_parser("incident", help="an incident's national grade, reporting clock and reports")
+    incident = commands.add_parser(
+        "incident",
+        help="incidents: open, lifecycle and response deadlines, national grade, reports",
+        description="Lifecycle: new -ack-> acknowledged -resolve-> resolved -close-> closed; reopen goes back to"
+        " acknowledged. callback and onsite are recorded while acknowledged or resolved, workaround while"
+        " acknowledged. Each deadline's met/breached/pending flag is computed from these events.",
+    )
     cmds = incident.add_subparsers(dest="incident_command", required=True)
     show = cmds.add_parser("show", help="the incident, its grade and how long is left to report it")
     grade = cmds.add_parser(
@@ -190,6 +200,59 @@ def add_incident_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     for sub in (grade, report, clocks):
         sub.add_argument("-i", "--inventory", help="inventory (default: the incident's, else inventory/lab)")
         add_vault_id(sub)
+    add_lifecycle_parsers(cmds)
+
+
+def add_lifecycle_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """open, list, the lifecycle's transitions and links (portalops.runbook.lifecycle has the states)."""
+    opened = cmds.add_parser(
+        "open",
+        help="open an incident a person reports (a phone call...), with its level's deadlines",
+        description="The deadlines count from --at (the call), else now; run a runbook in it with"
+        " `portalops runbook run RB --resume INCIDENT` when opened with --runbook RB.",
+    )
+    opened.add_argument("--level", required=True, type=str.upper, choices=["L1", "L2", "L3"], help="fault level")
+    opened.add_argument("--title", required=True, metavar="TEXT", help="what is wrong, in the reporter's words")
+    opened.add_argument("--reported-by", required=True, metavar="WHO", help="who reported it (name, unit, phone)")
+    opened.add_argument("--channel", default="phone", choices=desk.CHANNELS, help="how it was reported")
+    opened.add_argument(
+        "--at", default="", metavar="TIME", help="when it was reported: ISO time, Beijing time without an offset"
+    )
+    opened.add_argument("--runbook", default="", metavar="RB", help="the runbook that answers it, to run with --resume")
+    listing = cmds.add_parser("list", help="incidents: level, state, next deadline and its time left or breached")
+    listing.add_argument("--open", action="store_true", help="only those not closed")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    steps = [opened]
+    for command, step in lifecycle.TRANSITIONS.items():
+        sub = cmds.add_parser(
+            command,
+            help=f"record that {step.help} (allowed when {' or '.join(sorted(step.allowed))})",
+            epilog="exit 2 and nothing written when the incident's state does not allow it",
+        )
+        sub.add_argument("id", metavar="INCIDENT", help="a name under incidents/")
+        note = "--reason" if command == "reopen" else "--note"
+        sub.add_argument(note, required=command in ("workaround", "resolve", "reopen"), default="", help="what and why")
+        if command == "onsite":
+            sub.add_argument("--remote", action="store_true", help="handled remotely instead of on site")
+        steps.append(sub)
+    link = cmds.add_parser("link", help="link the incident to a problem, a change or a knowledge article")
+    link.add_argument("id", metavar="INCIDENT", help="a name under incidents/")
+    targets = link.add_mutually_exclusive_group(required=True)
+    for kind, example in lifecycle.LINK_EXAMPLES.items():
+        targets.add_argument(f"--{kind}", metavar="ID", help=f"like {example}")
+    for sub in [*steps, link]:
+        sub.add_argument("--by", default=_login(), metavar="WHO", help="who does it (default: the login user)")
+    for sub in [*steps, listing, link]:
+        sub.add_argument(
+            "--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)"
+        )
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
 
 
 def add_vault_id(parser: argparse.ArgumentParser) -> None:
@@ -339,6 +402,8 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
                 print(f"  notify {line}", file=err)
         late = any(clock.overdue(now) for clock in warnings)
         return ExitCode.FAILED if late else ExitCode.OK
+    if args.incident_command in ("open", "list", "link", *lifecycle.TRANSITIONS):
+        return run_lifecycle_command(args, out, err, now)
     journal = open_graded(args.incidents, args.id, lambda: now)
     if args.incident_command == "show":
         print(describe_incident(journal.events, now), file=out)
@@ -367,6 +432,41 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         print(f"draft written to {args.out}: review it, fill the blanks, have it approved, send it by hand", file=err)
     else:
         out.write(text)
+    return ExitCode.OK
+
+
+def run_lifecycle_command(args: argparse.Namespace, out: TextIO, err: TextIO, now: datetime) -> int:
+    command = args.incident_command
+    if command == "list":
+        rows, skipped = desk.summaries(args.incidents, now, only_open=args.open)
+        print(desk.to_json(rows, now) if args.json else desk.format_list(rows, now), file=out)
+        for line in skipped:
+            print(f"portalops: {line}", file=err)
+        return ExitCode.OK
+    if command == "open":
+        detected = desk.parse_at(args.at, now) if args.at else now
+        runbook = registry.get(args.runbook) if args.runbook else None
+        level = Level(int(args.level[1]))
+        journal = desk.open_reported(
+            args.incidents, level, args.title, args.reported_by, args.channel, args.by, detected, now, runbook
+        )
+        print(f"opened {journal.incident}: L{int(level)}, detected {local_text(detected)}", file=out)
+        for flag in lifecycle.flags(journal.events, now):
+            print(f"  {flag.title:<12} due {local_text(flag.due)}", file=out)
+        return ExitCode.OK
+    if command == "link":
+        kind = next(k for k in lifecycle.LINKS if getattr(args, k))
+        linked = desk.link(args.incidents, args.id, kind, getattr(args, kind), args.by, now)
+        print(f"{args.id}: {'linked to' if linked else 'already linked to'} {kind} {getattr(args, kind)}", file=out)
+        return ExitCode.OK
+    fields = {"note": getattr(args, "note", ""), "reason": getattr(args, "reason", "")}
+    event = desk.transition(
+        args.incidents, args.id, command, args.by, now, remote=getattr(args, "remote", False), **fields
+    )
+    events = open_incident(args.incidents, args.id).events
+    print(f"{args.id}: {event['event']} by {event['by']}; now {lifecycle.state_of(events)}", file=out)
+    for flag in lifecycle.flags(events, now):
+        print(f"  {flag.title:<12} {flag.text(now)}", file=out)
     return ExitCode.OK
 
 

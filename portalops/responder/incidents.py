@@ -102,6 +102,10 @@ class Store:
             runbook = self.runbooks.get(alert.runbook)
             level = alert.level or (runbook.level if runbook else None)
             incident = self.open.get(alert.fingerprint, "")
+            new_firing = alert.status == "firing" and stamp_text(alert.starts_at) not in self.seen.get(incident, ())
+            if incident and new_firing and any(e.get("event") == "closed" for e in self.events(incident)):
+                self.open.pop(alert.fingerprint)  # a person closed it (`portalops incident close`): a new
+                incident = ""  # firing is a new incident, as after the responder's own close
             opened = not incident
             if opened:
                 incident = self._open(alert, runbook, level, via)
