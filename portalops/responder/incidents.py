@@ -6,6 +6,8 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
 
 - ``start``: ``detected`` = the alert's ``startsAt`` (the deadlines count from it, not from when
   the webhook arrived), ``alert`` (labels, fingerprint), ``opened_by: responder``;
+- ``acknowledged`` (``by: portalops-responder``, ``auto: true``) right after it: the responder
+  auto-acknowledges what it opens, which meets the "respond" deadline (portalops.runbook.lifecycle);
 - ``alert``: one per occurrence (a new ``startsAt`` for the fingerprint: a flapping alert); a
   repeated notification of the same occurrence writes nothing;
 - ``alert_resolved``: Alertmanager says it resolved (or no longer lists it after a restart);
@@ -155,6 +157,10 @@ class Store:
             alert=alert.as_dict(),
             known=runbook is not None and level is not None,
         )
+        # The responder takes on what it opens (it notifies the duty contacts and dispatches the runbook):
+        # the lifecycle's acknowledgement, so the "respond" deadline is met by it, as by a person's ack.
+        # The call-back and on-site deadlines still need a person's `portalops incident callback/onsite`.
+        journal.write("acknowledged", by=USER, auto=True)
         self.open[alert.fingerprint] = incident
         self.seen[incident] = set()
         return incident

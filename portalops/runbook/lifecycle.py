@@ -7,8 +7,10 @@ attributed; the command that writes it in brackets)::
                                       ^         (or a runbook's end: recovered)          |
                                       └──────────────── reopened (reopen) <──────────────┘
 
-- an incident a person or the responder opened starts ``new``; one a person started by running a
-  runbook starts ``acknowledged`` (running it is the response);
+- an incident a person opened starts ``new`` (a person acknowledges it); the responder's starts
+  ``new`` too and the responder acknowledges it at once (its own ``acknowledged`` event, ``by:
+  portalops-responder``): it notifies the duty contacts and dispatches the runbook; one a person
+  started by running a runbook starts ``acknowledged`` (running it is the response);
 - ``called_back`` and ``on_site`` (``remote`` for remote handling) are facts recorded while the
   incident is acknowledged or resolved; ``workaround`` only while acknowledged; none of them before
   an acknowledgement, none on a closed incident;
@@ -21,6 +23,16 @@ Each deadline of the ``start`` event gets a flag computed from the events, never
 ``pending``, or ``n/a`` for the on-site deadline of an incident resolved before it was due without a
 visit (there was nothing left to go on site for). A call-back is owed to the reporter whatever
 happened: an unattended recovery does not replace it.
+
+This module is the one place that says when a deadline is met; ``portalops incident`` (list, show,
+the record) and ``portalops status`` all show what :func:`flags` computes:
+
+- ``respond`` (L1, at once = 5 min): the first ``acknowledged`` (a person's ``ack``, or the
+  responder's auto-acknowledgement of the incident it opened), or a person starting the runbook;
+  a delivered notice alone is not a response;
+- ``callback`` (L2 15 min, L3 30 min): only a person's ``called_back`` (``portalops incident
+  callback``); neither the responder's acknowledgement nor a runbook's recovery counts;
+- ``onsite``: a person's ``on_site`` (or ``--remote``); ``n/a`` when resolved before it was due.
 """
 
 from __future__ import annotations

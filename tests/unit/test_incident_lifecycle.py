@@ -186,7 +186,9 @@ def test_a_closed_incident_reopens_and_closes_again(desk: Desk) -> None:
     assert "**reopened** by 王五: 又打不开了" in (desk.root / incident / "incident.md").read_text()
 
 
-def _webhook(starts: str = "2026-12-03T02:00:00.123456789Z") -> dict[str, Any]:
+def _webhook(
+    starts: str = "2026-12-03T02:00:00.123456789Z", runbook: str = "l1_portal_unreachable", level: str = "L1"
+) -> dict[str, Any]:
     return {
         "version": "4",
         "status": "firing",
@@ -194,7 +196,7 @@ def _webhook(starts: str = "2026-12-03T02:00:00.123456789Z") -> dict[str, Any]:
         "alerts": [
             {
                 "status": "firing",
-                "labels": {"alertname": "PortalDown", "runbook": "l1_portal_unreachable", "level": "L1"},
+                "labels": {"alertname": "PortalDown", "runbook": runbook, "level": level},
                 "annotations": {"summary": "www.example.gov.cn does not load"},
                 "startsAt": starts,
                 "endsAt": "0001-01-01T00:00:00Z",
@@ -205,29 +207,52 @@ def _webhook(starts: str = "2026-12-03T02:00:00.123456789Z") -> dict[str, Any]:
     }
 
 
-def _alert_from_monitoring(root: Path) -> str:
+def _alert_from_monitoring(root: Path, runbook: str = "l1_portal_unreachable", level: str = "L1") -> str:
     store = Store(root, "inventory/lab", registry.discover(), clock=lambda: at(1))
-    return store.receive(parse_webhook(_webhook())[0], "webhook").incident
+    return store.receive(parse_webhook(_webhook(runbook=runbook, level=level))[0], "webhook").incident
 
 
-def test_a_responder_incident_is_listed_acknowledged_and_its_call_back_is_still_owed(desk: Desk) -> None:
+def test_the_responder_auto_acknowledges_what_it_opens_and_that_meets_respond(desk: Desk) -> None:
     incident = _alert_from_monitoring(desk.root)
+    start, ack = desk.events(incident)[:2]
+    assert (ack["event"], ack["by"], ack["auto"], ack["ts"]) == (
+        "acknowledged",
+        "portalops-responder",
+        True,
+        start["ts"],
+    )
     row = desk.listing(now=at(2))["incidents"][0]
-    assert (row["id"], row["level"], row["opened_by"], row["state"]) == (incident, 1, "responder", "new")
+    assert (row["id"], row["level"], row["opened_by"], row["state"]) == (incident, 1, "responder", "acknowledged")
     assert row["detected"] == "2026-12-03T02:00:00.123Z"
-    assert row["next"]["name"] == "respond" and row["next"]["status"] == "pending"  # due at once: 5 min
+    respond = row["deadlines"][0]
+    assert (respond["name"], respond["status"], respond["evidence"]) == (
+        "respond",
+        "met",
+        "acknowledged by portalops-responder",
+    )
+    assert row["next"]["name"] == "onsite" and row["next"]["status"] == "pending"  # L1 in working hours: 5 min
+    before = desk.events(incident)
     code, _, err = desk("ack", incident, "--by", "值班员", now=at(3))
-    assert code == 0, err
-    assert desk.flags(incident, at(3))["respond"] == "met"
-    # The runbook verified recovery unattended 4 min after detection: on site is not needed any more,
-    # but nobody called the information centre back, and an automatic recovery does not do that.
+    assert code == 2 and "already acknowledged by portalops-responder" in err and "nothing written" in err
+    assert desk.events(incident) == before
+    # The runbook verified recovery unattended 4 min after detection: on site is not needed any more.
     Journal(desk.root / incident, lambda: at(4)).write("end", outcome="recovered", exit=0, summary="recovered")
-    flags = desk.flags(incident, at(4))
-    assert flags == {"respond": "met", "onsite": "n/a"}
+    assert desk.flags(incident, at(4)) == {"respond": "met", "onsite": "n/a"}
     listed = desk.listing(now=at(4))["incidents"][0]
     assert listed["state"] == "resolved" and listed["next"] is None
     assert desk("close", incident, "--by", "值班员", now=at(6))[0] == 0
     assert Store(desk.root, "inventory/lab", {}).fingerprints() == {}  # the responder no longer tracks it
+
+
+def test_a_responder_l2_still_owes_a_persons_call_back_after_an_unattended_recovery(desk: Desk) -> None:
+    incident = _alert_from_monitoring(desk.root, "l2_slow_response", "L2")
+    assert desk.flags(incident, at(2)) == {"callback": "pending", "onsite": "pending"}  # the auto-ack is no call-back
+    Journal(desk.root / incident, lambda: at(4)).write("end", outcome="recovered", exit=0, summary="recovered")
+    assert desk.flags(incident, at(14)) == {"callback": "pending", "onsite": "n/a"}
+    assert desk.flags(incident, at(16)) == {"callback": "breached", "onsite": "n/a"}  # 15 min, none recorded
+    code, out, err = desk("callback", incident, "--by", "值班员", now=at(20))
+    assert code == 0, err
+    assert "call back" in out and "BREACHED: called back by 值班员" in out and "(5 min late)" in out
 
 
 def test_an_l1_reported_outside_working_hours_gets_the_off_hours_on_site_deadline(desk: Desk) -> None:
@@ -312,7 +337,7 @@ def test_a_reported_incident_names_the_runbook_a_person_may_resume_in_it(desk: D
 def test_a_new_firing_after_a_person_closed_the_responders_incident_opens_a_new_one(desk: Desk) -> None:
     store = Store(desk.root, "inventory/lab", registry.discover(), clock=lambda: at(1))
     first = store.receive(parse_webhook(_webhook())[0], "webhook").incident
-    for n, argv in enumerate([("ack",), ("resolve", "--note", "好了"), ("close",)], start=2):
+    for n, argv in enumerate([("resolve", "--note", "好了"), ("close",)], start=2):  # acknowledged by the responder
         assert desk(argv[0], first, *argv[1:], "--by", "值班员", now=at(n))[0] == 0
     again = store.receive(parse_webhook(_webhook())[0], "webhook")  # the same occurrence, repeated
     assert again.incident == first and not again.opened
