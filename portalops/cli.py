@@ -515,7 +515,8 @@ def add_monitoring_parsers(commands: argparse._SubParsersAction[argparse.Argumen
         " incidents under incidents/. Where they answer: --prometheus/--alertmanager, else the lab's loopback"
         " (lab_publish of the monitoring host), else the monitoring host's ansible_host and the role's ports.",
         epilog="exit codes: 0 all well; 1 a site down, defaced or under the veto line, an alert firing or an"
-        " incident past a deadline; 75 cannot tell (Prometheus or Alertmanager not answering, no probe); 2 bad input",
+        " open incident owing a deadline already past; 75 cannot tell (Prometheus or Alertmanager not answering,"
+        " no probe); 2 bad input",
     )
     status.add_argument("--json", action="store_true", help="JSON instead of a table")
     status.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")

@@ -1,9 +1,13 @@
 """``portalops status``: each site now, its availability under the 15 s rule, open incidents, firing alerts.
 
 Gathered, then judged by one function (:func:`verdict`): ``broken`` when a site is down or defaced or
-under the veto line, an alert fires or an open incident is past a deadline; else ``unknown`` when
-Prometheus or Alertmanager did not answer or a site has no probe now; else ``ok``. A figure that
+under the veto line, an alert fires or an open incident owes a deadline already past; else ``unknown``
+when Prometheus or Alertmanager did not answer or a site has no probe now; else ``ok``. A figure that
 could not be read is ``None`` ("unknown"), never "up".
+
+An incident is open while someone still has to act on it (its lifecycle state is new or acknowledged);
+its state and every deadline's flag (met, breached, pending, n/a) are those of
+:mod:`portalops.runbook.lifecycle`, the one place that says when a deadline is met.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 from portalops.errors import ExitCode
 from portalops.monitoring.api import Alertmanager, AmAlert, Prometheus, Sample, Unreachable
+from portalops.runbook import lifecycle
 from portalops.runbook.grading import clock_of, span
-from portalops.runbook.journal import RunState, parse_stamp, read_events, stamp
+from portalops.runbook.journal import parse_stamp, read_events, stamp
 from portalops.runbook.workcal import local_text
 
 PROBE_JOB = "http_portal"
@@ -45,12 +50,20 @@ class Site:
 
 @dataclass(frozen=True)
 class Due:
-    name: str
-    title_zh: str
-    title_en: str
+    """One deadline as :func:`portalops.runbook.lifecycle.flags` judged it."""
+
+    name: str  # respond | callback | onsite
+    title: str  # 回电 call back
     due: str  # UTC stamp
     left_s: float  # negative: past due
-    met: str = ""  # when it was met (only "respond" is measured: the start notice delivered), else empty
+    status: str  # met | breached | pending | n/a
+    at: str = ""  # when its evidence was journalled, else empty
+    evidence: str = ""  # who did what (or why none is needed)
+
+    @property
+    def owed(self) -> bool:
+        """Past due and nothing recorded yet: someone must act now."""
+        return self.status == "breached" and not self.at
 
 
 @dataclass
@@ -62,13 +75,14 @@ class Incident:
     title_en: str
     detected: str
     opened_by: str
+    state: str  # new | acknowledged (portalops.runbook.lifecycle)
     deadlines: list[Due] = field(default_factory=list)
     report: str = ""  # the regulator's report clock, when graded 较大 or above
     report_overdue: bool = False
 
     @property
     def overdue(self) -> list[str]:
-        late = [f"{d.title_zh} {d.title_en}" for d in self.deadlines if d.left_s < 0 and not d.met]
+        late = [d.title for d in self.deadlines if d.owed]
         return [*late, "报告 report"] if self.report_overdue else late
 
 
@@ -121,21 +135,28 @@ def sites_from(samples: Mapping[str, Sequence[Sample]], names: Iterable[str]) ->
     return list(sites.values())
 
 
+OPEN = (lifecycle.State.NEW, lifecycle.State.ACKNOWLEDGED)
+
+
 def is_open(events: list[dict[str, Any]]) -> bool:
-    """The responder's incident until its ``closed`` event; a person's run until it ended recovered."""
-    start = next((e for e in events if e.get("event") == "start"), None)
-    if start is None or any(e.get("event") == "closed" for e in events):
-        return False
-    if start.get("opened_by") == "responder":
-        return True
-    return RunState.replay(events).end.get("outcome") != "recovered"
+    """Not yet resolved (by a person or a runbook's verified recovery) nor closed: someone must act."""
+    return any(e.get("event") == "start" for e in events) and lifecycle.state_of(events) in OPEN
 
 
-def responded(events: list[dict[str, Any]]) -> str:
-    """When the duty contacts were told: the first delivered start notice (as the incident record counts
-    the "respond" deadline, portalops.runbook.record); empty when none was."""
-    told = (e for e in events if e.get("event") == "notify" and e.get("notice") == "start" and e.get("ok"))
-    return str(next(told, {}).get("ts", ""))
+def dues(events: list[dict[str, Any]], now: datetime) -> list[Due]:
+    """Every deadline of the incident with the flag :func:`lifecycle.flags` computes, counting down from ``now``."""
+    return [
+        Due(
+            flag.name,
+            flag.title,
+            stamp(flag.due),
+            round((flag.due - now).total_seconds(), 1),
+            flag.status,
+            stamp(flag.at) if flag.at else "",
+            flag.how,
+        )
+        for flag in lifecycle.flags(events, now)
+    ]
 
 
 def open_incidents(root: Path, now: datetime) -> list[Incident]:
@@ -147,18 +168,7 @@ def open_incidents(root: Path, now: datetime) -> list[Incident]:
             continue
         start = next(e for e in events if e.get("event") == "start")
         name = path.parent.name
-        deadlines = [
-            Due(
-                str(d.get("name", "")),
-                str(d.get("title_zh", "")),
-                str(d.get("title_en", "")),
-                str(d["due"]),
-                round((parse_stamp(str(d["due"])) - now).total_seconds(), 1),
-                responded(events) if d.get("name") == "respond" else "",
-            )
-            for d in start.get("deadlines") or []
-            if isinstance(d, dict) and d.get("due")
-        ]
+        deadlines = dues(events, now)
         clock = clock_of(name, events)
         found.append(
             Incident(
@@ -169,6 +179,7 @@ def open_incidents(root: Path, now: datetime) -> list[Incident]:
                 title_en=str(start.get("title_en", "")),
                 detected=str(start.get("detected") or start.get("ts", "")),
                 opened_by=str(start.get("opened_by") or start.get("user", "")),
+                state=str(lifecycle.state_of(events)),
                 deadlines=deadlines,
                 report=clock.status(now) if clock is not None and clock.due is not None else "",
                 report_overdue=clock is not None and clock.overdue(now),
@@ -292,6 +303,15 @@ def _left(seconds: float) -> str:
     return f"OVERDUE by {span(seconds)}" if seconds < 0 else f"{span(seconds)} left"
 
 
+def _flag(due: Due) -> str:
+    if due.status == "pending" or due.owed:
+        return _left(due.left_s)
+    if due.status == "n/a":
+        return f"n/a: {due.evidence}"
+    at = local_text(parse_stamp(due.at))
+    return f"{'met' if due.status == 'met' else 'BREACHED, late'} {at}: {due.evidence}"
+
+
 def format_table(status: Status) -> str:
     word, code = verdict(status)
     broken, unknown = problems(status)
@@ -327,11 +347,12 @@ def format_table(status: Status) -> str:
     for incident in status.incidents:
         level = f"L{incident.level}" if incident.level else "L?"
         detected = f"  detected {local_text(parse_stamp(incident.detected))}" if incident.detected else ""
-        lines.append(f"  {incident.incident}  {level}  {incident.title_zh} / {incident.title_en}{detected}")
+        lines.append(
+            f"  {incident.incident}  {level}  {incident.state}  {incident.title_zh} / {incident.title_en}{detected}"
+        )
         for d in incident.deadlines:
             due = local_text(parse_stamp(d.due))
-            left = f"met {local_text(parse_stamp(d.met))}" if d.met else _left(d.left_s)
-            lines.append(f"    {d.title_zh} {d.title_en:<10} due {due}  {left}")
+            lines.append(f"    {_cell(d.title, 14)} due {due}  {_flag(d)}")
         if incident.report:
             lines.append(f"    报告 report      {incident.report}")
     lines += ["", f"告警 firing alerts: {'unknown' if status.alertmanager_error else len(status.alerts)}"]

@@ -22,8 +22,10 @@ from portalops.monitoring.status import collect, format_table, to_json, verdict
 from portalops.responder.alerts import parse_webhook
 from portalops.responder.incidents import Store
 from portalops.runbook import registry
-from portalops.runbook.journal import Journal
-from portalops.runbook.workcal import WorkCalendar
+from portalops.runbook.desk import summaries as desk_summaries
+from portalops.runbook.journal import Journal, stamp
+from portalops.runbook.levels import Level
+from portalops.runbook.workcal import WorkCalendar, deadlines
 from tests.unit.monitoring_servers import (
     DOMAINS,
     SITE,
@@ -277,7 +279,9 @@ def test_the_role_defaults_name_the_ports() -> None:
     assert where.prometheus.endswith(":9090") and where.alertmanager.endswith(":9093")
 
 
-def test_respond_is_met_once_the_start_notice_was_delivered(world: tuple[Monitoring, str], tmp_path: Path) -> None:
+def test_deadlines_are_the_lifecycles_flags_the_responders_ack_meets_respond(
+    world: tuple[Monitoring, str], tmp_path: Path
+) -> None:
     state, url = world
     all_well(state)
     incident = responder_incident(
@@ -285,17 +289,53 @@ def test_respond_is_met_once_the_start_notice_was_delivered(world: tuple[Monitor
         webhook_alert("PortalSiteDown", "l1_portal_unreachable", "L1", NOW - timedelta(minutes=7)),
         NOW - timedelta(minutes=7),
     )
-    [before] = status_of(url, tmp_path).incidents
-    assert before.overdue == ["响应 respond", "到场 on site"]
-    told = NOW - timedelta(minutes=7) + timedelta(seconds=2)
-    Journal(tmp_path / incident, lambda: told).write(
+    found = status_of(url, tmp_path)
+    [shown] = found.incidents
+    assert shown.incident == incident and shown.state == "acknowledged"
+    respond, onsite = shown.deadlines
+    assert (respond.status, respond.at, respond.evidence) == (
+        "met",
+        "2026-12-03T07:23:00.000Z",
+        "acknowledged by portalops-responder",
+    )
+    assert onsite.status == "breached" and onsite.owed  # at once in working hours, and nobody went
+    assert shown.overdue == ["到场 on site"]
+    # the same flags `portalops incident list` shows: one rule, in portalops.runbook.lifecycle
+    [row], _ = desk_summaries(tmp_path, NOW)
+    assert [(d.name, d.status) for d in shown.deadlines] == [(f.name, f.status) for f in row.flags]
+    assert "met 2026-12-03 15:23" in format_table(found)
+
+
+def test_a_delivered_notice_alone_is_no_response(world: tuple[Monitoring, str], tmp_path: Path) -> None:
+    state, url = world
+    all_well(state)
+    opened = NOW - timedelta(minutes=7)
+    incident = "20261203T072300Z-phone"
+    journal = Journal(tmp_path / incident, lambda: opened)
+    journal.write(
+        "start",
+        incident=incident,
+        runbook="",
+        level=1,
+        title_zh="首页打不开",
+        title_en="首页打不开",
+        opened_by="person",
+        detected=stamp(opened),
+        deadlines=[d.as_dict() for d in deadlines(Level.L1, opened, WorkCalendar())],
+    )
+    Journal(tmp_path / incident, lambda: opened + timedelta(seconds=2)).write(
         "notify", notice="start", channel="duty", type="webhook", ok=True, error="", duration_s=0.1
     )
-    found = status_of(url, tmp_path)
-    [after] = found.incidents
-    assert after.deadlines[0].met == "2026-12-03T07:23:02.000Z"
-    assert after.overdue == ["到场 on site"]  # on site is not measured: it counts until the incident closes
-    assert "met 2026-12-03 15:23" in format_table(found)
+    [shown] = status_of(url, tmp_path).incidents
+    assert (shown.state, shown.overdue) == ("new", ["响应 respond", "到场 on site"])
+    assert verdict(status_of(url, tmp_path)) == ("broken", ExitCode.FAILED)
+    Journal(tmp_path / incident, lambda: NOW).write("acknowledged", by="值班员")
+    [acked] = status_of(url, tmp_path).incidents
+    assert [(d.name, d.status, d.owed) for d in acked.deadlines] == [
+        ("respond", "breached", False),  # acknowledged, but 2 min after "at once"
+        ("onsite", "breached", True),
+    ]
+    assert "BREACHED, late" in format_table(status_of(url, tmp_path))
 
 
 def test_no_7_day_figure_yet_is_cannot_tell(world: tuple[Monitoring, str], tmp_path: Path) -> None:
