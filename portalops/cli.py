@@ -7,9 +7,11 @@ them; see :class:`portalops.errors.ExitCode` for the codes.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,12 +25,17 @@ from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
 from portalops.lab.lab import Lab, format_status
 from portalops.lab.podman import Podman
+from portalops.monitoring import deadman as monitoring_deadman
+from portalops.monitoring import endpoints as monitoring_endpoints
+from portalops.monitoring import status as monitoring_status
+from portalops.monitoring.api import Alertmanager, Prometheus
 from portalops.probe import format_results, probe_inventory, to_json
 from portalops.responder.config import load_config
-from portalops.runbook import registry
+from portalops.runbook import desk, lifecycle, registry
 from portalops.runbook.engine import Options
 from portalops.runbook.grading import WARN_FRACTION, grade_key, grade_label, suggest
-from portalops.runbook.journal import start_of, utc_now
+from portalops.runbook.journal import open_incident, start_of, utc_now
+from portalops.runbook.levels import Level
 from portalops.runbook.live import INCIDENTS_DIR, run_live
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.overall import load_inputs
@@ -44,6 +51,7 @@ from portalops.runbook.reporting import (
     record_sent,
     warn,
 )
+from portalops.runbook.workcal import local_text
 from portalops.vault import use_vault_ids
 
 
@@ -98,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     responder.add_argument("--config", type=Path, help="responder configuration (YAML)")
     add_vault_id(responder)
     add_inspect_parser(commands)
+    add_monitoring_parsers(commands)
     return parser
 
 
@@ -154,7 +163,13 @@ def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def add_incident_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    incident = commands.add_parser("incident", help="an incident's national grade, reporting clock and reports")
+    incident = commands.add_parser(
+        "incident",
+        help="incidents: open, lifecycle and response deadlines, national grade, reports",
+        description="Lifecycle: new -ack-> acknowledged -resolve-> resolved -close-> closed; reopen goes back to"
+        " acknowledged. callback and onsite are recorded while acknowledged or resolved, workaround while"
+        " acknowledged. Each deadline's met/breached/pending flag is computed from these events.",
+    )
     cmds = incident.add_subparsers(dest="incident_command", required=True)
     show = cmds.add_parser("show", help="the incident, its grade and how long is left to report it")
     grade = cmds.add_parser(
@@ -187,6 +202,59 @@ def add_incident_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     for sub in (grade, report, clocks):
         sub.add_argument("-i", "--inventory", help="inventory (default: the incident's, else inventory/lab)")
         add_vault_id(sub)
+    add_lifecycle_parsers(cmds)
+
+
+def add_lifecycle_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """open, list, the lifecycle's transitions and links (portalops.runbook.lifecycle has the states)."""
+    opened = cmds.add_parser(
+        "open",
+        help="open an incident a person reports (a phone call...), with its level's deadlines",
+        description="The deadlines count from --at (the call), else now; run a runbook in it with"
+        " `portalops runbook run RB --resume INCIDENT` when opened with --runbook RB.",
+    )
+    opened.add_argument("--level", required=True, type=str.upper, choices=["L1", "L2", "L3"], help="fault level")
+    opened.add_argument("--title", required=True, metavar="TEXT", help="what is wrong, in the reporter's words")
+    opened.add_argument("--reported-by", required=True, metavar="WHO", help="who reported it (name, unit, phone)")
+    opened.add_argument("--channel", default="phone", choices=desk.CHANNELS, help="how it was reported")
+    opened.add_argument(
+        "--at", default="", metavar="TIME", help="when it was reported: ISO time, Beijing time without an offset"
+    )
+    opened.add_argument("--runbook", default="", metavar="RB", help="the runbook that answers it, to run with --resume")
+    listing = cmds.add_parser("list", help="incidents: level, state, next deadline and its time left or breached")
+    listing.add_argument("--open", action="store_true", help="only those not closed")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    steps = [opened]
+    for command, step in lifecycle.TRANSITIONS.items():
+        sub = cmds.add_parser(
+            command,
+            help=f"record that {step.help} (allowed when {' or '.join(sorted(step.allowed))})",
+            epilog="exit 2 and nothing written when the incident's state does not allow it",
+        )
+        sub.add_argument("id", metavar="INCIDENT", help="a name under incidents/")
+        note = "--reason" if command == "reopen" else "--note"
+        sub.add_argument(note, required=command in ("workaround", "resolve", "reopen"), default="", help="what and why")
+        if command == "onsite":
+            sub.add_argument("--remote", action="store_true", help="handled remotely instead of on site")
+        steps.append(sub)
+    link = cmds.add_parser("link", help="link the incident to a problem, a change or a knowledge article")
+    link.add_argument("id", metavar="INCIDENT", help="a name under incidents/")
+    targets = link.add_mutually_exclusive_group(required=True)
+    for kind, example in lifecycle.LINK_EXAMPLES.items():
+        targets.add_argument(f"--{kind}", metavar="ID", help=f"like {example}")
+    for sub in [*steps, link]:
+        sub.add_argument("--by", default=_login(), metavar="WHO", help="who does it (default: the login user)")
+    for sub in [*steps, listing, link]:
+        sub.add_argument(
+            "--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)"
+        )
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
 
 
 def add_vault_id(parser: argparse.ArgumentParser) -> None:
@@ -366,6 +434,8 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
                 print(f"  notify {line}", file=err)
         late = any(clock.overdue(now) for clock in warnings)
         return ExitCode.FAILED if late else ExitCode.OK
+    if args.incident_command in ("open", "list", "link", *lifecycle.TRANSITIONS):
+        return run_lifecycle_command(args, out, err, now)
     journal = open_graded(args.incidents, args.id, lambda: now)
     if args.incident_command == "show":
         print(describe_incident(journal.events, now), file=out)
@@ -394,6 +464,41 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         print(f"draft written to {args.out}: review it, fill the blanks, have it approved, send it by hand", file=err)
     else:
         out.write(text)
+    return ExitCode.OK
+
+
+def run_lifecycle_command(args: argparse.Namespace, out: TextIO, err: TextIO, now: datetime) -> int:
+    command = args.incident_command
+    if command == "list":
+        rows, skipped = desk.summaries(args.incidents, now, only_open=args.open)
+        print(desk.to_json(rows, now) if args.json else desk.format_list(rows, now), file=out)
+        for line in skipped:
+            print(f"portalops: {line}", file=err)
+        return ExitCode.OK
+    if command == "open":
+        detected = desk.parse_at(args.at, now) if args.at else now
+        runbook = registry.get(args.runbook) if args.runbook else None
+        level = Level(int(args.level[1]))
+        journal = desk.open_reported(
+            args.incidents, level, args.title, args.reported_by, args.channel, args.by, detected, now, runbook
+        )
+        print(f"opened {journal.incident}: L{int(level)}, detected {local_text(detected)}", file=out)
+        for flag in lifecycle.flags(journal.events, now):
+            print(f"  {flag.title:<12} due {local_text(flag.due)}", file=out)
+        return ExitCode.OK
+    if command == "link":
+        kind = next(k for k in lifecycle.LINKS if getattr(args, k))
+        linked = desk.link(args.incidents, args.id, kind, getattr(args, kind), args.by, now)
+        print(f"{args.id}: {'linked to' if linked else 'already linked to'} {kind} {getattr(args, kind)}", file=out)
+        return ExitCode.OK
+    fields = {"note": getattr(args, "note", ""), "reason": getattr(args, "reason", "")}
+    event = desk.transition(
+        args.incidents, args.id, command, args.by, now, remote=getattr(args, "remote", False), **fields
+    )
+    events = open_incident(args.incidents, args.id).events
+    print(f"{args.id}: {event['event']} by {event['by']}; now {lifecycle.state_of(events)}", file=out)
+    for flag in lifecycle.flags(events, now):
+        print(f"  {flag.title:<12} {flag.text(now)}", file=out)
     return ExitCode.OK
 
 
@@ -434,6 +539,85 @@ def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
     return code
 
 
+def add_monitoring_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = commands.add_parser(
+        "status",
+        help="each site now, its 24 h and 7-day availability (15 s rule), open incidents, firing alerts",
+        description="Reads Prometheus and Alertmanager on the monitoring host through their HTTP APIs, and the"
+        " incidents under incidents/. Where they answer: --prometheus/--alertmanager, else the lab's loopback"
+        " (lab_publish of the monitoring host), else the monitoring host's ansible_host and the role's ports.",
+        epilog="exit codes: 0 all well; 1 a site down, defaced or under the veto line, an alert firing or an"
+        " open incident owing a deadline already past; 75 cannot tell (Prometheus or Alertmanager not answering,"
+        " no probe); 2 bad input",
+    )
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
+    deadman = commands.add_parser(
+        "deadman",
+        help="is the monitoring itself alive: Prometheus ready, Alertmanager answering, its Watchdog fresh (cron-able)",
+        description="Run it every minute (contrib/systemd/portalops-deadman.timer). Prometheus or Alertmanager"
+        " down is told on the next run (<= 60 s); Prometheus no longer sending alerts when the Watchdog is older"
+        " than --max-age (default 180 s: <= 4 min with the timer). With --notify the duty contacts"
+        " (portalops_notify, event monitoring, level 1) hear once when it dies and once when it is back.",
+        epilog="exit codes: 0 alive; 1 dead (what is dead on stdout); 2 bad input",
+    )
+    deadman.add_argument("--notify", action="store_true", help="notify on each change of state, once")
+    deadman.add_argument(
+        "--state",
+        type=Path,
+        default=monitoring_deadman.STATE_FILE,
+        help="the last state told (default: incidents/.deadman.json)",
+    )
+    deadman.add_argument(
+        "--max-age",
+        type=float,
+        default=monitoring_deadman.MAX_AGE_S,
+        help="seconds the Watchdog may go un-updated (default 180)",
+    )
+    for sub in (status, deadman):
+        sub.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+        sub.add_argument(
+            "--prometheus", default="", metavar="URL", help="Prometheus' URL (default: from the inventory)"
+        )
+        sub.add_argument(
+            "--alertmanager", default="", metavar="URL", help="Alertmanager's URL (default: the inventory's)"
+        )
+        sub.add_argument("--timeout", type=float, default=5.0, help="seconds per HTTP request (default 5)")
+        add_vault_id(sub)
+
+
+def run_monitoring_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.timeout <= 0:
+        raise BadInput("--timeout must be above 0")
+    source = str(args.inventory or LAB_INVENTORY)
+    inventory = load_inventory(source) if args.inventory or not (args.prometheus and args.alertmanager) else None
+    where = (
+        monitoring_endpoints.from_inventory(inventory, args.prometheus, args.alertmanager)
+        if inventory
+        else monitoring_endpoints.Endpoints(args.prometheus, args.alertmanager)
+    )
+    prometheus = Prometheus(where.prometheus, args.timeout)
+    alertmanager = Alertmanager(where.alertmanager, args.timeout)
+    now = utc_now()
+    if args.command == "status":
+        sites = monitoring_endpoints.inventory_sites(inventory) if inventory else []
+        found = monitoring_status.collect(prometheus, alertmanager, args.incidents, now, sites)
+        print(monitoring_status.to_json(found) if args.json else monitoring_status.format_table(found), file=out)
+        return int(monitoring_status.verdict(found)[1])
+    dead = monitoring_deadman.check(prometheus, alertmanager, now, args.max_age)
+    print("\n".join(f"DEAD: {item}" for item in dead) if dead else "alive: Prometheus ready, Watchdog fresh", file=out)
+    if args.notify:
+        outcome = monitoring_deadman.step(dead, args.state, notifier_for(source), now)
+        for delivery in outcome.deliveries:
+            said = "sent" if delivery.ok else "FAILED " + delivery.error
+            print(f"notify {delivery.channel}: {outcome.state.state} {said}", file=err)
+        if not outcome.state.notified:
+            print(
+                f"notify: nobody told yet that the monitoring is {outcome.state.state}; tried again next run", file=err
+            )
+    return ExitCode.FAILED if dead else ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
     use_vault_ids(getattr(args, "vault_id", []))
@@ -457,6 +641,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return ExitCode.OK
         if args.command == "inspect":
             return run_inspect_command(args, out, err)
+        if args.command in ("status", "deadman"):
+            return run_monitoring_command(args, out, err)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # the work was attempted and did not succeed
     BAD_INPUT = 2  # wrong arguments or inventory; nothing was changed
     ENVIRONMENT = 3  # the machine lacks something: root, podman, the mirror
+    UNKNOWN = 75  # cannot tell right now (EX_TEMPFAIL, the checks' convention): a server did not answer
     INTERRUPTED = 130  # Ctrl-C
 
 

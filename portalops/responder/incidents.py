@@ -6,6 +6,8 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
 
 - ``start``: ``detected`` = the alert's ``startsAt`` (the deadlines count from it, not from when
   the webhook arrived), ``alert`` (labels, fingerprint), ``opened_by: responder``;
+- ``acknowledged`` (``by: portalops-responder``, ``auto: true``) right after it: the responder
+  auto-acknowledges what it opens, which meets the "respond" deadline (portalops.runbook.lifecycle);
 - ``alert``: one per occurrence (a new ``startsAt`` for the fingerprint: a flapping alert); a
   repeated notification of the same occurrence writes nothing;
 - ``alert_resolved``: Alertmanager says it resolved (or no longer lists it after a restart);
@@ -102,6 +104,10 @@ class Store:
             runbook = self.runbooks.get(alert.runbook)
             level = alert.level or (runbook.level if runbook else None)
             incident = self.open.get(alert.fingerprint, "")
+            new_firing = alert.status == "firing" and stamp_text(alert.starts_at) not in self.seen.get(incident, ())
+            if incident and new_firing and any(e.get("event") == "closed" for e in self.events(incident)):
+                self.open.pop(alert.fingerprint)  # a person closed it (`portalops incident close`): a new
+                incident = ""  # firing is a new incident, as after the responder's own close
             opened = not incident
             if opened:
                 incident = self._open(alert, runbook, level, via)
@@ -151,6 +157,10 @@ class Store:
             alert=alert.as_dict(),
             known=runbook is not None and level is not None,
         )
+        # The responder takes on what it opens (it notifies the duty contacts and dispatches the runbook):
+        # the lifecycle's acknowledgement, so the "respond" deadline is met by it, as by a person's ack.
+        # The call-back and on-site deadlines still need a person's `portalops incident callback/onsite`.
+        journal.write("acknowledged", by=USER, auto=True)
         self.open[alert.fingerprint] = incident
         self.seen[incident] = set()
         return incident

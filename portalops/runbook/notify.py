@@ -27,14 +27,14 @@ from typing import Any
 
 from portalops.errors import BadInput
 
-EVENTS = ("start", "escalation", "resolution", "report_clock")
+EVENTS = ("start", "escalation", "resolution", "report_clock", "monitoring")
 TYPES = ("email", "wecom", "dingtalk", "webhook")
 WECOM_LIMIT = 4000  # bytes; WeCom refuses markdown content over 4096
 
 
 @dataclass(frozen=True)
 class Notice:
-    event: str  # start | escalation | resolution | report_clock
+    event: str  # start | escalation | resolution | report_clock | monitoring (portalops deadman)
     incident: str
     runbook: str
     level: int

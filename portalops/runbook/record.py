@@ -7,10 +7,12 @@ rewritten after every step, so even a killed run leaves a readable record.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from portalops.runbook.grading import clock_of, grade_label
+from portalops.runbook import lifecycle
+from portalops.runbook.grading import clock_of, grade_label, span
 from portalops.runbook.journal import RunState, parse_stamp
 from portalops.runbook.workcal import local_text
 
@@ -21,6 +23,8 @@ def _hms(stamp: str) -> str:
 
 def _timeline_line(event: dict[str, Any]) -> str | None:
     kind = event["event"]
+    if kind == "start" and event.get("opened_by") == lifecycle.PERSON:
+        return f"opened by {event.get('user', '?')}: reported by {event.get('reported_by')} via {event.get('channel')}"
     if kind == "start":
         return f"runbook `{event['runbook']}` started by {event.get('user', '?')}"
     if kind == "resume":
@@ -58,28 +62,22 @@ def _responder_line(event: dict[str, Any]) -> str | None:
         return f"runbook waits for its hosts: {event['reason']}"
     if kind == "run_ended":
         return f"unattended run of `{event['runbook']}` exited {event['exit']}"
-    if kind == "closed":
+    if kind == "closed" and event.get("by") == "portalops-responder":
         return f"**closed**: MTTD {event['mttd_s']:.0f} s, MTTR {event['mttr_s']:.0f} s (from the alert's startsAt)"
+    if kind in ("link", *(t.event for t in lifecycle.TRANSITIONS.values())):
+        return lifecycle.event_text(event)
     return None
 
 
-def _response_time(events: list[dict[str, Any]]) -> str | None:
-    """When the responders were told: the first delivered start notice."""
-    for event in events:
-        if event["event"] == "notify" and event["notice"] == "start" and event["ok"]:
-            return str(event["ts"])
-    return None
-
-
-def _met(deadline: dict[str, Any], events: list[dict[str, Any]], start: str) -> str:
-    due = parse_stamp(deadline["due"])
-    if deadline["name"] == "respond":
-        told = _response_time(events)
-        moment = told or start
-        what = "start notice delivered" if told else "runbook started (no notice delivered)"
-        verdict = "yes" if parse_stamp(moment) <= due else "**no**"
-        return f"{verdict}: {what} {_hms(moment)} UTC"
-    return "not measured by the runbook: the responder records it (see follow-ups)"
+def _met(flag: lifecycle.Flag) -> str:
+    """The deadline's flag as the record shows it, computed from the events (never typed)."""
+    if flag.status == "pending":
+        return "not yet (pending)"
+    if flag.at is None:
+        return f"n/a: {flag.how}" if flag.status == "n/a" else "**no**: none recorded by the due time"
+    if flag.status == "met":
+        return f"yes: {flag.how} {flag.at:%H:%M:%S} UTC"
+    return f"**no**: {flag.how} {flag.at:%H:%M:%S} UTC, {span((flag.at - flag.due).total_seconds())} late"
 
 
 def render_incident(events: list[dict[str, Any]]) -> str:
@@ -87,22 +85,33 @@ def render_incident(events: list[dict[str, Any]]) -> str:
     start = state.start
     if not start:
         return "# Incident\n\nThe journal has no start event.\n"
+    now = parse_stamp(str(events[-1]["ts"]))  # the record is as of its last event
+    limit = ", ".join(start.get("limit") or []) or "none"
+    person = start.get("opened_by") == lifecycle.PERSON
+    title = lifecycle.title_of(start)
+    source = "reported" if person else "alert startsAt"
     lines = [
         f"# Incident {start['incident']}",
         "",
-        f"L{start['level']} {start.get('level_zh', '')} · {start['title_zh']} / {start['title_en']}",
+        f"L{start['level']} {start.get('level_zh', '')} · {title}",
         "",
         "| | |",
         "|---|---|",
-        f"| runbook | `{start['runbook']}`" + (f" ({start['source']})" if start.get("source") else "") + " |",
+        f"| state | **{lifecycle.state_of(events)}** |",
         *(
-            [f"| detected | {local_text(parse_stamp(start['detected']))} = {start['detected']} (alert startsAt) |"]
+            [f"| runbook | `{start['runbook']}`" + (f" ({start['source']})" if start.get("source") else "") + " |"]
+            if start.get("runbook") or not person
+            else []
+        ),
+        *([f"| reported | by {start.get('reported_by')} via {start.get('channel')} |"] if person else []),
+        *(
+            [f"| detected | {local_text(parse_stamp(start['detected']))} = {start['detected']} ({source}) |"]
             if start.get("detected")
             else []
         ),
-        f"| started | {local_text(parse_stamp(start['ts']))} = {start['ts']} |",
+        f"| {'opened' if person else 'started'} | {local_text(parse_stamp(start['ts']))} = {start['ts']} |",
         f"| by | {start.get('user', '?')} on {start.get('controller', '?')} |",
-        f"| inventory | {start.get('inventory', '')}; limit: {', '.join(start.get('limit') or []) or 'none'} |",
+        *([] if person else [f"| inventory | {start.get('inventory', '')}; limit: {limit} |"]),
         f"| in working hours | {'yes' if start.get('in_working_hours') else 'no'} ({start.get('calendar', '')}) |",
     ]
     end = state.end
@@ -111,14 +120,14 @@ def render_incident(events: list[dict[str, Any]]) -> str:
         lines.append(
             f"| outcome | **{end['outcome']}** (exit {end['exit']}) at {end['ts']}, {took:.0f} s after start |"
         )
-    else:
+    elif start.get("runbook"):
         lines.append("| outcome | **open**: the run has not finished (resume it with `--resume`) |")
+    linked = [f"{kind} {target}" for kind, targets in lifecycle.links(events).items() for target in targets]
+    if linked:
+        lines.append(f"| links | {', '.join(linked)} |")
     lines += ["", "## Response deadlines", "", "| deadline | rule | due (UTC+8) | met |", "|---|---|---|---|"]
-    for deadline in start.get("deadlines", []):
-        rule = f"{deadline['rule_zh']} / {deadline['rule_en']}"
-        due = local_text(parse_stamp(deadline["due"]))
-        met = _met(deadline, events, start["ts"])
-        lines.append(f"| {deadline['title_zh']} {deadline['title_en']} | {rule} | {due} | {met} |")
+    for flag in lifecycle.flags(events, now):
+        lines.append(f"| {flag.title} | {flag.rule} | {local_text(flag.due)} | {_met(flag)} |")
     lines += _national(events, start["incident"])
     lines += ["", "## Timeline (UTC)", "", "| time | event |", "|---|---|"]
     for event in events:
@@ -130,7 +139,7 @@ def render_incident(events: list[dict[str, Any]]) -> str:
         ("Findings", state.findings),
         ("Could not tell (unknown, not acted on)", unknown),
         ("Actions", state.actions),
-        ("Follow-ups (problem management)", _followups(state, start)),
+        ("Follow-ups (problem management)", _followups(state, events, now)),
     )
     for title, items in sections:
         lines += ["", f"## {title}", ""]
@@ -158,12 +167,16 @@ def write_record(directory: Path, events: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _followups(state: RunState, start: dict[str, Any]) -> list[str]:
+def _followups(state: RunState, events: list[dict[str, Any]], now: datetime) -> list[str]:
     items = list(state.followups)
-    for deadline in start.get("deadlines", []):
-        if deadline["name"] != "respond":
-            due = local_text(parse_stamp(deadline["due"]))
-            items.append(f"record the actual time of '{deadline['title_en']}' (due {due})")
-    if state.end.get("outcome") != "recovered":
+    incident = state.start["incident"]
+    command = {"respond": "ack", "callback": "callback", "onsite": "onsite"}
+    for flag in lifecycle.flags(events, now):
+        if flag.at is None and flag.status in ("pending", "breached"):
+            what = f"`portalops incident {command.get(flag.name, flag.name)} {incident}`"
+            items.append(
+                f"record the actual time of '{flag.title.split(' ', 1)[-1]}' (due {local_text(flag.due)}): {what}"
+            )
+    if state.end.get("outcome") != "recovered" and not lifecycle.links(events).get("problem"):
         items.append("find the root cause and record it as a problem (the incident was not closed by the runbook)")
     return items

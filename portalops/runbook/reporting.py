@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
+from portalops.runbook import lifecycle
+from portalops.runbook.desk import describe_lifecycle
 from portalops.runbook.grading import WARN_FRACTION, Clock, clock_of, grade_label, report_hours
 from portalops.runbook.journal import (
     Journal,
@@ -143,10 +145,11 @@ def describe_incident(events: list[dict[str, Any]], now: datetime) -> str:
     ended = f"{end.get('outcome')} at {local_text(parse_stamp(str(end['ts'])))}" if end else "open (not finished)"
     lines = [
         f"incident  {incident}",
-        f"runbook   {start.get('runbook')}  L{start.get('level')} {start.get('level_zh', '')}  "
-        f"{start.get('title_zh')} / {start.get('title_en')}",
+        f"runbook   {start.get('runbook') or '-'}  L{start.get('level')} {start.get('level_zh', '')}  "
+        f"{lifecycle.title_of(start)}",
         f"started   {local_text(parse_stamp(str(start['ts'])))} = {start['ts']}",
-        f"outcome   {ended}",
+        *([f"outcome   {ended}"] if end or start.get("runbook") else []),
+        *describe_lifecycle(events, now),
     ]
     clock = clock_of(incident, events)
     if clock is None:

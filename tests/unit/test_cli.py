@@ -15,7 +15,7 @@ def test_lab_needs_a_subcommand() -> None:
 
 
 def test_exit_codes_are_documented_values() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 75, 130]
     assert BadInput("x").exit_code is ExitCode.BAD_INPUT
     assert PortalopsError("x").exit_code is ExitCode.FAILED
 
