@@ -357,3 +357,6 @@ def test_list_open_and_json(desk: Desk) -> None:
     assert set(rows[0]) == set(problems.SCHEMA)
     assert desk("problem", "open", "--title", "x", "--runbook", "nope")[0] == 2
     assert desk("problem", "open", "--title", " ")[0] == 2
+    assert desk("problem", "open", "--title", "x", "--incident", "20261203T000000Z-nope")[0] == 2
+    assert desk("problem", "open", "--title", "x", "--kb", "KB-nope")[0] == 2
+    assert sorted(p.name for p in (desk.root / "problems").glob("*.md")) == [f"{done}.md", f"{waiting}.md"]
