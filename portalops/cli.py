@@ -553,6 +553,10 @@ def run_lifecycle_command(args: argparse.Namespace, out: TextIO, err: TextIO, no
         return ExitCode.OK
     if command == "link":
         kind = next(k for k in lifecycle.LINKS if getattr(args, k))
+        if kind == "problem":  # the records exist now; a change is only checked for its shape
+            problems.get(args.incidents, args.problem)
+        elif kind == "kb":
+            kb.get(args.kb)
         linked = desk.link(args.incidents, args.id, kind, getattr(args, kind), args.by, now)
         print(f"{args.id}: {'linked to' if linked else 'already linked to'} {kind} {getattr(args, kind)}", file=out)
         return ExitCode.OK
@@ -588,7 +592,7 @@ def run_problem_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
         return ExitCode.BAD_INPUT if malformed else ExitCode.OK
     if command == "show":
         problem = problems.get(args.incidents, args.id)
-        back = [o.incident for o in repeats.occurrences(args.incidents) if args.id in o.problems]
+        back = problems.linking(args.incidents, "problem", problem.id)
         print(problems.format_problem(problem, [i for i in back if i not in problem.listed("incidents")]), file=out)
         return ExitCode.OK
     if command == "open":
@@ -640,6 +644,7 @@ def run_kb_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         cited = kb.citations(registry.discover().values()).get(article.id, [])
         found, _ = problems.load(args.incidents)
         cited += [f"problem {p.id} ({p.status})" for p in found if article.id in p.listed("kb")]
+        cited += [f"incident {i}" for i in problems.linking(args.incidents, "kb", article.id)]
         print(kb.format_article(article, cited), file=out)
         return ExitCode.OK
     articles, malformed = kb.load(args.kb_dir)

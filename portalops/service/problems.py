@@ -27,7 +27,7 @@ from typing import Any
 
 from portalops.errors import BadInput
 from portalops.runbook import desk, lifecycle
-from portalops.runbook.journal import incident_directory, parse_stamp, stamp
+from portalops.runbook.journal import incident_directory, parse_stamp, read_events, stamp
 from portalops.runbook.model import ALERT_NAME_RE, ID_RE
 from portalops.runbook.workcal import local_text
 from portalops.service import kb, records
@@ -164,6 +164,12 @@ def load(root: Path) -> tuple[list[Problem], list[str]]:
         except BadInput as exc:
             malformed.append(exc.message)
     return found, malformed
+
+
+def linking(root: Path, kind: str, target: str) -> list[str]:
+    """The incidents whose journal links to ``target`` (a problem, a change, an article)."""
+    paths = sorted(root.glob("*/journal.jsonl")) if root.is_dir() else []
+    return [p.parent.name for p in paths if target in lifecycle.links(read_events(p)).get(kind, [])]
 
 
 def _next_id(root: Path, now: datetime) -> str:

@@ -205,13 +205,17 @@ def cli_kb_show(desk: Desk, article: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_an_incident_linked_by_hand_shows_in_the_problem(desk: Desk) -> None:
-    incident = desk.incident("l2_slow_response", at(-1))
-    problem = desk.open()
-    code, _, err = desk("incident", "link", incident, "--problem", problem, "--by", "张三")
+def test_an_incident_linked_by_hand_shows_in_the_problem_and_the_article(desk: Desk) -> None:
+    code, out, err = desk("incident", "open", "--level", "L3", "--title", "备份报错", "--reported-by", "王五")
     assert code == 0, err
+    incident = out.split()[1].rstrip(":")  # no runbook: nothing to suggest by, but links work
+    problem = desk.open()
+    for argv in (("--problem", problem), ("--kb", "KB-restic-repository-locked")):
+        code, _, err = desk("incident", "link", incident, *argv, "--by", "张三")
+        assert code == 0, err
     code, out, _ = desk("problem", "show", problem)
     assert f"incident   {incident} (its journal links here)" in out
+    assert f"cited by: incident {incident}" in cli_kb_show(desk, "KB-restic-repository-locked")[1]
 
 
 def test_repeated_incidents_of_a_runbook_suggest_a_problem_and_never_create_one(desk: Desk) -> None:
