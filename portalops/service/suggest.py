@@ -5,11 +5,13 @@ or, for an alert no runbook answers, the alert's name. Two or more of them detec
 ``days`` of each other suggest a problem, unless a problem that is not closed is already about that
 runbook or alert, or every one of them is linked to a problem already (a problem's record lists it,
 or its journal links one). An incident a person opened without a runbook has nothing to compare
-by and never counts.
+by and never counts, nor does a fault drill's run (its report under ``reports/fault-drills/`` names
+the incident): a drill repeats a fault on purpose.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from portalops.faultdrill import REPORTS_DIR as DRILL_REPORTS
 from portalops.runbook import lifecycle
 from portalops.runbook.journal import parse_stamp, read_events
 from portalops.service.problems import Problem, Status
@@ -64,10 +67,26 @@ def occurrence(incident: str, events: Sequence[Mapping[str, Any]]) -> Occurrence
     return Occurrence(incident, kind, name, lifecycle.title_of(start), detected, linked)
 
 
-def occurrences(root: Path) -> list[Occurrence]:
-    """Every incident under ``root`` that has a runbook or an alert, by detection time."""
+def drilled(directory: Path | None = None) -> frozenset[str]:
+    """The incidents of fault drills, as their reports name them (default: reports/fault-drills/)."""
+    directory = directory or DRILL_REPORTS
+    found = set()
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(report, dict) and report.get("incident"):
+            found.add(str(report["incident"]))
+    return frozenset(found)
+
+
+def occurrences(root: Path, drills: frozenset[str] = frozenset()) -> list[Occurrence]:
+    """Every incident under ``root`` that has a runbook or an alert, by detection time; none of ``drills``."""
     found = []
     for path in sorted(root.glob("*/journal.jsonl")) if root.is_dir() else []:
+        if path.parent.name in drills:
+            continue
         found_one = occurrence(path.parent.name, read_events(path))
         if found_one:
             found.append(found_one)
@@ -153,9 +172,11 @@ def for_incident(
     return [], _suggest(group, problems, days)
 
 
-def incident_lines(root: Path, incident: str, problems: Sequence[Problem], days: int) -> list[str]:
+def incident_lines(
+    root: Path, incident: str, problems: Sequence[Problem], days: int, drills: frozenset[str] = frozenset()
+) -> list[str]:
     """The lines ``portalops incident show`` adds: the problems about the incident, or a suggestion."""
-    about, suggestion = for_incident(incident, occurrences(root), problems, days)
+    about, suggestion = for_incident(incident, occurrences(root, drills), problems, days)
     lines = [f"problem   {p.id} ({p.status}): {p.meta['title']}" for p in about]
     if suggestion:
         lines.append(f"problem   suggested: {suggestion.text()}")

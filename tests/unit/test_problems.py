@@ -63,6 +63,7 @@ class Desk:
 
 @pytest.fixture
 def desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Desk:
+    monkeypatch.setattr(suggest, "DRILL_REPORTS", tmp_path / "fault-drills")  # not this checkout's reports
     return Desk(tmp_path / "records", monkeypatch)
 
 
@@ -256,6 +257,18 @@ def test_repeated_incidents_of_a_runbook_suggest_a_problem_and_never_create_one(
     third = desk.incident("l2_slow_response", at(-1))
     made = json.loads(desk("problem", "suggest", "--json")[1])
     assert made[0]["incidents"] == [first, second, third] and made[0]["earlier_problems"] == [problem]
+
+
+def test_a_fault_drills_incidents_suggest_nothing(desk: Desk, tmp_path: Path) -> None:
+    drill = desk.incident("l2_disk_pressure", at(-2))
+    real = desk.incident("l2_disk_pressure", at(-1))
+    assert json.loads(desk("problem", "suggest", "--json")[1])[0]["incidents"] == [drill, real]
+    reports = tmp_path / "fault-drills"
+    reports.mkdir()
+    (reports / "20261201T020000Z-l2_disk_pressure-disk_full.json").write_text(json.dumps({"incident": drill}))
+    (reports / "torn.json").write_text('{"incident": ')
+    assert json.loads(desk("problem", "suggest", "--json")[1]) == []
+    assert "problem   " not in desk("incident", "show", real)[1]
 
 
 def test_the_window_comes_from_the_environment_when_no_flag_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
