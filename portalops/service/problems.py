@@ -185,6 +185,8 @@ def _incidents(root: Path, incidents: Iterable[str]) -> list[str]:
         path = incident_directory(root, incident) / "journal.jsonl"
         if not path.is_file():
             raise BadInput(f"no incident {incident!r} under {root} (nothing written)")
+        if not any(e.get("event") == "start" for e in read_events(path)):  # its link could not be journalled
+            raise BadInput(f"incident {incident!r}: its journal has no start event (corrupt); nothing written")
         found.append(incident)
     return found
 

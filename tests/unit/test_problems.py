@@ -168,12 +168,16 @@ def test_illegal_moves_are_refused_with_exit_2_and_nothing_written(
 def test_links_must_exist_and_are_recorded_once(desk: Desk) -> None:
     incident = desk.incident("l3_backup_stale", at(-1))
     problem = desk.open()
+    broken = desk.root / "20261203T000000Z-broken" / "journal.jsonl"
+    broken.parent.mkdir()
+    broken.write_text('{"ts": "2026-12-03T00:00:00.000Z", "event": "acknowledged"}\n')
     before = desk.path(problem).read_bytes()
     for argv, says in [
         (("--incident", "20261203T000000Z-nope"), "no incident '20261203T000000Z-nope'"),
         (("--incident", "../problems"), "is not an incident of"),
         (("--kb", "KB-no-such-article"), "no article KB-no-such-article in"),
         (("--change", "site.yml"), "'site.yml' is not a change id"),
+        (("--incident", "20261203T000000Z-broken"), "its journal has no start event (corrupt); nothing written"),
         ((), "give --incident, --kb or --change"),
     ]:
         code, _, err = desk("problem", "link", problem, *argv, "--by", "张三")
