@@ -500,7 +500,7 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     if args.incident_command == "show":
         print(describe_incident(journal.events, now), file=out)
         found, malformed = problems.load(args.incidents)
-        for line in repeats.incident_lines(args.incidents, args.id, found, args.days):
+        for line in repeats.incident_lines(args.incidents, args.id, found, args.days, repeats.drilled()):
             print(line, file=out)
         for line in malformed:
             print(f"portalops: {line}", file=err)
@@ -580,7 +580,8 @@ def run_problem_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
             text = json.dumps([p.as_dict() for p in rows], ensure_ascii=False, indent=2)
             print(text if args.json else problems.format_list(rows), file=out)
         else:
-            made = repeats.suggestions(repeats.occurrences(args.incidents), found, now, args.days)
+            drills = repeats.drilled()
+            made = repeats.suggestions(repeats.occurrences(args.incidents, drills), found, now, args.days)
             if args.json:
                 print(json.dumps([s.as_dict() for s in made], ensure_ascii=False, indent=2), file=out)
             for item in [] if args.json else made:
