@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +53,8 @@ from portalops.runbook.reporting import (
     warn,
 )
 from portalops.runbook.workcal import local_text
+from portalops.service import kb, problems
+from portalops.service import suggest as repeats
 from portalops.vault import use_vault_ids
 
 
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_vault_id(audit)
     add_runbook_parser(commands)
     add_incident_parser(commands)
+    add_problem_parser(commands)
+    add_kb_parser(commands)
     add_drill_parser(commands)
     probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
     probe.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
@@ -195,6 +200,7 @@ def add_incident_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     clocks.add_argument("--notify", action="store_true", help="warn through portalops_notify, once per state")
     for sub in (show, grade, report):
         sub.add_argument("id", metavar="INCIDENT", help="a name under incidents/")
+    add_days(show, "incidents of its runbook or alert within this many days of it suggest a problem")
     for sub in (show, grade, report, clocks):
         sub.add_argument(
             "--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)"
@@ -248,6 +254,97 @@ def add_lifecycle_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentPars
         sub.add_argument(
             "--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)"
         )
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days, 1 or more")
+    return int(text)
+
+
+def add_days(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--days",
+        type=_days,
+        default=repeats.default_days(),
+        metavar="N",
+        help=f"{text} (default: ${repeats.DAYS_VARIABLE}, else {repeats.DEFAULT_DAYS})",
+    )
+
+
+def add_problem_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    problem = commands.add_parser(
+        "problem",
+        help="problems and known errors: root cause, workaround, fix, linked incidents",
+        description="Status: open -> known-error (root cause and workaround known) -> resolved (fix in)"
+        " -> closed; open may go straight to resolved; known-error and resolved may go back to open."
+        " Records: INCIDENTS/problems/PRB-<year>-<n>.md.",
+    )
+    cmds = problem.add_subparsers(dest="problem_command", required=True)
+    opened = cmds.add_parser("open", help="open a problem (a person decides; `problem suggest` only suggests)")
+    opened.add_argument("--title", required=True, metavar="TEXT", help="the problem in a line")
+    opened.add_argument("--runbook", default="", metavar="RB", help="the runbook whose incidents it causes")
+    opened.add_argument("--alert", default="", metavar="NAME", help="the alert whose incidents it causes")
+    opened.add_argument("--note", default="", metavar="TEXT", help="why it is opened")
+    show = cmds.add_parser("show", help="a problem: status, root cause, workaround, fix, links, history")
+    listing = cmds.add_parser("list", help="problems: status, incidents, what they are about")
+    listing.add_argument("--open", action="store_true", help="only those not closed")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    update = cmds.add_parser(
+        "update",
+        help="record the root cause, workaround or fix, and move the status",
+        epilog="exit 2 and nothing written when the move is illegal or lacks what the status needs",
+    )
+    update.add_argument(
+        "--status",
+        choices=[s for s in problems.Status if s is not problems.Status.CLOSED],
+        help="move it (known-error needs a root cause and workaround, resolved a root cause and fix)",
+    )
+    update.add_argument("--title", default="", metavar="TEXT", help="a better title")
+    update.add_argument("--root-cause", default="", metavar="TEXT", help="why the incidents happen")
+    update.add_argument("--workaround", default="", metavar="TEXT", help="how service is restored meanwhile")
+    update.add_argument("--fix", default="", metavar="TEXT", help="what removes the cause")
+    update.add_argument("--note", default="", metavar="TEXT", help="a word for the history")
+    link = cmds.add_parser("link", help="link incidents, knowledge articles or changes (each must exist)")
+    close = cmds.add_parser("close", help="close a resolved problem", epilog="exit 2 unless it is resolved")
+    close.add_argument("--note", default="", metavar="TEXT", help="a word for the history")
+    for sub in (opened, link):
+        sub.add_argument("--incident", action="append", default=[], metavar="INCIDENT", help="repeatable")
+        sub.add_argument("--kb", action="append", default=[], metavar="KB-ID", help="an article (repeatable)")
+    link.add_argument("--change", action="append", default=[], metavar="CHG-ID", help="a change (repeatable)")
+    for sub in (show, update, link, close):
+        sub.add_argument("id", metavar="PROBLEM", help="like PRB-2026-007")
+    for sub in (opened, update, link, close):
+        sub.add_argument("--by", default=_login(), metavar="WHO", help="who does it (default: the login user)")
+    suggested = cmds.add_parser(
+        "suggest", help="runbooks and alerts whose incidents repeat: a problem to open (nothing is created)"
+    )
+    add_days(suggested, "incidents detected in the last N days")
+    suggested.add_argument("--json", action="store_true", help="JSON instead of text")
+    for sub in (opened, show, listing, update, link, close, suggested):
+        sub.add_argument(
+            "--incidents", type=Path, default=INCIDENTS_DIR, help="records directory (default: incidents/)"
+        )
+    for sub in (opened, show, link):
+        sub.add_argument("--kb-dir", type=Path, default=kb.KB_DIR, help="knowledge base (default: kb/)")
+
+
+def add_kb_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    base = commands.add_parser("kb", help="the knowledge base: articles with symptoms, cause and resolution")
+    cmds = base.add_subparsers(dest="kb_command", required=True)
+    search = cmds.add_parser(
+        "search",
+        help="articles ranked by the words they contain (Chinese or English)",
+        epilog="exit 1 when no article matches",
+    )
+    search.add_argument("words", nargs="+", metavar="WORD", help="e.g. php-fpm 满  or  数据库 连接 refused")
+    search.add_argument("--json", action="store_true", help="JSON instead of a table")
+    show = cmds.add_parser("show", help="an article, and the runbook steps and problems that cite it")
+    show.add_argument("id", metavar="KB-ID", help="like KB-php-fpm-pool-saturated")
+    show.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="records directory, for its problems")
+    cmds.add_parser("list", help="every article")
+    for sub in cmds.choices.values():
+        sub.add_argument("--kb-dir", type=Path, default=kb.KB_DIR, help="knowledge base (default: kb/)")
 
 
 def _login() -> str:
@@ -439,6 +536,11 @@ def run_incident_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     journal = open_graded(args.incidents, args.id, lambda: now)
     if args.incident_command == "show":
         print(describe_incident(journal.events, now), file=out)
+        found, malformed = problems.load(args.incidents)
+        for line in repeats.incident_lines(args.incidents, args.id, found, args.days, repeats.drilled()):
+            print(line, file=out)
+        for line in malformed:
+            print(f"portalops: {line}", file=err)
         return ExitCode.OK
     if args.incident_command == "grade":
         grade = grade_key(args.grade) if args.grade else ""  # a typo fails before the inventory is read
@@ -488,6 +590,10 @@ def run_lifecycle_command(args: argparse.Namespace, out: TextIO, err: TextIO, no
         return ExitCode.OK
     if command == "link":
         kind = next(k for k in lifecycle.LINKS if getattr(args, k))
+        if kind == "problem":  # the records exist now; a change is only checked for its shape
+            problems.get(args.incidents, args.problem)
+        elif kind == "kb":
+            kb.get(args.kb)
         linked = desk.link(args.incidents, args.id, kind, getattr(args, kind), args.by, now)
         print(f"{args.id}: {'linked to' if linked else 'already linked to'} {kind} {getattr(args, kind)}", file=out)
         return ExitCode.OK
@@ -500,6 +606,106 @@ def run_lifecycle_command(args: argparse.Namespace, out: TextIO, err: TextIO, no
     for flag in lifecycle.flags(events, now):
         print(f"  {flag.title:<12} {flag.text(now)}", file=out)
     return ExitCode.OK
+
+
+def run_problem_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    now, command = utc_now(), args.problem_command
+    if command in ("list", "suggest"):
+        found, malformed = problems.load(args.incidents)
+        if command == "list":
+            rows = [p for p in found if not (args.open and p.status is problems.Status.CLOSED)]
+            text = json.dumps([p.as_dict() for p in rows], ensure_ascii=False, indent=2)
+            print(text if args.json else problems.format_list(rows), file=out)
+        else:
+            drills = repeats.drilled()
+            made = repeats.suggestions(repeats.occurrences(args.incidents, drills), found, now, args.days)
+            if args.json:
+                print(json.dumps([s.as_dict() for s in made], ensure_ascii=False, indent=2), file=out)
+            for item in [] if args.json else made:
+                print(f"{item.text()}\n  open it: {item.command()}", file=out)
+            if not made and not args.json:
+                print(f"no runbook or alert repeated within {args.days} days without a problem", file=out)
+        for line in malformed:
+            print(f"portalops: {line}", file=err)
+        return ExitCode.BAD_INPUT if malformed else ExitCode.OK
+    if command == "show":
+        problem = problems.get(args.incidents, args.id)
+        back = problems.linking(args.incidents, "problem", problem.id)
+        print(problems.format_problem(problem, [i for i in back if i not in problem.listed("incidents")]), file=out)
+        return ExitCode.OK
+    if command == "open":
+        if args.runbook:
+            registry.get(args.runbook)
+        created = problems.open_problem(
+            args.incidents,
+            args.title,
+            args.by,
+            now,
+            runbook=args.runbook,
+            alert=args.alert,
+            incidents=args.incident,
+            articles=args.kb,
+            kb_dir=args.kb_dir,
+            note=args.note,
+        )
+        print(f"opened {created.id}: {created.meta['title']} ({created.record.path})", file=out)
+        return ExitCode.OK
+    if command == "update":
+        texts = {"title": args.title, "root_cause": args.root_cause, "workaround": args.workaround, "fix": args.fix}
+        change = problems.update(
+            args.incidents, args.id, args.by, now, status=args.status or "", texts=texts, note=args.note
+        )
+    elif command == "link":
+        change = problems.link(
+            args.incidents,
+            args.id,
+            args.by,
+            now,
+            incidents=args.incident,
+            articles=args.kb,
+            changes=args.change,
+            kb_dir=args.kb_dir,
+        )
+    else:
+        change = problems.close(args.incidents, args.id, args.by, now, args.note)
+    if change.event is None:
+        print(f"{args.id}: nothing to change; {change.problem.status}", file=out)
+    else:
+        what = problems.history_text(change.event)
+        print(f"{args.id}: {what} by {change.event['by']}; now {change.problem.status}", file=out)
+    return ExitCode.OK
+
+
+def run_kb_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.kb_command == "show":
+        article = kb.get(args.id, args.kb_dir)
+        cited = kb.citations(registry.discover().values()).get(article.id, [])
+        found, _ = problems.load(args.incidents)
+        cited += [f"problem {p.id} ({p.status})" for p in found if article.id in p.listed("kb")]
+        cited += [f"incident {i}" for i in problems.linking(args.incidents, "kb", article.id)]
+        print(kb.format_article(article, cited), file=out)
+        return ExitCode.OK
+    articles, malformed = kb.load(args.kb_dir)
+    for line in malformed:
+        print(f"portalops: {line}", file=err)
+    if args.kb_command == "list":
+        print(kb.format_list(articles), file=out)
+        return ExitCode.BAD_INPUT if malformed else ExitCode.OK
+    query = " ".join(args.words)
+    hits = kb.search(articles, query)
+    if args.json:
+        rows = [
+            {"id": h.article.id, "title": h.article.title, "terms": h.matched, "score": h.score, "where": list(h.where)}
+            for h in hits
+        ]
+        print(json.dumps({"terms": kb.terms(query), "hits": rows}, ensure_ascii=False, indent=2), file=out)
+    elif hits:
+        print(kb.format_hits(hits, query), file=out)
+    else:
+        print(f"no article contains any of: {' '.join(kb.terms(query))}", file=err)
+    if malformed:
+        return ExitCode.BAD_INPUT
+    return ExitCode.OK if hits else ExitCode.FAILED
 
 
 def terminal(err: TextIO) -> tuple[Callable[[str], None], Callable[[str], bool]]:
@@ -630,6 +836,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_runbook_command(args, out, err)
         if args.command == "incident":
             return run_incident_command(args, out, err)
+        if args.command == "problem":
+            return run_problem_command(args, out, err)
+        if args.command == "kb":
+            return run_kb_command(args, out, err)
         if args.command == "probe":
             return run_probe_command(args, out)
         if args.command == "drill":

@@ -123,6 +123,7 @@ RUNBOOK = Runbook(
             check=unit_active("mariadb"),
             run=unit_restart("mariadb", wait=MARIADB_START_WAIT),
             timeout=MARIADB_START_WAIT + 60,
+            kb="KB-mariadb-starting-refuses-connections",
         ),
         act(
             "stop_writes",

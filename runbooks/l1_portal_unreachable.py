@@ -121,6 +121,7 @@ RUNBOOK = Runbook(
             check=unit_active("mariadb"),
             run=unit_restart("mariadb", wait=240),  # a server still starting is waited for, never restarted
             timeout=300,
+            kb="KB-mariadb-starting-refuses-connections",
         ),
         act(
             "start_php_fpm",
@@ -145,6 +146,7 @@ RUNBOOK = Runbook(
             on=("web",),
             check=unit_active("nginx"),
             run=unit_restart("nginx"),
+            kb="KB-nginx-config-refused",
         ),
         act(
             "reload_firewall",

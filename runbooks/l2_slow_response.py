@@ -171,6 +171,7 @@ RUNBOOK = Runbook(
             on=("cms",),
             check=fpm_pools_not_saturated(),
             run=unit_reload(PHP_FPM),
+            kb="KB-php-fpm-pool-saturated",
         ),
         verify(
             "fast_again",

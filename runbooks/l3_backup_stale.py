@@ -84,6 +84,7 @@ RUNBOOK = Runbook(
             check=backups_younger_than(MAX_AGE_HOURS),
             playbook="playbooks/backup.yml",
             timeout=1800,
+            kb="KB-restic-repository-locked",
         ),
         verify(
             "backups_fresh",

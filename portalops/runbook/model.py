@@ -26,6 +26,7 @@ DURATION_RE = re.compile(r"^(?=\d)(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d
 LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels the rule generator sets from the runbook; an alert may not set them itself.
 RESERVED_LABELS = frozenset({"alertname", "runbook", "level", "severity"})
+KB_RE = re.compile(r"^KB-[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?$")  # an article of kb/ (portalops.service.kb)
 
 
 class StepKind(StrEnum):
@@ -66,14 +67,17 @@ class Step:
     wait: float = 0.0
     note_zh: str = ""
     note_en: str = ""
+    kb: str = ""  # the knowledge article this step follows (kb/<id>.md); a unit test checks it exists
 
     @property
     def where(self) -> str:
         return ", ".join(self.on) if self.on else "controller"
 
 
-def diagnose(id: str, zh: str, en: str, *, run: str, on: tuple[str, ...] = CONTROLLER, timeout: float = 60) -> Step:
-    return Step(id, StepKind.DIAGNOSE, zh, en, on=on, run=run, timeout=timeout)
+def diagnose(
+    id: str, zh: str, en: str, *, run: str, on: tuple[str, ...] = CONTROLLER, timeout: float = 60, kb: str = ""
+) -> Step:
+    return Step(id, StepKind.DIAGNOSE, zh, en, on=on, run=run, timeout=timeout, kb=kb)
 
 
 def act(
@@ -88,6 +92,7 @@ def act(
     destructive: bool = False,
     timeout: float = 120,
     wait: float | None = None,
+    kb: str = "",
 ) -> Step:
     """``wait``: seconds to check again where the check cannot tell (default: :data:`DESTRUCTIVE_WAIT`
     for a destructive act, 0 for any other); still unknown, the act is not run there."""
@@ -103,6 +108,7 @@ def act(
         destructive=destructive,
         timeout=timeout,
         wait=(DESTRUCTIVE_WAIT if destructive else 0.0) if wait is None else wait,
+        kb=kb,
     )
 
 
@@ -116,13 +122,18 @@ def verify(
     timeout: float = 60,
     attempts: int = 1,
     interval: float = 2.0,
+    kb: str = "",
 ) -> Step:
-    return Step(id, StepKind.VERIFY, zh, en, on=on, run=run, timeout=timeout, attempts=attempts, interval=interval)
+    return Step(
+        id, StepKind.VERIFY, zh, en, on=on, run=run, timeout=timeout, attempts=attempts, interval=interval, kb=kb
+    )
 
 
-def manual(id: str, zh: str, en: str, *, instructions_zh: str, instructions_en: str, timeout: float = 1800) -> Step:
+def manual(
+    id: str, zh: str, en: str, *, instructions_zh: str, instructions_en: str, timeout: float = 1800, kb: str = ""
+) -> Step:
     """``timeout``: how long the person has; a later confirmation is recorded as late."""
-    return Step(id, StepKind.MANUAL, zh, en, timeout=timeout, note_zh=instructions_zh, note_en=instructions_en)
+    return Step(id, StepKind.MANUAL, zh, en, timeout=timeout, note_zh=instructions_zh, note_en=instructions_en, kb=kb)
 
 
 def escalate(
@@ -135,9 +146,10 @@ def escalate(
     run: str = "",
     on: tuple[str, ...] = CONTROLLER,
     timeout: float = 60,
+    kb: str = "",
 ) -> Step:
     """``to_*`` says who takes over; ``run`` may collect evidence for them."""
-    return Step(id, StepKind.ESCALATE, zh, en, on=on, run=run, timeout=timeout, note_zh=to_zh, note_en=to_en)
+    return Step(id, StepKind.ESCALATE, zh, en, on=on, run=run, timeout=timeout, note_zh=to_zh, note_en=to_en, kb=kb)
 
 
 @dataclass(frozen=True)
@@ -207,6 +219,8 @@ def _step_problems(step: Step, targets: tuple[str, ...]) -> list[str]:
         problems.append(f"{where}: a playbook is an act on inventory hosts")
     if step.kind in (StepKind.MANUAL, StepKind.ESCALATE) and not (step.note_zh and step.note_en):
         problems.append(f"{where}: a {step.kind} step says what to do (zh and en)")
+    if step.kb and not KB_RE.match(step.kb):
+        problems.append(f"{where}: cites {step.kb!r}, not an article id like KB-nginx-502")
     return problems
 
 

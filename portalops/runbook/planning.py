@@ -118,6 +118,8 @@ def describe(
             lines.append(f"       run: {text}")
         if step.note_en:
             lines.append(f"       {'to' if step.kind is StepKind.ESCALATE else 'do'}: {step.note_zh} / {step.note_en}")
+        if step.kb:
+            lines.append(f"       kb: {step.kb} (`portalops kb show {step.kb}`)")
     return "\n".join(lines)
 
 

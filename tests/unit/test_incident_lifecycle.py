@@ -22,6 +22,7 @@ from portalops.responder.incidents import Store
 from portalops.runbook import desk as desk_lib
 from portalops.runbook import registry
 from portalops.runbook.journal import Journal, RunState, read_events
+from portalops.service.problems import open_problem
 
 CALL = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 10:00 Thursday in Beijing
 
@@ -297,20 +298,22 @@ def test_list_open_leaves_out_closed_incidents_and_json_has_the_deadlines(desk: 
     assert "call back BREACHED 5 min ago" in table
 
 
-def test_links_are_checked_for_shape_and_recorded_once(desk: Desk) -> None:
+def test_links_are_checked_and_recorded_once(desk: Desk) -> None:
     incident = desk.open(now=at(0))
-    code, out, _ = desk("link", incident, "--problem", "PRB-2026-007", "--by", "张三", now=at(1))
-    assert (code, out) == (0, f"{incident}: linked to problem PRB-2026-007\n")
-    assert desk("link", incident, "--problem", "PRB-2026-007", now=at(2))[1].endswith(
-        "already linked to problem PRB-2026-007\n"
-    )
-    assert desk("link", incident, "--kb", "KB-nginx-502", now=at(3))[0] == 0
+    code, _, err = desk("link", incident, "--problem", "PRB-2026-007", now=at(1))
+    assert code == 2 and "no problem PRB-2026-007 under" in err
+    assert desk("link", incident, "--kb", "KB-nginx-502", now=at(1))[0] == 2  # no such article in kb/
+    problem = open_problem(desk.root, "首页反复打不开", "张三", at(1)).id
+    code, out, _ = desk("link", incident, "--problem", problem, "--by", "张三", now=at(1))
+    assert (code, out) == (0, f"{incident}: linked to problem {problem}\n")
+    assert desk("link", incident, "--problem", problem, now=at(2))[1].endswith(f"already linked to problem {problem}\n")
+    assert desk("link", incident, "--kb", "KB-nginx-config-refused", now=at(3))[0] == 0
     code, _, err = desk("link", incident, "--change", "../etc/passwd", now=at(4))
     assert code == 2 and "is not a change id: like CHG-" in err
     links = [(e["kind"], e["target"]) for e in desk.events(incident) if e["event"] == "link"]
-    assert links == [("problem", "PRB-2026-007"), ("kb", "KB-nginx-502")]
+    assert links == [("problem", problem), ("kb", "KB-nginx-config-refused")]
     record = (desk.root / incident / "incident.md").read_text()
-    assert "| links | problem PRB-2026-007, kb KB-nginx-502 |" in record
+    assert f"| links | problem {problem}, kb KB-nginx-config-refused |" in record
     assert "find the root cause" not in record  # a problem is linked
 
 

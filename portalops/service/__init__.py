@@ -1,0 +1,1 @@
+"""The service desk's records beside the incidents: problems and known errors, the knowledge base."""
