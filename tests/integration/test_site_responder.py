@@ -23,7 +23,7 @@ import yaml
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
-from portalops.vault import LAB_INVENTORY, ansible_env
+from portalops.vault import lab_secret
 from tests.integration.helpers import ENV, on, read_journal
 
 LAB_CONFIG = REPO_ROOT / "contrib" / "portalops-responder-lab.yml"
@@ -32,14 +32,7 @@ URL = "http://10.89.60.1:9099"
 
 def vault_token() -> str:
     """The webhook token Alertmanager on mon1 got (monitoring_alertmanager_webhook_token), from the vault."""
-    shown = subprocess.run(
-        ["ansible-vault", "view", str(LAB_INVENTORY / "group_vars/all/vault.yml")],
-        env=ansible_env(LAB_INVENTORY, ENV),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return str(yaml.safe_load(shown.stdout)["vault_alertmanager_webhook_token"])
+    return lab_secret("vault_alertmanager_webhook_token")
 
 
 def post(body: bytes, token: str | None) -> int:
