@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from portalops.cmdb.roles import Plays, roles_of
 from portalops.errors import BadInput
 from portalops.inventory import Inventory
 
@@ -61,8 +62,10 @@ def _host_answer(result: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
     return answer, ""
 
 
-def build(inventory: Inventory, playbook_output: dict[str, Any], generated: datetime) -> dict[str, Any]:
-    """The CMDB document: every inventory host, the sites, backups and contacts."""
+def build(
+    inventory: Inventory, playbook_output: dict[str, Any], generated: datetime, plays: Plays = ()
+) -> dict[str, Any]:
+    """The CMDB: every inventory host (with the roles site.yml's ``plays`` give it), sites, backups, contacts."""
     views = task_results(playbook_output, VIEW_TASK)
     answers = task_results(playbook_output, COLLECT_TASK)
     hosts: dict[str, Any] = {}
@@ -77,6 +80,7 @@ def build(inventory: Inventory, playbook_output: dict[str, Any], generated: date
         answer, error = _host_answer(answers.get(host))
         hosts[host] = {
             "groups": groups,
+            "roles": roles_of(host, groups, plays),
             "address": str(inventory.hostvars[host].get("ansible_host", host)),
             "reachable": not error,
             "error": error,

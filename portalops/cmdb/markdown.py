@@ -31,14 +31,15 @@ def render(doc: dict[str, Any]) -> str:
         "",
         "## Hosts",
         "",
-        "| host | address | groups | OS | kernel | answered |",
-        "|---|---|---|---|---|---|",
+        "| host | address | groups | roles | OS | kernel | answered |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, host in hosts.items():
         os_info = host.get("os", {})
         answered = "yes" if host.get("reachable") else f"**no**: {host.get('error', '')}"
         lines.append(
             f"| {name} | {host.get('address', '')} | {', '.join(host.get('groups', []))} | "
+            f"{', '.join(host.get('roles', []))} | "
             f"{_cell(os_info.get('name', '-'))} | {os_info.get('kernel', '-')} | {_cell(answered)} |"
         )
     for name, host in hosts.items():

@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from portalops.cmdb import build, markdown
+from portalops.cmdb import build, markdown, roles
 from portalops.errors import BadInput, CommandFailed
 from portalops.inventory import REPO_ROOT, Inventory
 from portalops.proc import last_line, require_tools, run
 from portalops.vault import ansible_env
 
 PLAYBOOK = REPO_ROOT / "playbooks" / "cmdb.yml"
+SITE = REPO_ROOT / "playbooks" / "site.yml"
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -38,7 +39,7 @@ def gather(inventory: Inventory, now: datetime | None = None) -> dict[str, Any]:
         raise CommandFailed(
             f"playbooks/cmdb.yml: exit {result.returncode}: {last_line(result.stderr or result.stdout)}"
         ) from exc
-    return build.build(inventory, document, now or datetime.now(UTC))
+    return build.build(inventory, document, now or datetime.now(UTC), roles.site_plays(SITE))
 
 
 def snapshot_dates(directory: Path) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from portalops.cli import main
-from portalops.cmdb import build, markdown, run
+from portalops.cmdb import build, markdown, roles, run
 from portalops.cmdb.diff import diff
 from portalops.errors import BadInput, ExitCode
 from portalops.inventory import REPO_ROOT, Inventory, parse_inventory
@@ -45,7 +45,7 @@ def recorded() -> dict[str, Any]:
 
 @pytest.fixture
 def doc() -> dict[str, Any]:
-    return build.build(lab_inventory(), recorded(), WHEN)
+    return build.build(lab_inventory(), recorded(), WHEN, roles.site_plays(run.SITE))
 
 
 def test_every_inventory_host_is_in_the_document_with_its_groups_and_os(doc: dict[str, Any]) -> None:
@@ -70,7 +70,7 @@ def test_a_host_that_did_not_answer_is_listed_as_unreachable_not_dropped(doc: di
     backup1 = doc["hosts"]["backup1"]  # in the play's first task, absent from the collector's
     assert backup1["reachable"] is False and "no answer" in backup1["error"]
     text = markdown.render(doc)
-    assert "| cms1 | 10.89.60.12 |" in text and "**no**: unreachable" in text
+    assert "| cms1 | 10.89.60.12 | backup_clients, cms |" in text and "**no**: unreachable" in text
 
 
 def test_sites_backups_and_contacts_come_from_the_inventory(doc: dict[str, Any]) -> None:
@@ -173,6 +173,17 @@ def test_cmdb_diff_of_an_unknown_date_exits_2_before_asking_any_host(doc: dict[s
 def test_ansible_output_without_a_json_document_is_bad_input() -> None:
     with pytest.raises(BadInput):
         build.callback_document("ERROR! the playbook could not be found\n")
+
+
+def test_each_host_has_the_roles_site_yml_gives_its_groups(doc: dict[str, Any]) -> None:
+    common = ["base", "hardening", "patching"]
+    assert doc["hosts"]["web1"]["roles"] == [*common, "nginx_portal", "exporters", "restic_backup", "logrotate"]
+    assert doc["hosts"]["db1"]["roles"] == [*common, "mariadb", "exporters", "restic_backup", "logrotate"]
+    assert doc["hosts"]["backup1"]["roles"] == [*common, "exporters", "backup_repository", "logrotate"]
+    plays = [("web:!db", ["a"]), ("backup_clients:drill", ["b"]), ("cms1", ["c"])]
+    assert roles.roles_of("web1", ["web"], plays) == ["a"]
+    assert roles.roles_of("drill1", ["drill"], plays) == ["b"]
+    assert roles.roles_of("cms1", ["cms"], plays) == ["c"]
 
 
 # The host-side collector's parsers, on text recorded from Debian 12 hosts.
