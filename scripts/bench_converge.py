@@ -25,11 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from portalops.lab import aptcache
+from portalops.vault import LAB_INVENTORY, ansible_env
 
-from portalops.lab import aptcache  # noqa: E402
-from portalops.vault import LAB_INVENTORY, ansible_env  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 ENV = {
     **ansible_env(LAB_INVENTORY),  # the lab's vault id, for both configurations

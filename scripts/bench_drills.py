@@ -17,11 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from portalops import faultdrill
+from portalops.runbook import registry
 
-from portalops import faultdrill  # noqa: E402
-from portalops.runbook import registry  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 ENV = {
     **os.environ,

@@ -18,10 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from portalops.lab import aptcache
 
-from portalops.lab import aptcache  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def molecule(role: Path, command: str) -> float:

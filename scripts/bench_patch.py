@@ -6,7 +6,7 @@ pre-checks on every host, then host by host, tier by tier, each gated) with noth
 and with one package to upgrade, and the baseline measured in the same run: a plain, ungated
 `ansible all -m ansible.builtin.apt -a 'upgrade=dist update_cache=true'` (all hosts at once, no
 pre-check, no gate, no report) over the same hosts and the same upgrade. The one package is the
-canary of the patch tests (tests/integration/aptrepo.py): a local flat apt repository copied into
+canary of the patch tests (portalops/lab/aptrepo.py): a local flat apt repository copied into
 each host offers 1.0 and 1.1; every host is put back on 1.0 before each timed upgrade to 1.1.
 
 The pre-check wants a backup younger than patch_max_backup_age_hours (26 h) on every backup
@@ -25,14 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from portalops.ansible_json import callback_document
+from portalops.inventory import load_inventory
+from portalops.lab import aptrepo
+from portalops.lab.config import lab_config
+from portalops.vault import LAB_INVENTORY, ansible_env
 
-from portalops.inventory import load_inventory  # noqa: E402
-from portalops.lab.config import lab_config  # noqa: E402
-from portalops.vault import LAB_INVENTORY, ansible_env  # noqa: E402
-from tests.integration import aptrepo  # noqa: E402
-from tests.integration.helpers import callback_document  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 ENV = {
     **ansible_env(LAB_INVENTORY),  # the lab's vault id

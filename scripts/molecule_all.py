@@ -16,10 +16,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from portalops.lab import aptcache
 
-from portalops.lab import aptcache  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 LOGS = REPO / ".lab" / "logs"
 

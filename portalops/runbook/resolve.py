@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from portalops.ansible_json import callback_document
 from portalops.errors import BadInput
 from portalops.proc import run
 from portalops.vault import ansible_env, refuse_lab_password
@@ -38,8 +39,8 @@ def adhoc_argv(source: str, hosts: Sequence[str], expressions: Mapping[str, str]
 def parse_adhoc(text: str) -> dict[str, dict[str, Any]]:
     """The ``msg`` dict of every host in the JSON callback's output."""
     try:
-        data = json.loads(text[text.index("{") :])
-    except (ValueError, json.JSONDecodeError) as exc:
+        data = callback_document(text)
+    except ValueError as exc:
         raise BadInput(f"ansible printed no JSON result: {exc}") from exc
     found: dict[str, dict[str, Any]] = {}
     for play in data.get("plays", []):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from portalops.ansible_json import callback_document
 from portalops.inventory import REPO_ROOT
 from portalops.vault import LAB_INVENTORY, ansible_env
 
@@ -41,18 +42,6 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """A shell command on a lab host as root, through podman (for setting up faults and reading state)."""
     return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
-
-
-def callback_document(output: str) -> dict[str, Any]:
-    """The document the ansible.builtin.json stdout callback printed (ValueError when there is none).
-
-    It starts a line: ansible.cfg's profile_tasks prints its timings around it.
-    """
-    start = 0 if output.startswith("{") else output.index("\n{") + 1
-    data, _ = json.JSONDecoder().raw_decode(output[start:])
-    if not isinstance(data, dict):
-        raise ValueError("the JSON callback's document is not an object")
-    return data
 
 
 def task_result(output: str, task: str, host: str) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from portalops.inventory import REPO_ROOT
+from portalops.lab import aptrepo
 from portalops.lab.config import LabConfig
-from tests.integration import aptrepo
 from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman, task_result
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]

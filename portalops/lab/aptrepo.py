@@ -1,4 +1,4 @@
-"""A local apt repository for the patch tests: a canary package in versions the tests choose.
+"""A local apt repository of a canary package, in the versions a patch test or bench-patch chooses.
 
 Built on the controller with dpkg-deb, copied into each lab host (podman cp) and used
 there as a flat file: repository, so no host needs any network for it.

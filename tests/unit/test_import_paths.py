@@ -1,0 +1,80 @@
+"""Code finds portalops as installed (`pip install -e .`, make setup), never by editing sys.path, and
+nothing outside tests/ imports from tests/ (issue 17).
+
+A script that edits sys.path works only from the checkout it sits in and hides a missing install;
+a benchmark that imports a test helper breaks when the tests move. Only tests' conftest may touch
+sys.path.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from portalops.inventory import REPO_ROOT
+
+SYS_PATH = re.compile(r"\bsys\.path\b(?!_)")
+# Programs that run on the managed hosts import the host-side script from where the roles install
+# it; they go with the host-side package (issue 17), not with the controller's imports.
+HOST_SIDE = 'sys.path.insert(0, "/usr/local/lib/portalops")'
+HOST_SIDE_FILES = {"roles/restore_drill/files/portalops_drill.py", "scripts/bench_backup.py"}
+
+
+def python_files() -> Iterator[Path]:
+    """Every Python file of the repository: *.py and extensionless scripts with a python shebang."""
+    for directory, subdirectories, names in os.walk(REPO_ROOT):
+        subdirectories[:] = sorted(
+            d for d in subdirectories if not d.startswith(".") and d not in {"__pycache__", "reports"}
+        )
+        for name in sorted(names):
+            path = Path(directory, name)
+            if name.endswith(".py"):
+                yield path
+            elif "." not in name and path.is_file():
+                with path.open("rb") as handle:
+                    first = handle.readline(128)
+                if first.startswith(b"#!") and b"python" in first:
+                    yield path
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(REPO_ROOT).as_posix()
+
+
+def test_the_walk_sees_the_scripts_and_the_package() -> None:
+    found = {relative(p) for p in python_files()}
+    assert {"scripts/nightly", "scripts/molecule_all.py", "portalops/cli.py", "tests/unit/conftest.py"} <= found
+
+
+def test_no_sys_path_edit_outside_tests_conftest() -> None:
+    offenders = []
+    for path in python_files():
+        name = relative(path)
+        if (path.name == "conftest.py" and name.startswith("tests/")) or path.resolve() == Path(__file__).resolve():
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if SYS_PATH.search(line) and not (line.strip() == HOST_SIDE and name in HOST_SIDE_FILES):
+                offenders.append(f"{name}:{number}: {line.strip()}")
+    assert not offenders, "import portalops as installed (the virtualenv's Python), not via sys.path:\n" + "\n".join(
+        offenders
+    )
+
+
+def test_nothing_outside_tests_imports_from_tests() -> None:
+    offenders = []
+    for path in python_files():
+        name = relative(path)
+        if name.startswith("tests/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), name)):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            offenders += [f"{name}:{node.lineno}: {m}" for m in modules if m.split(".")[0] == "tests"]
+    assert not offenders, "move what these need into portalops/:\n" + "\n".join(offenders)
