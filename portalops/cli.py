@@ -119,8 +119,8 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     inspect = commands.add_parser(
         "inspect",
         help="the government-website inspection self-check: freshness, blank sections, serious errors, links",
-        epilog="exit codes: 0 no veto item failed; 1 a veto item failed; 2 cannot tell (a site unreachable,"
-        " its REST API unreadable) or bad input",
+        epilog="exit codes: 0 no veto item failed; 1 a veto item failed; 75 cannot tell (a site unreachable,"
+        " its REST API unreadable, Prometheus not answering); 2 bad input",
     )
     inspect.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     inspect.add_argument("--site", default="", help="only this site of portal_sites")
@@ -741,8 +741,9 @@ def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
     path = inspection.write_reports(reports, now, Path(args.out))
     print(inspection.to_json(reports, now) if args.json else inspection.markdown(reports, now), file=out)
     code = inspection.exit_code(reports)
-    print(f"inspect: {['no veto item failed', 'a veto item failed', 'cannot tell'][code]}; report {path}", file=err)
-    return code
+    said = {ExitCode.OK: "no veto item failed", ExitCode.FAILED: "a veto item failed"}.get(code, "cannot tell")
+    print(f"inspect: {said}; report {path}", file=err)
+    return int(code)
 
 
 def add_monitoring_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

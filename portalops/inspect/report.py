@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from portalops.errors import BadInput
+from portalops.errors import BadInput, ExitCode
 from portalops.inspect import pages, veto
 from portalops.inspect.site import Settings, SiteReport, inspect_site
 from portalops.probe import PROBE_VARS, targets_from_vars
@@ -86,14 +86,21 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def exit_code(reports: Sequence[SiteReport]) -> int:
+VERDICTS = {
+    ExitCode.OK: "通过 / pass",
+    ExitCode.FAILED: "不合格 / a veto item failed",
+    ExitCode.UNKNOWN: "无法判断 / cannot tell",
+}
+
+
+def exit_code(reports: Sequence[SiteReport]) -> ExitCode:
     return veto.exit_status(r.status for r in reports)
 
 
 def to_json(reports: Sequence[SiteReport], now: dt.datetime) -> str:
     document = {
         "time_utc": now.isoformat(timespec="seconds"),
-        "exit": exit_code(reports),
+        "exit": int(exit_code(reports)),
         "sites": [asdict(r) for r in reports],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
@@ -104,7 +111,7 @@ def _cell(text: str) -> str:
 
 
 def markdown(reports: Sequence[SiteReport], now: dt.datetime) -> str:
-    verdict = {0: "通过 / pass", 1: "不合格 / a veto item failed", 2: "无法判断 / cannot tell"}[exit_code(reports)]
+    verdict = VERDICTS[exit_code(reports)]
     lines = [
         "# 政府网站检查自查 / Government website inspection self-check",
         "",

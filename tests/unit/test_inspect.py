@@ -276,7 +276,7 @@ def test_content_scan_on_rest_posts_and_pages() -> None:
 
 def test_exit_status_fail_over_unknown_over_pass() -> None:
     assert veto.exit_status([veto.PASS, veto.AT_RISK]) == 0
-    assert veto.exit_status([veto.PASS, veto.UNKNOWN]) == 2
+    assert veto.exit_status([veto.PASS, veto.UNKNOWN]) == 75  # the house's "cannot tell" (EX_TEMPFAIL), not bad input
     assert veto.exit_status([veto.UNKNOWN, veto.FAIL]) == 1
     items = [
         veto.Item("a", "a", "a", True, veto.NOT_CHECKED),
@@ -449,7 +449,7 @@ def test_an_unreachable_site_is_unknown_never_clean() -> None:
     report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW)
     assert report.status == veto.UNKNOWN
     assert {i.status for i in report.items} == {veto.UNKNOWN}
-    assert veto.exit_status([report.status]) == 2
+    assert veto.exit_status([report.status]) == 75
 
 
 def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
@@ -458,6 +458,19 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
     assert "inventory not found" in err.getvalue()
     assert main(["inspect", "--depth", "-1", "--out", str(tmp_path)], io.StringIO(), err) == 2
     assert not list(tmp_path.iterdir())  # no report of an inspection that did not happen
+
+
+def test_cli_says_cannot_tell_with_exit_75_for_a_site_that_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = hostvars(url="http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setattr("portalops.inspect.report.resolve_vars", lambda *args, **kwargs: rendered)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["inspect", "-i", str(tmp_path), "--json", "--out", str(tmp_path / "out")], out, err) == 75
+    assert json.loads(out.getvalue())["exit"] == 75
+    assert "inspect: cannot tell; report " in err.getvalue()
+    [md] = (tmp_path / "out").glob("*.md")
+    assert "结论 / Verdict: **无法判断 / cannot tell**" in md.read_text()
 
 
 def test_the_lab_portals_real_home_page() -> None:
