@@ -130,6 +130,12 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     inspect.add_argument("--time-budget", type=float, default=120.0, help="seconds per site for the crawl")
     inspect.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
     inspect.add_argument(
+        "--prometheus",
+        default="",
+        metavar="URL",
+        help="Prometheus' URL for the 7-day availability (default: the inventory's monitoring host, as status's)",
+    )
+    inspect.add_argument(
         "--out", default=str(REPO_ROOT / "reports" / "inspect"), help="report directory (<UTC>.md and .json)"
     )
     add_vault_id(inspect)
@@ -736,7 +742,14 @@ def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
         raise BadInput("--depth must be 0 or more, --max-requests and --time-budget above 0")
     now = inspection.utc_now()
     reports = inspection.inspect_inventory(
-        args.inventory or LAB_INVENTORY, args.site, args.depth, args.max_requests, args.time_budget, args.cafile, now
+        args.inventory or LAB_INVENTORY,
+        args.site,
+        args.depth,
+        args.max_requests,
+        args.time_budget,
+        args.cafile,
+        now,
+        args.prometheus,
     )
     path = inspection.write_reports(reports, now, Path(args.out))
     print(inspection.to_json(reports, now) if args.json else inspection.markdown(reports, now), file=out)

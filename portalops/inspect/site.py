@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from portalops.inspect import pages, veto
+from portalops.inspect import availability, pages, veto
 from portalops.inspect.edge import Answer, Edge
 from portalops.inspect.personal import find_personal_data
 from portalops.inspect.words import WordMatcher
@@ -59,6 +59,7 @@ class SiteReport:
     items: list[veto.Item]
     sections: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    availability_7d: availability.Figure = availability.NOT_MEASURED
 
 
 class Unreadable(Exception):
@@ -231,22 +232,19 @@ def inspect_site(
     settings: Settings,
     now: dt.datetime,
     clock: Callable[[], float] = time.monotonic,
+    figure: availability.Figure = availability.NOT_MEASURED,
 ) -> SiteReport:
+    """``figure``: the site's 7-day availability as the monitoring recorded it (:func:`availability.read`)."""
     started = clock()
     edge = Edge(settings.public_url, domains[0], settings.cafiles, settings.timeout)
-    report = SiteReport(name, domains[0], edge.base, veto.PASS, [])
+    report = SiteReport(name, domains[0], edge.base, veto.PASS, [], availability_7d=figure)
     items = report.items
     home = edge.get("/")
     reachable = home.ok and bool(home.body)
-    unreachable = veto.Item("site_unreachable", "网站不能访问", "Site unreachable", True, veto.NOT_CHECKED)
-    unreachable.margin = (
-        "the home page answered now; the veto is the 7-day share of samples over 15 s, which the monitoring measures"
-        " (not read here)"
-    )
-    items.append(unreachable)
+    answer = f"HTTP {home.status}" if home.status else f"no answer ({home.error})"
+    items.append(availability.item(figure, answer + ("" if reachable else ", nothing to read"), reachable))
     if not reachable:
         why = f"the home page did not answer: {home.status or home.error}"
-        _unknown(unreachable, why)
         for item_id, zh, en in (
             ("site_not_updated", "网站不更新", "Site not updated"),
             ("sections_not_updated", "栏目不更新/空白栏目", "Sections not updated or blank"),

@@ -19,12 +19,14 @@ import yaml
 
 from portalops.cli import main
 from portalops.errors import BadInput
-from portalops.inspect import pages, veto
+from portalops.inspect import availability, pages, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.personal import find_personal_data, valid_id_number
-from portalops.inspect.report import markdown, settings_from_vars
+from portalops.inspect.report import markdown, prometheus_from_vars, settings_from_vars, to_json
 from portalops.inspect.site import Settings, SiteReport, inspect_site, parse_gmt, scan_content, without_bypass
 from portalops.inspect.words import WordMatcher
+from portalops.monitoring.api import Prometheus
+from tests.unit.monitoring_servers import EXPR_7D, EXPR_MARGIN, Monitoring, dead_url, prometheus_answers, serve
 from tests.unit.test_probe import serve_tls
 
 DATA = Path(__file__).parent / "data" / "inspect"
@@ -485,3 +487,102 @@ def test_the_lab_portals_real_home_page() -> None:
         without_bypass(link.url) for link in found
     }
     assert pages.error_texts(html, PATTERNS) == []
+
+
+# The 7-day availability (网站不能访问) as the monitoring records it, read from a recorded Prometheus.
+
+
+def figure(ratio: float, target: float = 0.95) -> availability.Figure:
+    return availability.Figure("http://mon1:9090", ratio, round(ratio - target, 4))
+
+
+@pytest.mark.parametrize(
+    ("given", "answered", "status"),
+    [
+        (figure(0.9981), True, veto.PASS),
+        (figure(0.955), True, veto.AT_RISK),  # under 1 point above the line
+        (figure(0.9981), False, veto.AT_RISK),  # down now: the week's figure will follow
+        (figure(0.9499), True, veto.FAIL),
+        (availability.Figure("http://mon1:9090", error="http://mon1:9090/api/v1/query: refused"), True, veto.UNKNOWN),
+        (availability.Figure("http://mon1:9090"), True, veto.UNKNOWN),  # no figure for the site
+        (availability.NOT_MEASURED, True, veto.NOT_CHECKED),  # no monitoring in the inventory
+        (availability.NOT_MEASURED, False, veto.UNKNOWN),
+    ],
+)
+def test_availability_item(given: availability.Figure, answered: bool, status: str) -> None:
+    assert availability.item(given, "HTTP 200", answered).status == status
+
+
+def test_availability_margin_is_said_in_points_and_hours() -> None:
+    item = availability.item(figure(0.9981), "HTTP 200", True)
+    assert item.margin == (
+        "7-day share of samples loaded within 15 s: 99.81 %, veto below 95.00 %"
+        " (margin +4.81 points: about 8.1 h of failed samples left in the week)"
+    )
+    assert availability.item(figure(0.94), "HTTP 200", True).margin.endswith(
+        "(margin -1.00 points: 1.7 h of failed samples over)"
+    )
+
+
+def test_availability_is_read_as_portalops_status_reads_it() -> None:
+    world = Monitoring()
+    world.queries = prometheus_answers(NOW, ratio_7d=0.9412)
+    with serve(world) as url:
+        figures = availability.read(Prometheus(url), ["portal", "news"])
+    assert figures["portal"] == availability.Figure(url, 0.9412, round(0.9412 - 0.95, 4))
+    assert figures["news"] == availability.Figure(url)  # Prometheus knows no figure for it: unknown
+    assert sorted(urllib.parse.parse_qs(urllib.parse.urlsplit(a).query)["query"][0] for a in world.asked) == [
+        EXPR_7D,
+        EXPR_MARGIN,
+    ]
+    assert availability.item(figures["portal"], "HTTP 200", True).status == veto.FAIL
+
+
+def test_a_prometheus_that_does_not_answer_is_cannot_tell_never_a_pass() -> None:
+    url = dead_url()
+    figures = availability.read(Prometheus(url, timeout=2), ["portal"])
+    assert figures["portal"].source == url and "refused" in figures["portal"].error.lower()
+    item = availability.item(figures["portal"], "HTTP 200", True)
+    assert item.status == veto.UNKNOWN and item.margin.startswith("Prometheus did not answer: ")
+    assert availability.read(None, ["portal"]) == {"portal": availability.NOT_MEASURED}
+
+
+def test_prometheus_is_found_as_portalops_status_finds_it() -> None:
+    def url(rendered: dict[str, dict[str, Any]], given: str = "") -> str | None:
+        found = prometheus_from_vars(rendered, "inv", given)
+        return found.url if found else None
+
+    rendered = hostvars()
+    assert url(rendered) is None  # no monitoring host: not checked
+    rendered["mon1"] = {"groups": ["monitoring"], "ansible_host": "10.89.60.16", "lab_publish": []}
+    rendered["mon1"]["monitoring_prometheus_listen_address"] = None  # unset: the role's default port
+    assert url(rendered) == "http://10.89.60.16:9090"
+    rendered["mon1"]["lab_publish"] = ["127.0.0.1:19090:9090"]  # the lab: the controller's loopback
+    assert url(rendered) == "http://127.0.0.1:19090"
+    assert url(rendered, "http://x:1/") == "http://x:1"
+
+
+def test_the_report_shows_each_sites_availability_in_json_and_markdown(fake_portal: str) -> None:
+    settings = Settings(fake_portal, depth=0)
+    report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, figure=figure(0.9981))
+    item = next(i for i in report.items if i.id == "site_unreachable")
+    assert item.status == veto.PASS and item.evidence[0] == "home page now: HTTP 200"
+    document = json.loads(to_json([report], NOW))
+    assert document["sites"][0]["availability_7d"] == {
+        "source": "http://mon1:9090",
+        "ratio_7d": 0.9981,
+        "veto_margin_7d": 0.0481,
+        "error": "",
+    }
+    text = markdown([report], NOW)
+    assert "7 天可用率 (15 秒) / 7-day availability (15 s rule): 99.81 %, 否决余量 / veto margin +4.81 pp" in text
+    assert "| 网站不能访问 / Site unreachable | 是 / yes | 通过 / pass | 7-day share" in text
+    down = inspect_site(
+        "portal",
+        ["portal.lab.test"],
+        [],
+        settings,
+        NOW,
+        figure=availability.Figure("http://mon1:9090", error="timed out"),
+    )
+    assert "无法判断 / unknown (timed out)" in markdown([down], NOW)
