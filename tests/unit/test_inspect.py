@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import shlex
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from portalops.cli import main
+from portalops.cli import build_parser, main
 from portalops.errors import BadInput
 from portalops.inspect import availability, pages, veto
 from portalops.inspect.edge import Edge
@@ -586,3 +587,17 @@ def test_the_report_shows_each_sites_availability_in_json_and_markdown(fake_port
         figure=availability.Figure("http://mon1:9090", error="timed out"),
     )
     assert "无法判断 / unknown (timed out)" in markdown([down], NOW)
+
+
+def unit_settings(name: str) -> dict[str, str]:
+    text = (Path(__file__).resolve().parents[2] / "contrib" / "systemd" / name).read_text()
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def test_the_daily_timer_runs_an_inspection_the_cli_accepts() -> None:
+    service, timer = unit_settings("portalops-inspect.service"), unit_settings("portalops-inspect.timer")
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/.venv/bin/portalops")
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.inventory, args.json) == ("inspect", "inventory/example", False)
+    assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 07:30:00", "true")
