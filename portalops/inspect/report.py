@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput, ExitCode
-from portalops.inspect import availability, pages, veto
+from portalops.inspect import availability, interaction, pages, veto
 from portalops.inspect.site import Settings, SiteReport, inspect_site
 from portalops.inventory import Inventory
 from portalops.monitoring import api, endpoints
@@ -59,9 +59,17 @@ def settings_from_vars(
             continue
         try:
             sections = veto.check_sections(site.get("sections"))
+            source = interaction.check_source(site.get("interaction_source"))
         except ValueError as exc:
             raise BadInput(f"portal_sites {site.get('name')}: {exc}") from exc
-        sites.append({"name": str(site["name"]), "domains": [str(d) for d in site["domains"]], "sections": sections})
+        sites.append(
+            {
+                "name": str(site["name"]),
+                "domains": [str(d) for d in site["domains"]],
+                "sections": sections,
+                "interaction_source": source,
+            }
+        )
     settings = Settings(url, cafiles, words, patterns, depth, max_requests, time_budget)
     return settings, sites
 
@@ -110,6 +118,7 @@ def inspect_inventory(
             settings,
             moment,
             figure=figures.get(s["name"], availability.NOT_MEASURED),
+            interaction_source=s["interaction_source"],
         )
         for s in sites
     ]

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from portalops.inspect import availability, pages, veto
+from portalops.inspect import availability, interaction, pages, veto
 from portalops.inspect.edge import Answer, Edge
 from portalops.inspect.personal import find_personal_data
 from portalops.inspect.words import WordMatcher
+from portalops.monitoring import api
 from portalops.probe import CACHE_BYPASS
 
 POST_FIELDS = "id,date_gmt,link,categories,title,content"
@@ -220,6 +221,29 @@ def scan_content(
     return words, ids, mobiles, blank
 
 
+def interaction_item(edge: Edge, domains: Sequence[str], source: str, today: dt.date) -> veto.Item:
+    """互动回应差 from the configured source: on the site (a path or one of its domains) through the edge,
+    elsewhere (the enquiry system's own host) as plain JSON over http(s)."""
+    if not source:
+        return interaction.not_configured()
+    host = (urllib.parse.urlsplit(source).hostname or "").lower()
+    if source.startswith("/") or host in {d.lower() for d in domains}:
+        answer = edge.get(source)
+        if not answer.ok:
+            return interaction.unreadable(answer.url, f"{answer.status or answer.error}")
+        body = answer.text()
+    else:
+        try:
+            body = json.dumps(api.get_json(source, edge.timeout))
+        except api.Unreachable as exc:
+            return interaction.unreadable(source, str(exc))
+    try:
+        messages = interaction.parse_messages(body)
+    except interaction.BadSource as exc:
+        return interaction.unreadable(source, str(exc))
+    return interaction.judge(messages, today, source)
+
+
 def _unknown(item: veto.Item, why: str) -> veto.Item:
     item.status, item.margin = veto.UNKNOWN, why
     return item
@@ -233,8 +257,10 @@ def inspect_site(
     now: dt.datetime,
     clock: Callable[[], float] = time.monotonic,
     figure: availability.Figure = availability.NOT_MEASURED,
+    interaction_source: str = "",
 ) -> SiteReport:
-    """``figure``: the site's 7-day availability as the monitoring recorded it (:func:`availability.read`)."""
+    """``figure``: the site's 7-day availability as the monitoring recorded it (:func:`availability.read`);
+    ``interaction_source``: where its enquiry section's messages are read (:mod:`interaction`), if it has one."""
     started = clock()
     edge = Edge(settings.public_url, domains[0], settings.cafiles, settings.timeout)
     report = SiteReport(name, domains[0], edge.base, veto.PASS, [], availability_7d=figure)
@@ -319,16 +345,7 @@ def inspect_site(
                 "future_dates", "严重表述错误: 发布日期造假", "Serious errors: falsified (future) dates", True, future
             )
         )
-    items.append(
-        veto.Item(
-            "interaction",
-            "互动回应差",
-            "Poor interaction",
-            True,
-            veto.NOT_CHECKED,
-            "no enquiry (政民互动) section is read by this check",
-        )
-    )
+    items.append(interaction_item(edge, domains, interaction_source, today))
     found = crawl(
         edge,
         home,

@@ -20,7 +20,7 @@ import yaml
 
 from portalops.cli import build_parser, main
 from portalops.errors import BadInput
-from portalops.inspect import availability, pages, veto
+from portalops.inspect import availability, interaction, pages, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.personal import find_personal_data, valid_id_number
 from portalops.inspect.report import markdown, prometheus_from_vars, settings_from_vars, to_json
@@ -296,7 +296,13 @@ def hostvars(**extra: Any) -> dict[str, dict[str, Any]]:
 
 def test_settings_from_the_inventory() -> None:
     settings, sites = settings_from_vars(
-        hostvars(words=["词"], site={"sections": [{"name": "要闻", "class": "dynamic"}]}), 1, 50, 30.0
+        hostvars(
+            words=["词"],
+            site={"sections": [{"name": "要闻", "class": "dynamic"}], "interaction_source": "/hudong/export.json"},
+        ),
+        1,
+        50,
+        30.0,
     )
     assert (settings.public_url, list(settings.words), settings.depth, settings.max_requests) == (
         "https://127.0.0.1:8443",
@@ -306,7 +312,12 @@ def test_settings_from_the_inventory() -> None:
     )
     assert list(settings.error_patterns) == list(pages.DEFAULT_ERROR_PATTERNS)
     assert sites == [
-        {"name": "portal", "domains": ["portal.lab.test"], "sections": [{"name": "要闻", "class": "dynamic"}]}
+        {
+            "name": "portal",
+            "domains": ["portal.lab.test"],
+            "sections": [{"name": "要闻", "class": "dynamic"}],
+            "interaction_source": "/hudong/export.json",
+        }
     ]
 
 
@@ -317,6 +328,8 @@ def test_settings_from_the_inventory() -> None:
         ({"error_patterns": ["("]}, "portalops_inspect_error_patterns"),
         ({"error_patterns": "x"}, "portalops_inspect_error_patterns"),
         ({"site": {"sections": [{"slug": "news", "class": "daily"}]}}, "portal_sites portal: sections entry"),
+        ({"site": {"interaction_source": "hudong.json"}}, "portal_sites portal: interaction_source 'hudong.json'"),
+        ({"site": {"interaction_source": ["/x"]}}, "portal_sites portal: interaction_source"),
     ],
 )
 def test_bad_inventory_values_are_named(extra: dict[str, Any], message: str) -> None:
@@ -343,6 +356,7 @@ class FakePortal(BaseHTTPRequestHandler):
         "/?p=18": (200, "db_error.html"),
         "/?cat=2": (200, "soft_404.html"),
         "/?paged=2": (200, "healthy.html"),
+        "/hudong/export.json": (200, "enquiries.json"),
     }
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -601,3 +615,113 @@ def test_the_daily_timer_runs_an_inspection_the_cli_accepts() -> None:
     args = build_parser().parse_args(argv[1:])
     assert (args.command, args.inventory, args.json) == ("inspect", "inventory/example", False)
     assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 07:30:00", "true")
+
+
+# 互动回应差 over a configured source (the lab has no enquiry section: recorded exports stand in).
+
+DAY = dt.date(2026, 12, 3)
+
+
+def message(received: str, answered: str | None = None, name: str = "m") -> interaction.Message:
+    return interaction.Message(
+        name, dt.date.fromisoformat(received), dt.date.fromisoformat(answered) if answered else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "status"),
+    [
+        ([], veto.PASS),
+        ([message("2026-01-02", "2026-06-30")], veto.PASS),  # answered late, but answered
+        ([message("2026-10-04")], veto.PASS),  # 2 months on 4 Dec
+        ([message("2026-10-03")], veto.AT_RISK),  # 2 months today
+        ([message("2026-09-03")], veto.AT_RISK),  # exactly 3 months: not yet more
+        ([message("2026-09-02")], veto.FAIL),
+        ([message("2026-09-02", "2026-12-01"), message("2026-11-30")], veto.PASS),
+    ],
+)
+def test_interaction_judged_on_unanswered_messages(messages: list[interaction.Message], status: str) -> None:
+    assert interaction.judge(messages, DAY, "/hudong").status == status
+
+
+@pytest.mark.parametrize(
+    ("day", "months", "later"),
+    [("2026-08-31", 3, "2026-11-30"), ("2026-11-30", 3, "2027-02-28"), ("2027-11-29", 3, "2028-02-29")],
+)
+def test_months_are_calendar_months(day: str, months: int, later: str) -> None:
+    assert interaction.add_months(dt.date.fromisoformat(day), months) == dt.date.fromisoformat(later)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("<html>", "not JSON"),
+        ('{"items": []}', "not a list of messages"),
+        ('[{"answered": null}]', "message 0: no received date"),
+        ('[{"id": 7, "received": "last week"}]', "7 received: 'last week' is not an ISO 8601 date"),
+    ],
+)
+def test_a_source_that_is_no_list_of_messages_is_named(body: str, why: str) -> None:
+    with pytest.raises(interaction.BadSource, match=why):
+        interaction.parse_messages(body)
+
+
+def test_interaction_read_through_the_edge_from_a_path_on_the_site(fake_portal: str) -> None:
+    settings = Settings(fake_portal, depth=0)
+    report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, interaction_source="/hudong/export.json")
+    item = next(i for i in report.items if i.id == "interaction")
+    assert item.status == veto.FAIL
+    assert item.margin == (
+        "4 messages, 3 unanswered; the oldest received 2026-08-20, 105 days ago; unanswered over 3 months: 1, veto at 1"
+    )
+    assert item.evidence == [
+        "source: /hudong/export.json",
+        "OVERDUE: https://portal.lab.test/hudong/302 received 2026-08-20, unanswered 105 days (veto after 2026-11-20)",
+        "at risk: https://portal.lab.test/hudong/303 received 2026-09-25, unanswered 69 days (veto after 2026-12-25)",
+    ]
+    assert "/hudong/export.json?preview=true" in FakePortal.asked  # read as published now, around the cache
+
+
+def test_interaction_without_a_source_is_not_checked_and_a_silent_one_cannot_be_told(fake_portal: str) -> None:
+    settings = Settings(fake_portal, depth=0)
+
+    def item(**source: str) -> veto.Item:
+        report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, **source)
+        return next(i for i in report.items if i.id == "interaction")
+
+    assert item().status == veto.NOT_CHECKED
+    missing = item(interaction_source="/hudong/none.json")
+    assert (missing.status, missing.margin) == (veto.UNKNOWN, "the enquiry source did not answer messages: 404")
+    away = item(interaction_source=dead_url() + "/export.json")
+    assert away.status == veto.UNKNOWN and "refused" in away.margin.lower()
+
+
+class EnquirySystem(BaseHTTPRequestHandler):
+    """Another host's enquiry system exporting its messages as JSON."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = (DATA / "enquiries.json").read_bytes() if self.path == "/api/export" else b"{}"
+        self.send_response(200 if self.path == "/api/export" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_interaction_read_from_the_enquiry_systems_own_host(fake_portal: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EnquirySystem)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = f"http://127.0.0.1:{server.server_address[1]}/api/export"
+    try:
+        report = inspect_site(
+            "portal", ["portal.lab.test"], [], Settings(fake_portal, depth=0), NOW, interaction_source=source
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    item = next(i for i in report.items if i.id == "interaction")
+    assert (item.status, item.evidence[0]) == (veto.FAIL, f"source: {source}")
+    assert not [p for p in FakePortal.asked if "export" in p]  # not asked of the portal
