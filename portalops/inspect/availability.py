@@ -69,17 +69,17 @@ def item(figure: Figure, home_now: str, home_answered: bool) -> veto.Item:
         return found
     margin = figure.veto_margin_7d
     line = figure.ratio_7d - margin
-    if margin < 0:
+    if margin <= 0:  # the failed share *reaches* 5 %: on the line is over it
         found.status = veto.FAIL
     elif margin < WARN_MARGIN or not home_answered:
         found.status = veto.AT_RISK
     left = (
         f"about {margin * WEEK_HOURS:.1f} h of failed samples left in the week"
-        if margin >= 0
+        if margin > 0
         else f"{-margin * WEEK_HOURS:.1f} h of failed samples over"
     )
     found.margin = (
-        f"7-day share of samples loaded within 15 s: {figure.ratio_7d * 100:.2f} %, veto below {line * 100:.2f} %"
+        f"7-day share of samples loaded within 15 s: {figure.ratio_7d * 100:.2f} %, veto at {line * 100:.2f} % or less"
         f" (margin {margin * 100:+.2f} points: {left})"
     )
     return found

@@ -518,6 +518,7 @@ def figure(ratio: float, target: float = 0.95) -> availability.Figure:
         (figure(0.955), True, veto.AT_RISK),  # under 1 point above the line
         (figure(0.9981), False, veto.AT_RISK),  # down now: the week's figure will follow
         (figure(0.9499), True, veto.FAIL),
+        (figure(0.95), True, veto.FAIL),  # the failed share reaches 5 %
         (availability.Figure("http://mon1:9090", error="http://mon1:9090/api/v1/query: refused"), True, veto.UNKNOWN),
         (availability.Figure("http://mon1:9090"), True, veto.UNKNOWN),  # no figure for the site
         (availability.NOT_MEASURED, True, veto.NOT_CHECKED),  # no monitoring in the inventory
@@ -531,7 +532,7 @@ def test_availability_item(given: availability.Figure, answered: bool, status: s
 def test_availability_margin_is_said_in_points_and_hours() -> None:
     item = availability.item(figure(0.9981), "HTTP 200", True)
     assert item.margin == (
-        "7-day share of samples loaded within 15 s: 99.81 %, veto below 95.00 %"
+        "7-day share of samples loaded within 15 s: 99.81 %, veto at 95.00 % or less"
         " (margin +4.81 points: about 8.1 h of failed samples left in the week)"
     )
     assert availability.item(figure(0.94), "HTTP 200", True).margin.endswith(
