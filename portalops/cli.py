@@ -145,8 +145,8 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     inspect = commands.add_parser(
         "inspect",
         help="the government-website inspection self-check: freshness, blank sections, serious errors, links",
-        epilog="exit codes: 0 no veto item failed; 1 a veto item failed; 2 cannot tell (a site unreachable,"
-        " its REST API unreadable) or bad input",
+        epilog="exit codes: 0 no veto item failed; 1 a veto item failed; 75 cannot tell (a site unreachable,"
+        " its REST API unreadable, Prometheus not answering); 2 bad input",
     )
     inspect.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     inspect.add_argument("--site", default="", help="only this site of portal_sites")
@@ -155,6 +155,12 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     inspect.add_argument("--max-requests", type=int, default=300, help="request budget per site (default 300)")
     inspect.add_argument("--time-budget", type=float, default=120.0, help="seconds per site for the crawl")
     inspect.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
+    inspect.add_argument(
+        "--prometheus",
+        default="",
+        metavar="URL",
+        help="Prometheus' URL for the 7-day availability (default: the inventory's monitoring host, as status's)",
+    )
     inspect.add_argument(
         "--out", default=str(REPO_ROOT / "reports" / "inspect"), help="report directory (<UTC>.md and .json)"
     )
@@ -787,13 +793,21 @@ def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
         raise BadInput("--depth must be 0 or more, --max-requests and --time-budget above 0")
     now = inspection.utc_now()
     reports = inspection.inspect_inventory(
-        args.inventory or LAB_INVENTORY, args.site, args.depth, args.max_requests, args.time_budget, args.cafile, now
+        args.inventory or LAB_INVENTORY,
+        args.site,
+        args.depth,
+        args.max_requests,
+        args.time_budget,
+        args.cafile,
+        now,
+        args.prometheus,
     )
     path = inspection.write_reports(reports, now, Path(args.out))
     print(inspection.to_json(reports, now) if args.json else inspection.markdown(reports, now), file=out)
     code = inspection.exit_code(reports)
-    print(f"inspect: {['no veto item failed', 'a veto item failed', 'cannot tell'][code]}; report {path}", file=err)
-    return code
+    said = {ExitCode.OK: "no veto item failed", ExitCode.FAILED: "a veto item failed"}.get(code, "cannot tell")
+    print(f"inspect: {said}; report {path}", file=err)
+    return int(code)
 
 
 def add_monitoring_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,5 +8,7 @@ what is exact there (every published post's date and category, every page), and 
 item pass / at risk / fail / unknown with its evidence and margin.
 
 Pure parts (``pages``, ``personal``, ``words``, ``veto``) take text and dates and return findings;
-``edge`` is the only module that talks to the network, ``site`` puts them together.
+``edge`` talks to the sites, ``site`` puts them together. Two items come from elsewhere: the 7-day
+availability from the monitoring's Prometheus (``availability``, through :mod:`portalops.monitoring`),
+the enquiry section's messages from the source the inventory names (``interaction``).
 """

@@ -16,9 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from portalops.errors import BadInput
-from portalops.inspect import pages, veto
+from portalops.errors import BadInput, ExitCode
+from portalops.inspect import availability, interaction, pages, veto
 from portalops.inspect.site import Settings, SiteReport, inspect_site
+from portalops.inventory import Inventory
+from portalops.monitoring import api, endpoints
 from portalops.probe import PROBE_VARS, targets_from_vars
 from portalops.runbook.resolve import resolve_vars
 
@@ -26,6 +28,10 @@ INSPECT_VARS = {
     **PROBE_VARS,
     "words": "portalops_sensitive_words | default([])",
     "error_patterns": "portalops_inspect_error_patterns | default(none)",
+    # Where Prometheus answers, by portalops status' rule (portalops.monitoring.endpoints).
+    "lab_publish": "lab_publish | default([])",
+    "ansible_host": "ansible_host | default(inventory_hostname)",
+    "monitoring_prometheus_listen_address": "monitoring_prometheus_listen_address | default(none)",
 }
 
 
@@ -53,11 +59,33 @@ def settings_from_vars(
             continue
         try:
             sections = veto.check_sections(site.get("sections"))
+            source = interaction.check_source(site.get("interaction_source"))
         except ValueError as exc:
             raise BadInput(f"portal_sites {site.get('name')}: {exc}") from exc
-        sites.append({"name": str(site["name"]), "domains": [str(d) for d in site["domains"]], "sections": sections})
+        sites.append(
+            {
+                "name": str(site["name"]),
+                "domains": [str(d) for d in site["domains"]],
+                "sections": sections,
+                "interaction_source": source,
+            }
+        )
     settings = Settings(url, cafiles, words, patterns, depth, max_requests, time_budget)
     return settings, sites
+
+
+def prometheus_from_vars(
+    hostvars: dict[str, dict[str, Any]], source: str, given: str = "", timeout: float = api.TIMEOUT
+) -> api.Prometheus | None:
+    """``given``, else the monitoring host's Prometheus as ``portalops status`` finds it; None without one."""
+    if given:
+        return api.Prometheus(given, timeout)
+    monitoring = [h for h, v in hostvars.items() if endpoints.GROUP in (v.get("groups") or [])]
+    if not monitoring:
+        return None
+    rendered = {h: {k: v for k, v in hostvars[h].items() if v is not None} for h in monitoring}
+    inventory = Inventory(str(source), rendered, {endpoints.GROUP: monitoring})
+    return api.Prometheus(endpoints.from_inventory(inventory, alertmanager="-").prometheus, timeout)
 
 
 def inspect_inventory(
@@ -68,7 +96,9 @@ def inspect_inventory(
     time_budget: float = 120.0,
     cafiles: Sequence[str] = (),
     now: dt.datetime | None = None,
+    prometheus: str = "",
 ) -> list[SiteReport]:
+    """``prometheus``: its URL, else the inventory's monitoring host (none: availability not checked)."""
     if not Path(source).exists():
         raise BadInput(f"inventory not found: {source}")
     hostvars = resolve_vars(source, ["all"], INSPECT_VARS, exact=False)
@@ -78,22 +108,41 @@ def inspect_inventory(
         sites = [s for s in sites if s["name"] == site]
         if not sites:
             raise BadInput(f"no site {site!r} in portal_sites")
+    figures = availability.read(prometheus_from_vars(hostvars, str(source), prometheus), [s["name"] for s in sites])
     moment = now or utc_now()
-    return [inspect_site(s["name"], s["domains"], s["sections"], settings, moment) for s in sites]
+    return [
+        inspect_site(
+            s["name"],
+            s["domains"],
+            s["sections"],
+            settings,
+            moment,
+            figure=figures.get(s["name"], availability.NOT_MEASURED),
+            interaction_source=s["interaction_source"],
+        )
+        for s in sites
+    ]
 
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def exit_code(reports: Sequence[SiteReport]) -> int:
+VERDICTS = {
+    ExitCode.OK: "通过 / pass",
+    ExitCode.FAILED: "不合格 / a veto item failed",
+    ExitCode.UNKNOWN: "无法判断 / cannot tell",
+}
+
+
+def exit_code(reports: Sequence[SiteReport]) -> ExitCode:
     return veto.exit_status(r.status for r in reports)
 
 
 def to_json(reports: Sequence[SiteReport], now: dt.datetime) -> str:
     document = {
         "time_utc": now.isoformat(timespec="seconds"),
-        "exit": exit_code(reports),
+        "exit": int(exit_code(reports)),
         "sites": [asdict(r) for r in reports],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
@@ -103,8 +152,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _availability(figure: availability.Figure) -> str:
+    if not figure.source:
+        return "未检查 / not checked (no monitoring)"
+    if figure.ratio_7d is None or figure.veto_margin_7d is None:
+        return f"无法判断 / unknown ({figure.error or 'no figure recorded for the site'})"
+    return f"{figure.ratio_7d * 100:.2f} %, 否决余量 / veto margin {figure.veto_margin_7d * 100:+.2f} pp"
+
+
 def markdown(reports: Sequence[SiteReport], now: dt.datetime) -> str:
-    verdict = {0: "通过 / pass", 1: "不合格 / a veto item failed", 2: "无法判断 / cannot tell"}[exit_code(reports)]
+    verdict = VERDICTS[exit_code(reports)]
     lines = [
         "# 政府网站检查自查 / Government website inspection self-check",
         "",
@@ -126,6 +183,7 @@ def markdown(reports: Sequence[SiteReport], now: dt.datetime) -> str:
                 f"| {item.zh} / {item.en} | {'是 / yes' if item.veto else '否 / no'} |"
                 f" {veto.STATUS_ZH[item.status]} / {item.status} | {_cell(item.margin)} |"
             )
+        lines += ["", f"7 天可用率 (15 秒) / 7-day availability (15 s rule): {_availability(r.availability_7d)}"]
         evidence = [(item, e) for item in r.items for e in item.evidence]
         if evidence:
             lines += ["", "### 证据 / Evidence", ""]

@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from portalops.inspect import pages, veto
+from portalops.inspect import availability, interaction, pages, veto
 from portalops.inspect.edge import Answer, Edge
 from portalops.inspect.personal import find_personal_data
 from portalops.inspect.words import WordMatcher
+from portalops.monitoring import api
 from portalops.probe import CACHE_BYPASS
 
 POST_FIELDS = "id,date_gmt,link,categories,title,content"
@@ -59,6 +60,7 @@ class SiteReport:
     items: list[veto.Item]
     sections: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    availability_7d: availability.Figure = availability.NOT_MEASURED
 
 
 class Unreadable(Exception):
@@ -219,6 +221,29 @@ def scan_content(
     return words, ids, mobiles, blank
 
 
+def interaction_item(edge: Edge, domains: Sequence[str], source: str, today: dt.date) -> veto.Item:
+    """互动回应差 from the configured source: on the site (a path or one of its domains) through the edge,
+    elsewhere (the enquiry system's own host) as plain JSON over http(s)."""
+    if not source:
+        return interaction.not_configured()
+    host = (urllib.parse.urlsplit(source).hostname or "").lower()
+    if source.startswith("/") or host in {d.lower() for d in domains}:
+        answer = edge.get(source)
+        if not answer.ok:
+            return interaction.unreadable(answer.url, f"{answer.status or answer.error}")
+        body = answer.text()
+    else:
+        try:
+            body = json.dumps(api.get_json(source, edge.timeout))
+        except api.Unreachable as exc:
+            return interaction.unreadable(source, str(exc))
+    try:
+        messages = interaction.parse_messages(body)
+    except interaction.BadSource as exc:
+        return interaction.unreadable(source, str(exc))
+    return interaction.judge(messages, today, source)
+
+
 def _unknown(item: veto.Item, why: str) -> veto.Item:
     item.status, item.margin = veto.UNKNOWN, why
     return item
@@ -231,22 +256,21 @@ def inspect_site(
     settings: Settings,
     now: dt.datetime,
     clock: Callable[[], float] = time.monotonic,
+    figure: availability.Figure = availability.NOT_MEASURED,
+    interaction_source: str = "",
 ) -> SiteReport:
+    """``figure``: the site's 7-day availability as the monitoring recorded it (:func:`availability.read`);
+    ``interaction_source``: where its enquiry section's messages are read (:mod:`interaction`), if it has one."""
     started = clock()
     edge = Edge(settings.public_url, domains[0], settings.cafiles, settings.timeout)
-    report = SiteReport(name, domains[0], edge.base, veto.PASS, [])
+    report = SiteReport(name, domains[0], edge.base, veto.PASS, [], availability_7d=figure)
     items = report.items
     home = edge.get("/")
     reachable = home.ok and bool(home.body)
-    unreachable = veto.Item("site_unreachable", "网站不能访问", "Site unreachable", True, veto.NOT_CHECKED)
-    unreachable.margin = (
-        "the home page answered now; the veto is the 7-day share of samples over 15 s, which the monitoring measures"
-        " (not read here)"
-    )
-    items.append(unreachable)
+    answer = f"HTTP {home.status}" if home.status else f"no answer ({home.error})"
+    items.append(availability.item(figure, answer + ("" if reachable else ", nothing to read"), reachable))
     if not reachable:
         why = f"the home page did not answer: {home.status or home.error}"
-        _unknown(unreachable, why)
         for item_id, zh, en in (
             ("site_not_updated", "网站不更新", "Site not updated"),
             ("sections_not_updated", "栏目不更新/空白栏目", "Sections not updated or blank"),
@@ -321,16 +345,7 @@ def inspect_site(
                 "future_dates", "严重表述错误: 发布日期造假", "Serious errors: falsified (future) dates", True, future
             )
         )
-    items.append(
-        veto.Item(
-            "interaction",
-            "互动回应差",
-            "Poor interaction",
-            True,
-            veto.NOT_CHECKED,
-            "no enquiry (政民互动) section is read by this check",
-        )
-    )
+    items.append(interaction_item(edge, domains, interaction_source, today))
     found = crawl(
         edge,
         home,

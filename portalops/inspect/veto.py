@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from portalops.errors import ExitCode
+
 DYNAMIC, NOTICE, STATIC, EXEMPT = "dynamic", "notice", "static", "exempt"
 CLASSES = (DYNAMIC, NOTICE, STATIC, EXEMPT)
 # Days without a new item after which a section of the class is stale, and after which it is at risk.
@@ -230,11 +232,12 @@ def site_status(items: Sequence[Item]) -> str:
     return worst(i.status for i in items if i.veto)
 
 
-def exit_status(statuses: Iterable[str]) -> int:
-    """0 every site clean (at risk included), 1 a veto item failed, 2 cannot tell (a site unreachable)."""
+def exit_status(statuses: Iterable[str]) -> ExitCode:
+    """OK every site clean (at risk included), FAILED a veto item failed, else UNKNOWN (75, the house's
+    "cannot tell": a site or its REST API unreachable, Prometheus not answering); BAD_INPUT (2) is the CLI's."""
     statuses = list(statuses)
     if FAIL in statuses:
-        return 1
+        return ExitCode.FAILED
     if UNKNOWN in statuses:
-        return 2
-    return 0
+        return ExitCode.UNKNOWN
+    return ExitCode.OK

@@ -135,6 +135,18 @@ def sites_from(samples: Mapping[str, Sequence[Sample]], names: Iterable[str]) ->
     return list(sites.values())
 
 
+def query(prometheus: Prometheus, keys: Sequence[str] = tuple(QUERIES)) -> dict[str, list[Sample]]:
+    """The answers to :data:`QUERIES` (``keys`` of them); :class:`Unreachable` when one is not answered."""
+    return {key: prometheus.query(QUERIES[key]) for key in keys}
+
+
+def availability_7d(prometheus: Prometheus, names: Sequence[str]) -> list[Site]:
+    """Each site's 7-day availability under the 15 s rule and its margin to the veto line, as ``status``
+    shows them (``None``: no figure recorded for the site); :class:`Unreachable` when Prometheus does not
+    answer. ``portalops inspect`` reports them."""
+    return sites_from(query(prometheus, ("ratio_7d", "margin_7d")), names)
+
+
 OPEN = (lifecycle.State.NEW, lifecycle.State.ACKNOWLEDGED)
 
 
@@ -211,8 +223,7 @@ def collect(
     status = Status(now, prometheus.url, alertmanager.url)
     samples: dict[str, list[Sample]] = {}
     try:
-        for key, expr in QUERIES.items():
-            samples[key] = prometheus.query(expr)
+        samples = query(prometheus)
     except Unreachable as exc:
         status.prometheus_error = str(exc)
         samples = {}  # a half-answered set of figures is not shown as if whole

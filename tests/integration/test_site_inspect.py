@@ -118,6 +118,10 @@ def test_inspect_finds_a_future_date_an_id_number_and_a_sensitive_word_until_the
     classes = {s["name"]: s["class"] for s in site["sections"]}
     assert (classes["政务动态"], classes["通知公告"], classes["便民服务"]) == ("dynamic", "notice", "static")
     assert site["stats"]["posts"] >= 2 and site["stats"]["links_checked"] > 0
+    # The 7-day availability is mon1's recorded figure (whatever the lab's drills made of it), never "not checked".
+    assert site["availability_7d"]["source"] == "http://127.0.0.1:9090", site["availability_7d"]
+    assert 0 <= site["availability_7d"]["ratio_7d"] <= 1, site["availability_7d"]
+    assert found["site_unreachable"]["status"] in ("pass", "at_risk", "fail"), found["site_unreachable"]
 
     assert wordpress("delete") == {"deleted": 2}
     _, document, _ = inspect()

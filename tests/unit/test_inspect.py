@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import shlex
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -17,14 +18,16 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from portalops.cli import main
+from portalops.cli import build_parser, main
 from portalops.errors import BadInput
-from portalops.inspect import pages, veto
+from portalops.inspect import availability, interaction, pages, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.personal import find_personal_data, valid_id_number
-from portalops.inspect.report import markdown, settings_from_vars
+from portalops.inspect.report import markdown, prometheus_from_vars, settings_from_vars, to_json
 from portalops.inspect.site import Settings, SiteReport, inspect_site, parse_gmt, scan_content, without_bypass
 from portalops.inspect.words import WordMatcher
+from portalops.monitoring.api import Prometheus
+from tests.unit.monitoring_servers import EXPR_7D, EXPR_MARGIN, Monitoring, dead_url, prometheus_answers, serve
 from tests.unit.test_probe import serve_tls
 
 DATA = Path(__file__).parent / "data" / "inspect"
@@ -276,7 +279,7 @@ def test_content_scan_on_rest_posts_and_pages() -> None:
 
 def test_exit_status_fail_over_unknown_over_pass() -> None:
     assert veto.exit_status([veto.PASS, veto.AT_RISK]) == 0
-    assert veto.exit_status([veto.PASS, veto.UNKNOWN]) == 2
+    assert veto.exit_status([veto.PASS, veto.UNKNOWN]) == 75  # the house's "cannot tell" (EX_TEMPFAIL), not bad input
     assert veto.exit_status([veto.UNKNOWN, veto.FAIL]) == 1
     items = [
         veto.Item("a", "a", "a", True, veto.NOT_CHECKED),
@@ -293,7 +296,13 @@ def hostvars(**extra: Any) -> dict[str, dict[str, Any]]:
 
 def test_settings_from_the_inventory() -> None:
     settings, sites = settings_from_vars(
-        hostvars(words=["词"], site={"sections": [{"name": "要闻", "class": "dynamic"}]}), 1, 50, 30.0
+        hostvars(
+            words=["词"],
+            site={"sections": [{"name": "要闻", "class": "dynamic"}], "interaction_source": "/hudong/export.json"},
+        ),
+        1,
+        50,
+        30.0,
     )
     assert (settings.public_url, list(settings.words), settings.depth, settings.max_requests) == (
         "https://127.0.0.1:8443",
@@ -303,7 +312,12 @@ def test_settings_from_the_inventory() -> None:
     )
     assert list(settings.error_patterns) == list(pages.DEFAULT_ERROR_PATTERNS)
     assert sites == [
-        {"name": "portal", "domains": ["portal.lab.test"], "sections": [{"name": "要闻", "class": "dynamic"}]}
+        {
+            "name": "portal",
+            "domains": ["portal.lab.test"],
+            "sections": [{"name": "要闻", "class": "dynamic"}],
+            "interaction_source": "/hudong/export.json",
+        }
     ]
 
 
@@ -314,6 +328,8 @@ def test_settings_from_the_inventory() -> None:
         ({"error_patterns": ["("]}, "portalops_inspect_error_patterns"),
         ({"error_patterns": "x"}, "portalops_inspect_error_patterns"),
         ({"site": {"sections": [{"slug": "news", "class": "daily"}]}}, "portal_sites portal: sections entry"),
+        ({"site": {"interaction_source": "hudong.json"}}, "portal_sites portal: interaction_source 'hudong.json'"),
+        ({"site": {"interaction_source": ["/x"]}}, "portal_sites portal: interaction_source"),
     ],
 )
 def test_bad_inventory_values_are_named(extra: dict[str, Any], message: str) -> None:
@@ -340,6 +356,7 @@ class FakePortal(BaseHTTPRequestHandler):
         "/?p=18": (200, "db_error.html"),
         "/?cat=2": (200, "soft_404.html"),
         "/?paged=2": (200, "healthy.html"),
+        "/hudong/export.json": (200, "enquiries.json"),
     }
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -449,7 +466,7 @@ def test_an_unreachable_site_is_unknown_never_clean() -> None:
     report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW)
     assert report.status == veto.UNKNOWN
     assert {i.status for i in report.items} == {veto.UNKNOWN}
-    assert veto.exit_status([report.status]) == 2
+    assert veto.exit_status([report.status]) == 75
 
 
 def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
@@ -458,6 +475,19 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path: Path) -> None:
     assert "inventory not found" in err.getvalue()
     assert main(["inspect", "--depth", "-1", "--out", str(tmp_path)], io.StringIO(), err) == 2
     assert not list(tmp_path.iterdir())  # no report of an inspection that did not happen
+
+
+def test_cli_says_cannot_tell_with_exit_75_for_a_site_that_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = hostvars(url="http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setattr("portalops.inspect.report.resolve_vars", lambda *args, **kwargs: rendered)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["inspect", "-i", str(tmp_path), "--json", "--out", str(tmp_path / "out")], out, err) == 75
+    assert json.loads(out.getvalue())["exit"] == 75
+    assert "inspect: cannot tell; report " in err.getvalue()
+    [md] = (tmp_path / "out").glob("*.md")
+    assert "结论 / Verdict: **无法判断 / cannot tell**" in md.read_text()
 
 
 def test_the_lab_portals_real_home_page() -> None:
@@ -472,3 +502,227 @@ def test_the_lab_portals_real_home_page() -> None:
         without_bypass(link.url) for link in found
     }
     assert pages.error_texts(html, PATTERNS) == []
+
+
+# The 7-day availability (网站不能访问) as the monitoring records it, read from a recorded Prometheus.
+
+
+def figure(ratio: float, target: float = 0.95) -> availability.Figure:
+    return availability.Figure("http://mon1:9090", ratio, round(ratio - target, 4))
+
+
+@pytest.mark.parametrize(
+    ("given", "answered", "status"),
+    [
+        (figure(0.9981), True, veto.PASS),
+        (figure(0.955), True, veto.AT_RISK),  # under 1 point above the line
+        (figure(0.9981), False, veto.AT_RISK),  # down now: the week's figure will follow
+        (figure(0.9499), True, veto.FAIL),
+        (figure(0.95), True, veto.FAIL),  # the failed share reaches 5 %
+        (availability.Figure("http://mon1:9090", error="http://mon1:9090/api/v1/query: refused"), True, veto.UNKNOWN),
+        (availability.Figure("http://mon1:9090"), True, veto.UNKNOWN),  # no figure for the site
+        (availability.NOT_MEASURED, True, veto.NOT_CHECKED),  # no monitoring in the inventory
+        (availability.NOT_MEASURED, False, veto.UNKNOWN),
+    ],
+)
+def test_availability_item(given: availability.Figure, answered: bool, status: str) -> None:
+    assert availability.item(given, "HTTP 200", answered).status == status
+
+
+def test_availability_margin_is_said_in_points_and_hours() -> None:
+    item = availability.item(figure(0.9981), "HTTP 200", True)
+    assert item.margin == (
+        "7-day share of samples loaded within 15 s: 99.81 %, veto at 95.00 % or less"
+        " (margin +4.81 points: about 8.1 h of failed samples left in the week)"
+    )
+    assert availability.item(figure(0.94), "HTTP 200", True).margin.endswith(
+        "(margin -1.00 points: 1.7 h of failed samples over)"
+    )
+
+
+def test_availability_is_read_as_portalops_status_reads_it() -> None:
+    world = Monitoring()
+    world.queries = prometheus_answers(NOW, ratio_7d=0.9412)
+    with serve(world) as url:
+        figures = availability.read(Prometheus(url), ["portal", "news"])
+    assert figures["portal"] == availability.Figure(url, 0.9412, round(0.9412 - 0.95, 4))
+    assert figures["news"] == availability.Figure(url)  # Prometheus knows no figure for it: unknown
+    assert sorted(urllib.parse.parse_qs(urllib.parse.urlsplit(a).query)["query"][0] for a in world.asked) == [
+        EXPR_7D,
+        EXPR_MARGIN,
+    ]
+    assert availability.item(figures["portal"], "HTTP 200", True).status == veto.FAIL
+
+
+def test_a_prometheus_that_does_not_answer_is_cannot_tell_never_a_pass() -> None:
+    url = dead_url()
+    figures = availability.read(Prometheus(url, timeout=2), ["portal"])
+    assert figures["portal"].source == url and "refused" in figures["portal"].error.lower()
+    item = availability.item(figures["portal"], "HTTP 200", True)
+    assert item.status == veto.UNKNOWN and item.margin.startswith("Prometheus did not answer: ")
+    assert availability.read(None, ["portal"]) == {"portal": availability.NOT_MEASURED}
+
+
+def test_prometheus_is_found_as_portalops_status_finds_it() -> None:
+    def url(rendered: dict[str, dict[str, Any]], given: str = "") -> str | None:
+        found = prometheus_from_vars(rendered, "inv", given)
+        return found.url if found else None
+
+    rendered = hostvars()
+    assert url(rendered) is None  # no monitoring host: not checked
+    rendered["mon1"] = {"groups": ["monitoring"], "ansible_host": "10.89.60.16", "lab_publish": []}
+    rendered["mon1"]["monitoring_prometheus_listen_address"] = None  # unset: the role's default port
+    assert url(rendered) == "http://10.89.60.16:9090"
+    rendered["mon1"]["lab_publish"] = ["127.0.0.1:19090:9090"]  # the lab: the controller's loopback
+    assert url(rendered) == "http://127.0.0.1:19090"
+    assert url(rendered, "http://x:1/") == "http://x:1"
+
+
+def test_the_report_shows_each_sites_availability_in_json_and_markdown(fake_portal: str) -> None:
+    settings = Settings(fake_portal, depth=0)
+    report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, figure=figure(0.9981))
+    item = next(i for i in report.items if i.id == "site_unreachable")
+    assert item.status == veto.PASS and item.evidence[0] == "home page now: HTTP 200"
+    document = json.loads(to_json([report], NOW))
+    assert document["sites"][0]["availability_7d"] == {
+        "source": "http://mon1:9090",
+        "ratio_7d": 0.9981,
+        "veto_margin_7d": 0.0481,
+        "error": "",
+    }
+    text = markdown([report], NOW)
+    assert "7 天可用率 (15 秒) / 7-day availability (15 s rule): 99.81 %, 否决余量 / veto margin +4.81 pp" in text
+    assert "| 网站不能访问 / Site unreachable | 是 / yes | 通过 / pass | 7-day share" in text
+    down = inspect_site(
+        "portal",
+        ["portal.lab.test"],
+        [],
+        settings,
+        NOW,
+        figure=availability.Figure("http://mon1:9090", error="timed out"),
+    )
+    assert "无法判断 / unknown (timed out)" in markdown([down], NOW)
+
+
+def unit_settings(name: str) -> dict[str, str]:
+    text = (Path(__file__).resolve().parents[2] / "contrib" / "systemd" / name).read_text()
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def test_the_daily_timer_runs_an_inspection_the_cli_accepts() -> None:
+    service, timer = unit_settings("portalops-inspect.service"), unit_settings("portalops-inspect.timer")
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/.venv/bin/portalops")
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.inventory, args.json) == ("inspect", "inventory/example", False)
+    assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 07:30:00", "true")
+
+
+# 互动回应差 over a configured source (the lab has no enquiry section: recorded exports stand in).
+
+DAY = dt.date(2026, 12, 3)
+
+
+def message(received: str, answered: str | None = None, name: str = "m") -> interaction.Message:
+    return interaction.Message(
+        name, dt.date.fromisoformat(received), dt.date.fromisoformat(answered) if answered else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("messages", "status"),
+    [
+        ([], veto.PASS),
+        ([message("2026-01-02", "2026-06-30")], veto.PASS),  # answered late, but answered
+        ([message("2026-10-04")], veto.PASS),  # 2 months on 4 Dec
+        ([message("2026-10-03")], veto.AT_RISK),  # 2 months today
+        ([message("2026-09-03")], veto.AT_RISK),  # exactly 3 months: not yet more
+        ([message("2026-09-02")], veto.FAIL),
+        ([message("2026-09-02", "2026-12-01"), message("2026-11-30")], veto.PASS),
+    ],
+)
+def test_interaction_judged_on_unanswered_messages(messages: list[interaction.Message], status: str) -> None:
+    assert interaction.judge(messages, DAY, "/hudong").status == status
+
+
+@pytest.mark.parametrize(
+    ("day", "months", "later"),
+    [("2026-08-31", 3, "2026-11-30"), ("2026-11-30", 3, "2027-02-28"), ("2027-11-29", 3, "2028-02-29")],
+)
+def test_months_are_calendar_months(day: str, months: int, later: str) -> None:
+    assert interaction.add_months(dt.date.fromisoformat(day), months) == dt.date.fromisoformat(later)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("<html>", "not JSON"),
+        ('{"items": []}', "not a list of messages"),
+        ('[{"answered": null}]', "message 0: no received date"),
+        ('[{"id": 7, "received": "last week"}]', "7 received: 'last week' is not an ISO 8601 date"),
+    ],
+)
+def test_a_source_that_is_no_list_of_messages_is_named(body: str, why: str) -> None:
+    with pytest.raises(interaction.BadSource, match=why):
+        interaction.parse_messages(body)
+
+
+def test_interaction_read_through_the_edge_from_a_path_on_the_site(fake_portal: str) -> None:
+    settings = Settings(fake_portal, depth=0)
+    report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, interaction_source="/hudong/export.json")
+    item = next(i for i in report.items if i.id == "interaction")
+    assert item.status == veto.FAIL
+    assert item.margin == (
+        "4 messages, 3 unanswered; the oldest received 2026-08-20, 105 days ago; unanswered over 3 months: 1, veto at 1"
+    )
+    assert item.evidence == [
+        "source: /hudong/export.json",
+        "OVERDUE: https://portal.lab.test/hudong/302 received 2026-08-20, unanswered 105 days (veto after 2026-11-20)",
+        "at risk: https://portal.lab.test/hudong/303 received 2026-09-25, unanswered 69 days (veto after 2026-12-25)",
+    ]
+    assert "/hudong/export.json?preview=true" in FakePortal.asked  # read as published now, around the cache
+
+
+def test_interaction_without_a_source_is_not_checked_and_a_silent_one_cannot_be_told(fake_portal: str) -> None:
+    settings = Settings(fake_portal, depth=0)
+
+    def item(**source: str) -> veto.Item:
+        report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, **source)
+        return next(i for i in report.items if i.id == "interaction")
+
+    assert item().status == veto.NOT_CHECKED
+    missing = item(interaction_source="/hudong/none.json")
+    assert (missing.status, missing.margin) == (veto.UNKNOWN, "the enquiry source did not answer messages: 404")
+    away = item(interaction_source=dead_url() + "/export.json")
+    assert away.status == veto.UNKNOWN and "refused" in away.margin.lower()
+
+
+class EnquirySystem(BaseHTTPRequestHandler):
+    """Another host's enquiry system exporting its messages as JSON."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = (DATA / "enquiries.json").read_bytes() if self.path == "/api/export" else b"{}"
+        self.send_response(200 if self.path == "/api/export" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_interaction_read_from_the_enquiry_systems_own_host(fake_portal: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EnquirySystem)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = f"http://127.0.0.1:{server.server_address[1]}/api/export"
+    try:
+        report = inspect_site(
+            "portal", ["portal.lab.test"], [], Settings(fake_portal, depth=0), NOW, interaction_source=source
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    item = next(i for i in report.items if i.id == "interaction")
+    assert (item.status, item.evidence[0]) == (veto.FAIL, f"source: {source}")
+    assert not [p for p in FakePortal.asked if "export" in p]  # not asked of the portal
