@@ -10,6 +10,8 @@ extra vars only their names are kept (a value may be a secret).
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import socket
 import sys
 from datetime import UTC, datetime
@@ -29,15 +31,16 @@ DOCUMENTATION = """
         ok/changed/failed/unreachable counts, result, limit, tags, the reports the run names).
       - A failure to record is a warning, never a failed play.
     requirements:
-      - the portalops package (this checkout) importable
+      - the portalops package of this checkout (plugins/callback/../../portalops) and its dependencies
       - enabled in ansible.cfg callbacks_enabled
     options:
       playbooks:
-        description: playbook file names whose runs are changes
+        description:
+          - playbook file names whose runs are changes (comma-separated in the environment)
+          - default portalops.service.changes.PLAYBOOKS - site.yml, patch.yml, the tier playbooks,
+            monitoring.yml, backups.yml, logs.yml and restore_drill.yml
         type: list
         elements: str
-        default: [site.yml, patch.yml, common.yml, web.yml, cms.yml, db.yml, logs.yml, backups.yml,
-                  monitoring.yml, restore_drill.yml]
         env:
           - name: PORTALOPS_CHANGE_PLAYBOOKS
         ini:
@@ -57,13 +60,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _changes() -> Any:
-    """portalops.service.changes, from this checkout when it is not on the path already."""
-    try:
-        from portalops.service import changes
-    except ImportError:
-        sys.path.insert(0, str(REPO))
-        from portalops.service import changes
-    return changes
+    """portalops.service.changes from this plugin's own checkout (not another portalops on the path)."""
+    package = REPO / "portalops" / "__init__.py"
+    if "portalops" not in sys.modules and package.is_file():
+        spec = importlib.util.spec_from_file_location("portalops", package, submodule_search_locations=[])
+        if spec and spec.loader:
+            module = importlib.util.module_from_spec(spec)
+            module.__path__ = [str(package.parent)]
+            sys.modules["portalops"] = module
+            spec.loader.exec_module(module)
+    return importlib.import_module("portalops.service.changes")
 
 
 class CallbackModule(CallbackBase):  # type: ignore[misc]
@@ -86,8 +92,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self._started = datetime.now(UTC)
         try:
             name = str(getattr(playbook, "_file_name", "") or "")
-            listed = self.get_option("playbooks") or []
-            self._playbook = name if _changes().wanted(name, listed) else ""
+            changes = _changes()
+            listed = [str(p).strip() for p in self.get_option("playbooks") or [] if str(p).strip()] or changes.PLAYBOOKS
+            self._playbook = name if changes.wanted(name, listed) else ""
         except Exception as exc:  # recording must never fail the play
             self._warn(f"cannot tell whether {getattr(playbook, '_file_name', '?')} is a change: {exc}")
 

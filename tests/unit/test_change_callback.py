@@ -30,18 +30,22 @@ PLAYBOOK = """\
 VALUE = "never-written-9f3a"  # an extra var's value: a secret for all the callback knows
 
 
-def run(tmp_path: Path, records_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, records_dir: Path, *extra: str, playbook: str = "site.yml", text: str = PLAYBOOK, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir(exist_ok=True)
-    (playbooks / "site.yml").write_text(PLAYBOOK.format(report=tmp_path / "report.md"))
+    (playbooks / playbook).write_text(text.format(report=tmp_path / "report.md"))
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "PORTALOPS_INCIDENTS_DIR": str(records_dir),
         "ANSIBLE_NOCOLOR": "1",
+        "PORTALOPS_CHANGE_PLAYBOOKS": "",
+        **env_vars,
     }
-    env.pop("PORTALOPS_CHANGE_PLAYBOOKS", None)
-    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", "playbooks/site.yml", *extra]
+    env.pop("PYTHONPATH", None)  # the plugin finds the portalops of its own checkout (as under cron)
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", f"playbooks/{playbook}", *extra]
     return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -78,3 +82,31 @@ def test_a_failure_to_record_warns_and_never_fails_the_play(tmp_path: Path) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     assert "portalops_changes: the change was NOT recorded" in done.stdout + done.stderr
     assert "ok=2    changed=1    unreachable=0    failed=0" in done.stdout
+
+
+def test_the_playbooks_are_configurable(tmp_path: Path) -> None:
+    root = tmp_path / "incidents"
+    done = run(tmp_path, root, PORTALOPS_CHANGE_PLAYBOOKS="patch.yml, monitoring.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert changes.load(root) == ([], [])  # site.yml is not one of them now
+
+
+def test_a_failed_restore_drill_is_a_failed_restore_linked_to_its_report(tmp_path: Path) -> None:
+    """restore_drill.yml (run by hand or by scripts/nightly) as its last play does: the report, then the verdict."""
+    drill = (
+        PLAYBOOK
+        + """\
+    - name: Fail when any check failed
+      ansible.builtin.assert:
+        that: false
+        fail_msg: The restore drill failed
+"""
+    )
+    root = tmp_path / "incidents"
+    done = run(tmp_path, root, playbook="restore_drill.yml", text=drill)
+    assert done.returncode == 2, done.stdout + done.stderr
+    [change], _ = changes.load(root)
+    assert change.meta["kind"] == "restore" and change.meta["result"] == "failed"
+    assert change.meta["title"] == "ansible-playbook playbooks/restore_drill.yml"
+    assert change.meta["reports"] == [str(tmp_path / "report.md")]
+    assert change.meta["hosts"][0]["failed"] == 1
