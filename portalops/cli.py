@@ -704,8 +704,11 @@ def run_problem_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
 def run_change_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.change_command == "show":
         change = changes.get(args.incidents, args.id)
-        text = json.dumps(change.as_dict(), ensure_ascii=False, indent=2)
-        print(text if args.json else changes.format_change(change), file=out)
+        known, _ = problems.load(args.incidents)
+        linked = [f"incident {i}" for i in problems.linking(args.incidents, "change", change.id)]
+        linked += [f"problem {p.id} ({p.status})" for p in known if change.id in p.listed("changes")]
+        text = json.dumps(change.as_dict() | {"linked": linked}, ensure_ascii=False, indent=2)
+        print(text if args.json else changes.format_change(change, linked), file=out)
         return ExitCode.OK
     since = changes.parse_since(args.since) if args.since else None
     found, malformed = changes.load(args.incidents, since)

@@ -259,8 +259,8 @@ def format_list(changes: Sequence[Change]) -> str:
     return "\n".join(lines)
 
 
-def format_change(change: Change) -> str:
-    """``portalops change show``."""
+def format_change(change: Change, linked: Sequence[str] = ()) -> str:
+    """``portalops change show``; ``linked``: the incidents and problems that link to it."""
     meta = change.meta
     ended = parse_stamp(str(meta["ended"]))
     lines = [
@@ -279,6 +279,7 @@ def format_change(change: Change) -> str:
             lines.append(f"{name.replace('_', ' '):<10} {', '.join(meta[name])}")
     lines += [f"host       {host_text(h)}" for h in meta["hosts"]]
     lines += [f"report     {r}" for r in meta.get("reports") or []]
+    lines += [f"linked     {item}" for item in linked]
     lines.append(f"record     {change.record.path}")
     return "\n".join(lines)
 

@@ -156,3 +156,18 @@ def test_a_malformed_record_is_named_with_exit_2_and_never_written_over(tmp_path
     assert first.record.path.read_text() == text
     code, out, _ = portalops(tmp_path, "list")
     assert code == 2 and "CHG-2026-002" in out
+
+
+def test_show_names_the_problems_that_link_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    change = site_run(tmp_path)
+    monkeypatch.setattr(cli, "utc_now", lambda: NOW)
+    out = io.StringIO()
+    argv = ["problem", "open", "--title", "nginx 配置反复被改", "--by", "李四", "--incidents", str(tmp_path)]
+    assert cli.main(argv, out=out, err=io.StringIO()) == 0
+    problem = out.getvalue().split()[1].rstrip(":")
+    link = ["problem", "link", problem, "--change", change.id, "--by", "李四", "--incidents", str(tmp_path)]
+    assert cli.main(link, out=io.StringIO(), err=io.StringIO()) == 0
+    code, shown, _ = portalops(tmp_path, "show", change.id)
+    assert code == 0 and f"linked     problem {problem} (open)" in shown
+    code, shown, _ = portalops(tmp_path, "show", change.id, "--json")
+    assert json.loads(shown)["linked"] == [f"problem {problem} (open)"]

@@ -5,8 +5,10 @@ The fake world of test_runbook_engine: ``wipe_cache`` is the runbook's destructi
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+from portalops import cli
 from portalops.runbook import lifecycle
 from portalops.runbook.engine import Options
 from portalops.runbook.hosts import CommandResult
@@ -36,6 +38,11 @@ def test_a_destructive_act_done_is_a_change_linked_both_ways(tmp_path: Path) -> 
     assert lifecycle.links(journal)["change"] == ["CHG-2026-001"]
     record = (tmp_path / "incidents" / result.incident / "incident.md").read_text()
     assert "linked to change CHG-2026-001" in record
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["change", "show", change.id, "--incidents", str(tmp_path / "incidents")], out=out, err=err) == 0
+    assert (
+        f"incident   {result.incident}" in out.getvalue() and f"linked     incident {result.incident}" in out.getvalue()
+    )
 
 
 class WipeFails(World):
