@@ -80,21 +80,23 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._playbook = ""
+        self._playbooks: list[str] = []  # the wanted ones of this command (it may name several)
         self._started = datetime.now(UTC)
         self._extra_vars: set[str] = set()
         self._reports: list[str] = []
 
     def _recording(self) -> bool:
-        return bool(self._playbook) and not context.CLIARGS.get("check", False)
+        return bool(self._playbooks) and not context.CLIARGS.get("check", False)
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
-        self._started = datetime.now(UTC)
+        if not self._playbooks:
+            self._started = datetime.now(UTC)
         try:
             name = str(getattr(playbook, "_file_name", "") or "")
             changes = _changes()
             listed = [str(p).strip() for p in self.get_option("playbooks") or [] if str(p).strip()] or changes.PLAYBOOKS
-            self._playbook = name if changes.wanted(name, listed) else ""
+            if changes.wanted(name, listed):
+                self._playbooks.append(name)
         except Exception as exc:  # recording must never fail the play
             self._warn(f"cannot tell whether {getattr(playbook, '_file_name', '?')} is a change: {exc}")
 
@@ -125,7 +127,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
             hosts = {str(host): stats.summarize(host) for host in sorted(stats.processed)}
             change = changes.record_playbook(
                 Path(root),
-                self._playbook,
+                self._playbooks,
                 self._started,
                 datetime.now(UTC),
                 hosts,

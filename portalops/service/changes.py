@@ -324,7 +324,7 @@ def host_counts(summary: Mapping[str, int]) -> dict[str, int]:
 
 def record_playbook(
     root: Path,
-    playbook: str,
+    playbooks: str | Sequence[str],
     started: datetime,
     ended: datetime,
     hosts: Mapping[str, Mapping[str, int]],
@@ -336,14 +336,15 @@ def record_playbook(
     controller: str = "",
     by: str = "",
 ) -> Change:
-    """A playbook run as a change: each host's counts, failed when a host failed or was unreachable."""
+    """A playbook run (one command, one or more playbooks) as a change: each host's counts, failed
+    when a host failed or was unreachable; a restore when it ran only restore playbooks."""
+    paths = [Path(p) for p in ([playbooks] if isinstance(playbooks, str) else playbooks)]
     rows = [{"host": name, **host_counts(counts)} for name, counts in sorted(hosts.items())]
     failed = any(row.get("failed") or row.get("unreachable") for row in rows)
-    name = Path(playbook).name
-    shown = f"playbooks/{name}" if Path(playbook).parent.name == "playbooks" else playbook
+    shown = " ".join(f"playbooks/{p.name}" if p.parent.name == "playbooks" else str(p) for p in paths)
     return record(
         root,
-        Kind.RESTORE if name in RESTORES else Kind.PLAYBOOK,
+        Kind.RESTORE if paths and all(p.name in RESTORES for p in paths) else Kind.PLAYBOOK,
         f"ansible-playbook {shown}" + (f" --limit {limit}" if limit else ""),
         started,
         ended,

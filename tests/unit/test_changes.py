@@ -74,6 +74,11 @@ def test_a_restore_drill_is_a_restore_and_ids_count_per_year(tmp_path: Path) -> 
     drill = changes.record_playbook(tmp_path, "playbooks/restore_drill.yml", NOW, NOW, {"drill1": SUMMARY})
     assert drill.meta["kind"] == "restore" and drill.id == "CHG-2026-001"
     assert site_run(tmp_path).id == "CHG-2026-002"
+    both = changes.record_playbook(tmp_path, ["playbooks/site.yml", "playbooks/restore_drill.yml"], NOW, NOW, {})
+    assert (
+        both.meta["kind"] == "playbook"
+        and both.meta["title"] == "ansible-playbook playbooks/site.yml playbooks/restore_drill.yml"
+    )
     # 2026-12-31 17:00 UTC is already 2027 in Beijing: the county's year.
     assert site_run(tmp_path, datetime(2026, 12, 31, 17, 0, tzinfo=UTC)).id == "CHG-2027-001"
 
