@@ -137,7 +137,8 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
                 reports=self._reports,
                 controller=socket.gethostname(),
             )
-            self._display.display(f"portalops: change {change.id} recorded ({change.record.path})")
+            # On stderr: stdout may be a JSON callback's document that a program reads.
+            self._display.display(f"portalops: change {change.id} recorded ({change.record.path})", stderr=True)
         except Exception as exc:  # recording must never fail the play
             self._warn(f"the change was NOT recorded: {exc}")
 

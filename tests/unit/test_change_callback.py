@@ -8,6 +8,7 @@ directory that cannot be written warns without failing the play.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_a_playbook_run_is_recorded_and_a_check_run_is_not(tmp_path: Path) -> No
     found, malformed = changes.load(root)
     assert len(found) == 1 and found[0].id.endswith("-001") and not malformed
     change = found[0]
-    assert f"portalops: change {change.id} recorded" in done.stdout
+    assert f"portalops: change {change.id} recorded" in done.stderr
     assert change.meta["kind"] == "playbook" and change.meta["result"] == "ok"
     assert change.meta["title"] == "ansible-playbook playbooks/site.yml --limit localhost"
     assert change.meta["limit"] == "localhost" and change.meta["by"] == changes.user()
@@ -71,7 +72,7 @@ def test_a_playbook_run_is_recorded_and_a_check_run_is_not(tmp_path: Path) -> No
     checked = run(tmp_path, root, "--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert [c.id for c in changes.load(root)[0]] == [change.id]  # a check run changed nothing
-    assert "recorded" not in checked.stdout
+    assert "recorded" not in checked.stdout + checked.stderr
     assert records.split(change.record.path.read_text())[0] == change.meta
 
 
@@ -110,3 +111,13 @@ def test_a_failed_restore_drill_is_a_failed_restore_linked_to_its_report(tmp_pat
     assert change.meta["title"] == "ansible-playbook playbooks/restore_drill.yml"
     assert change.meta["reports"] == [str(tmp_path / "report.md")]
     assert change.meta["hosts"][0]["failed"] == 1
+
+
+def test_stdout_stays_a_json_document_for_programs_that_read_it(tmp_path: Path) -> None:
+    root = tmp_path / "incidents"
+    done = run(
+        tmp_path, root, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_CALLBACKS_ENABLED="portalops_changes"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["stats"]["localhost"]["changed"] == 1
+    assert len(changes.load(root)[0]) == 1 and "portalops: change" in done.stderr
