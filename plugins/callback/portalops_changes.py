@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import socket
 import sys
 from datetime import UTC, datetime
@@ -136,6 +137,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
                 extra_vars=sorted(self._extra_vars),
                 reports=self._reports,
                 controller=socket.gethostname(),
+                incident=os.environ.get(changes.INCIDENT_VARIABLE, ""),  # a runbook step's playbook
             )
             # On stderr: stdout may be a JSON callback's document that a program reads.
             self._display.display(f"portalops: change {change.id} recorded ({change.record.path})", stderr=True)

@@ -47,7 +47,7 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
     workers: int = 8
-    opened: Callable[[str], None] = lambda _incident: None  # told the incident id once it is open (the lock)
+    opened: Callable[[str], None] = lambda _incident: None  # told the incident id once it is open or resumed
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class _Run:
                     return RunResult(RunbookExit.ABORTED, self.options.resume, "plan declined; nothing more was done")
                 return RunResult(RunbookExit.ABORTED, "", "plan declined; nothing was done, no incident opened")
         if self.options.resume:
+            self.rt.opened(self.options.resume)
             self._write("resume", from_step=todo[0].step.id if todo else "", user=_user())
         else:
             self._open()

@@ -30,6 +30,7 @@ from portalops.vault import REPO_ROOT
 SUBDIR = "changes"
 ID = re.compile(r"^CHG-(\d{4})-(\d{3,})$")
 RECORDS_VARIABLE = "PORTALOPS_INCIDENTS_DIR"  # the records directory, as for incidents and problems
+INCIDENT_VARIABLE = "PORTALOPS_INCIDENT"  # set by a runbook run for the playbooks its steps run
 
 
 class Kind(StrEnum):
@@ -334,6 +335,7 @@ def record_playbook(
     extra_vars: Sequence[str] = (),
     reports: Sequence[str] = (),
     controller: str = "",
+    incident: str = "",
     by: str = "",
 ) -> Change:
     """A playbook run (one command, one or more playbooks) as a change: each host's counts, failed
@@ -357,4 +359,5 @@ def record_playbook(
         extra_vars=sorted(set(extra_vars)),
         reports=list(dict.fromkeys(reports)),
         controller=controller,
+        incident=incident,
     )

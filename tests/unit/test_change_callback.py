@@ -43,6 +43,7 @@ def run(
         "PORTALOPS_INCIDENTS_DIR": str(records_dir),
         "ANSIBLE_NOCOLOR": "1",
         "PORTALOPS_CHANGE_PLAYBOOKS": "",
+        "PORTALOPS_INCIDENT": "",
         **env_vars,
     }
     env.pop("PYTHONPATH", None)  # the plugin finds the portalops of its own checkout (as under cron)
@@ -90,6 +91,15 @@ def test_the_playbooks_are_configurable(tmp_path: Path) -> None:
     done = run(tmp_path, root, PORTALOPS_CHANGE_PLAYBOOKS="patch.yml, monitoring.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert changes.load(root) == ([], [])  # site.yml is not one of them now
+
+
+def test_a_runbook_steps_playbook_names_its_incident(tmp_path: Path) -> None:
+    """A runbook run tells its controller shell the incident (portalops.runbook.live.controller)."""
+    root = tmp_path / "incidents"
+    done = run(tmp_path, root, "--limit", "localhost", PORTALOPS_INCIDENT="l3_certificate_expiry-20261203T020000Z")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [change], _ = changes.load(root)
+    assert change.meta["incident"] == "l3_certificate_expiry-20261203T020000Z"
 
 
 def test_a_failed_restore_drill_is_a_failed_restore_linked_to_its_report(tmp_path: Path) -> None:

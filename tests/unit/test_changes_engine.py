@@ -6,15 +6,18 @@ The fake world of test_runbook_engine: ``wipe_cache`` is the runbook's destructi
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from portalops import cli
 from portalops.runbook import lifecycle
-from portalops.runbook.engine import Options
+from portalops.runbook.engine import Options, RunResult, run_runbook
 from portalops.runbook.hosts import CommandResult
+from portalops.runbook.live import controller
 from portalops.runbook.outcome import RunbookExit
+from portalops.runbook.planning import make_plan
 from portalops.service import changes
-from tests.unit.test_runbook_engine import World, events, results, run
+from tests.unit.test_runbook_engine import INVENTORY, RUNBOOK, World, events, results, run, runtime
 
 
 def dirty_web2() -> World:
@@ -76,3 +79,22 @@ def test_a_change_that_cannot_be_recorded_is_journalled_and_the_run_goes_on(tmp_
     missed = events(tmp_path, result.incident, "change_not_recorded")
     assert [e["step"] for e in missed] == ["wipe_cache"] and missed[0]["reason"]
     assert not lifecycle.links(events(tmp_path, result.incident))["change"]
+
+
+def run_telling(world: World, tmp_path: Path, options: Options, answers: list[bool], told: list[str]) -> RunResult:
+    told_runtime = runtime(world, tmp_path, answers=answers)
+    told_runtime.opened = told.append
+    plan = make_plan(RUNBOOK, INVENTORY, options.limit, {"python": "python", "inventory": "i", "repo": "."})
+    return run_runbook(RUNBOOK, plan, told_runtime, options)
+
+
+def test_the_controller_tells_its_playbooks_the_incident_once_open_or_resumed(tmp_path: Path) -> None:
+    local, opened = controller({"PATH": os.environ["PATH"]})
+    assert local.run(f"echo ${{{changes.INCIDENT_VARIABLE}:-none}}", 10).stdout.strip() == "none"
+    told: list[str] = []
+    world = dirty_web2()
+    first = run_telling(world, tmp_path, Options(), [True, False], told)  # declined at the wipe
+    again = run_telling(world, tmp_path, Options(resume=first.incident), [True, True], told)
+    assert again.exit is RunbookExit.RECOVERED and told == [first.incident, first.incident]
+    opened(first.incident)
+    assert local.run(f"echo ${changes.INCIDENT_VARIABLE}", 10).stdout.strip() == first.incident
