@@ -5,11 +5,7 @@ The lab tests (tests/integration) spend most of their wall time waiting on
 hosts: services restarting, probes timing out, drills polling. The other
 layers (lint, unit tests, every role's molecule scenario) need no lab and fit
 into that waiting, so they run beside it in a second lane, one scenario at a
-time. Molecule waits for the lab's first converge (the lab tests' `converged`
-fixture touches the file named by PORTALOPS_CONVERGED_MARKER) or for the lab
-lane's end: that converge is the one stretch of the lab lane that never waits
-on a host, six hosts installing and configuring at once, so two more
-converging containers beside it only slowed it down. The lab lane streams to the terminal; the side lane writes
+time. The lab lane streams to the terminal; the side lane writes
 .lab/logs/test-side.log, says on the terminal when each of its layers ends, and
 is printed in full at the end. Then one table: each layer, its result, its wall
 time. Exit status 1 when any layer failed; every layer runs even when another
@@ -29,20 +25,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / ".lab" / "logs"
 MAKE = ["make", "--no-print-directory"]
+# The side lane at the lowest CPU priority, inherited by all it starts: the lab lane (converge,
+# audit, drills) is the critical path of `make test`, the side lane has ~40 min of slack and
+# takes what the lab lane leaves of the machine's two cores. (Processes a container runs are in
+# that container's cgroup, where the nice value weighs only against the container's own.)
+NICE = ["nice", "-n", "19"]
 
 # The layers; each is a make target that works alone (`make lint`, ...).
 FIRST = ("setup", "lab-image")  # before the lanes: both lanes need the venv and the image
 LAB_LANE = ("integration",)
 SIDE_LANE = ("lint", "unit", "molecule")
-AFTER_CONVERGE = ("molecule",)  # side layers that start once the lab has converged (or the lab lane ended)
-MARKER = "lab-converged"  # under LOGS
 
 
 @dataclass
@@ -60,35 +58,26 @@ class Layer:
 class Lane:
     layers: list[Layer]
     log: Path | None  # None: the terminal
+    nice: bool = False  # run at the lowest CPU priority (the side lane, beside the lab)
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # layer name -> a test that must pass before the layer starts (polled)
-    gates: dict[str, Callable[[], bool]] = field(default_factory=dict)
-
-    def wait_for(self, layer: Layer) -> None:
-        gate = self.gates.get(layer.name)
-        if gate is None or gate():
-            return
-        started = time.monotonic()
-        if self.log:
-            say(f"[beside the lab] {layer.name}: waits for the lab's first converge")
-        while not gate() and not self.stopped:
-            time.sleep(2)
-        if self.log:
-            say(f"[beside the lab] {layer.name}: starts after {time.monotonic() - started:.0f} s")
 
     def run(self, env: dict[str, str]) -> None:
         out = self.log.open("wb") if self.log else None
         try:
             for layer in self.layers:
-                self.wait_for(layer)
                 with self.lock:
                     if self.stopped:
                         return
                     # its own session: a lane is stopped with everything it started
                     self.process = subprocess.Popen(
-                        [*MAKE, layer.name], cwd=REPO, env=env, stdout=out, stderr=out, start_new_session=True
+                        [*NICE, *MAKE, layer.name] if self.nice else [*MAKE, layer.name],
+                        cwd=REPO,
+                        env=env,
+                        stdout=out,
+                        stderr=out,
+                        start_new_session=True,
                     )
                 started = time.monotonic()
                 layer.code = self.process.wait()
@@ -147,26 +136,23 @@ def main() -> int:
     began = time.monotonic()
     first = [Layer(name) for name in FIRST]
     lab = Lane([Layer(name) for name in LAB_LANE], log=None)
-    side = Lane([Layer(name) for name in SIDE_LANE], log=None if args.serial else LOGS / "test-side.log")
+    side = Lane(
+        [Layer(name) for name in SIDE_LANE],
+        log=None if args.serial else LOGS / "test-side.log",
+        nice=not args.serial,
+    )
     layers = [*first, *side.layers, *lab.layers]
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)
-        marker = LOGS / MARKER
-        marker.unlink(missing_ok=True)
-        env = {**os.environ, "MOLECULE_JOBS": "2" if args.serial else "1", "PORTALOPS_CONVERGED_MARKER": str(marker)}
+        env = {**os.environ, "MOLECULE_JOBS": "2" if args.serial else "1"}
         try:
             if args.serial:
                 side.run(env)
                 lab.run(env)
             else:
-                lab_ended = threading.Event()
-                side.gates = {name: lambda: marker.exists() or lab_ended.is_set() for name in AFTER_CONVERGE}
                 beside = threading.Thread(target=side.run, args=(env,), daemon=True)
                 beside.start()
-                try:
-                    lab.run(env)
-                finally:
-                    lab_ended.set()
+                lab.run(env)
                 beside.join()
         finally:
             # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.

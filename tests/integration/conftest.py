@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -34,12 +33,7 @@ def lab() -> Iterator[LabConfig]:
 @pytest.fixture(scope="session")
 def converged(lab: LabConfig) -> LabConfig:
     """The lab after one site.yml run from bare hosts; fails with the failed tasks named."""
-    try:
-        code, stats, output = playbook(SITE, log_name="site-converge")
-    finally:
-        # `make test` starts molecule beside the lab once this converge is over (scripts/test_lanes.py)
-        if marker := os.environ.get("PORTALOPS_CONVERGED_MARKER"):
-            Path(marker).touch()
+    code, stats, output = playbook(SITE, log_name="site-converge")
     assert code == 0, "site.yml failed:\n" + "\n".join(failed_tasks(output))
     assert set(stats) >= {h.name for h in lab.hosts}
     return lab

@@ -24,7 +24,7 @@ import yaml
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.vault import lab_secret
-from tests.integration.helpers import ENV, on, portalops, read_journal
+from tests.integration.helpers import ENV, on, read_journal
 
 LAB_CONFIG = REPO_ROOT / "contrib" / "portalops-responder-lab.yml"
 URL = "http://10.89.60.1:9099"
@@ -121,70 +121,36 @@ def incidents_of(root: Path, runbook: str) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def drill_via_monitoring(responder: Path, runbook: str, fault: str, *extra: str) -> dict[str, Any]:
-    """`portalops drill run --via-monitoring`: the drill injects, the lab does the rest; its report."""
-    config = responder.parent / "responder.yml"
-    result = portalops(
-        "drill", "run", runbook, "--fault", fault, "--via-monitoring", "--responder-config", str(config), *extra
-    )
-    print(result.stdout, result.stderr[-3000:])
-    assert result.returncode == 0, result.stdout + result.stderr[-6000:]
-    report = next(line.split("report: ", 1)[1] for line in result.stdout.splitlines() if "report: " in line)
-    drill: dict[str, Any] = json.loads((REPO_ROOT / report.strip()).read_text())
-    assert drill["via"] == "monitoring", drill
-    # Each stage after the one before: detected, opened, recovered, closed; no one typed anything after the injection.
-    assert 0 < drill["mttd_s"] <= drill["mttr_s"] <= drill["closed_s"], drill
-    events = read_journal(responder / drill["incident"] / "journal.jsonl")
-    start = events[0]
-    assert (start["runbook"], start["opened_by"]) == (runbook, "responder"), start
-    assert [d["name"] for d in start["deadlines"]], start
-    closing = next(e for e in events if e.get("event") == "closed")
-    assert 0 <= closing["mttd_s"] < closing["mttr_s"], closing
-    return drill
-
-
 def test_a_stopped_edge_is_detected_repaired_and_closed_with_no_human_command(responder: Path) -> None:
     """Every probe of the edge fails, so several alerts fire (one per domain, the edge's exporter): one
     incident each, one runbook run at a time; the first restarts nginx, the others find it running."""
-    before = set(incidents_of(responder, "l1_portal_unreachable"))
+    on("web1", "systemctl stop nginx")
     try:
-        drill = drill_via_monitoring(responder, "l1_portal_unreachable", "nginx_stopped")
+        deadline = time.monotonic() + 600
+        while True:
+            incidents = incidents_of(responder, "l1_portal_unreachable")
+            closed = {i for i, e in incidents.items() if any(ev.get("event") == "closed" for ev in e)}
+            if incidents and closed == set(incidents):
+                break
+            if time.monotonic() > deadline:
+                shown = json.dumps(incidents, indent=1)[-6000:]
+                raise AssertionError(f"not every incident closed within 600 s: {shown}")
+            time.sleep(3)
     finally:
         # Whatever the loop did, the edge is left running.
         on("web1", "systemctl start nginx")
-    assert drill["alert"] in ("PortalSiteDown", "PortalWrongContent"), drill
-    incidents = {k: v for k, v in incidents_of(responder, "l1_portal_unreachable").items() if k not in before}
-    assert drill["incident"] in incidents, (drill, list(incidents))
     restarts = []
     for incident, events in incidents.items():
-        assert events[0]["level"] == 1, events[0]
+        start = events[0]
+        assert (start["level"], start["opened_by"]) == (1, "responder"), start
+        assert [d["name"] for d in start["deadlines"]], start
         kinds = [e.get("event") for e in events]
         assert "run_started" in kinds, (incident, kinds)
         assert [e["outcome"] for e in events if e.get("event") == "end"][-1] == "recovered", (incident, kinds)
         restarts += [e for e in events if e.get("event") == "step_end" and e["step"] == "start_web_nginx"]
+        closing = next(e for e in events if e.get("event") == "closed")
+        assert 0 < closing["mttd_s"] < closing["mttr_s"], closing
+        alert = start["alert"]["labels"].get("alertname")
+        print(f"incident {incident}: {alert} MTTD {closing['mttd_s']} s, MTTR {closing['mttr_s']} s")
     # One run restarted the edge; the runs after it (the lock let one in at a time) found it running.
     assert [e["result"] for e in restarts].count("done") == 1, restarts
-
-
-@pytest.mark.parametrize("fault", ["php_fpm_killed", "mariadb_stopped"])
-def test_a_dead_backend_is_detected_and_repaired_through_the_monitoring(responder: Path, fault: str) -> None:
-    """Whichever of the runbook's alerts fires first (the backend's own, or the probes through the edge)
-    opens the incident; the drill has already checked the runbook's own repair did the work."""
-    drill = drill_via_monitoring(responder, "l1_portal_unreachable", fault)
-    assert drill["alert"] in {"PortalBackendDown", "PortalSiteDown", "PortalWrongContent"}, drill
-
-
-def test_a_defaced_page_is_detected_and_its_destructive_repair_waits_for_the_person_who_confirms(
-    responder: Path,
-) -> None:
-    """PortalDefaced opens an L1 incident and runs l1_defacement unattended, which stops before its first
-    destructive act (it replaces files) and tells the duty team the command; the drill confirms it.
-    (Delivering that notice is the notifier's, off in the lab: inventory/lab/group_vars/all/notify.yml.)"""
-    drill = drill_via_monitoring(responder, "l1_defacement", "site_defaced", "--confirm-destructive")
-    assert drill["alert"] == "PortalDefaced", drill
-    assert any("stopped before" in note and "confirmed by the drill" in note for note in drill["notes"]), drill
-    events = read_journal(responder / drill["incident"] / "journal.jsonl")
-    step = next(e["step"] for e in events if e.get("event") == "step_end" and e.get("result") == "declined")
-    results = [e["result"] for e in events if e.get("event") == "step_end" and e.get("step") == step]
-    # the unattended run declined it, the person's run (the drill's --resume --yes) did it, in that incident
-    assert results[:1] == ["declined"] and "done" in results[1:], (step, results)

@@ -16,11 +16,8 @@ lanes = load("test_lanes", "scripts/test_lanes.py")
 
 # A stand-in for `make LAYER`: records the layer and whether SIGINT reached it ignored, fails "unit".
 FAKE_MAKE = """
-import os, pathlib, sys, time
+import sys
 layer = sys.argv[-1]
-if layer == "integration" and os.environ.get("FAKE_CONVERGES"):  # as the converged fixture does
-    pathlib.Path(os.environ["PORTALOPS_CONVERGED_MARKER"]).touch()
-    time.sleep(6)
 ignored = int(open("/proc/self/status").read().split("SigIgn:")[1].split()[0], 16) & 2
 with open(sys.argv[1], "a") as out:
     out.write(f"{layer} {'ignored' if ignored else 'default'}\\n")
@@ -53,21 +50,6 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
     # the side lane's output is in its log and printed at the end
     assert "output of molecule" in (tmp_path / "logs" / "test-side.log").read_text()
     assert "output of molecule" in out
-
-
-def test_molecule_waits_for_the_lab_lane_when_the_lab_never_converges(fake_make: Path) -> None:
-    lanes.main()
-    layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
-    assert layers.index("integration") < layers.index("molecule")
-
-
-def test_molecule_starts_beside_the_lab_once_the_lab_has_converged(
-    fake_make: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FAKE_CONVERGES", "1")  # the stand-in's integration marks the converge, then runs on
-    lanes.main()
-    layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
-    assert layers.index("molecule") < layers.index("integration")
 
 
 def test_a_failed_setup_runs_nothing_else(fake_make: Path, monkeypatch: pytest.MonkeyPatch) -> None:
