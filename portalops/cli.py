@@ -56,7 +56,7 @@ from portalops.runbook.reporting import (
     warn,
 )
 from portalops.runbook.workcal import local_text
-from portalops.service import kb, problems
+from portalops.service import changes, kb, problems
 from portalops.service import suggest as repeats
 from portalops.vault import use_vault_ids
 
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runbook_parser(commands)
     add_incident_parser(commands)
     add_problem_parser(commands)
+    add_change_parser(commands)
     add_kb_parser(commands)
     add_drill_parser(commands)
     probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
@@ -359,6 +360,30 @@ def add_problem_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         )
     for sub in (opened, show, link):
         sub.add_argument("--kb-dir", type=Path, default=kb.KB_DIR, help="knowledge base (default: kb/)")
+
+
+def add_change_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    change = commands.add_parser(
+        "change",
+        help="changes: each run of a configuring playbook, destructive runbook act and restore drill",
+        description="Written by what made the change, never typed: the Ansible callback portalops_changes"
+        " (site.yml, patch.yml, ... not in --check), the runbook engine (a destructive act, linked to its"
+        " incident) and the restore drill (linked to its report). Records: INCIDENTS/changes/CHG-<year>-<n>.md.",
+        epilog="exit 2 for an unknown change or a malformed record (named; the others are still listed)",
+    )
+    cmds = change.add_subparsers(dest="change_command", required=True)
+    listing = cmds.add_parser("list", help="changes, oldest first: when, what, who, hosts, result")
+    listing.add_argument(
+        "--since", default="", metavar="DATE", help="from this day (UTC+8) or time on, e.g. 2026-12-01"
+    )
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    show = cmds.add_parser("show", help="a change: who, what, when, hosts with their counts, result, reports")
+    show.add_argument("id", metavar="CHANGE", help="like CHG-2026-007")
+    show.add_argument("--json", action="store_true", help="JSON instead of text")
+    for sub in (listing, show):
+        sub.add_argument(
+            "--incidents", type=Path, default=INCIDENTS_DIR, help="records directory (default: incidents/)"
+        )
 
 
 def add_kb_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -708,6 +733,24 @@ def run_problem_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
     return ExitCode.OK
 
 
+def run_change_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.change_command == "show":
+        change = changes.get(args.incidents, args.id)
+        known, _ = problems.load(args.incidents)
+        linked = [f"incident {i}" for i in problems.linking(args.incidents, "change", change.id)]
+        linked += [f"problem {p.id} ({p.status})" for p in known if change.id in p.listed("changes")]
+        text = json.dumps(change.as_dict() | {"linked": linked}, ensure_ascii=False, indent=2)
+        print(text if args.json else changes.format_change(change, linked), file=out)
+        return ExitCode.OK
+    since = changes.parse_since(args.since) if args.since else None
+    found, malformed = changes.load(args.incidents, since)
+    text = json.dumps([c.as_dict() for c in found], ensure_ascii=False, indent=2)
+    print(text if args.json else changes.format_list(found), file=out)
+    for line in malformed:
+        print(f"portalops: {line}", file=err)
+    return ExitCode.BAD_INPUT if malformed else ExitCode.OK
+
+
 def run_kb_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.kb_command == "show":
         article = kb.get(args.id, args.kb_dir)
@@ -903,6 +946,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_incident_command(args, out, err)
         if args.command == "problem":
             return run_problem_command(args, out, err)
+        if args.command == "change":
+            return run_change_command(args, out, err)
         if args.command == "kb":
             return run_kb_command(args, out, err)
         if args.command == "probe":

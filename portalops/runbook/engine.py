@@ -28,6 +28,7 @@ from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import PlannedStep, describe, playbook_command
 from portalops.runbook.record import write_record
 from portalops.runbook.workcal import WorkCalendar, deadlines, local_text
+from portalops.service import changes
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], None] = time.sleep
     workers: int = 8
-    opened: Callable[[str], None] = lambda _incident: None  # told the incident id once it is open (the lock)
+    opened: Callable[[str], None] = lambda _incident: None  # told the incident id once it is open or resumed
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class _Run:
                     return RunResult(RunbookExit.ABORTED, self.options.resume, "plan declined; nothing more was done")
                 return RunResult(RunbookExit.ABORTED, "", "plan declined; nothing was done, no incident opened")
         if self.options.resume:
+            self.rt.opened(self.options.resume)
             self._write("resume", from_step=todo[0].step.id if todo else "", user=_user())
         else:
             self._open()
@@ -338,6 +340,7 @@ class _Run:
             self._write("confirm", step=step.id, question=question, answer="yes" if answer else "no")
             if not answer:
                 return StepOutcome("declined", f"not confirmed for {', '.join(names)}", findings)
+        began = self.rt.clock()
         if step.playbook:
             command = playbook_command(step, names, self.rt.context)
             ran = self._commands(planned, "playbook", command, [self.rt.local.name])[self.rt.local.name]
@@ -345,6 +348,8 @@ class _Run:
         else:
             results = self._commands(planned, "run", planned.run, names)
         failed = [h for h, r in results.items() if not r.ok]
+        if step.destructive:
+            self._record_change(planned, names, failed, began)
         actions = [f"{step.title_en} on {h}: {'FAILED' if h in failed else 'done'}" for h in names]
         findings += [f"{step.id} failed on {h}: {_saw(results[h])}" for h in failed]
         if failed:
@@ -353,6 +358,35 @@ class _Run:
             summary = f"done on {', '.join(names)}; could not tell on {', '.join(unknown)}: not acted on"
             return StepOutcome("unknown", summary, findings, actions)
         return StepOutcome("done", f"done on {', '.join(names)}", findings, actions)
+
+    def _record_change(
+        self, planned: PlannedStep, names: Sequence[str], failed: Sequence[str], began: datetime
+    ) -> None:
+        """A destructive act that was done (or tried: it may have half-changed a host) is a change,
+        linked with its incident both ways. Failing to record it never stops the run: it is journalled."""
+        step, by = planned.step, _user()
+        try:
+            change = changes.record(
+                self.rt.incidents,
+                changes.Kind.RUNBOOK,
+                f"runbook {self.runbook.id} {step.id}: {step.title_en}",
+                began,
+                self.rt.clock(),
+                changes.Result.FAILED if failed else changes.Result.OK,
+                [{"host": h, "result": "failed" if h in failed else "done"} for h in names],
+                by=by,
+                controller=socket.gethostname(),
+                incident=self._incident,
+                runbook=self.runbook.id,
+                step=step.id,
+            )
+        except (PortalopsError, OSError) as exc:
+            reason = exc.message if isinstance(exc, PortalopsError) else str(exc)
+            self._write("change_not_recorded", step=step.id, reason=reason)
+            self.rt.progress(f"      change NOT recorded: {reason}")
+            return
+        self._write("link", kind="change", target=change.id, by=by)
+        self.rt.progress(f"      change {change.id}: {change.record.path}")
 
     def _check(self, planned: PlannedStep, names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         """The act's check on ``names``: the hosts it says are broken, and those it cannot tell about

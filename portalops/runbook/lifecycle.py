@@ -89,7 +89,7 @@ LINKS: dict[str, re.Pattern[str]] = {
     kind: re.compile(rf"^{prefix}-[A-Za-z0-9](?:[A-Za-z0-9_.-]{{0,62}}[A-Za-z0-9])?$")
     for kind, prefix in (("problem", "PRB"), ("change", "CHG"), ("kb", "KB"))
 }
-LINK_EXAMPLES = {"problem": "PRB-2026-007", "change": "CHG-20261203-site", "kb": "KB-nginx-502"}
+LINK_EXAMPLES = {"problem": "PRB-2026-007", "change": "CHG-2026-001", "kb": "KB-nginx-502"}
 
 
 def state_of(events: Sequence[Mapping[str, Any]]) -> State:

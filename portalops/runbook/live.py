@@ -15,6 +15,7 @@ from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
 from portalops.runbook.planning import PlannedStep, context_for, expand, make_plan
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
+from portalops.service.changes import INCIDENT_VARIABLE
 from portalops.vault import ansible_env
 
 INCIDENTS_DIR = Path(os.environ.get("PORTALOPS_INCIDENTS_DIR", REPO_ROOT / "incidents"))
@@ -58,8 +59,25 @@ def run_live(
     hosts = expand(inventory, options.limit or runbook.targets)
     with TargetLock(source, hosts, f"runbook {runbook.id}", options.resume) as lock:
         runtime = live_runtime(source, inventory, plan, context, progress, confirm, incidents)
-        runtime.opened = lock.note
+        told = runtime.opened
+
+        def opened(incident: str) -> None:
+            lock.note(incident)
+            told(incident)
+
+        runtime.opened = opened
         return run_runbook(runbook, plan, runtime, options)
+
+
+def controller(env: dict[str, str]) -> tuple[LocalHost, Callable[[str], None]]:
+    """The controller's shell, and what tells it the incident once it is open (or resumed): the
+    playbooks its steps run then record their changes naming the incident (``$PORTALOPS_INCIDENT``)."""
+    local = LocalHost(REPO_ROOT, env)
+
+    def opened(name: str) -> None:
+        local.env[INCIDENT_VARIABLE] = name
+
+    return local, opened
 
 
 def live_runtime(
@@ -81,10 +99,11 @@ def live_runtime(
         return SshHost(connections[name])
 
     # The runbooks' own ansible and ansible-playbook steps open the vault as portalops does.
-    env = ansible_env(source)
+    local, opened = controller(ansible_env(source))
     return Runtime(
         hosts=ssh,
-        local=LocalHost(REPO_ROOT, env),
+        local=local,
+        opened=opened,
         notifier=Notifier(channels_from_config(rendered[first].get("notify"))),
         confirm=confirm,
         progress=progress,
