@@ -21,12 +21,19 @@ def build_deb(out: Path, version: str) -> Path:
     (root / "DEBIAN").mkdir(parents=True)
     (root / "usr/share/portalops-canary").mkdir(parents=True)
     (root / "usr/share/portalops-canary/VERSION").write_text(version + "\n")
+    # dpkg-deb wants DEBIAN/ 0755..0775 whatever the caller's umask (the backup wrapper sets 077)
+    for directory in (root, root / "DEBIAN", root / "usr", root / "usr/share", root / "usr/share/portalops-canary"):
+        directory.chmod(0o755)
     (root / "DEBIAN/control").write_text(
         f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\nMaintainer: portalops tests <ops@lab.test>\n"
         "Section: misc\nPriority: optional\nDescription: canary package for the patch-run tests\n"
     )
     deb = out / f"{PACKAGE}_{version}_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True)
+    built = subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=False, capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"dpkg-deb --build {root} failed (exit {built.returncode}): {built.stderr.strip()}")
     shutil.rmtree(root)
     return deb
 
