@@ -28,6 +28,7 @@ TEXT: dict[str, dict[str, str]] = {
         "under": "低于 95 % 的天数",
         "response": "响应时间（秒）",
         "per_day": "每日可用率",
+        "phases": "各阶段响应时间 p95（秒）",
         "incidents": "二、事件",
         "no_incidents": "报告期内无事件。",
         "count": "事件总数",
@@ -91,6 +92,7 @@ TEXT: dict[str, dict[str, str]] = {
         "under": "Days under 95 %",
         "response": "Response time (s)",
         "per_day": "Availability per day",
+        "phases": "Response time p95 per phase (s)",
         "incidents": "2. Incidents",
         "no_incidents": "No incidents in the period.",
         "count": "Incidents",
@@ -178,6 +180,10 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, li
     ]
     notes = [avail["error"]] if avail["error"] else ([] if rows else [t["unknown"]])
     out.append((t["availability"], head, rows, notes))
+    phases = sorted({p for s in avail["sites"] for p in s.get("phases_p95_s", {})}, key=_phase_order)
+    rows = [[s["site"], *(_num(s["phases_p95_s"].get(p), t) for p in phases)] for s in avail["sites"]]
+    if phases:
+        out.append((t["phases"], [t["site"], *phases], rows, []))
 
     inc = doc["incidents"]
     head = [
@@ -296,6 +302,13 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, li
         )
     )
     return out
+
+
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")  # blackbox_exporter's, in the order they happen
+
+
+def _phase_order(phase: str) -> tuple[int, str]:
+    return (PHASES.index(phase) if phase in PHASES else len(PHASES), phase)
 
 
 def _md_cell(text: str) -> str:

@@ -275,6 +275,7 @@ def availability_section(
     whole: Sequence[Sample],
     quantiles: Mapping[float, Sequence[Sample]],
     error: str = "",
+    phases: Sequence[Sample] = (),
 ) -> dict[str, Any]:
     """Availability per site per day and for the period against the 95 % line; response-time percentiles."""
     if error:
@@ -299,6 +300,7 @@ def availability_section(
                 "days": per_day,
                 "days_under": under,
                 **percentiles,
+                "phases_p95_s": {s.labels.get("phase", "?"): s.value for s in phases if s.labels.get("site") == name},
             }
         )
     return {"error": "", "target": TARGET, "sites": sites, "days": listed}
@@ -318,6 +320,8 @@ def gather_availability(prometheus: Prometheus, period: Period, now: datetime, n
             )
             for q in QUANTILES
         }
+        per_phase = f'probe_http_duration_seconds{{job="http_portal"}}[{seconds}s]'
+        phases = prometheus.query(f"max by (site, phase) (quantile_over_time(0.95, {per_phase}))", until)
         full_days = [
             d for d in period.days() if datetime(d.year, d.month, d.day, tzinfo=TZ) + timedelta(days=1) <= until
         ]
@@ -339,7 +343,7 @@ def gather_availability(prometheus: Prometheus, period: Period, now: datetime, n
         return availability_section(
             period, now, names, {}, [], {}, f"Prometheus did not answer ({exc}): availability unknown"
         )
-    return availability_section(period, now, names, _site_days(series, partial, today), whole, quantiles)
+    return availability_section(period, now, names, _site_days(series, partial, today), whole, quantiles, "", phases)
 
 
 def backups_section(success: Sequence[Sample], last: Sequence[Sample], error: str = "") -> dict[str, Any]:

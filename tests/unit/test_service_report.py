@@ -222,6 +222,9 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
         "max by (site) (quantile_over_time(0.5,": _vector(({"site": "portal"}, 0.21)),
         "max by (site) (quantile_over_time(0.95,": _vector(({"site": "portal"}, 0.8)),
         "max by (site) (quantile_over_time(0.99,": _vector(({"site": "portal"}, 2.5)),
+        "max by (site, phase)": _vector(
+            ({"site": "portal", "phase": "transfer"}, 0.05), ({"site": "portal", "phase": "connect"}, 0.01)
+        ),
         "min by (host, job)": _vector(
             ({"host": "db1", "job": "db-dump"}, 1.0), ({"host": "cms1", "job": "files"}, 0.0)
         ),
@@ -237,6 +240,7 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
     assert portal["days_under"] == ["2026-11-07"]
     assert all(d["ratio"] is None for d in news["days"])  # no daily series: unknown, not up
     assert (portal["p50_s"], portal["p95_s"], portal["p99_s"]) == (0.21, 0.8, 2.5)
+    assert portal["phases_p95_s"] == {"transfer": 0.05, "connect": 0.01} and news["phases_p95_s"] == {}
     backups = report.gather_backups(prometheus, period, NOV_NOW)
     assert [(j["host"], j["all_ok"]) for j in backups["jobs"]] == [("cms1", False), ("db1", True)]
     assert backups["failing"] == 1 and backups["jobs"][0]["last_success"] is None
@@ -244,6 +248,7 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
     text = markdown(document, "zh")
     assert "| portal | 99.66 % | +4.66 pp | 1 | 0.21 | 0.8 | 2.5 |" in text
     assert "| news | 93.00 % | -2.00 pp | 0 |" in text
+    assert "| 站点 | connect | transfer |" in text and "| portal | 0.01 | 0.05 |" in text
     page = to_html(document, "zh")
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
     assert svgs
@@ -264,6 +269,7 @@ def test_a_month_under_way_ends_with_today_so_far_and_days_ahead_are_not_listed(
         ),
         "avg by (site)": _vector(({"site": "portal"}, 0.98)),
         "max by (site)": _vector(),
+        "max by (site, phase)": _vector(),
     }
     prometheus = RecordedPrometheus(answers)
     section = report.gather_availability(prometheus, period, now, ["portal"])
