@@ -56,6 +56,7 @@ from portalops.runbook.workcal import local_text
 from portalops.service import kb, problems
 from portalops.service import report as service_report
 from portalops.service import suggest as repeats
+from portalops.service.pdf import write_pdf
 from portalops.service.period import parse_period
 from portalops.service.render import markdown as report_markdown
 from portalops.service.render import to_html as report_html
@@ -124,10 +125,11 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     report = commands.add_parser(
         "report",
         help="the service report of a month, quarter or year: availability, incidents, problems, patches, backups,"
-        " drills, audit (JSON, Markdown, HTML under reports/service/)",
+        " drills, audit (JSON, Markdown, HTML and PDF under reports/service/)",
         description="Built from what portalops records: the incident journals and problems under incidents/, the"
         " reports under reports/ and Prometheus' HTTP API (found as `portalops status` finds it). A source with"
-        " nothing for the period is said to be so; no figure is made up.",
+        " nothing for the period is said to be so; no figure is made up. The PDF is the HTML printed by Debian's"
+        " weasyprint; without it the other formats are still written, and stderr says so.",
         epilog="exit codes: 0 written; 2 bad input (a period like 2026-13 or 2026-Q5)",
     )
     report.add_argument("--period", required=True, help="a month (2026-11), a quarter (2026-Q4) or a year (2026)")
@@ -872,10 +874,16 @@ def run_report_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     Path(f"{base}.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     Path(f"{base}.md").write_text(report_markdown(document, args.lang), encoding="utf-8")
     Path(f"{base}.html").write_text(report_html(document, args.lang), encoding="utf-8")
+    written = [f"{base}.{suffix}" for suffix in ("json", "md", "html")]
+    why = write_pdf(Path(f"{base}.html"), Path(f"{base}.pdf"))
+    if why:
+        print(f"portalops: {why}", file=err)
+    else:
+        written.append(f"{base}.pdf")
     for key in ("availability", "backups"):
         if document[key]["error"]:
             print(f"portalops: {document[key]['error']}", file=err)
-    print(f"{base}.json\n{base}.md\n{base}.html", file=out)
+    print("\n".join(written), file=out)
     return ExitCode.OK
 
 

@@ -431,7 +431,8 @@ def charts(doc: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, str]:
 
 
 STYLE = """
-body{font-family:"Noto Sans CJK SC","Source Han Sans SC","Microsoft YaHei",sans-serif;margin:2em;color:#222}
+body{font-family:"Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei","Microsoft YaHei",sans-serif;
+margin:2em;color:#222}
 h1{font-size:1.5em;border-bottom:2px solid #1f5fa8;padding-bottom:.3em}
 h2{font-size:1.15em;margin-top:1.6em;color:#1f5fa8}
 table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
@@ -440,7 +441,8 @@ th{background:#eef3fa}
 p.note{color:#555}
 .breached{color:#c00;font-weight:bold}
 section{page-break-inside:avoid}
-@media print{body{margin:1cm}a{color:inherit}}
+@page{size:A4;margin:1.5cm}
+@media print{body{margin:0}a{color:inherit}}
 """
 
 

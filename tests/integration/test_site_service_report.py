@@ -85,3 +85,8 @@ def test_this_months_report_has_each_sites_availability_and_the_incident_a_perso
         ET.fromstring(svg)  # noqa: S314 - the report this test just generated
     assert "<svg" in page, "the availability per day is drawn"
     assert "## 二、事件" in (out / f"{month}.md").read_text(encoding="utf-8")
+    pdf = (out / f"{month}.pdf").read_bytes()
+    assert (
+        pdf.startswith(b"%PDF-")
+        and ("\ufeff政府门户网站运维服务报告").encode("utf-16-be").hex().encode() in pdf.lower()
+    )

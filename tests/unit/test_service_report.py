@@ -18,6 +18,7 @@ from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable, pa
 from portalops.runbook import desk
 from portalops.runbook.levels import Level
 from portalops.service import report
+from portalops.service.pdf import write_pdf
 from portalops.service.period import parse_period
 from portalops.service.render import TEXT, charts, markdown, to_html
 
@@ -297,7 +298,7 @@ def test_the_command_writes_json_markdown_and_html_named_for_the_period(tmp_path
     argv += ["--out", str(tmp_path / "service"), "--timeout", "1"]
     assert main(argv, out, err) == 0
     written = sorted(p.name for p in (tmp_path / "service").iterdir())
-    assert written == ["2026-11.html", "2026-11.json", "2026-11.md"]
+    assert written == ["2026-11.html", "2026-11.json", "2026-11.md", "2026-11.pdf"]
     document = json.loads((tmp_path / "service" / "2026-11.json").read_text(encoding="utf-8"))
     assert document["incidents"]["by_level"] == {"L1": 1, "L2": 2, "L3": 0} and document["lang"] == "en"
     assert "availability unknown" in err.getvalue()
@@ -306,3 +307,23 @@ def test_the_command_writes_json_markdown_and_html_named_for_the_period(tmp_path
         .read_text(encoding="utf-8")
         .startswith("# County portal operations service report 2026-11")
     )
+
+
+def test_the_pdf_is_the_html_printed_by_weasyprint_with_the_chinese_title(tmp_path: Path) -> None:
+    _incidents(tmp_path / "incidents")
+    html_path, pdf_path = tmp_path / "2026-11.html", tmp_path / "2026-11.pdf"
+    html_path.write_text(to_html(_document(tmp_path), "zh"), encoding="utf-8")
+    assert write_pdf(html_path, pdf_path) == "", "scripts/setup-system installs Debian's weasyprint"
+    data = pdf_path.read_bytes()
+    assert data.startswith(b"%PDF-")
+    title = ("\ufeff" + TEXT["zh"]["title"]).encode("utf-16-be").hex()  # the document title: <title> of the page
+    assert title.encode() in data.lower()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_without_weasyprint_no_pdf_and_it_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    html_path = tmp_path / "r.html"
+    html_path.write_text("<html></html>", encoding="utf-8")
+    assert write_pdf(html_path, tmp_path / "r.pdf").startswith("no PDF: weasyprint is not installed")
+    assert not (tmp_path / "r.pdf").exists()
