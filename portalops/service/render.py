@@ -12,6 +12,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from portalops.drill_report import human_bytes
 from portalops.runbook.journal import parse_stamp
 from portalops.runbook.workcal import TZ
 
@@ -55,6 +56,8 @@ TEXT: dict[str, dict[str, str]] = {
         "job": "备份作业",
         "all_ok": "期间全部成功",
         "last_success": "最近成功",
+        "ok_share": "最近一次成功的时间占比",
+        "max_added": "单次最大新增",
         "drills": "恢复演练（RTO/RPO）",
         "no_drills": "报告期内无恢复演练报告。",
         "rto_trend": "RTO 趋势（秒）",
@@ -119,6 +122,8 @@ TEXT: dict[str, dict[str, str]] = {
         "job": "Backup job",
         "all_ok": "Every run succeeded",
         "last_success": "Last success",
+        "ok_share": "Share of the period its last run was good",
+        "max_added": "Most added by one run",
         "drills": "Restore drills (RTO/RPO)",
         "no_drills": "No restore drill reports in the period.",
         "rto_trend": "RTO trend (s)",
@@ -244,11 +249,18 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, li
 
     back = doc["backups"]
     rows = [
-        [f"{j['host']}: {j['job']}", t["yes"] if j["all_ok"] else t["no"], _local(j["last_success"])]
+        [
+            f"{j['host']}: {j['job']}",
+            t["yes"] if j["all_ok"] else t["no"],
+            _pct(j.get("ok_share"), t),
+            t["unknown"] if j.get("max_bytes_added") is None else human_bytes(int(j["max_bytes_added"])),
+            _local(j["last_success"]),
+        ]
         for j in back["jobs"]
     ]
     notes = [back["error"]] if back["error"] else ([] if rows else [t["no_backups"]])
-    out.append((t["backups"], [t["job"], t["all_ok"], t["last_success"]], rows, notes))
+    head = [t["job"], t["all_ok"], t["ok_share"], t["max_added"], t["last_success"]]
+    out.append((t["backups"], head, rows, notes))
     dr = doc["restore_drills"]
     rows = [
         [_local(r["started"]), _ok(r["ok"], t), _num(r["rto_s"], t), _num(r["rpo_s"], t), r["checks"]]

@@ -346,20 +346,32 @@ def gather_availability(prometheus: Prometheus, period: Period, now: datetime, n
     return availability_section(period, now, names, _site_days(series, partial, today), whole, quantiles, "", phases)
 
 
-def backups_section(success: Sequence[Sample], last: Sequence[Sample], error: str = "") -> dict[str, Any]:
-    """Each backup job: did every run the period saw succeed, and its last success."""
+def _by_job(samples: Sequence[Sample]) -> dict[tuple[str, str], float]:
+    return {(s.labels.get("host", ""), s.labels.get("job", "")): s.value for s in samples}
+
+
+def backups_section(
+    success: Sequence[Sample],
+    last: Sequence[Sample],
+    error: str = "",
+    share: Sequence[Sample] = (),
+    added: Sequence[Sample] = (),
+) -> dict[str, Any]:
+    """Each backup job: did every run the period saw succeed, the share of the period its newest run was
+    good, the most one run added, and its last success (from its metrics: nothing here is counted by hand)."""
     if error:
         return {"error": error, "jobs": []}
-    lasts = {(s.labels.get("host", ""), s.labels.get("job", "")): s.value for s in last}
+    lasts, shares, sizes = _by_job(last), _by_job(share), _by_job(added)
     jobs = []
-    for sample in sorted(success, key=lambda s: (s.labels.get("host", ""), s.labels.get("job", ""))):
-        key = (sample.labels.get("host", ""), sample.labels.get("job", ""))
+    for key, value in sorted(_by_job(success).items()):
         when = lasts.get(key)
         jobs.append(
             {
                 "host": key[0],
                 "job": key[1],
-                "all_ok": sample.value == 1,
+                "all_ok": value == 1,
+                "ok_share": shares.get(key),
+                "max_bytes_added": sizes.get(key),
                 "last_success": stamp(datetime.fromtimestamp(when, UTC)) if when else None,
             }
         )
@@ -371,17 +383,18 @@ def gather_backups(prometheus: Prometheus, period: Period, now: datetime) -> dic
     if window is None:
         return backups_section([], [], "the period has not begun: backups unknown")
     until, seconds = window
+    found = []
     try:
-        success = prometheus.query(
-            f"min by (host, job) (min_over_time(portalops_backup_job_success[{seconds}s]))", until
-        )
-        last = prometheus.query(
-            f"max by (host, job) (max_over_time(portalops_backup_job_last_success_timestamp_seconds[{seconds}s]))",
-            until,
-        )
+        for how, metric in (
+            ("min", "portalops_backup_job_success"),
+            ("max", "portalops_backup_job_last_success_timestamp_seconds"),
+            ("avg", "portalops_backup_job_success"),
+            ("max", "portalops_backup_job_bytes_added"),
+        ):
+            found.append(prometheus.query(f"{how} by (host, job) ({how}_over_time({metric}[{seconds}s]))", until))
     except Unreachable as exc:
         return backups_section([], [], f"Prometheus did not answer ({exc}): backups unknown")
-    return backups_section(success, last)
+    return backups_section(found[0], found[1], "", found[2], found[3])
 
 
 def journals(root: Path) -> dict[str, list[dict[str, Any]]]:

@@ -229,7 +229,15 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
         "min by (host, job)": _vector(
             ({"host": "db1", "job": "db-dump"}, 1.0), ({"host": "cms1", "job": "files"}, 0.0)
         ),
-        "max by (host, job)": _vector(({"host": "db1", "job": "db-dump"}, 1795000000.0)),
+        "max by (host, job) (max_over_time(portalops_backup_job_last": _vector(
+            ({"host": "db1", "job": "db-dump"}, 1795000000.0)
+        ),
+        "avg by (host, job)": _vector(
+            ({"host": "db1", "job": "db-dump"}, 1.0), ({"host": "cms1", "job": "files"}, 0.75)
+        ),
+        "max by (host, job) (max_over_time(portalops_backup_job_bytes": _vector(
+            ({"host": "db1", "job": "db-dump"}, 199544.0)
+        ),
     }
     prometheus = RecordedPrometheus(answers)
     section = report.gather_availability(prometheus, period, NOV_NOW, ["portal"])
@@ -245,10 +253,14 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
     backups = report.gather_backups(prometheus, period, NOV_NOW)
     assert [(j["host"], j["all_ok"]) for j in backups["jobs"]] == [("cms1", False), ("db1", True)]
     assert backups["failing"] == 1 and backups["jobs"][0]["last_success"] is None
+    assert (backups["jobs"][0]["ok_share"], backups["jobs"][1]["max_bytes_added"]) == (0.75, 199544.0)
     document = {**_document(tmp_path), "availability": section, "backups": backups}
     text = markdown(document, "zh")
     assert "| portal | 99.66 % | +4.66 pp | 1 | 0.21 | 0.8 | 2.5 |" in text
     assert "| news | 93.00 % | -2.00 pp | 0 |" in text
+    assert (
+        "| cms1: files | 否 | 75.00 % | 未知 | - |" in text and "| db1: db-dump | 是 | 100.00 % | 194.9 KiB |" in text
+    )
     assert "| 站点 | connect | transfer |" in text and "| portal | 0.01 | 0.05 |" in text
     page = to_html(document, "zh")
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
