@@ -178,7 +178,7 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, li
             s["site"],
             _pct(s["ratio"], t),
             t["unknown"] if s["margin"] is None else f"{s['margin'] * 100:+.2f} pp",
-            str(len(s["days_under"])),
+            str(len(s["days_under"])) if any(d["ratio"] is not None for d in s["days"]) else t["unknown"],
             *(_num(s[f"p{q}_s"], t) for q in (50, 95, 99)),
         ]
         for s in avail["sites"]

@@ -257,7 +257,7 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
     document = {**_document(tmp_path), "availability": section, "backups": backups}
     text = markdown(document, "zh")
     assert "| portal | 99.66 % | +4.66 pp | 1 | 0.21 | 0.8 | 2.5 |" in text
-    assert "| news | 93.00 % | -2.00 pp | 0 |" in text
+    assert "| news | 93.00 % | -2.00 pp | 未知 |" in text  # no day known: not "0 days under the line"
     assert (
         "| cms1: files | 否 | 75.00 % | 未知 | - |" in text and "| db1: db-dump | 是 | 100.00 % | 194.9 KiB |" in text
     )
