@@ -18,6 +18,9 @@ from typing import Any, TextIO
 
 from portalops import __version__, faultdrill
 from portalops.audit.run import run_audit
+from portalops.cmdb import diff as cmdb_diff
+from portalops.cmdb import markdown as cmdb_markdown
+from portalops.cmdb import run as cmdb_run
 from portalops.drillwatch import ResponderWatch
 from portalops.errors import BadInput, ExitCode, PortalopsError
 from portalops.inspect import report as inspection
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_parser(commands)
     add_monitoring_parsers(commands)
     add_report_parser(commands)
+    add_cmdb_parser(commands)
     return parser
 
 
@@ -143,6 +147,28 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--out", type=Path, default=REPO_ROOT / "reports" / "service", help="report directory (<period>.json ...)"
     )
     add_vault_id(report)
+
+
+def add_cmdb_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmdb = commands.add_parser(
+        "cmdb",
+        help="the CMDB from the inventory and the hosts (playbooks/cmdb.yml); dated snapshots under reports/cmdb/",
+        epilog="exit codes: 0 every host answered; 1 a host did not answer (it is listed as unreachable);"
+        " 2 bad input (e.g. no snapshot of the --diff date)",
+    )
+    cmdb.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+    shown = cmdb.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the document (or the diff) as JSON")
+    shown.add_argument("--md", action="store_true", help="print the document (or the diff) as Markdown")
+    cmdb.add_argument(
+        "--diff",
+        metavar="DATE",
+        help="what changed since the snapshot of DATE (YYYY-MM-DD); writes no snapshot, so the baseline stays",
+    )
+    cmdb.add_argument(
+        "--out", default=str(REPO_ROOT / "reports" / "cmdb"), help="snapshot directory (<date>.json, .md)"
+    )
+    add_vault_id(cmdb)
 
 
 def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -755,6 +781,31 @@ def terminal(err: TextIO) -> tuple[Callable[[str], None], Callable[[str], bool]]
     return progress, confirm
 
 
+def run_cmdb_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    directory = Path(args.out)
+    baseline = cmdb_run.load_snapshot(directory, args.diff) if args.diff else None  # before asking any host
+    doc = cmdb_run.gather(load_inventory(args.inventory))
+    silent = sorted(host for host, found in doc["hosts"].items() if not found["reachable"])
+    if baseline is not None:
+        changes = cmdb_diff.diff(baseline, doc)
+        print(
+            json.dumps(changes, indent=2, ensure_ascii=False) if args.json else cmdb_markdown.render_diff(changes),
+            file=out,
+        )
+    else:
+        paths = cmdb_run.write_snapshot(doc, directory)
+        if args.json:
+            print(json.dumps(doc, indent=2, ensure_ascii=False), file=out)
+        elif args.md:
+            print(cmdb_markdown.render(doc), file=out)
+        else:
+            print("\n".join(str(p) for p in paths), file=out)
+        print(f"cmdb: snapshot {paths[0]} (+ .md)", file=err)
+    if silent:
+        print(f"cmdb: no answer from {', '.join(silent)} (listed as unreachable)", file=err)
+    return ExitCode.FAILED if silent else ExitCode.OK
+
+
 def run_probe_command(args: argparse.Namespace, out: TextIO) -> int:
     results = probe_inventory(args.inventory or LAB_INVENTORY, args.timeout, args.cafile)
     print(to_json(results) if args.json else format_results(results), file=out)
@@ -914,6 +965,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return ExitCode.OK
         if args.command == "inspect":
             return run_inspect_command(args, out, err)
+        if args.command == "cmdb":
+            return run_cmdb_command(args, out, err)
         if args.command in ("status", "deadman"):
             return run_monitoring_command(args, out, err)
         if args.command == "report":

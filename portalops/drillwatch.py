@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from portalops.errors import BadInput
+from portalops.errors import BadInput, EnvironmentProblem
 from portalops.responder.config import Config, listen_address
 from portalops.runbook.journal import parse_stamp, read_events
 from portalops.runbook.outcome import RunbookExit
@@ -91,6 +92,28 @@ def closed_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((e for e in events if e.get("event") == "closed"), None)
 
 
+def running(events: list[dict[str, Any]]) -> bool:
+    """A run of the incident started (or resumed) and has not ended yet."""
+    busy = False
+    for event in events:
+        if event.get("event") in {"start", "resume"}:
+            busy = True
+        elif event.get("event") == "end":
+            busy = False
+    return busy
+
+
+def responder_runs(root: Path) -> list[str]:
+    """The incidents the responder opened that have a run going on now (queued for hosts or acting)."""
+    found = []
+    for journal in sorted(root.glob("*/journal.jsonl")) if root.is_dir() else []:
+        events = read_events(journal)
+        start = next((e for e in events if e.get("event") == "start"), None)
+        if start and start.get("opened_by") == RESPONDER and not closed_event(events) and running(events):
+            found.append(journal.parent.name)
+    return found
+
+
 class ResponderWatch:
     """The responder of ``config``, as the drill sees it: its health and its incidents directory."""
 
@@ -125,6 +148,62 @@ class ResponderWatch:
                 f"no responder answers at {self.url} ({status}): a drill via the monitoring needs it running "
                 "(`portalops responder --config contrib/portalops-responder-lab.yml` on the lab)"
             )
+
+    def firing(self) -> list[str]:
+        """The names of the alerts Alertmanager holds active for the responder's receiver (no Alertmanager
+        configured: none). EnvironmentProblem when it does not answer: whether it is quiet is unknown then."""
+        if not self.config.alertmanager:
+            return []
+        query = urllib.parse.urlencode(
+            {"active": "true", "silenced": "false", "inhibited": "false", "receiver": self.config.receiver or ".*"}
+        )
+        url = f"{self.config.alertmanager.rstrip('/')}/api/v2/alerts?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - http(s):// from config
+                alerts = json.load(answer)
+            return sorted(str(a.get("labels", {}).get("alertname", "?")) for a in alerts)
+        except (OSError, ValueError, AttributeError, TypeError) as error:
+            raise EnvironmentProblem(f"Alertmanager at {self.config.alertmanager} did not answer: {error}") from None
+
+    def wait_quiet(self, timeout: float, settle: float = 0.0) -> None:
+        """Return once no alert fires for the responder and no run it started is going on, for ``settle`` s.
+
+        A drill injects into a quiet monitoring only: an alert left firing by an earlier fault (or a run
+        still queued for it) would open an incident and repair the new fault before the fault's own alert,
+        and the drill would time a detection that did not happen. EnvironmentProblem after ``timeout``.
+        """
+        deadline = self.clock() + timeout
+        quiet_since: float | None = None
+        said = ""
+        while True:
+            try:
+                alerts, runs = self.firing(), responder_runs(self.config.incidents)
+                why = "; ".join(
+                    part
+                    for part in (
+                        f"firing: {', '.join(alerts)}" if alerts else "",
+                        f"runs going on in {', '.join(runs)}" if runs else "",
+                    )
+                    if part
+                )
+            except EnvironmentProblem as problem:
+                why = problem.message
+            now = self.clock()
+            if not why:
+                quiet_since = now if quiet_since is None else quiet_since
+                if now - quiet_since >= settle:
+                    return
+            else:
+                quiet_since = None
+                if why != said:
+                    self.progress(f"drill: waiting for the monitoring to be quiet before injecting ({why})")
+                    said = why
+            if now >= deadline:
+                raise EnvironmentProblem(
+                    f"the monitoring was not quiet within {timeout:g} s ({why or 'quiet too briefly'}); "
+                    "a drill via the monitoring injects only when no alert fires and no responder run goes on"
+                )
+            self.sleep(self.poll)
 
     def watch(
         self,

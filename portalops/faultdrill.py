@@ -677,6 +677,8 @@ class Drill:
         """Inject under the targets' lock, then only watch the responder do the rest (``confirm``: play the
         person who confirms a destructive step, with the command the notification names)."""
         watch.require_running()
+        # An alert an earlier fault left firing would open an incident whose run repairs this fault first.
+        watch.wait_quiet(timeout, settle=min(watch.config.reconcile_interval, 30.0))
         hosts = drill_hosts(self.source, runbook_id, item.group)
         seen: list[Watched] = []
 

@@ -31,6 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / ".lab" / "logs"
 MAKE = ["make", "--no-print-directory"]
+# The side lane at the lowest CPU priority, inherited by all it starts: the lab lane (converge,
+# audit, drills) is the critical path of `make test`, the side lane has ~40 min of slack and
+# takes what the lab lane leaves of the machine's two cores. (Processes a container runs are in
+# that container's cgroup, where the nice value weighs only against the container's own.)
+NICE = ["nice", "-n", "19"]
 
 # The layers; each is a make target that works alone (`make lint`, ...).
 FIRST = ("setup", "lab-image")  # before the lanes: both lanes need the venv and the image
@@ -53,6 +58,7 @@ class Layer:
 class Lane:
     layers: list[Layer]
     log: Path | None  # None: the terminal
+    nice: bool = False  # run at the lowest CPU priority (the side lane, beside the lab)
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,7 +72,12 @@ class Lane:
                         return
                     # its own session: a lane is stopped with everything it started
                     self.process = subprocess.Popen(
-                        [*MAKE, layer.name], cwd=REPO, env=env, stdout=out, stderr=out, start_new_session=True
+                        [*NICE, *MAKE, layer.name] if self.nice else [*MAKE, layer.name],
+                        cwd=REPO,
+                        env=env,
+                        stdout=out,
+                        stderr=out,
+                        start_new_session=True,
                     )
                 started = time.monotonic()
                 layer.code = self.process.wait()
@@ -125,7 +136,11 @@ def main() -> int:
     began = time.monotonic()
     first = [Layer(name) for name in FIRST]
     lab = Lane([Layer(name) for name in LAB_LANE], log=None)
-    side = Lane([Layer(name) for name in SIDE_LANE], log=None if args.serial else LOGS / "test-side.log")
+    side = Lane(
+        [Layer(name) for name in SIDE_LANE],
+        log=None if args.serial else LOGS / "test-side.log",
+        nice=not args.serial,
+    )
     layers = [*first, *side.layers, *lab.layers]
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)

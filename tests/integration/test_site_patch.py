@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook,
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
 PATCH = "playbooks/patch.yml"
+
+
+def each(hosts: list[str], do: Callable[[str], object]) -> None:
+    """``do`` on every host at once (each host's apt is its own); the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(do, hosts))
 
 
 def canary(host: str) -> str:
@@ -38,9 +45,11 @@ class Repo:
 
     def offer(self, *available: str) -> None:
         aptrepo.publish(self.path, list(available))
-        for host in ROLLOUT:
-            on(host, f"rm -rf {aptrepo.REMOTE}")
-            podman("cp", str(self.path), f"portalops-{host}:{aptrepo.REMOTE}")
+        each(ROLLOUT, self.copy_to)
+
+    def copy_to(self, host: str) -> None:
+        on(host, f"rm -rf {aptrepo.REMOTE}")
+        podman("cp", str(self.path), f"portalops-{host}:{aptrepo.REMOTE}")
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +57,29 @@ def repo(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """Canary 1.0 installed everywhere from the local repository; fresh backups for the pre-check."""
     local = Repo(tmp_path_factory.mktemp("apt") / "repo")
     local.offer("1.0")
-    for host in ROLLOUT:
-        on(host, f"echo 'deb [trusted=yes] file:{aptrepo.REMOTE} ./' > {aptrepo.SOURCES}")
-        on(
+    # Only the test repository's list is read here (Debian's lists are patch.yml's to refresh).
+    only_ours = f"-o Dir::Etc::sourcelist={aptrepo.SOURCES} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+    each(
+        ROLLOUT,
+        lambda host: on(
             host,
-            f"apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {aptrepo.PACKAGE}",
-        )
+            f"echo 'deb [trusted=yes] file:{aptrepo.REMOTE} ./' > {aptrepo.SOURCES} && apt-get update -q {only_ours}"
+            f" >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {aptrepo.PACKAGE}",
+        ),
+    )
     code, _, output = playbook("playbooks/backup.yml", log_name="backup-before-patch")
     assert code == 0, failed_tasks(output)
     yield local
-    for host in ROLLOUT:
-        on(host, f"apt-get purge -y -q {aptrepo.PACKAGE}; rm -rf {aptrepo.SOURCES} {aptrepo.REMOTE}", check=False)
-        on(host, "apt-get update -q", check=False)
+    # The repository's list files go with it; apt rebuilds its cache from the lists that remain.
+    each(
+        ROLLOUT,
+        lambda host: on(
+            host,
+            f"apt-get purge -y -q {aptrepo.PACKAGE}; rm -rf {aptrepo.SOURCES} {aptrepo.REMOTE}"
+            f" /var/lib/apt/lists/*portalops-test-repo*",
+            check=False,
+        ),
+    )
 
 
 def newest_report() -> dict[str, Any]:

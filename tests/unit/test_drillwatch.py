@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from portalops.drillwatch import ResponderWatch, responder_incidents
-from portalops.errors import BadInput
+from portalops.errors import BadInput, EnvironmentProblem
 from portalops.responder.config import Config
 from portalops.runbook.journal import stamp
 from portalops.runbook.outcome import RunbookExit
@@ -208,3 +208,76 @@ def test_a_drill_via_the_monitoring_needs_a_responder_that_answers(healthz: Call
         ResponderWatch(healthz("not json")).require_running()
     with pytest.raises(BadInput, match="portalops responder --config"):
         ResponderWatch(Config(listen="127.0.0.1:1")).require_running()
+
+
+@pytest.fixture
+def alertmanager() -> Iterator[tuple[dict[str, Any], str]]:
+    """A loopback stand-in for Alertmanager's /api/v2/alerts: answers what the test puts in ``state``."""
+    state: dict[str, Any] = {"alerts": [], "status": 200, "queries": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state["queries"].append(self.path)
+            self.send_response(state["status"])
+            self.end_headers()
+            self.wfile.write(json.dumps(state["alerts"]).encode())
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def quiet_watcher(root: Path, url: str, steps: Steps, said: list[str]) -> ResponderWatch:
+    config = Config(incidents=root, alertmanager=url, receiver="portalops-responder")
+    return ResponderWatch(config, progress=said.append, poll=5, clock=steps.clock, sleep=steps.sleep)
+
+
+def test_the_drill_injects_only_once_no_alert_fires_and_no_responder_run_goes_on(
+    tmp_path: Path, alertmanager: tuple[dict[str, Any], str]
+) -> None:
+    state, url = alertmanager
+    state["alerts"] = [{"labels": {"alertname": "PortalBackendDown"}}]
+    write(tmp_path, "old", opened(-30))  # the run this alert started is still going on
+
+    def resolved() -> None:
+        state["alerts"] = []
+
+    def run_ended() -> None:
+        write(tmp_path, "old", end(20, RunbookExit.RECOVERED))
+
+    steps = Steps({2: resolved, 4: run_ended})
+    said: list[str] = []
+    quiet_watcher(tmp_path, url, steps, said).wait_quiet(timeout=120, settle=10)
+    # quiet from poll 4 (t=20 s), and it stayed so for the 10 s settle
+    assert steps.now == 30.0
+    assert said[0].endswith("(firing: PortalBackendDown; runs going on in old)")
+    assert said[1].endswith("(runs going on in old)")
+    assert "receiver=portalops-responder" in state["queries"][0] and "active=true" in state["queries"][0]
+
+
+def test_an_incident_waiting_for_a_person_does_not_keep_the_monitoring_busy(
+    tmp_path: Path, alertmanager: tuple[dict[str, Any], str]
+) -> None:
+    _, url = alertmanager
+    write(tmp_path, "waits", opened(-300), end(-250, RunbookExit.ABORTED))
+    write(tmp_path, "by-hand", opened(-10, by="person"))  # a person's run is not the responder's
+    steps = Steps({})
+    quiet_watcher(tmp_path, url, steps, []).wait_quiet(timeout=60)
+    assert steps.now == 0.0
+
+
+def test_a_monitoring_that_never_quiets_or_an_alertmanager_that_does_not_answer_stops_the_drill(
+    tmp_path: Path, alertmanager: tuple[dict[str, Any], str]
+) -> None:
+    state, url = alertmanager
+    state["alerts"] = [{"labels": {"alertname": "PortalSiteDown"}}]
+    with pytest.raises(EnvironmentProblem, match=r"not quiet within 30 s \(firing: PortalSiteDown\)"):
+        quiet_watcher(tmp_path, url, Steps({}), []).wait_quiet(timeout=30)
+    state["status"] = 500
+    with pytest.raises(EnvironmentProblem, match=r"Alertmanager at .* did not answer"):
+        quiet_watcher(tmp_path, url, Steps({}), []).wait_quiet(timeout=30)

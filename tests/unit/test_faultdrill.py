@@ -250,13 +250,17 @@ def test_a_drill_checks_the_host_after_the_runbook_and_what_it_must_never_do(
 class FakeWatch:
     """The responder as the drill sees it: answers /healthz, and reports what it did about the fault."""
 
-    def __init__(self, root: Path, seen: Watched) -> None:
+    def __init__(self, root: Path, seen: Watched, log: list[tuple[str, str]] | None = None) -> None:
         self.config = Config(incidents=root)
         self.seen = seen
+        self.log = log if log is not None else []
         self.calls: list[object] = []
 
     def require_running(self) -> None:
         self.calls.append("healthz")
+
+    def wait_quiet(self, timeout: float, settle: float) -> None:
+        self.calls.append(("quiet", settle, list(self.log)))  # what was injected by then
 
     def watch(self, runbook: str, since: object, timeout: float, confirm: object) -> Watched:
         # the injection's lock is released: the responder's run needs the hosts
@@ -275,9 +279,10 @@ def test_via_the_monitoring_the_drill_only_injects_and_times_what_the_responder_
         incident="first", incidents=["first", "second"], alert="PortalSiteDown", level=1,
         exit=RunbookExit.RECOVERED, firing_s=14.0, opened_s=18.5, recovered_s=33.0, closed_s=61.0,
     )  # fmt: skip
-    watch = FakeWatch(tmp_path, seen)
+    watch = FakeWatch(tmp_path, seen, log)
     result = drill.run_via_monitoring("l1_portal_unreachable", faultdrill.fault("nginx_stopped"), watch, 300)  # type: ignore[arg-type]
-    assert watch.calls == ["healthz", ("watch", "l1_portal_unreachable", 300, False, {})]
+    # quiet first (nothing injected yet; settled over one reconciliation), then only watched
+    assert watch.calls == ["healthz", ("quiet", 30.0, []), ("watch", "l1_portal_unreachable", 300, False, {})]
     assert log == [("web1", "systemctl stop nginx"), ("web1", "systemctl start nginx")]  # no runbook run of its own
     assert result.ok, result
     assert (result.via, result.alert, result.mttd_s, result.mttr_s, result.closed_s) == (

@@ -1,0 +1,1 @@
+"""The CMDB, derived from the inventory and the hosts' own answers (playbooks/cmdb.yml), never typed."""
