@@ -60,16 +60,8 @@ def incident_row(name: str, events: Sequence[Mapping[str, Any]], now: datetime) 
         "detected": stamp(detected),
         **times,
         "ttr_s": round((resolved - detected).total_seconds(), 1) if resolved else None,
-        "deadlines": [
-            {
-                "name": f.name,
-                "title": f.title,
-                "due": stamp(f.due),
-                "status": f.status,
-                "at": stamp(f.at) if f.at else None,
-            }
-            for f in lifecycle.flags(events, now)
-        ],
+        # as `portalops incident list --json` shows them: lifecycle is the one source of the flags
+        "deadlines": [f.as_dict(now) for f in lifecycle.flags(events, now)],
     }
 
 
