@@ -57,7 +57,12 @@ from portalops.runbook.reporting import (
 )
 from portalops.runbook.workcal import local_text
 from portalops.service import changes, kb, problems
+from portalops.service import report as service_report
 from portalops.service import suggest as repeats
+from portalops.service.pdf import write_pdf
+from portalops.service.period import parse_period
+from portalops.service.render import markdown as report_markdown
+from portalops.service.render import to_html as report_html
 from portalops.vault import use_vault_ids
 
 
@@ -116,8 +121,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_vault_id(responder)
     add_inspect_parser(commands)
     add_monitoring_parsers(commands)
+    add_report_parser(commands)
     add_cmdb_parser(commands)
     return parser
+
+
+def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report",
+        help="the service report of a month, quarter or year: availability, incidents, problems, patches, backups,"
+        " drills, audit (JSON, Markdown, HTML and PDF under reports/service/)",
+        description="Built from what portalops records: the incident journals and problems under incidents/, the"
+        " reports under reports/ and Prometheus' HTTP API (found as `portalops status` finds it). A source with"
+        " nothing for the period is said to be so; no figure is made up. The PDF is the HTML printed by Debian's"
+        " weasyprint; without it the other formats are still written, and stderr says so.",
+        epilog="exit codes: 0 written; 2 bad input (a period like 2026-13 or 2026-Q5)",
+    )
+    report.add_argument("--period", required=True, help="a month (2026-11), a quarter (2026-Q4) or a year (2026)")
+    report.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the Markdown and HTML")
+    report.add_argument("-i", "--inventory", help="inventory (default: inventory/lab): the sites and the monitoring")
+    report.add_argument("--prometheus", default="", metavar="URL", help="Prometheus' URL (default: the inventory's)")
+    report.add_argument("--timeout", type=float, default=10.0, help="seconds per Prometheus query (default 10)")
+    report.add_argument("--incidents", type=Path, default=INCIDENTS_DIR, help="journal directory (default: incidents/)")
+    report.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="where the other reports are")
+    report.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "reports" / "service", help="report directory (<period>.json ...)"
+    )
+    add_vault_id(report)
 
 
 def add_cmdb_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -932,6 +962,39 @@ def run_monitoring_command(args: argparse.Namespace, out: TextIO, err: TextIO) -
     return ExitCode.FAILED if dead else ExitCode.OK
 
 
+def run_report_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    period = parse_period(args.period)
+    if args.timeout <= 0:
+        raise BadInput("--timeout must be above 0")
+    inventory = load_inventory(str(args.inventory or LAB_INVENTORY))
+    url = args.prometheus
+    if not url:
+        try:
+            url = monitoring_endpoints.from_inventory(inventory, "", "-").prometheus
+        except BadInput as exc:
+            print(f"portalops: {exc.message}; the report says availability is unknown", file=err)
+    prometheus = Prometheus(url, args.timeout) if url else None
+    sites = monitoring_endpoints.inventory_sites(inventory)
+    document = service_report.build(period, utc_now(), args.incidents, args.reports, prometheus, sites)
+    document["lang"] = args.lang
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = args.out / period.id
+    Path(f"{base}.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    Path(f"{base}.md").write_text(report_markdown(document, args.lang), encoding="utf-8")
+    Path(f"{base}.html").write_text(report_html(document, args.lang), encoding="utf-8")
+    written = [f"{base}.{suffix}" for suffix in ("json", "md", "html")]
+    why = write_pdf(Path(f"{base}.html"), Path(f"{base}.pdf"))
+    if why:
+        print(f"portalops: {why}", file=err)
+    else:
+        written.append(f"{base}.pdf")
+    for key in ("availability", "backups"):
+        if document[key]["error"]:
+            print(f"portalops: {document[key]['error']}", file=err)
+    print("\n".join(written), file=out)
+    return ExitCode.OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
     use_vault_ids(getattr(args, "vault_id", []))
@@ -965,6 +1028,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_cmdb_command(args, out, err)
         if args.command in ("status", "deadman"):
             return run_monitoring_command(args, out, err)
+        if args.command == "report":
+            return run_report_command(args, out, err)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

@@ -72,15 +72,48 @@ def parse_vector(payload: Any) -> list[Sample]:
     return samples
 
 
+@dataclass(frozen=True)
+class Series:
+    """One series of a range vector: (UNIX time, value) pairs."""
+
+    labels: dict[str, str]
+    values: list[tuple[float, float]]
+
+
+def parse_matrix(payload: Any) -> list[Series]:
+    """``{"status": "success", "data": {"resultType": "matrix", "result": [{"metric", "values": [[ts, "v"]]}]}}``."""
+    if not isinstance(payload, dict) or payload.get("status") != "success":
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        raise Unreachable(f"Prometheus did not answer the query: {error}")
+    data = payload.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+        raise Unreachable("Prometheus answered something other than a range vector")
+    found = []
+    for item in data["result"]:
+        try:
+            values = [(float(t), float(v)) for t, v in item["values"]]
+            found.append(Series({str(k): str(v) for k, v in item["metric"].items()}, values))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise Unreachable(f"Prometheus answered a malformed series: {item!r}") from None
+    return found
+
+
 class Prometheus:
     def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def query(self, expr: str) -> list[Sample]:
-        """``GET /api/v1/query``: the instant vector of ``expr`` now."""
-        query = urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: datetime | None = None) -> list[Sample]:
+        """``GET /api/v1/query``: the instant vector of ``expr`` now (or at ``at``)."""
+        fields = {"query": expr} | ({"time": f"{at.timestamp():.3f}"} if at is not None else {})
+        query = urllib.parse.urlencode(fields)
         return parse_vector(get_json(f"{self.url}/api/v1/query?{query}", self.timeout))
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step_s: float) -> list[Series]:
+        """``GET /api/v1/query_range``: ``expr`` evaluated every ``step_s`` from ``start`` to ``end``."""
+        fields = {"query": expr, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
+        query = urllib.parse.urlencode(fields | {"step": f"{step_s:g}"})
+        return parse_matrix(get_json(f"{self.url}/api/v1/query_range?{query}", self.timeout))
 
     def ready(self) -> None:
         """``GET /-/ready`` answers 200 once Prometheus serves queries (its body is text, not read)."""
