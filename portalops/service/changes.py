@@ -90,17 +90,7 @@ def check(meta: Mapping[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Change:
-    record: records.Record
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.record.meta
-
-    @property
-    def id(self) -> str:
-        return str(self.meta["id"])
-
+class Change(records.Kept):
     @property
     def started(self) -> datetime:
         return parse_stamp(str(self.meta["started"]))

@@ -109,17 +109,7 @@ def _is_id(name: str, item: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class Problem:
-    record: records.Record
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.record.meta
-
-    @property
-    def id(self) -> str:
-        return str(self.meta["id"])
-
+class Problem(records.Kept):
     @property
     def status(self) -> Status:
         return Status(self.meta["status"])

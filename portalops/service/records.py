@@ -46,6 +46,21 @@ class Record:
     body: str
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A kind of record (a problem, a change) seen through its front matter."""
+
+    record: Record
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.record.meta
+
+    @property
+    def id(self) -> str:
+        return str(self.meta["id"])
+
+
 def split(text: str) -> tuple[dict[str, Any], str]:
     """The front matter and the body; ValueError when the file is not a record."""
     lines = text.splitlines(keepends=True)
