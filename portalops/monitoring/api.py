@@ -55,16 +55,22 @@ class Sample:
     value: float
 
 
-def parse_vector(payload: Any) -> list[Sample]:
-    """``{"status": "success", "data": {"resultType": "vector", "result": [{"metric", "value": [ts, "v"]}]}}``."""
+def _result(payload: Any, kind: str, called: str) -> list[Any]:
+    """The ``data.result`` list of a successful answer of ``resultType`` ``kind``; Unreachable otherwise."""
     if not isinstance(payload, dict) or payload.get("status") != "success":
         error = payload.get("error", payload) if isinstance(payload, dict) else payload
         raise Unreachable(f"Prometheus did not answer the query: {error}")
     data = payload.get("data")
-    if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-        raise Unreachable("Prometheus answered something other than an instant vector")
+    if not isinstance(data, dict) or data.get("resultType") != kind or not isinstance(data.get("result"), list):
+        raise Unreachable(f"Prometheus answered something other than {called}")
+    result: list[Any] = data["result"]
+    return result
+
+
+def parse_vector(payload: Any) -> list[Sample]:
+    """``{"status": "success", "data": {"resultType": "vector", "result": [{"metric", "value": [ts, "v"]}]}}``."""
     samples = []
-    for item in data["result"]:
+    for item in _result(payload, "vector", "an instant vector"):
         try:
             samples.append(Sample({str(k): str(v) for k, v in item["metric"].items()}, float(item["value"][1])))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
@@ -82,14 +88,8 @@ class Series:
 
 def parse_matrix(payload: Any) -> list[Series]:
     """``{"status": "success", "data": {"resultType": "matrix", "result": [{"metric", "values": [[ts, "v"]]}]}}``."""
-    if not isinstance(payload, dict) or payload.get("status") != "success":
-        error = payload.get("error", payload) if isinstance(payload, dict) else payload
-        raise Unreachable(f"Prometheus did not answer the query: {error}")
-    data = payload.get("data")
-    if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
-        raise Unreachable("Prometheus answered something other than a range vector")
     found = []
-    for item in data["result"]:
+    for item in _result(payload, "matrix", "a range vector"):
         try:
             values = [(float(t), float(v)) for t, v in item["values"]]
             found.append(Series({str(k): str(v) for k, v in item["metric"].items()}, values))
