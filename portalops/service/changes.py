@@ -120,10 +120,7 @@ def user() -> str:
 
 
 def read(path: Path) -> Change:
-    record = records.read(path, SCHEMA, check, "change")
-    if path.name != f"{record.meta['id']}.md":
-        raise BadInput(f"change {path} is malformed: its id {record.meta['id']} is not its file name")
-    return Change(record)
+    return Change(records.read_named(path, SCHEMA, check, "change"))
 
 
 def get(root: Path, change: str) -> Change:

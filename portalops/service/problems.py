@@ -132,10 +132,7 @@ def path_of(root: Path, problem: str) -> Path:
 
 
 def read(path: Path) -> Problem:
-    record = records.read(path, SCHEMA, check, "problem")
-    if path.name != f"{record.meta['id']}.md":
-        raise BadInput(f"problem {path} is malformed: its id {record.meta['id']} is not its file name")
-    return Problem(record)
+    return Problem(records.read_named(path, SCHEMA, check, "problem"))
 
 
 def get(root: Path, problem: str) -> Problem:

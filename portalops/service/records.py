@@ -112,6 +112,14 @@ def read(path: Path, schema: Schema, check: Check | None = None, what: str = "re
     return Record(path, meta, body)
 
 
+def read_named(path: Path, schema: Schema, check: Check | None, what: str) -> Record:
+    """:func:`read`, and the record's id must be its file name (``<id>.md``)."""
+    record = read(path, schema, check, what)
+    if path.name != f"{record.meta['id']}.md":
+        raise BadInput(f"{what} {path} is malformed: its id {record.meta['id']} is not its file name")
+    return record
+
+
 def write(record: Record, schema: Schema, check: Check | None = None, what: str = "record") -> Path:
     """Check the record against its schema, then replace the file atomically (fsync'd)."""
     wrong = problems(record.meta, schema, check)
