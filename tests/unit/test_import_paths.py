@@ -8,13 +8,13 @@ sys.path.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from portalops.inventory import REPO_ROOT
+from tests.unit.test_dependencies import imports
 
 SYS_PATH = re.compile(r"\bsys\.path\b(?!_)")
 # Programs that run on the managed hosts import the host-side script from where the roles install
@@ -64,17 +64,5 @@ def test_no_sys_path_edit_outside_tests_conftest() -> None:
 
 
 def test_nothing_outside_tests_imports_from_tests() -> None:
-    offenders = []
-    for path in python_files():
-        name = relative(path)
-        if name.startswith("tests/"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), name)):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules = [node.module]
-            else:
-                continue
-            offenders += [f"{name}:{node.lineno}: {m}" for m in modules if m.split(".")[0] == "tests"]
+    offenders = sorted(imports(p for p in python_files() if not relative(p).startswith("tests/")).get("tests", set()))
     assert not offenders, "move what these need into portalops/:\n" + "\n".join(offenders)
