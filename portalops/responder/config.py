@@ -12,6 +12,7 @@ import yaml
 from portalops.errors import BadInput
 from portalops.inventory import LAB_INVENTORY
 from portalops.runbook.live import INCIDENTS_DIR
+from portalops.runbook.notify import Channel, channels_from_config
 
 DEFAULT_LISTEN = "127.0.0.1:9099"
 TOKEN_ENV = "PORTALOPS_RESPONDER_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -26,6 +27,7 @@ KEYS = {
     "auto_run",
     "reconcile_interval",
     "lock_wait",
+    "notify",
 }
 
 
@@ -41,6 +43,8 @@ class Config:
     auto_run: tuple[str, ...] = ()  # runbooks that run unattended; destructive acts wait for a person regardless
     reconcile_interval: float = 60.0  # seconds between reconciliations with Alertmanager
     lock_wait: float = 3600.0  # how long a run waits for the hosts another run holds
+    # The notice channels, shaped as portalops_notify; None: the inventory's portalops_notify.
+    notify: tuple[Channel, ...] | None = None
 
     def token(self) -> str:
         """The shared secret; the responder refuses to start without one."""
@@ -94,6 +98,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
         auto_run=tuple(auto),
         reconcile_interval=float(data.get("reconcile_interval", 60.0)),
         lock_wait=float(data.get("lock_wait", 3600.0)),
+        notify=None if data.get("notify") is None else tuple(channels_from_config(data["notify"])),
     )
     listen_address(config.listen)
     return config

@@ -11,6 +11,7 @@ from portalops.responder.runner import SubprocessRunner
 from portalops.responder.server import make_app, serve
 from portalops.responder.service import LOG, Responder, policy
 from portalops.runbook import registry
+from portalops.runbook.notify import Notifier
 from portalops.runbook.reporting import notifier_for
 
 
@@ -22,7 +23,7 @@ def run_responder(config_file: Path | None, listen: str | None) -> None:
     runbooks = registry.discover()
     config.incidents.mkdir(parents=True, exist_ok=True)
     store = Store(config.incidents, config.inventory, runbooks)
-    notifier = notifier_for(config.inventory)
+    notifier = notifier_for(config.inventory) if config.notify is None else Notifier(list(config.notify))
     runner = SubprocessRunner(config.inventory, config.incidents, config.lock_wait)
     responder = Responder(config, store, notifier, runner)
     channels = len(notifier.channels)

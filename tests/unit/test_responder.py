@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
 from portalops.errors import BadInput, EnvironmentProblem
@@ -477,6 +478,21 @@ def test_config_refuses_unknown_keys_and_a_missing_or_short_token(tmp_path: Path
     assert config.token() == TOKEN
     with pytest.raises(BadInput, match="listen"):
         load_config(None, {"listen": "9099"})
+
+
+def test_config_notify_channels_replace_the_inventorys_and_are_checked_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "responder.yml"
+    path.write_text("listen: 127.0.0.1:1\n")
+    assert load_config(path).notify is None  # the inventory's portalops_notify
+    hook = {"name": "duty", "type": "webhook", "url": "http://127.0.0.1:1/n", "events": ["start"]}
+    path.write_text(yaml.safe_dump({"notify": {"enabled": True, "channels": [hook]}}))
+    [channel] = load_config(path).notify or ()
+    assert (channel.name, channel.events) == ("duty", frozenset({"start"}))
+    path.write_text(yaml.safe_dump({"notify": {"enabled": False, "channels": [hook]}}))
+    assert load_config(path).notify == ()  # disabled: no notices at all, not the inventory's
+    path.write_text(yaml.safe_dump({"notify": {"enabled": True, "channels": [{"name": "x", "type": "webhook"}]}}))
+    with pytest.raises(BadInput, match="missing url"):
+        load_config(path)
 
 
 def wait_for(condition: Callable[[], Any], seconds: float = 10.0) -> None:
