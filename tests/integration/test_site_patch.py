@@ -19,7 +19,7 @@ import pytest
 from portalops.inventory import REPO_ROOT
 from portalops.lab import aptrepo
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman, task_result
+from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman, portalops, task_result
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
 PATCH = "playbooks/patch.yml"
@@ -89,8 +89,17 @@ def newest_report() -> dict[str, Any]:
     return data
 
 
-def test_a_newer_package_is_rolled_out_host_by_host_in_tier_order(repo: Repo) -> None:
+def cmdb(*argv: str) -> dict[str, Any]:
+    result = portalops("cmdb", "--json", *argv, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_a_newer_package_is_rolled_out_host_by_host_in_tier_order(repo: Repo, tmp_path: Path) -> None:
     assert set(versions().values()) == {"1.0"}
+    snapshot = cmdb("--out", str(tmp_path))  # the CMDB of today, before (the lab follows the canary too)
+    assert {snapshot["hosts"][host]["packages"].get(aptrepo.PACKAGE) for host in ROLLOUT} == {"1.0"}
     repo.offer("1.0", "1.1")
     code, _, output = playbook(PATCH, "-e", "patch_mode=full", log_name="patch")
     assert code == 0, failed_tasks(output)
@@ -102,6 +111,10 @@ def test_a_newer_package_is_rolled_out_host_by_host_in_tier_order(repo: Repo) ->
         assert host["ok"] and host["reboot"] in {"not required", "reported (container)"}
     markdown = sorted((REPO_ROOT / "reports/patch").glob("*.md"))[-1].read_text()
     assert "Verdict: **PASS**" in markdown and f"{aptrepo.PACKAGE} 1.0 -> 1.1" in markdown
+    # The CMDB's diff against the snapshot before shows the upgrade on every host, and no other version moved.
+    changes = cmdb("--diff", snapshot["date"], "--out", str(tmp_path))
+    moved = {host: found["versions_changed"] for host, found in changes["hosts"].items() if "versions_changed" in found}
+    assert moved == {host: {aptrepo.PACKAGE: ["1.0", "1.1"]} for host in ROLLOUT}, changes["hosts"]
 
 
 def test_a_second_run_changes_nothing(repo: Repo) -> None:
