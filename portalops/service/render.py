@@ -50,7 +50,11 @@ TEXT: dict[str, dict[str, str]] = {
         "problems": "三、问题与已知错误",
         "no_problems": "报告期内无问题记录。",
         "status": "状态",
-        "patches": "四、补丁",
+        "patches": "四、变更与补丁",
+        "changes": "变更记录（剧本运行、处置动作、恢复）",
+        "no_changes": "报告期内无变更记录。",
+        "kind": "类型",
+        "by": "执行人",
         "no_patches": "报告期内无补丁运行报告。",
         "backups": "五、备份与恢复演练",
         "job": "备份作业",
@@ -116,7 +120,11 @@ TEXT: dict[str, dict[str, str]] = {
         "problems": "3. Problems and known errors",
         "no_problems": "No problems recorded for the period.",
         "status": "Status",
-        "patches": "4. Patches",
+        "patches": "4. Changes and patches",
+        "changes": "Change records (playbook runs, runbook acts, restores)",
+        "no_changes": "No change records in the period.",
+        "kind": "Kind",
+        "by": "By",
         "no_patches": "No patch run reports in the period.",
         "backups": "5. Backups and restore drills",
         "job": "Backup job",
@@ -246,6 +254,23 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, li
             [] if rows else [t["no_patches"]],
         )
     )
+
+    chg = doc["changes"]
+    rows = [
+        [
+            f"{c['id']} {c['title']}",
+            c["kind"],
+            _local(c["started"]),
+            c["by"],
+            ", ".join(c["hosts"]) or "-",
+            _ok(c["result"] == "ok", t),
+        ]
+        for c in chg["items"]
+    ]
+    notes = [] if rows else [t["no_changes"]]
+    notes += [f"{t['unreadable']}: {u}" for u in chg["unreadable"]]
+    head = ["ID", t["kind"], t["started"], t["by"], t["hosts"], t["result"]]
+    out.append((t["changes"], head, rows, notes))
 
     back = doc["backups"]
     rows = [

@@ -21,7 +21,7 @@ from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable
 from portalops.runbook import lifecycle
 from portalops.runbook.journal import parse_stamp, read_events, stamp
 from portalops.runbook.workcal import TZ
-from portalops.service import problems
+from portalops.service import changes, problems
 from portalops.service.period import Period
 
 TARGET = 0.95  # the inspection's availability line (monitoring_availability_target)
@@ -145,6 +145,27 @@ def problems_section(period: Period, found: Sequence[problems.Problem], malforme
         )
     known = sum(1 for i in items if i["status"] == problems.Status.KNOWN_ERROR)
     return {"count": len(items), "known_errors": known, "items": items, "unreadable": list(malformed)}
+
+
+def changes_section(period: Period, found: Sequence[changes.Change], malformed: Sequence[str]) -> dict[str, Any]:
+    """The changes started in the period (playbook runs, runbooks' destructive acts, restores), oldest first."""
+    items = [
+        {
+            "id": change.id,
+            "kind": str(change.meta["kind"]),
+            "title": str(change.meta["title"]),
+            "by": str(change.meta["by"]),
+            "started": str(change.meta["started"]),
+            "result": str(change.meta["result"]),
+            "hosts": change.host_names(),
+            "incident": str(change.meta.get("incident", "")),
+        }
+        for change in found
+        if period.start <= change.started < period.end
+    ]
+    by_kind = {kind.value: sum(1 for i in items if i["kind"] == kind) for kind in changes.Kind}
+    failed = sum(1 for i in items if i["result"] == changes.Result.FAILED)
+    return {"count": len(items), "by_kind": by_kind, "failed": failed, "items": items, "unreadable": list(malformed)}
 
 
 def report_time(path: Path) -> datetime | None:
@@ -427,6 +448,7 @@ def build(
         document["backups"] = gather_backups(prometheus, period, now)
     document["incidents"] = incidents_section(period, journals(incidents_dir), now)
     document["problems"] = problems_section(period, found, malformed)
+    document["changes"] = changes_section(period, *changes.load(incidents_dir, period.start))
     for name, sub in REPORT_DIRS.items():
         document[name] = reports_section(name, *load_reports(reports_dir / sub, period))
     return document

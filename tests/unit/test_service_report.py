@@ -17,7 +17,7 @@ from portalops.errors import BadInput
 from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable, parse_matrix, parse_vector
 from portalops.runbook import desk
 from portalops.runbook.levels import Level
-from portalops.service import report
+from portalops.service import changes, report
 from portalops.service.pdf import write_pdf
 from portalops.service.period import parse_period
 from portalops.service.render import TEXT, charts, markdown, to_html
@@ -339,3 +339,30 @@ def test_without_weasyprint_no_pdf_and_it_says_why(tmp_path: Path, monkeypatch: 
     html_path.write_text("<html></html>", encoding="utf-8")
     assert write_pdf(html_path, tmp_path / "r.pdf").startswith("no PDF: weasyprint is not installed")
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_the_changes_of_the_period_are_listed_failed_counted_others_left_out(tmp_path: Path) -> None:
+    root = tmp_path / "incidents"
+    web = [{"host": "web1", "ok": 3, "changed": 1, "failed": 0, "unreachable": 0}]
+    at = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+    site = changes.record(
+        root, changes.Kind.PLAYBOOK, "site.yml", at, at, changes.Result.OK, web, by="ops", playbook="site.yml"
+    )
+    act = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    db = [{"host": "db1", "result": "failed"}]
+    acted = changes.record(
+        root, changes.Kind.RUNBOOK, "restore_database", act, act, changes.Result.FAILED, db,
+        by="portalops-responder", incident="INC-1", runbook="l1_database_lost", step="restore_database",
+    )  # fmt: skip
+    october = datetime(2026, 10, 31, 15, 0, tzinfo=UTC)  # 23:00 in Beijing: October, outside the period
+    changes.record(root, changes.Kind.RESTORE, "drill", october, october, changes.Result.OK, [], by="cron")
+    section = _document(tmp_path)["changes"]
+    assert [item["id"] for item in section["items"]] == [site.id, acted.id]
+    assert section["by_kind"] == {"playbook": 1, "runbook": 1, "restore": 0} and section["failed"] == 1
+    assert section["items"][1]["hosts"] == ["db1"] and section["items"][1]["incident"] == "INC-1"
+    for lang in ("zh", "en"):
+        text = markdown(_document(tmp_path), lang)
+        assert f"## {TEXT[lang]['changes']}" in text
+        line = next(line for line in text.splitlines() if acted.id in line)
+        assert "db1" in line and TEXT[lang]["fail"] in line
+    assert TEXT["en"]["no_changes"] in markdown(_document(tmp_path, "2026-09"), "en")
