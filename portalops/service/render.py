@@ -66,6 +66,11 @@ TEXT: dict[str, dict[str, str]] = {
         "no_drills": "报告期内无恢复演练报告。",
         "rto_trend": "RTO 趋势（秒）",
         "audit": "六、安全审计（Lynis / ssh-audit / testssl）",
+        "logs": "日志留存（不少于六个月）",
+        "retention": "承诺留存（天）",
+        "journal_since": "系统日志（journal）起始",
+        "oldest_log": "最早日志",
+        "days_kept": "已留存（天）",
         "no_audit": "报告期内无审计报告。",
         "inspections": "七、网站内容检查",
         "no_inspections": "报告期内无内容检查报告。",
@@ -136,6 +141,11 @@ TEXT: dict[str, dict[str, str]] = {
         "no_drills": "No restore drill reports in the period.",
         "rto_trend": "RTO trend (s)",
         "audit": "6. Security audit (Lynis / ssh-audit / testssl)",
+        "logs": "Log retention (six months at least)",
+        "retention": "Promised (days)",
+        "journal_since": "Journal since",
+        "oldest_log": "Oldest log",
+        "days_kept": "Kept (days)",
         "no_audit": "No audit reports in the period.",
         "inspections": "7. Website content inspection",
         "no_inspections": "No inspection reports in the period.",
@@ -313,6 +323,23 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, li
     out.append(
         (t["audit"], [t["started"], "Lynis", "ssh-audit fail", "testssl"], rows, [] if rows else [t["no_audit"]])
     )
+
+    logs = doc["logs"]
+    rows = []
+    for h in logs["hosts"]:
+        journal = next((entry for entry in h["logs"] if entry["log"] == "journal"), None)
+        rows.append(
+            [
+                h["host"],
+                t["unknown"] if h["retention_days"] is None else str(h["retention_days"]),
+                _local(journal["since"], "%Y-%m-%d") if journal else "-",
+                f"{h['oldest']['log']}: {_local(h['oldest']['since'], '%Y-%m-%d')}",
+                _num(h["oldest"]["days_kept"], t),
+            ]
+        )
+    notes = [logs["error"]] if logs["error"] else []
+    head = [t["hosts"], t["retention"], t["journal_since"], t["oldest_log"], t["days_kept"]]
+    out.append((t["logs"], head, rows, notes))
 
     ins = doc["inspections"]
     verdict = {0: t["pass"], 1: t["fail"], 2: t["unknown"]}

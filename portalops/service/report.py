@@ -410,6 +410,46 @@ def gather_backups(prometheus: Prometheus, period: Period, now: datetime) -> dic
     return backups_section(found[0], found[1], "", found[2], found[3])
 
 
+def logs_section(
+    oldest: Sequence[Sample], retention: Sequence[Sample], until: datetime, error: str = ""
+) -> dict[str, Any]:
+    """Per host, how far back its logs go at the period's end (the logrotate role's evidence metrics): each
+    log's oldest kept file (the journal: its first entry), the oldest of them, and the promised retention."""
+    if error:
+        return {"error": error, "hosts": []}
+    promised = {s.labels.get("instance", ""): int(s.value) for s in retention}
+    hosts: dict[str, list[dict[str, Any]]] = {}
+    for sample in oldest:
+        since = datetime.fromtimestamp(sample.value, UTC)
+        hosts.setdefault(sample.labels.get("instance", ""), []).append(
+            {
+                "log": sample.labels.get("log", "?"),
+                "since": stamp(since),
+                "days_kept": round((until - since).total_seconds() / 86400, 1),
+            }
+        )
+    rows = []
+    for host, logs in sorted(hosts.items()):
+        logs.sort(key=lambda entry: entry["since"])
+        rows.append({"host": host, "retention_days": promised.get(host), "oldest": logs[0], "logs": logs})
+    return {"error": "", "hosts": rows}
+
+
+def gather_logs(prometheus: Prometheus, period: Period, now: datetime) -> dict[str, Any]:
+    window = _window(period, now)
+    if window is None:
+        return logs_section([], [], now, "the period has not begun: log retention unknown")
+    until, _ = window
+    try:
+        oldest = prometheus.query("portalops_log_oldest_timestamp_seconds", until)
+        retention = prometheus.query("portalops_log_retention_days", until)
+    except Unreachable as exc:
+        return logs_section([], [], until, f"Prometheus did not answer ({exc}): log retention unknown")
+    if not oldest:
+        return logs_section([], [], until, "Prometheus has no log retention evidence (the logrotate role writes it)")
+    return logs_section(oldest, retention, until)
+
+
 def journals(root: Path) -> dict[str, list[dict[str, Any]]]:
     return {path.parent.name: read_events(path) for path in sorted(root.glob("*/journal.jsonl"))}
 
@@ -442,10 +482,12 @@ def build(
             period, now, sites, {}, [], {}, missing + ": availability unknown"
         )
         document["backups"] = backups_section([], [], missing + ": backups unknown")
+        document["logs"] = logs_section([], [], now, missing + ": log retention unknown")
     else:
         document["prometheus"] = prometheus.url
         document["availability"] = gather_availability(prometheus, period, now, sites)
         document["backups"] = gather_backups(prometheus, period, now)
+        document["logs"] = gather_logs(prometheus, period, now)
     document["incidents"] = incidents_section(period, journals(incidents_dir), now)
     document["problems"] = problems_section(period, found, malformed)
     document["changes"] = changes_section(period, *changes.load(incidents_dir, period.start))

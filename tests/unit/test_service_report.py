@@ -16,6 +16,7 @@ from portalops.cli import main
 from portalops.errors import BadInput
 from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable, parse_matrix, parse_vector
 from portalops.runbook import desk
+from portalops.runbook.journal import stamp
 from portalops.runbook.levels import Level
 from portalops.service import changes, report
 from portalops.service.pdf import write_pdf
@@ -366,3 +367,36 @@ def test_the_changes_of_the_period_are_listed_failed_counted_others_left_out(tmp
         line = next(line for line in text.splitlines() if acted.id in line)
         assert "db1" in line and TEXT[lang]["fail"] in line
     assert TEXT["en"]["no_changes"] in markdown(_document(tmp_path, "2026-09"), "en")
+
+
+def test_log_retention_per_host_is_the_evidence_prometheus_holds_at_the_periods_end(tmp_path: Path) -> None:
+    period = parse_period("2026-11")
+    end = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # 1 December 00:00 in Beijing
+    journal, nginx = end - timedelta(days=200), end - timedelta(days=181, hours=12)
+    answers = {
+        "portalops_log_oldest_timestamp_seconds": _vector(
+            ({"instance": "web1", "log": "journal"}, journal.timestamp()),
+            ({"instance": "web1", "log": "nginx"}, nginx.timestamp()),
+            ({"instance": "db1", "log": "journal"}, (end - timedelta(days=3)).timestamp()),
+        ),
+        "portalops_log_retention_days": _vector(({"instance": "web1"}, 180.0)),
+    }
+    prometheus = RecordedPrometheus(answers)
+    section = report.gather_logs(prometheus, period, NOV_NOW)
+    assert prometheus.asked == ["portalops_log_oldest_timestamp_seconds", "portalops_log_retention_days"]
+    db1, web1 = section["hosts"]
+    assert (web1["host"], web1["retention_days"], web1["oldest"]["log"]) == ("web1", 180, "journal")
+    assert web1["oldest"]["days_kept"] == 200.0 and web1["logs"][1] == {
+        "log": "nginx",
+        "since": stamp(nginx),
+        "days_kept": 181.5,
+    }
+    assert (db1["retention_days"], db1["oldest"]["days_kept"]) == (None, 3.0)  # no promise known: unknown
+    text = markdown({**_document(tmp_path), "logs": section}, "en")
+    assert f"## {TEXT['en']['logs']}" in text
+    assert "| web1 | 180 | 2026-05-15 | journal: 2026-05-15 | 200 |" in text, text
+    assert "| db1 | unknown | 2026-11-28 | journal: 2026-11-28 | 3 |" in text
+    silent = report.gather_logs(RecordedPrometheus({"portalops_log": _vector()}), period, NOV_NOW)
+    assert silent["hosts"] == [] and "no log retention evidence" in silent["error"]
+    dead = report.gather_logs(RecordedPrometheus({}, dead=True), period, NOV_NOW)
+    assert dead["error"].startswith("Prometheus did not answer") and dead["error"].endswith("log retention unknown")

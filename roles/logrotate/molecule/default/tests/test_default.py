@@ -204,6 +204,26 @@ def test_the_daily_service_runs_in_its_sandbox(host):
     assert host.check_output("systemctl show -P Result logrotate.service") == "success"
 
 
+EVIDENCE = "/var/lib/prometheus/node-exporter/portalops_logs.prom"
+
+
+def test_the_evidence_says_how_far_back_the_logs_and_the_journal_go(host):
+    """Written at converge, again by its service (sandboxed), and daily by its timer."""
+    assert host.service("portalops-log-evidence.timer").is_enabled
+    started = host.run("systemctl start portalops-log-evidence.service")
+    assert started.rc == 0, started.stderr
+    text = host.file(EVIDENCE).content_string
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert samples["portalops_log_retention_days"] == str(RETENTION)
+    first = host.check_output("journalctl -o json --output-fields=__REALTIME_TIMESTAMP -q | head -n1")
+    journal = float(samples['portalops_log_oldest_timestamp_seconds{log="journal"}'])
+    expected = int(re.search(r'"__REALTIME_TIMESTAMP"\s*:\s*"(\d+)"', first).group(1)) / 1e6
+    assert abs(journal - expected) < 0.001, (journal, expected)  # written to the millisecond
+    # The oldest kept nginx file (the forced rotations above left dated ones): its mtime (stat: whole seconds).
+    oldest = min(int(x) for x in host.check_output("stat -c %Y /var/log/nginx/*.log*").split())
+    assert int(float(samples['portalops_log_oldest_timestamp_seconds{log="nginx"}'])) == oldest
+
+
 PLAY = """\
 - name: Validate the logrotate role's input
   hosts: localhost
