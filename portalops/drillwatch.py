@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput, EnvironmentProblem
+from portalops.responder.alerts import is_heartbeat_labels
 from portalops.responder.config import Config, listen_address
 from portalops.runbook.journal import parse_stamp, read_events
 from portalops.runbook.outcome import RunbookExit
@@ -161,7 +162,9 @@ class ResponderWatch:
         try:
             with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - http(s):// from config
                 alerts = json.load(answer)
-            return sorted(str(a.get("labels", {}).get("alertname", "?")) for a in alerts)
+            # The Watchdog always fires: the monitoring's heartbeat, which opens no incident and runs nothing.
+            faults = [a.get("labels", {}) for a in alerts if not is_heartbeat_labels(a.get("labels", {}))]
+            return sorted(str(labels.get("alertname", "?")) for labels in faults)
         except (OSError, ValueError, AttributeError, TypeError) as error:
             raise EnvironmentProblem(f"Alertmanager at {self.config.alertmanager} did not answer: {error}") from None
 

@@ -89,6 +89,11 @@ def _strings(value: Any, what: str) -> dict[str, str]:
     return dict(value)
 
 
+def is_heartbeat_labels(labels: Mapping[str, str]) -> bool:
+    """The always-firing Watchdog (severity none, no runbook): the monitoring's heartbeat, not a fault."""
+    return labels.get("severity") == "none" and not labels.get("runbook")
+
+
 def _alert(item: Any, where: str, status: str) -> Alert:
     if not isinstance(item, dict):
         raise BadPayload(f"{where}: an object")

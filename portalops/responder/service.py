@@ -14,7 +14,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any
 
-from portalops.responder.alerts import Alert, parse_time
+from portalops.responder.alerts import Alert, is_heartbeat_labels, parse_time
 from portalops.responder.config import Config
 from portalops.responder.incidents import Received, Store, destructive_acts
 from portalops.responder.notices import closed_notice, confirm_command, opened_notice, waiting_notice
@@ -28,7 +28,7 @@ LOG = logging.getLogger("portalops.responder")
 
 def is_heartbeat(alert: Alert) -> bool:
     """The always-firing Watchdog (severity none, no runbook): the monitoring's heartbeat, not a fault."""
-    return alert.labels.get("severity") == "none" and not alert.runbook
+    return is_heartbeat_labels(alert.labels)
 
 
 @dataclass

@@ -241,11 +241,12 @@ def test_the_drill_injects_only_once_no_alert_fires_and_no_responder_run_goes_on
     tmp_path: Path, alertmanager: tuple[dict[str, Any], str]
 ) -> None:
     state, url = alertmanager
-    state["alerts"] = [{"labels": {"alertname": "PortalBackendDown"}}]
+    watchdog = {"labels": {"alertname": "Watchdog", "severity": "none"}}  # always fires: a heartbeat, not a fault
+    state["alerts"] = [{"labels": {"alertname": "PortalBackendDown"}}, watchdog]
     write(tmp_path, "old", opened(-30))  # the run this alert started is still going on
 
     def resolved() -> None:
-        state["alerts"] = []
+        state["alerts"] = [watchdog]
 
     def run_ended() -> None:
         write(tmp_path, "old", end(20, RunbookExit.RECOVERED))
