@@ -150,12 +150,8 @@ class Browser:
             self.loop.run_until_complete(shut())
         finally:
             self.loop.close()
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+            self.process.kill()  # a throwaway browser on a throwaway profile: nothing to save
+            self.process.wait(timeout=30)
             self.log.close()
 
 

@@ -61,24 +61,25 @@ class Config:
 
     def token(self) -> str:
         """The shared secret; the responder refuses to start without one."""
-        return secret(self.token_file, self.token_env, "responder token")
+        return secret(self.token_file, self.token_env, "token_file")
 
     def board_token(self) -> str:
         """The board's sign-in secret, apart from the webhook's: browsers never get that one."""
-        return secret(self.board_token_file, self.board_token_env, "board token")
+        return secret(self.board_token_file, self.board_token_env, "board_token_file")
 
 
-def secret(file: str, env: str, what: str) -> str:
-    """A token from ``file``, else from the variable ``env``: at least 16 characters, or BadInput."""
+def secret(file: str, env: str, key: str) -> str:
+    """A token from ``file`` (the config's ``key``), else from the variable ``env``: at least 16 characters."""
     if file:
         try:
             text = Path(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise BadInput(f"{what} file {file}: {exc.strerror}") from None
+            raise BadInput(f"responder {key} {file}: {exc.strerror}") from None
     else:
         text = os.environ.get(env, "").strip()
     if len(text) < 16:
-        raise BadInput(f"{what} from {file or '$' + env}: missing or shorter than 16 characters")
+        where = file or f"${env}"
+        raise BadInput(f"responder {key.removesuffix('_file')} from {where}: missing or shorter than 16 characters")
     return text
 
 

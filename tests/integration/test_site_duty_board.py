@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +22,7 @@ import yaml
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.browser import Browser, sign_in_and_read_countdown
-from tests.integration.helpers import ENV, portalops
+from tests.integration.helpers import portalops, running_responder
 from tests.integration.test_site_responder import LAB_CONFIG, vault_token
 
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())
@@ -62,32 +59,8 @@ def board(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) -> Ite
         board_enabled=True,
         board_token_file=str(work / "board.token"),
     )
-    (work / "responder.yml").write_text(yaml.safe_dump(config))
-    log_path = work / "responder.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            ["portalops", "responder", "--config", str(work / "responder.yml")],
-            cwd=REPO_ROOT,
-            env=ENV,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:  # noqa: S310 - loopback
-                        if json.load(answer)["status"] == "ok":
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the responder did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(1)
-            yield Served(url, work / "incidents", log_path)
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+    with running_responder(work, config, url) as log:
+        yield Served(url, work / "incidents", log)
 
 
 def incident(incidents: Path, *argv: str) -> str:

@@ -185,7 +185,7 @@ def test_config_board_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         43200.0,
     )
     monkeypatch.setenv("TEST_BOARD", "short")
-    with pytest.raises(BadInput, match=r"board token from \$TEST_BOARD: missing or shorter than 16"):
+    with pytest.raises(BadInput, match=r"board_token from \$TEST_BOARD: missing or shorter than 16"):
         config.board_token()
     monkeypatch.setenv("TEST_BOARD", BOARD_TOKEN)
     assert config.board_token() == BOARD_TOKEN
