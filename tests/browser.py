@@ -45,6 +45,7 @@ class Browser:
             binary,
             "--headless",
             "--disable-gpu",
+            "--disable-dev-shm-usage",  # a container's small /dev/shm must not crash the renderer
             "--no-first-run",
             "--no-default-browser-check",
             "--remote-debugging-address=127.0.0.1",

@@ -20,7 +20,7 @@ import pytest
 
 from portalops.errors import BadInput
 from portalops.monitoring.api import Alertmanager, Prometheus
-from portalops.monitoring.status import Due, Site, Status
+from portalops.monitoring.status import Due, Site, Status, open_incidents
 from portalops.responder.board import Board, Sources, countdown, gather, line_class, render, ticking
 from portalops.responder.boardweb import COOKIE, BoardSite, Sessions
 from portalops.responder.config import Config, load_config
@@ -103,8 +103,6 @@ def test_every_text_is_escaped(tmp_path: Path) -> None:
     root = tmp_path / "incidents"
     incident = open_l2(root, NOW - timedelta(minutes=5), HOSTILE)
     board = model(tmp_path, [Site(HOSTILE, "up")])
-    from portalops.monitoring.status import open_incidents
-
     board.status.incidents = open_incidents(root, NOW)
     page = render(board, "n0nce")
     assert "<script>alert" not in page
