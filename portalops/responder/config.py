@@ -10,12 +10,13 @@ from typing import Any
 import yaml
 
 from portalops.errors import BadInput
-from portalops.inventory import LAB_INVENTORY
+from portalops.inventory import LAB_INVENTORY, REPO_ROOT
 from portalops.runbook.live import INCIDENTS_DIR
 from portalops.runbook.notify import Channel, channels_from_config
 
 DEFAULT_LISTEN = "127.0.0.1:9099"
 TOKEN_ENV = "PORTALOPS_RESPONDER_TOKEN"  # noqa: S105 - the variable's name, not a secret
+BOARD_TOKEN_ENV = "PORTALOPS_BOARD_TOKEN"  # noqa: S105 - the variable's name, not a secret
 KEYS = {
     "listen",
     "incidents",
@@ -28,6 +29,12 @@ KEYS = {
     "reconcile_interval",
     "lock_wait",
     "notify",
+    "board_enabled",
+    "board_token_file",
+    "board_token_env",
+    "board_session",
+    "prometheus",
+    "reports",
 }
 
 
@@ -45,20 +52,35 @@ class Config:
     lock_wait: float = 3600.0  # how long a run waits for the hosts another run holds
     # The notice channels, shaped as portalops_notify; None: the inventory's portalops_notify.
     notify: tuple[Channel, ...] | None = None
+    board_enabled: bool = False  # serve the duty board (GET /board) behind its sign-in
+    board_token_file: str = ""  # the token people sign in to the board with; a file (0600) ...
+    board_token_env: str = BOARD_TOKEN_ENV  # ... or, without a file, this environment variable
+    board_session: float = 43200.0  # seconds a board sign-in lasts (its cookie's expiry)
+    prometheus: str = ""  # the board's Prometheus; empty: the inventory's, as `portalops status` finds it
+    reports: Path = REPO_ROOT / "reports"  # where the drill reports are (reports/drills/)
 
     def token(self) -> str:
         """The shared secret; the responder refuses to start without one."""
-        if self.token_file:
-            try:
-                text = Path(self.token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise BadInput(f"responder token_file {self.token_file}: {exc.strerror}") from None
-        else:
-            text = os.environ.get(self.token_env, "").strip()
-        if len(text) < 16:
-            where = self.token_file or f"${self.token_env}"
-            raise BadInput(f"responder token from {where}: missing or shorter than 16 characters")
-        return text
+        return secret(self.token_file, self.token_env, "token_file")
+
+    def board_token(self) -> str:
+        """The board's sign-in secret, apart from the webhook's: browsers never get that one."""
+        return secret(self.board_token_file, self.board_token_env, "board_token_file")
+
+
+def secret(file: str, env: str, key: str) -> str:
+    """A token from ``file`` (the config's ``key``), else from the variable ``env``: at least 16 characters."""
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInput(f"responder {key} {file}: {exc.strerror}") from None
+    else:
+        text = os.environ.get(env, "").strip()
+    if len(text) < 16:
+        where = file or f"${env}"
+        raise BadInput(f"responder {key.removesuffix('_file')} from {where}: missing or shorter than 16 characters")
+    return text
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -84,6 +106,8 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise BadInput(f"responder config: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KEYS))}")
+    if not isinstance(data.get("board_enabled", False), bool):
+        raise BadInput("responder config: board_enabled is true or false")
     auto = data.get("auto_run") or []
     if not isinstance(auto, list) or not all(isinstance(a, str) for a in auto):
         raise BadInput("responder config: auto_run is a list of runbook ids")
@@ -99,6 +123,14 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
         reconcile_interval=float(data.get("reconcile_interval", 60.0)),
         lock_wait=float(data.get("lock_wait", 3600.0)),
         notify=None if data.get("notify") is None else tuple(channels_from_config(data["notify"])),
+        board_enabled=data.get("board_enabled", False),
+        board_token_file=str(data.get("board_token_file", "")),
+        board_token_env=str(data.get("board_token_env", BOARD_TOKEN_ENV)),
+        board_session=float(data.get("board_session", 43200.0)),
+        prometheus=str(data.get("prometheus", "")).rstrip("/"),
+        reports=Path(data.get("reports", REPO_ROOT / "reports")),
     )
+    if not 60 <= config.board_session <= 7 * 86400:
+        raise BadInput("responder config: board_session is seconds, from 60 to 604800 (a week)")
     listen_address(config.listen)
     return config

@@ -1,4 +1,5 @@
-"""The responder's HTTP side (aiohttp): ``POST /alerts`` from Alertmanager, ``GET /healthz``.
+"""The responder's HTTP side (aiohttp): ``POST /alerts`` from Alertmanager, ``GET /healthz``, and
+when configured the duty board (``GET /board``, :mod:`portalops.responder.boardweb`).
 
 ``/alerts`` wants ``Authorization: Bearer <token>`` (compared in constant time; 401 otherwise) and
 Alertmanager's webhook payload, version 4 (400 otherwise, logged, nothing started). A background
@@ -20,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from portalops.responder.alerts import Alert, BadPayload, parse_api_alerts, parse_webhook
+from portalops.responder.boardweb import BoardSite, add_board
 from portalops.responder.service import Responder
 from portalops.runbook.journal import stamp, utc_now
 
@@ -29,12 +31,16 @@ TOKEN = web.AppKey("token", str)
 MAX_BODY = 1 << 20  # Alertmanager's groups are far smaller; a bigger body is refused (413)
 
 
-def make_app(responder: Responder, token: str, reconcile: bool = True) -> web.Application:
+def make_app(
+    responder: Responder, token: str, reconcile: bool = True, board: BoardSite | None = None
+) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[RESPONDER] = responder
     app[TOKEN] = token
     app.router.add_post("/alerts", post_alerts)
     app.router.add_get("/healthz", healthz)
+    if board is not None:
+        add_board(app, board)
     if reconcile:
         app.cleanup_ctx.append(_background)
     return app

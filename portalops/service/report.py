@@ -183,16 +183,30 @@ def load_reports(directory: Path, period: Period) -> tuple[list[tuple[datetime, 
         when = report_time(path)
         if when is None or not period.contains(when):
             continue
-        try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            bad.append(f"{path.name}: {type(exc).__name__}")
-            continue
+        body = read_report(path)
         if isinstance(body, dict):
             found.append((when, body))
         else:
-            bad.append(f"{path.name}: not a JSON object")
+            bad.append(f"{path.name}: {body}")
     return found, bad
+
+
+def read_report(path: Path) -> dict[str, Any] | str:
+    """A JSON report's object, or why it cannot be read."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return type(exc).__name__
+    return body if isinstance(body, dict) else "not a JSON object"
+
+
+def latest_report(directory: Path) -> tuple[datetime, dict[str, Any] | str] | None:
+    """The newest report of a directory by the UTC start in its name, read (or why not); None: there is none."""
+    named = [(when, path) for path in directory.glob("*.json") if (when := report_time(path)) is not None]
+    if not named:
+        return None
+    when, path = max(named)
+    return when, read_report(path)
 
 
 def _patch(when: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,6 +333,13 @@ def availability_section(
     return {"error": "", "target": TARGET, "sites": sites, "days": listed}
 
 
+def availability_today(prometheus: Prometheus, until: datetime) -> list[Sample]:
+    """Each site's availability under the 15 s rule from the Beijing midnight before ``until`` to it."""
+    today = until.astimezone(TZ).date()
+    since = int((until - datetime(today.year, today.month, today.day, tzinfo=TZ)).total_seconds())
+    return prometheus.query(f"avg by (site) (avg_over_time({LOADED}[{max(since, 1)}s]))", until)
+
+
 def gather_availability(prometheus: Prometheus, period: Period, now: datetime, names: Sequence[str]) -> dict[str, Any]:
     window = _window(period, now)
     if window is None:
@@ -348,10 +369,7 @@ def gather_availability(prometheus: Prometheus, period: Period, now: datetime, n
                 86400,
             )
         today = until.astimezone(TZ).date() if until < period.end else None
-        partial: list[Sample] = []
-        if today is not None:
-            since = int((until - datetime(today.year, today.month, today.day, tzinfo=TZ)).total_seconds())
-            partial = prometheus.query(f"avg by (site) (avg_over_time({LOADED}[{max(since, 1)}s]))", until)
+        partial = availability_today(prometheus, until) if today is not None else []
     except Unreachable as exc:
         return availability_section(
             period, now, names, {}, [], {}, f"Prometheus did not answer ({exc}): availability unknown"
@@ -395,7 +413,11 @@ def gather_backups(prometheus: Prometheus, period: Period, now: datetime) -> dic
     window = _window(period, now)
     if window is None:
         return backups_section([], [], "the period has not begun: backups unknown")
-    until, seconds = window
+    return backups_over(prometheus, *window)
+
+
+def backups_over(prometheus: Prometheus, until: datetime, seconds: int) -> dict[str, Any]:
+    """:func:`backups_section` of the ``seconds`` before ``until``."""
     found = []
     try:
         for how, metric in (

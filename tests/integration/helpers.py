@@ -6,10 +6,15 @@ import json
 import re
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from portalops.ansible_json import callback_document
 from portalops.inventory import REPO_ROOT
@@ -172,3 +177,35 @@ def incident_journal(result: subprocess.CompletedProcess[str]) -> list[dict[str,
     found = re.search(r"^incident \S+: journal (\S+)$", result.stdout + "\n" + result.stderr, re.MULTILINE)
     assert found, result.stdout[-2000:] + result.stderr[-2000:]
     return read_journal(REPO_ROOT / found.group(1))  # as printed: absolute, or relative to the repository
+
+
+@contextmanager
+def running_responder(work: Path, config: dict[str, Any], url: str) -> Iterator[Path]:
+    """`portalops responder --config` with ``config`` (written to ``work``), as a service would run it,
+    until ``url``/healthz says ok; stopped on leaving. Yields its log."""
+    (work / "responder.yml").write_text(yaml.safe_dump(config))
+    log_path = work / "responder.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            ["portalops", "responder", "--config", str(work / "responder.yml")],
+            cwd=REPO_ROOT,
+            env=ENV,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:  # noqa: S310 - a test's URL
+                        if json.load(answer)["status"] == "ok":
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"the responder did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(1)
+            yield log_path
+        finally:
+            process.terminate()
+            process.wait(timeout=60)

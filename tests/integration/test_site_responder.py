@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -29,7 +28,7 @@ from portalops.lab.config import LabConfig
 from portalops.runbook.journal import parse_stamp
 from portalops.runbook.workcal import TZ
 from portalops.vault import lab_secret
-from tests.integration.helpers import ENV, on, portalops, read_journal
+from tests.integration.helpers import on, portalops, read_journal, running_responder
 
 LAB_CONFIG = REPO_ROOT / "contrib" / "portalops-responder-lab.yml"
 URL = "http://10.89.60.1:9099"
@@ -90,32 +89,10 @@ def responder(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) ->
     config.update(
         incidents=str(work / "incidents"), token_file=str(token), notify={"enabled": True, "channels": [hook]}
     )
-    (work / "responder.yml").write_text(yaml.safe_dump(config))
-    log = (work / "responder.log").open("w")
-    process = subprocess.Popen(
-        ["portalops", "responder", "--config", str(work / "responder.yml")],
-        cwd=REPO_ROOT,
-        env=ENV,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{URL}/healthz", timeout=5) as answer:  # noqa: S310
-                    if json.load(answer)["status"] == "ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the responder did not start: {(work / 'responder.log').read_text()[-2000:]}")
-            time.sleep(1)
-        yield work / "incidents"
+        with running_responder(work, config, URL):
+            yield work / "incidents"
     finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
         receiver.shutdown()
 
 
