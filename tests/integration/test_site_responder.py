@@ -28,6 +28,7 @@ from portalops.lab.config import LabConfig
 from portalops.runbook.journal import parse_stamp
 from portalops.runbook.workcal import TZ
 from portalops.vault import lab_secret
+from tests.browser import Browser
 from tests.integration.helpers import on, portalops, read_journal, running_responder
 
 LAB_CONFIG = REPO_ROOT / "contrib" / "portalops-responder-lab.yml"
@@ -279,3 +280,17 @@ def test_this_months_report_after_the_drills_counts_their_incidents_and_drill_re
             drill["mttr_s"],
         )
     assert document["fault_drills"]["failed"] == sum(1 for run in document["fault_drills"]["runs"] if not run["ok"])
+
+    # The HTML as the information centre opens it: in a real browser, no script or console error, every chart drawn.
+    browser = Browser(tmp_path / "browser")
+    try:
+        browser.open((tmp_path / f"{month}.html").as_uri())
+        assert browser.evaluate("document.body.innerText.includes('政府门户网站运维服务报告')")
+        assert browser.evaluate("document.querySelectorAll('svg').length") >= 1
+        drawn = "[...document.querySelectorAll('svg')].every(s => s.getBoundingClientRect().width > 0)"
+        assert browser.evaluate(drawn), "a chart has no size in the rendered page"
+        rows = browser.evaluate("document.querySelectorAll('table tr').length")
+        assert rows > len(DRILLS), rows
+        assert browser.errors == [], browser.errors
+    finally:
+        browser.close()
