@@ -36,6 +36,8 @@ from typing import Any
 
 from portalops.inventory import load_inventory
 from portalops.lab.config import lab_config
+from portalops.lab.podman import Podman
+from portalops.lab.wordpress import run_php
 from portalops.probe import PROBE_VARS, targets_from_vars
 from portalops.runbook.resolve import resolve_vars
 from portalops.vault import LAB_INVENTORY, ansible_env
@@ -53,15 +55,9 @@ ACCESS_LOG = "/var/log/nginx/access.log"  # web1's edge (nginx_portal_access_log
 OURS_AGENT = "portalops-inspect"
 LINKCHECKER_AGENT = "LinkChecker"
 IGNORED = r"/(wp-admin/|wp-login\.php|xmlrpc\.php|wp-cron\.php)"  # portalops.inspect.site.SKIP_PATHS
-# Generated content, marked by a post meta key; run as the site's user, prints JSON.
-PHP = r"""<?php
-[, $command, $host, $count] = $argv;
-$_SERVER['HTTP_HOST'] = $_SERVER['SERVER_NAME'] = $host;
-$_SERVER['REQUEST_URI'] = '/';
-$_SERVER['REQUEST_METHOD'] = 'GET';
-$_SERVER['REMOTE_ADDR'] = '127.0.0.1';
-define('WP_INSTALLING', true);
-require '/usr/share/wordpress/wp-load.php';
+# Generated content, marked by a post meta key; run in WordPress as the site's user (portalops.lab.wordpress).
+PHP = r"""
+[$command, $count] = $args;
 $meta = '_portalops_bench_inspect';
 if ($command === 'delete') {
     $ids = get_posts(['post_type' => ['post', 'page'], 'post_status' => 'any', 'meta_key' => $meta,
@@ -88,29 +84,15 @@ echo json_encode(['pages' => count($links), 'index' => $index]), "\n";
 """
 
 
-def on(host: str, command: str) -> str:
-    """A shell command on a lab host as root (set-up, counting and clean-up; not timed)."""
-    result = subprocess.run(
-        ["podman", "exec", LAB.container(LAB.host(host)), "/bin/sh", "-c", command],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if result.returncode != 0:
-        sys.exit(f"bench-inspect: {host}: {command[:200]} failed: {(result.stdout + result.stderr)[-1500:]}")
-    return result.stdout
-
-
 def wordpress(command: str, domain: str, count: int = 0) -> dict[str, int]:
-    line = f"cd /tmp && runuser -u wp-{SITE} -- /usr/bin/php8.2 -- {command} {domain} {count} <<'PHP'\n{PHP}PHP"
-    found: dict[str, int] = json.loads(on("cms1", line).strip().splitlines()[-1])
+    found: dict[str, int] = run_php(LAB.container(LAB.host("cms1")), SITE, domain, PHP, command, str(count))
     return found
 
 
 def requests_at_edge(agent: str) -> int:
-    return int(on("web1", f"grep -cF -- '{agent}' {ACCESS_LOG} || true").strip() or 0)
+    """Lines of web1's access log from this user agent (set-up and counting, not timed)."""
+    line = f"grep -cF -- '{agent}' {ACCESS_LOG} || true"
+    return int(Podman().exec(LAB.container(LAB.host("web1")), "/bin/sh", "-c", line).stdout.strip() or 0)
 
 
 class Tunnel(socketserver.ThreadingMixIn, socketserver.TCPServer):

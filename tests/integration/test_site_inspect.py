@@ -28,7 +28,8 @@ import yaml
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import on, portalops
+from portalops.lab.wordpress import run_php
+from tests.integration.helpers import portalops
 from tests.integration.test_site import SITES
 from tests.integration.test_site_monitoring import api
 
@@ -45,18 +46,10 @@ DYNAMIC = "政务动态"  # a dynamic section of the seed (inventory/lab/group_v
 MISSING = "/portalops-inspect-missing-page/"  # no such page: the broken internal link
 ALERT = "PortalSensitiveContent"
 STALE_DAYS = 15
-# Run as the site's user with the command, the domain and the command's argument; prints JSON.
+# Run in WordPress as the site's user (portalops.lab.wordpress) with the command and its argument; prints JSON.
 PHP = (
-    r"""<?php
-[, $command, $host] = $argv;
-$argument = $argv[3] ?? '';
-$_SERVER['HTTP_HOST'] = $_SERVER['SERVER_NAME'] = $host;
-$_SERVER['REQUEST_URI'] = '/';
-$_SERVER['REQUEST_METHOD'] = 'GET';
-$_SERVER['REMOTE_ADDR'] = '127.0.0.1';
-define('WP_INSTALLING', true);
-require '/usr/share/wordpress/wp-load.php';
-global $wpdb;
+    r"""
+[$command, $argument] = $args + ['', ''];
 $ids = get_posts(['post_type' => 'post', 'post_status' => 'any', 'meta_key' => '@META@',
                   'numberposts' => -1, 'fields' => 'ids']);
 $blank = get_term_by('slug', '@BLANK@', 'category');
@@ -121,9 +114,7 @@ echo json_encode($made), "\n";
 
 def wordpress(command: str, argument: str = "") -> dict[str, int]:
     """Run :data:`PHP` on cms1 as the site's user; its JSON."""
-    user = f"wp-{SITE['name']}"
-    line = f"cd /tmp && runuser -u {user} -- /usr/bin/php8.2 -- {command} {DOMAIN} '{argument}' <<'PHP'\n{PHP}PHP"
-    found: dict[str, int] = json.loads(on("cms1", line).stdout.strip().splitlines()[-1])
+    found: dict[str, int] = run_php("portalops-cms1", SITE["name"], DOMAIN, PHP, command, argument)
     return found
 
 
