@@ -43,7 +43,7 @@ WORD = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/inspect.yml").r
 META = "_portalops_inspect_test"
 BLANK_SLUG = "portalops-inspect-blank"
 DYNAMIC = "政务动态"  # a dynamic section of the seed (inventory/lab/group_vars/all/portal.yml)
-MISSING = "/portalops-inspect-missing-page/"  # no such page: the broken internal link
+MISSING = "/?p=999999999"  # no such post (a path would be the home page under plain permalinks): a broken link
 ALERT = "PortalSensitiveContent"
 STALE_DAYS = 15
 # Run in WordPress as the site's user (portalops.lab.wordpress) with the command and its argument; prints JSON.
