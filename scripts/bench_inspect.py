@@ -121,15 +121,18 @@ class TunnelHandler(socketserver.StreamRequestHandler):
             self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             self.wfile.flush()
             ends = [self.connection, upstream]
-            while True:
-                ready, _, _ = select.select(ends, [], [], 60)
-                if not ready:
-                    return
-                for end in ready:
-                    data = end.recv(65536)
-                    if not data:
+            try:
+                while True:
+                    ready, _, _ = select.select(ends, [], [], 60)
+                    if not ready:
                         return
-                    (upstream if end is self.connection else self.connection).sendall(data)
+                    for end in ready:
+                        data = end.recv(65536)
+                        if not data:
+                            return
+                        (upstream if end is self.connection else self.connection).sendall(data)
+            except OSError:  # either side closed the connection: the tunnel is over
+                return
 
 
 def run_ours() -> tuple[float, dict[str, Any]]:
