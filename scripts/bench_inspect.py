@@ -189,7 +189,7 @@ def row(name: str, m: dict[str, float]) -> str:
 def main() -> int:
     hostvars = resolve_vars(LAB_INVENTORY, ["all"], PROBE_VARS, exact=False)
     public, targets, _, cafiles = targets_from_vars(hostvars)
-    site = next(t for t in targets if t.name == SITE)
+    site = next(t for t in targets if t.site == SITE)
     domains = {
         str(d).lower()
         for v in hostvars.values()
