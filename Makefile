@@ -18,7 +18,7 @@ MOLECULE_JOBS ?= 2
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -127,3 +127,6 @@ bench-backup: setup  ## the backup wrapper on ~1 GiB + 200k rows: backups and re
 
 bench-patch: setup  ## patch.yml over the lab, nothing / one package to upgrade, vs a plain ungated apt upgrade
 	$(BIN)/python scripts/bench_patch.py
+
+bench-inspect: setup  ## portalops inspect on the seeded portal and with 1,000 generated pages, vs a plain linkchecker run
+	$(BIN)/python scripts/bench_inspect.py

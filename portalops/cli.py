@@ -195,6 +195,11 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     inspect.add_argument(
         "--out", default=str(REPO_ROOT / "reports" / "inspect"), help="report directory (<UTC>.md and .json)"
     )
+    inspect.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also write each site's metrics to the monitoring hosts' textfile collector (over SSH), for the alerts",
+    )
     add_vault_id(inspect)
 
 
@@ -880,6 +885,9 @@ def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> i
     code = inspection.exit_code(reports)
     said = {ExitCode.OK: "no veto item failed", ExitCode.FAILED: "a veto item failed"}.get(code, "cannot tell")
     print(f"inspect: {said}; report {path}", file=err)
+    if args.metrics:
+        where = inspection.push_metrics(args.inventory or LAB_INVENTORY, reports, now)
+        print(f"inspect: metrics written to {', '.join(where)}", file=err)
     return int(code)
 
 

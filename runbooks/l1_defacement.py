@@ -138,6 +138,16 @@ ALERTS = (
         why="for: 0s: an exact defacement text is never a false alarm, and every probe interval the page "
         "stays up is read by visitors.",
     ),
+    Alert(
+        name="PortalSensitiveContent",
+        expr='portalops_inspect_findings{item="sensitive_content"} > 0',
+        summary_zh="已发布内容含敏感词（portalops inspect，清单 portalops_sensitive_words）",
+        summary_en="Published content holds a sensitive word (portalops inspect, portalops_sensitive_words)",
+        duration="0s",
+        why="portalops inspect --metrics (its timer, daily) writes the count of posts holding a word of the "
+        "customer's list; for: 0s: the word is exact, and the law treats published prohibited content like "
+        "defacement. The inspection report names the posts; unpublishing one waits for a person.",
+    ),
 )
 
 RUNBOOK = Runbook(
@@ -147,6 +157,10 @@ RUNBOOK = Runbook(
     level=Level.L1,
     triggers=(
         ("网站页面被篡改、出现异常内容或链接", "a site shows altered content, foreign text or links"),
+        (
+            "portalops inspect 在已发布内容中发现敏感词",
+            "portalops inspect finds a sensitive word in published content",
+        ),
         (
             "debsums、AIDE 或 rkhunter 报告文件被修改",
             "debsums, AIDE or rkhunter report changed files",

@@ -16,13 +16,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from portalops.errors import BadInput, ExitCode
-from portalops.inspect import availability, interaction, pages, veto
+from portalops.errors import BadInput, EnvironmentProblem, ExitCode
+from portalops.inspect import availability, interaction, metrics, pages, veto
 from portalops.inspect.site import Settings, SiteReport, inspect_site
 from portalops.inventory import Inventory
 from portalops.monitoring import api, endpoints
 from portalops.probe import PROBE_VARS, targets_from_vars
-from portalops.runbook.resolve import resolve_vars
+from portalops.runbook.hosts import SshHost
+from portalops.runbook.live import connections_for
+from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
 
 INSPECT_VARS = {
     **PROBE_VARS,
@@ -122,6 +124,24 @@ def inspect_inventory(
         )
         for s in sites
     ]
+
+
+def push_metrics(source: str | Path, reports: Sequence[SiteReport], now: dt.datetime) -> list[str]:
+    """Every site's metrics into the textfile directory of each monitoring host (:mod:`metrics`); where they went."""
+    expressions = {
+        **CONNECTION_VARS,
+        "textfile_dir": f"exporters_node_textfile_dir | default({metrics.TEXTFILE_DIR!r})",
+    }
+    rendered = resolve_vars(source, [endpoints.GROUP], expressions, exact=False)  # none: BadInput, naming it
+    hosts = {name: SshHost(c) for name, c in connections_for(rendered, sorted(rendered)).items()}
+    try:
+        failed = metrics.push(hosts, {h: str(v["textfile_dir"]) for h, v in rendered.items()}, reports, now)
+    finally:
+        for host in hosts.values():
+            host.close()
+    if failed:
+        raise EnvironmentProblem("inspection metrics not delivered: " + "; ".join(failed))
+    return [f"{h}:{rendered[h]['textfile_dir']}" for h in sorted(hosts)]
 
 
 def utc_now() -> dt.datetime:

@@ -6,13 +6,21 @@ the way the role seeds it: Debian has no WP-CLI): one whose date is set three we
 database (WordPress itself would have scheduled it, so a falsified date is exactly this), and one whose
 text holds the GB 11643 example ID number (checksum valid, nobody's) and the lab inventory's made-up
 test word. Both carry a post meta key; every post with it is deleted afterwards, whatever happened.
+
+The second test moves every published post back so the newest is over 15 days old (the site and its dynamic
+sections stale) and adds an empty category (one more blank section); then publishes one post in the dynamic
+section 政务动态, holding a broken internal link and the test word, and removes the category: each finding
+comes and goes with its cause, and the word's L1 alert fires in mon1's Prometheus from the metrics
+``portalops inspect --metrics`` writes there, and resolves once the post is gone. Dates moved back, post and
+category deleted, metrics rewritten afterwards, whatever happened.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,8 +28,10 @@ import yaml
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import on, portalops
+from portalops.lab.wordpress import run_php
+from tests.integration.helpers import portalops
 from tests.integration.test_site import SITES
+from tests.integration.test_site_monitoring import api
 
 SITE = SITES[0]
 DOMAIN = SITE["domains"][0]
@@ -31,25 +41,55 @@ WORD = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/inspect.yml").r
     "portalops_sensitive_words"
 ][0]
 META = "_portalops_inspect_test"
-# Run as the site's user with the command and the domain as arguments; prints JSON.
+BLANK_SLUG = "portalops-inspect-blank"
+DYNAMIC = "政务动态"  # a dynamic section of the seed (inventory/lab/group_vars/all/portal.yml)
+MISSING = "/?p=999999999"  # no such post (a path would be the home page under plain permalinks): a broken link
+ALERT = "PortalSensitiveContent"
+STALE_DAYS = 15
+# Run in WordPress as the site's user (portalops.lab.wordpress) with the command and its argument; prints JSON.
 PHP = (
-    r"""<?php
-[, $command, $host] = $argv;
-$_SERVER['HTTP_HOST'] = $_SERVER['SERVER_NAME'] = $host;
-$_SERVER['REQUEST_URI'] = '/';
-$_SERVER['REQUEST_METHOD'] = 'GET';
-$_SERVER['REMOTE_ADDR'] = '127.0.0.1';
-define('WP_INSTALLING', true);
-require '/usr/share/wordpress/wp-load.php';
-global $wpdb;
+    r"""
+[$command, $argument] = $args + ['', ''];
 $ids = get_posts(['post_type' => 'post', 'post_status' => 'any', 'meta_key' => '@META@',
                   'numberposts' => -1, 'fields' => 'ids']);
-if ($command === 'delete') {
-    foreach ($ids as $id) { wp_delete_post($id, true); }
-    echo json_encode(['deleted' => count($ids)]), "\n";
+$blank = get_term_by('slug', '@BLANK@', 'category');
+if ($command === 'delete' || $command === 'uncategory') {
+    if ($command === 'delete') { foreach ($ids as $id) { wp_delete_post($id, true); } }
+    if ($blank) { wp_delete_term($blank->term_id, 'category'); }
+    echo json_encode(['deleted' => $command === 'delete' ? count($ids) : 0, 'categories' => $blank ? 1 : 0]), "\n";
+    exit(0);
+}
+$published = "post_type = 'post' AND post_status = 'publish'";
+if ($command === 'newest') {
+    $newest = $wpdb->get_var("SELECT MAX(post_date_gmt) FROM {$wpdb->posts} WHERE $published");
+    echo json_encode(['newest' => strtotime($newest . ' UTC')]), "\n";
+    exit(0);
+}
+if ($command === 'shift') {  // every published post's dates moved by $argument seconds
+    $moved = $wpdb->query($wpdb->prepare(
+        "UPDATE {$wpdb->posts} SET post_date = post_date + INTERVAL %d SECOND,
+         post_date_gmt = post_date_gmt + INTERVAL %d SECOND WHERE $published", (int) $argument, (int) $argument));
+    wp_cache_flush();
+    echo json_encode(['shifted' => (int) $moved]), "\n";
+    exit(0);
+}
+if ($command === 'category') {
+    $term = wp_insert_term('portalops inspect test: 空白栏目', 'category', ['slug' => '@BLANK@']);
+    if (is_wp_error($term)) { fwrite(STDERR, $term->get_error_message() . "\n"); exit(2); }
+    echo json_encode(['category' => (int) $term['term_id']]), "\n";
     exit(0);
 }
 $admins = get_users(['role' => 'administrator', 'number' => 1, 'fields' => 'ID']);
+if ($command === 'publish') {  // now, in the section $argument, with a broken internal link and the test word
+    $section = get_term_by('name', $argument, 'category');
+    $id = wp_insert_post(['post_title' => 'portalops inspect test: 今日动态', 'post_status' => 'publish',
+                          'post_content' => '<p>@WORD@ <a href="@MISSING@">详情</a></p>',
+                          'post_category' => [(int) $section->term_id], 'post_author' => (int) $admins[0],
+                          'meta_input' => ['@META@' => '1']], true);
+    if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message() . "\n"); exit(2); }
+    echo json_encode(['post' => $id]), "\n";
+    exit(0);
+}
 $made = [];
 $titles = ['future' => 'portalops inspect test: dated ahead', 'personal' => 'portalops inspect test: 报名名单'];
 foreach ($titles as $key => $title) {
@@ -67,19 +107,19 @@ echo json_encode($made), "\n";
 """.replace("@META@", META)
     .replace("@ID@", TEST_ID)
     .replace("@WORD@", WORD)
+    .replace("@BLANK@", BLANK_SLUG)
+    .replace("@MISSING@", MISSING)
 )
 
 
-def wordpress(command: str) -> dict[str, int]:
+def wordpress(command: str, argument: str = "") -> dict[str, int]:
     """Run :data:`PHP` on cms1 as the site's user; its JSON."""
-    user = f"wp-{SITE['name']}"
-    result = on("cms1", f"cd /tmp && runuser -u {user} -- /usr/bin/php8.2 -- {command} {DOMAIN} <<'PHP'\n{PHP}PHP")
-    found: dict[str, int] = json.loads(result.stdout.strip().splitlines()[-1])
+    found: dict[str, int] = run_php("portalops-cms1", SITE["name"], DOMAIN, PHP, command, argument)
     return found
 
 
-def inspect() -> tuple[int, dict[str, Any], str]:
-    result = portalops("inspect", "--site", SITE["name"], "--json", timeout=600)
+def inspect(*extra: str) -> tuple[int, dict[str, Any], str]:
+    result = portalops("inspect", "--site", SITE["name"], "--json", *extra, timeout=600)
     assert result.stdout.strip(), result.stderr[-2000:]
     return result.returncode, json.loads(result.stdout), result.stdout
 
@@ -123,7 +163,95 @@ def test_inspect_finds_a_future_date_an_id_number_and_a_sensitive_word_until_the
     assert 0 <= site["availability_7d"]["ratio_7d"] <= 1, site["availability_7d"]
     assert found["site_unreachable"]["status"] in ("pass", "at_risk", "fail"), found["site_unreachable"]
 
-    assert wordpress("delete") == {"deleted": 2}
+    assert wordpress("delete")["deleted"] == 2
     _, document, _ = inspect()
     found = items(document)
     assert [found[k]["status"] for k in ("future_dates", "personal_data", "sensitive_content")] == ["pass"] * 3, found
+
+
+def alerts(name: str) -> list[dict[str, Any]]:
+    """The site's alerts of that name in mon1's Prometheus (pending or firing)."""
+    found: list[dict[str, Any]] = [a for a in api("/api/v1/alerts")["alerts"] if a["labels"].get("alertname") == name]
+    return [a for a in found if a["labels"].get("site") == SITE["name"]]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> float:
+    """Seconds until ``condition`` held (scrape 15 s + rule evaluation 15 s); fails after ``seconds``."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"not within {seconds:g} s"
+        time.sleep(3)
+    return time.monotonic() - started
+
+
+def blank_count(item: dict[str, Any]) -> int:
+    match = re.search(r"blank: (\d+), veto at 5", item["margin"])
+    assert match, item
+    return int(match.group(1))
+
+
+def days(pattern: str, lines: list[str]) -> list[int]:
+    return [int(m.group(1)) for line in lines if (m := re.search(pattern, line))]
+
+
+def test_each_finding_comes_and_goes_with_its_cause_and_a_published_sensitive_word_fires_the_l1_alert(
+    converged: LabConfig,
+) -> None:
+    wordpress("delete")  # whatever an earlier run left
+    newest = wordpress("newest")["newest"]
+    shift = min(0, int(time.time()) - STALE_DAYS * 86400 - 3600 - newest)  # newest item 15 days and an hour old
+    shifted = 0
+    try:
+        assert wordpress("shift", str(shift))["shifted"] > 0
+        shifted = shift
+        wordpress("category")
+        # 1. Stale: the site (its home page) fails and exits 1, the dynamic section is named with its margin;
+        #    the empty category is a blank section.
+        code, document, _ = inspect()
+        found = items(document)
+        stale_home, stale_sections = found["site_not_updated"], found["sections_not_updated"]
+        assert (code, document["exit"], stale_home["status"]) == (1, 1, "fail"), stale_home
+        assert (
+            days(r"^(\d+) days since the newest item on the home page \(.*\), veto at 14$", [stale_home["margin"]])[0]
+            >= STALE_DAYS
+        ), stale_home
+        pattern = rf"^STALE: dynamic section {DYNAMIC}: (\d+) days since the last item, veto at 14; "
+        assert days(pattern, stale_sections["evidence"])[0] >= STALE_DAYS, stale_sections
+        [site] = document["sites"]
+        assert [s["blank"] for s in site["sections"] if s["slug"] == BLANK_SLUG] == [True], site["sections"]
+        assert f"blank section portalops inspect test: 空白栏目 ({BLANK_SLUG}, static): no post; " in " ".join(
+            stale_sections["evidence"]
+        )
+        blanks_with_category = blank_count(stale_sections)
+
+        # 2. A new post in the dynamic section, holding a broken internal link and the test word; the category gone.
+        post = wordpress("publish", DYNAMIC)["post"]
+        assert wordpress("uncategory")["categories"] == 1
+        _, document, _ = inspect("--metrics")
+        found = items(document)
+        assert found["site_not_updated"]["status"] == "pass", found["site_not_updated"]
+        assert not days(pattern, found["sections_not_updated"]["evidence"]), found["sections_not_updated"]
+        assert blank_count(found["sections_not_updated"]) == blanks_with_category - 1, found["sections_not_updated"]
+        [site] = document["sites"]
+        assert BLANK_SLUG not in [s["slug"] for s in site["sections"]]
+        broken = [e for e in found["broken_links"]["evidence"] if e.startswith(f"https://{DOMAIN}{MISSING} (404) on ")]
+        assert [e for e in broken if e.endswith(f"?p={post}")], found["broken_links"]
+        sensitive = found["sensitive_content"]
+        assert sensitive["status"] == "fail", sensitive
+        assert [e for e in sensitive["evidence"] if e.endswith(f"p={post}: {WORD}")], sensitive
+        # The L1 alert, from the metrics the inspection wrote on mon1 (node_exporter's textfile collector).
+        wait_until(lambda: any(a["state"] == "firing" for a in alerts(ALERT)), 120)
+        [alert] = alerts(ALERT)
+        assert (alert["labels"]["level"], alert["labels"]["runbook"]) == ("L1", "l1_defacement"), alert
+        blank_metric = api("/api/v1/query", query=f'portalops_inspect_blank_sections{{site="{SITE["name"]}"}}')
+        assert [float(r["value"][1]) for r in blank_metric["result"]] == [blank_count(found["sections_not_updated"])]
+    finally:
+        wordpress("delete")
+        wordpress("shift", str(-shifted))
+        # 3. Everything as it was: the post's findings gone, the metrics on mon1 rewritten with them.
+        _, document, _ = inspect("--metrics")
+    found = items(document)
+    assert found["sensitive_content"]["status"] == "pass", found["sensitive_content"]
+    assert not [e for e in found["broken_links"]["evidence"] if MISSING in e], found["broken_links"]
+    wait_until(lambda: not alerts(ALERT), 120)
+    assert wordpress("newest")["newest"] == newest

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from portalops.inspect import metrics as inspect_metrics_module
 from portalops.inventory import REPO_ROOT
 from portalops.runbook import Alert, Level, Runbook, alerts, diagnose, escalate, plans, verify
 from portalops.runbook.registry import discover
@@ -39,8 +40,8 @@ THIRD_PARTY = {
     "node_systemd_unit_state": "node",
 }
 # Labels the expressions may match or group on: Prometheus's (job, instance), the probe jobs' (site,
-# domain), node_exporter's (fstype, state), the textfile metrics' (command, pool).
-LABELS = {"job", "instance", "site", "domain", "fstype", "state", "command", "pool"}
+# domain), node_exporter's (fstype, state), the textfile metrics' (command, pool, the inspection's item).
+LABELS = {"job", "instance", "site", "domain", "fstype", "state", "command", "pool", "item"}
 KEYWORDS = {"and", "or", "unless", "on", "ignoring", "by", "without", "bool", "group_left", "group_right", "offset"}
 
 
@@ -59,6 +60,11 @@ def backup_metrics() -> set[str]:
     job = {"name": "etc", "ok": True, "last_success_ts": 1.0, "duration_s": 1.0, "snapshot_id": "abc"}
     status = {"host": "h", "command": "run", "finished_ts": 1.0, "ok": True, "exit_code": 0, "jobs": [job]}
     return set(re.findall(r"^(portalops_backup_\w+)\{", module.metrics(status), re.M))
+
+
+def inspect_metrics() -> set[str]:
+    """What portalops inspect --metrics writes to the monitoring host's textfile collector."""
+    return set(inspect_metrics_module.HELP)
 
 
 def scrape_jobs() -> set[str]:
@@ -165,7 +171,7 @@ def test_the_issue_s_alerts_are_there() -> None:
 
 
 def test_expressions_read_only_metrics_and_labels_we_produce() -> None:
-    produced = set(THIRD_PARTY) | recorded() | phpfpm_metrics() | backup_metrics()
+    produced = set(THIRD_PARTY) | recorded() | phpfpm_metrics() | backup_metrics() | inspect_metrics()
     jobs = scrape_jobs()
     assert {"http_portal", "http_portal_defacement", "node", "mysqld"} <= jobs
     for rule in ALL_RULES:
