@@ -312,28 +312,42 @@ def security(period: Period, reports_dir: Path, incidents_dir: Path) -> dict[str
     }
 
 
+PROBED = 'probe_success{job="http_portal"}'  # blackbox_exporter's probe of each site (monitoring role)
+
+
 def gather_monitoring(prometheus: Prometheus | None, period: Period, now: datetime) -> dict[str, Any]:
-    """Did Prometheus probe each site in the period, first and last (to the hour); why not known otherwise."""
+    """Did Prometheus probe each site in the period: on how many days, and its first and last probe (to the
+    minute); why it is not known otherwise. Days first (one point a day, each counting the day before it),
+    then the minute inside the first and the last day that had probes."""
     if prometheus is None:
         return {"error": "no Prometheus known (no monitoring host in the inventory, no --prometheus)", "sites": {}}
     until = min(period.end, now)
     seconds = int((until - period.start).total_seconds())
     if seconds <= 0:
         return {"error": "the period has not begun", "sites": {}}
-    inner = f'timestamp(probe_success{{job="http_portal"}})[{seconds}s:1h]'
+    day = timedelta(days=1)
+    first_point = until - day * ((seconds - 1) // 86400)
+    sites: dict[str, dict[str, Any]] = {}
     try:
-        first = prometheus.query(f"min by (site) (min_over_time({inner}))", until)
-        last = prometheus.query(f"max by (site) (max_over_time({inner}))", until)
+        series = prometheus.query_range(
+            f"sum by (site) (count_over_time({PROBED}[1d]))", first_point, until, day.total_seconds()
+        )
+        for item in series:
+            site = item.labels.get("site", "")
+            probed = [at for at, count in item.values if count > 0]
+            if not site or not probed:
+                continue
+            inner = f'timestamp({PROBED[:-1]},site="{site}"}})[1d:1m]'
+            first = prometheus.query(f"min(min_over_time({inner}))", datetime.fromtimestamp(probed[0], UTC))
+            last = prometheus.query(f"max(max_over_time({inner}))", datetime.fromtimestamp(probed[-1], UTC))
+            if first and last:
+                sites[site] = {
+                    "days": len(probed),
+                    "first": stamp(max(datetime.fromtimestamp(first[0].value, UTC), period.start)),
+                    "last": stamp(datetime.fromtimestamp(last[0].value, UTC)),
+                }
     except Unreachable as exc:
         return {"error": f"Prometheus did not answer ({exc})", "sites": {}}
-    lasts = {s.labels.get("site", ""): s.value for s in last}
-    sites = {
-        s.labels.get("site", ""): {
-            "first": stamp(datetime.fromtimestamp(s.value, UTC)),
-            "last": stamp(datetime.fromtimestamp(lasts.get(s.labels.get("site", ""), s.value), UTC)),
-        }
-        for s in first
-    }
     return {"error": "", "prometheus": prometheus.url, "sites": sites}
 
 
@@ -375,8 +389,10 @@ def fill(
     if not watch.get("error"):
         probed = watch["sites"].get(site["name"])
         filled["monitoring"] = value(
-            f"是 yes（{_day(probed['first'])} – {_day(probed['last'])}）" if probed else "否 no",
-            f"Prometheus {watch['prometheus']}: blackbox probes of the site, first and last in the year",
+            f"是 yes（{_day(probed['first'])} – {_day(probed['last'])}, {probed['days']} 天 days）"
+            if probed
+            else "否 no",
+            f"Prometheus {watch['prometheus']}: blackbox probes of the site in the year, first, last, days",
         )
     drills = secure["drills"]
     shown = f"是 yes（{len(drills)} 次 times: {', '.join(sorted({_day(d) for d in drills}))}）" if drills else "否 no"
@@ -447,7 +463,12 @@ def build(period: Period, now: datetime, sites: Sequence[Mapping[str, Any]], sou
         "generated": stamp(now),
         "complete": now >= period.end,
         "blank": BLANK,
-        "logs": {"coverage": cover, "hosts": merged.get("hosts", {}), "errors": visit_errors},
+        "logs": {
+            "coverage": cover,
+            "lines_per_day": merged["days"],
+            "hosts": merged.get("hosts", {}),
+            "errors": visit_errors,
+        },
         "security": secure,
         "monitoring": watch,
         "sites": forms,

@@ -21,6 +21,7 @@ from portalops.service import annual, problems, visits
 from portalops.service.annual_render import TITLE, markdown, to_html
 from portalops.service.period import parse_period
 from tests.unit.test_dependencies import imports
+from tests.unit.test_service_report import RecordedPrometheus, _vector
 
 DATA = Path(__file__).parent / "data" / "nginx" / "access_portal.log"
 YEAR = parse_period("2026")
@@ -291,3 +292,39 @@ def test_the_command_refuses_anything_but_a_year_and_both_periods_at_once(
 
 def test_the_module_sent_to_the_web_hosts_needs_nothing_but_the_standard_library() -> None:
     assert set(imports([Path(visits.__file__)])) <= {*sys.stdlib_module_names, "__future__"}
+
+
+def test_monitoring_says_on_which_days_and_from_when_to_when_prometheus_probed_each_site() -> None:
+    days = [t.timestamp() for t in (datetime(2026, 11, 30, 4, tzinfo=UTC), datetime(2026, 12, 1, 4, tzinfo=UTC))]
+    matrix = {"metric": {"site": "portal"}, "values": [[days[0], "0"], [days[1], "5760"]]}
+    quiet = {"metric": {"site": "news"}, "values": [[days[0], "0"], [days[1], "0"]]}
+    first, last = datetime(2026, 11, 30, 9, 31, tzinfo=UTC), datetime(2026, 12, 1, 3, 59, tzinfo=UTC)
+    prometheus = RecordedPrometheus(
+        {
+            "sum by (site) (count_over_time(probe_success": {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": [matrix, quiet]},
+            },
+            "min(min_over_time(timestamp(probe_success": _vector(({}, first.timestamp())),
+            "max(max_over_time(timestamp(probe_success": _vector(({}, last.timestamp())),
+        }
+    )
+    found = annual.gather_monitoring(prometheus, YEAR, NOW)
+    assert found == {
+        "error": "",
+        "prometheus": "http://mon1.lab.test:9090",
+        "sites": {"portal": {"days": 1, "first": "2026-11-30T09:31:00.000Z", "last": "2026-12-01T03:59:00.000Z"}},
+    }
+    assert 'site="portal"' in prometheus.asked[1]
+    dead = annual.gather_monitoring(RecordedPrometheus({}, dead=True), YEAR, NOW)
+    assert dead["error"].startswith("Prometheus did not answer") and dead["sites"] == {}
+    filled = annual.fill(
+        SITE,
+        {"error": "x"},
+        None,
+        annual.coverage(YEAR, NOW, {}),
+        annual.security(YEAR, Path("/nonexistent"), Path("/nonexistent")),
+        found,
+    )
+    assert filled["monitoring"]["value"] == "是 yes（2026-11-30 – 2026-12-01, 1 天 days）"
+    assert "posts_total" not in filled and "views" not in filled
