@@ -8,7 +8,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from portalops.service.render import STYLE, _local, _md_cell
+from portalops.service.render import STYLE, Table, _local, markdown_page
 
 TITLE = "政府网站工作年度报表"
 TITLE_EN = "Annual report of the government website"
@@ -19,7 +19,6 @@ CLASS_NAMES = {
     "exempt": "不计 exempt",
 }
 FIELD_HEAD = ["项目 Item", "数值 Value", "单位 Unit", "来源 Source"]
-Table = tuple[str, list[str], list[list[str]], list[str]]
 
 
 def _tables(doc: Mapping[str, Any], form: Mapping[str, Any]) -> list[Table]:
@@ -75,14 +74,7 @@ def markdown(doc: Mapping[str, Any], form: Mapping[str, Any]) -> str:
     zh, en = _heading(doc, form)
     lines = [f"# {zh}", "", f"{en}  ", f"生成时间 Generated: {_local(doc['generated'], '%Y-%m-%d %H:%M')} (UTC+8)  "]
     lines += [f"标记为“{doc['blank']}”的项目由人工填写。", ""]
-    for heading, head, rows, notes in _tables(doc, form):
-        lines += [f"## {heading}", ""]
-        lines += [f"{n}  " for n in notes]
-        if rows:
-            lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return markdown_page(lines, _tables(doc, form))
 
 
 def to_html(doc: Mapping[str, Any], form: Mapping[str, Any]) -> str:
