@@ -72,7 +72,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[Field, ...]], ...] = (
         Field("posts_total", "总数", "Total", "条 / items"),
         Field("posts_static", "概况类信息更新量", "Overview information (static sections)", "条 / items"),
         Field("posts_dynamic", "政务动态信息更新量", "Government news (dynamic sections)", "条 / items"),
-        Field("posts_notice", "信息公开目录信息更新量", "Disclosure catalogue (notice, policy sections)", "条"),
+        Field("posts_notice", "信息公开目录信息更新量", "Disclosure catalogue (notice sections)", "条 / items"),
     )),
     ("columns", "专栏专题", "Special columns and topics", (
         Field("columns_kept", "维护数量", "Maintained", "个 / columns"),
