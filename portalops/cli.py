@@ -130,12 +130,14 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     report = commands.add_parser(
         "report",
         help="the service report of a month, quarter or year: availability, incidents, problems, patches, backups,"
-        " drills, audit (JSON, Markdown, HTML and PDF under reports/service/)",
+        " drills, audit (JSON, Markdown, HTML and PDF under reports/service/); or with --annual the year's"
+        " 政府网站工作年度报表 of each site",
         description="Built from what portalops records: the incident journals and problems under incidents/, the"
         " reports under reports/ and Prometheus' HTTP API (found as `portalops status` finds it). A source with"
         " nothing for the period is said to be so; no figure is made up. The PDF is the HTML printed by Debian's"
-        " weasyprint; without it the other formats are still written, and stderr says so.",
-        epilog="exit codes: 0 written; 2 bad input (a period like 2026-13 or 2026-Q5)",
+        " weasyprint; without it the other formats are still written, and stderr says so. --annual also reads"
+        " each site's REST API through the edge and the web hosts' access logs over SSH.",
+        epilog="exit codes: 0 written; 2 bad input (a period like 2026-13 or 2026-Q5, --annual not a year)",
     )
     which = report.add_mutually_exclusive_group(required=True)
     which.add_argument("--period", help="a month (2026-11), a quarter (2026-Q4) or a year (2026)")
