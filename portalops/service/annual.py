@@ -14,6 +14,7 @@ The sections follow the form: 信息发布, 专栏专题, 解读回应, 办事�
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -159,7 +160,7 @@ def publishing(
     dated = [p for p in posts if period.contains(parse_gmt(str(p["date_gmt"])))]
     rows = []
     for c in categories:
-        slug = str(c.get("slug", ""))
+        slug = urllib.parse.unquote(str(c.get("slug", "")))  # WordPress keeps a Chinese slug %-encoded
         rows.append(
             {
                 "id": int(c["id"]),

@@ -165,6 +165,7 @@ POSTS = [
 def test_items_published_are_counted_per_section_and_per_class_each_post_once() -> None:
     found = annual.publishing(CATEGORIES, POSTS, YEAR, [{"slug": "links", "class": "exempt"}])
     assert found["total"] == 5
+    assert found["categories"][1]["slug"] == "政务"
     per = {c["name"]: (c["class"], c["posts"]) for c in found["categories"]}
     assert per == {
         "Uncategorized": ("static", 1),
