@@ -56,7 +56,7 @@ from portalops.runbook.reporting import (
     warn,
 )
 from portalops.runbook.workcal import local_text
-from portalops.service import changes, kb, problems
+from portalops.service import annual, annual_render, changes, kb, problems
 from portalops.service import report as service_report
 from portalops.service import suggest as repeats
 from portalops.service.pdf import write_pdf
@@ -130,14 +130,31 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     report = commands.add_parser(
         "report",
         help="the service report of a month, quarter or year: availability, incidents, problems, patches, backups,"
-        " drills, audit (JSON, Markdown, HTML and PDF under reports/service/)",
+        " drills, audit (JSON, Markdown, HTML and PDF under reports/service/); or with --annual the year's"
+        " 政府网站工作年度报表 of each site",
         description="Built from what portalops records: the incident journals and problems under incidents/, the"
         " reports under reports/ and Prometheus' HTTP API (found as `portalops status` finds it). A source with"
         " nothing for the period is said to be so; no figure is made up. The PDF is the HTML printed by Debian's"
-        " weasyprint; without it the other formats are still written, and stderr says so.",
-        epilog="exit codes: 0 written; 2 bad input (a period like 2026-13 or 2026-Q5)",
+        " weasyprint; without it the other formats are still written, and stderr says so. --annual also reads"
+        " each site's REST API through the edge and the web hosts' access logs over SSH.",
+        epilog="exit codes: 0 written; 2 bad input (a period like 2026-13 or 2026-Q5, --annual not a year)",
     )
-    report.add_argument("--period", required=True, help="a month (2026-11), a quarter (2026-Q4) or a year (2026)")
+    which = report.add_mutually_exclusive_group(required=True)
+    which.add_argument("--period", help="a month (2026-11), a quarter (2026-Q4) or a year (2026)")
+    which.add_argument(
+        "--annual",
+        metavar="YEAR",
+        help="the year's form named by --form instead: 政府网站工作年度报表 of each site (<year>-gov-website-<site>.*)",
+    )
+    report.add_argument(
+        "--form",
+        choices=(annual.FORM,),
+        default=annual.FORM,
+        help="with --annual: gov-website, 国办函〔2018〕12号's form, filled from the sites, the edge's logs and the"  # noqa: RUF001
+        " records; what only people know is marked 由人工填写 / to be filled by staff",
+    )
+    report.add_argument("--site", default="", help="with --annual: this site of portal_sites only")
+    report.add_argument("--json", action="store_true", help="with --annual: print the JSON document on stdout")
     report.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the Markdown and HTML")
     report.add_argument("-i", "--inventory", help="inventory (default: inventory/lab): the sites and the monitoring")
     report.add_argument("--prometheus", default="", metavar="URL", help="Prometheus' URL (default: the inventory's)")
@@ -970,7 +987,47 @@ def run_monitoring_command(args: argparse.Namespace, out: TextIO, err: TextIO) -
     return ExitCode.FAILED if dead else ExitCode.OK
 
 
+def run_annual_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    period = parse_period(args.annual)
+    if period.kind != "year":
+        raise BadInput(f"--annual {args.annual!r}: wanted a year (2026)")
+    document = annual.from_inventory(
+        str(args.inventory or LAB_INVENTORY),
+        period,
+        utc_now(),
+        args.reports,
+        args.incidents,
+        args.prometheus,
+        args.timeout,
+        args.site,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = args.out / f"{period.id}-{args.form}"
+    text = json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+    Path(f"{base}.json").write_text(text, encoding="utf-8")
+    written = [f"{base}.json"]
+    for form in document["sites"]:
+        page = Path(f"{base}-{form['site']}")
+        Path(f"{page}.md").write_text(annual_render.markdown(document, form), encoding="utf-8")
+        Path(f"{page}.html").write_text(annual_render.to_html(document, form), encoding="utf-8")
+        written += [f"{page}.md", f"{page}.html"]
+        why = write_pdf(Path(f"{page}.html"), Path(f"{page}.pdf"))
+        if why:
+            print(f"portalops: {why}", file=err)
+        else:
+            written.append(f"{page}.pdf")
+    for said in [*document["logs"]["errors"], document["monitoring"]["error"]]:
+        if said:
+            print(f"portalops: {said}", file=err)
+    print(text.rstrip("\n") if args.json else "\n".join(written), file=out)
+    if args.json:
+        print("\n".join(written), file=err)
+    return ExitCode.OK
+
+
 def run_report_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.annual:
+        return run_annual_report(args, out, err)
     period = parse_period(args.period)
     if args.timeout <= 0:
         raise BadInput("--timeout must be above 0")

@@ -186,9 +186,12 @@ def _ok(value: Any, t: Mapping[str, str]) -> str:
     return t["pass"] if value else t["fail"]
 
 
-def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+Table = tuple[str, list[str], list[list[str]], list[str]]  # heading, header, rows, notes
+
+
+def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[Table]:
     """Each section: heading, table header, table rows, and plain lines (what is missing, and why)."""
-    out: list[tuple[str, list[str], list[list[str]], list[str]]] = []
+    out: list[Table] = []
     avail = doc["availability"]
     head = [t["site"], t["ratio"], t["margin"], t["under"], "p50", "p95", "p99"]
     rows = [
@@ -386,7 +389,13 @@ def markdown(doc: Mapping[str, Any], lang: str = "zh") -> str:
     lines += [f"{t['generated']}: {_local(doc['generated'], '%Y-%m-%d %H:%M')} (UTC+8)", ""]
     if not doc["complete"]:
         lines += [t["partial"], ""]
-    for heading, head, rows, notes in sections(doc, t):
+    return markdown_page(lines, sections(doc, t))
+
+
+def markdown_page(top: Sequence[str], tables: Sequence[Table]) -> str:
+    """``top`` lines, then each table under its heading, its notes above it."""
+    lines = list(top)
+    for heading, head, rows, notes in tables:
         lines += [f"## {heading}", ""]
         lines += [f"{n}  " for n in notes]
         if rows:

@@ -49,12 +49,15 @@ def tls_context(lab: LabConfig, version: ssl.TLSVersion | None = None) -> ssl.SS
     return context
 
 
-def get(lab: LabConfig, host: str, path: str = "/") -> tuple[int, dict[str, str], str]:
-    """GET https://<host><path> through web1's published port 127.0.0.1:8443, checking the certificate."""
+def get(
+    lab: LabConfig, host: str, path: str = "/", method: str = "GET", agent: str = "portalops-test"
+) -> tuple[int, dict[str, str], str]:
+    """GET (or ``method``) https://<host><path> through web1's published port 127.0.0.1:8443, checking the
+    certificate, as the client ``agent``."""
     with socket.create_connection(("127.0.0.1", 8443), timeout=15) as raw:
         conn = http.client.HTTPSConnection(host, 8443, context=tls_context(lab), timeout=30)
         conn.sock = tls_context(lab).wrap_socket(raw, server_hostname=host)
-        conn.request("GET", path, headers={"Host": host, "User-Agent": "portalops-test"})
+        conn.request(method, path, headers={"Host": host, "User-Agent": agent})
         response = conn.getresponse()
         body = response.read().decode("utf-8", "replace")
         return response.status, {k.lower(): v for k, v in response.getheaders()}, body
