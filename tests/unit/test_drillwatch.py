@@ -142,6 +142,17 @@ def waiting(tmp_path: Path) -> None:
     )
 
 
+def the_person(root: Path, confirmed: list[str], recovered_at: float) -> Callable[[str], RunbookExit]:
+    """The drill playing the person on duty: its run resumes the incident and recovers at ``recovered_at``."""
+
+    def confirm(incident: str) -> RunbookExit:
+        confirmed.append(incident)
+        write(root, incident, {"event": "resume"}, end(recovered_at, RunbookExit.RECOVERED))
+        return RunbookExit.RECOVERED
+
+    return confirm
+
+
 def test_a_destructive_step_waits_for_a_person_and_the_drill_says_so(tmp_path: Path) -> None:
     waiting(tmp_path)
     seen = watcher(tmp_path, Steps({})).watch("l1_defacement", INJECTED, 600)
@@ -156,12 +167,7 @@ def test_a_destructive_step_waits_for_a_person_and_the_drill_says_so(tmp_path: P
 def test_confirmed_as_the_person_on_duty_the_run_goes_on_and_the_incident_closes(tmp_path: Path) -> None:
     waiting(tmp_path)
     confirmed: list[str] = []
-
-    def confirm(incident: str) -> RunbookExit:
-        confirmed.append(incident)
-        write(tmp_path, incident, {"event": "resume"}, end(60, RunbookExit.RECOVERED))
-        return RunbookExit.RECOVERED
-
+    confirm = the_person(tmp_path, confirmed, recovered_at=60)
     steps = Steps({2: lambda: write(tmp_path, "a", closed(80))})
     seen = watcher(tmp_path, steps).watch("l1_defacement", INJECTED, 600, confirm)
     assert confirmed == ["a"]
@@ -208,12 +214,7 @@ def test_played_as_the_person_the_drill_runs_the_runbook_in_the_incident_and_wai
 ) -> None:
     for_a_person(tmp_path)
     confirmed: list[str] = []
-
-    def confirm(incident: str) -> RunbookExit:
-        confirmed.append(incident)
-        write(tmp_path, incident, {"event": "resume"}, end(95, RunbookExit.RECOVERED))
-        return RunbookExit.RECOVERED
-
+    confirm = the_person(tmp_path, confirmed, recovered_at=95)
     steps = Steps({1: lambda: None, 3: lambda: write(tmp_path, "b", closed(110))})
     seen = watcher(tmp_path, steps).watch("l1_database_lost", INJECTED, 600, confirm)
     assert confirmed == ["b"]  # once, though the watch looked again before the close
