@@ -50,6 +50,7 @@ class Watched:
     exit: RunbookExit | None = None  # how the runbook's last run in the incident ended; None: no run ended
     waiting_step: str = ""  # the destructive step the unattended run stopped before
     person_command: str = ""  # the responder ran nothing: the command its notice gave a person to run
+    resumed: list[str] = field(default_factory=list)  # the incidents the drill ran as the person, first one first
     confirmed: bool = False  # the drill confirmed that step, as the person on duty would
     firing_s: float | None = None
     opened_s: float | None = None
@@ -277,6 +278,13 @@ class ResponderWatch:
             seen.recovered_s = seconds(since, end.get("ts"))
             self.progress(f"monitoring: the runbook verified recovery {seen.recovered_s} s after the injection")
         # Every incident the fault opened for this runbook closes (the runs after the first find it repaired).
+        # One left to a person (e.g. DatabaseDown while the restore had the server stopped) closes only after
+        # a run: the drill, playing the person, runs the command of its notice too.
+        for name, events in incidents.items():
+            if confirm and name not in seen.resumed and not last_end(events) and for_a_person(events):
+                seen.resumed.append(name)
+                self.progress(f"drill: {name} waits for a person too; running it (--resume {name} --yes)")
+                confirm(name)
         closed = [closed_event(e) for e in incidents.values()]
         if all(closed):
             stamps = [seconds(since, c.get("ts")) for c in closed if c]
@@ -309,6 +317,7 @@ class ResponderWatch:
             seen.exit = RunbookExit.ABORTED  # nothing ran; `--resume INCIDENT` goes on, as after a decline
             return True
         seen.confirmed = True
+        seen.resumed.append(seen.incident)
         self.progress(f"drill: running the runbook as the person on duty (--resume {seen.incident} --yes)")
         confirm(seen.incident)
         return False
