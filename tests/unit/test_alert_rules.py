@@ -152,6 +152,7 @@ def test_the_issue_s_alerts_are_there() -> None:
         "PortalBackendDown": ("l1_portal_unreachable", "L1"),
         "PortalDefaced": ("l1_defacement", "L1"),
         "DatabaseDown": ("l1_database_lost", "L1"),
+        "DatabaseTableLost": ("l1_database_lost", "L1"),
         "PortalSlowResponse": ("l2_slow_response", "L2"),
         "PhpFpmSaturated": ("l2_slow_response", "L2"),
         "PortalAvailabilityBurn": ("l2_slow_response", "L2"),
