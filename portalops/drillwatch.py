@@ -10,8 +10,10 @@ responder's incidents directory for that incident and times each stage from the 
 - ``recovered_s``: the runbook's verify steps passed (MTTR);
 - ``closed_s``: the incident closed (recovered and the alert resolved).
 
-A runbook whose next act is destructive stops there in an unattended run and waits for a person.
-With ``confirm`` the drill plays that person, with the one command the notification names
+A runbook whose next act is destructive stops there in an unattended run and waits for a person; a
+runbook the responder may not run unattended at all (not in its ``auto_run``, e.g. l1_database_lost,
+whose repair is a restore) is not run, and its incident waits for a person from the start. With
+``confirm`` the drill plays that person, with the one command the notification names
 (``portalops runbook run RUNBOOK --resume INCIDENT --yes``), and times the wait; without it the drill
 ends at the wait, which is what a destructive fault must show.
 """
@@ -48,6 +50,8 @@ class Watched:
     level: int = 0
     exit: RunbookExit | None = None  # how the runbook's last run in the incident ended; None: no run ended
     waiting_step: str = ""  # the destructive step the unattended run stopped before
+    person_command: str = ""  # the responder ran nothing: the command its notice gave a person to run
+    resumed: list[str] = field(default_factory=list)  # the incidents the drill ran as the person, first one first
     confirmed: bool = False  # the drill confirmed that step, as the person on duty would
     firing_s: float | None = None
     opened_s: float | None = None
@@ -93,13 +97,20 @@ def closed_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((e for e in events if e.get("event") == "closed"), None)
 
 
+def for_a_person(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The dispatch event of an incident the responder left to a person (it runs nothing), or None."""
+    dispatch = next((e for e in events if e.get("event") == "dispatch"), None)
+    return dispatch if dispatch is not None and dispatch.get("mode") != "auto" else None
+
+
 def running(events: list[dict[str, Any]]) -> bool:
-    """A run of the incident started (or resumed) and has not ended yet."""
+    """A run of the incident started (or resumed) and has not ended yet; an incident the responder
+    dispatched to a person runs nothing until someone resumes it."""
     busy = False
     for event in events:
         if event.get("event") in {"start", "resume"}:
             busy = True
-        elif event.get("event") == "end":
+        elif event.get("event") == "end" or (event.get("event") == "dispatch" and event.get("mode") != "auto"):
             busy = False
     return busy
 
@@ -250,7 +261,7 @@ class ResponderWatch:
         events = incidents[seen.incident]
         end = last_end(events)
         if end is None:
-            return False
+            return self._for_a_person(seen, events, since, confirm)
         step = declined_step(events)
         if step and not seen.confirmed:
             seen.waiting_step = step
@@ -270,6 +281,13 @@ class ResponderWatch:
             seen.recovered_s = seconds(since, end.get("ts"))
             self.progress(f"monitoring: the runbook verified recovery {seen.recovered_s} s after the injection")
         # Every incident the fault opened for this runbook closes (the runs after the first find it repaired).
+        # One left to a person (e.g. DatabaseDown while the restore had the server stopped) closes only after
+        # a run: the drill, playing the person, runs the command of its notice too.
+        for name, events in incidents.items():
+            if confirm and name not in seen.resumed and not last_end(events) and for_a_person(events):
+                seen.resumed.append(name)
+                self.progress(f"drill: {name} waits for a person too; running it (--resume {name} --yes)")
+                confirm(name)
         closed = [closed_event(e) for e in incidents.values()]
         if all(closed):
             stamps = [seconds(since, c.get("ts")) for c in closed if c]
@@ -278,6 +296,33 @@ class ResponderWatch:
                 f"monitoring: {len(closed)} incident(s) closed, the last {seen.closed_s} s after the injection"
             )
             return True
+        return False
+
+    def _for_a_person(
+        self,
+        seen: Watched,
+        events: list[dict[str, Any]],
+        since: datetime,
+        confirm: Callable[[str], RunbookExit] | None,
+    ) -> bool:
+        """An incident the responder left to a person (no run of its own): the drill ends there, or plays
+        the person with the command of the notice; True when there is nothing more to wait for."""
+        dispatch = for_a_person(events)
+        if dispatch is None or seen.confirmed:
+            return False
+        seen.person_command = str(dispatch.get("command", ""))
+        seen.waited_s = seconds(since, dispatch.get("ts"))
+        self.progress(
+            f"monitoring: the responder runs nothing for {seen.incident}: it waits for a person "
+            f"({seen.waited_s} s): {seen.person_command}"
+        )
+        if confirm is None:
+            seen.exit = RunbookExit.ABORTED  # nothing ran; `--resume INCIDENT` goes on, as after a decline
+            return True
+        seen.confirmed = True
+        seen.resumed.append(seen.incident)
+        self.progress(f"drill: running the runbook as the person on duty (--resume {seen.incident} --yes)")
+        confirm(seen.incident)
         return False
 
     @staticmethod

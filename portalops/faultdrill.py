@@ -707,6 +707,11 @@ class Drill:
         if found.waiting_step:
             how = "confirmed by the drill" if found.confirmed else "NOT confirmed: the incident waits"
             result.notes.append(f"the unattended run stopped before {found.waiting_step} ({how})")
+        if found.person_command:
+            how = "run by the drill" if found.confirmed else "NOT run: the incident waits"
+            result.notes.append(
+                f"the responder ran nothing, the incident waited for a person: {found.person_command} ({how})"
+            )
         if found.exit is RunbookExit.RECOVERED and found.closed_s is None:
             result.ok = False
         return result

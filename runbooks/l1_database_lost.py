@@ -68,6 +68,27 @@ EVIDENCE = (
     "cat /var/lib/portalops/backup/restore-database.json 2>&1"
 )
 
+# WordPress's core tables, after the site's table prefix: check-database's CORE_TABLES (a unit test keeps
+# the two the same).
+CORE_TABLES = ("posts", "postmeta", "options", "users", "usermeta", "terms", "termmeta", "term_taxonomy")
+CORE_TABLES += ("term_relationships", "comments", "commentmeta", "links")
+_CORE = "|".join(CORE_TABLES)
+# Each site's tables as mysqld_exporter lists them (exporters_mysqld_table_schemas), grouped by database and
+# table prefix: a prefix with at least half of the core tables is a WordPress site, and one with fewer than
+# all of them has lost one. No history needed: it fires as long as the table is missing, whenever it went.
+TABLE_LOST = f"""
+count by (instance, schema, prefix) (
+  label_replace(
+    mysql_info_schema_table_rows{{
+      job="mysqld",
+      table=~".+_({_CORE})"
+    }},
+    "prefix", "$1", "table",
+    "(.+_)({_CORE})"
+  )
+) < {len(CORE_TABLES)} >= {len(CORE_TABLES) // 2}
+"""
+
 # mysqld_exporter (job mysqld) on the database tier: mysql_up is 0 when the server does not answer it.
 ALERTS = (
     Alert(
@@ -78,6 +99,16 @@ ALERTS = (
         duration="15s",
         why="for: 15s, two scrapes: a single refused connection (too many connections, a restart) is not a "
         "lost database; the sites' own failure is seen sooner by PortalSiteDown and PortalWrongContent.",
+    ),
+    Alert(
+        name="DatabaseTableLost",
+        expr=TABLE_LOST,
+        summary_zh="站点数据库缺少 WordPress 核心表（表被删除或丢失）",
+        summary_en="A site database lacks a WordPress core table (dropped or lost)",
+        duration="30s",
+        why="for: 30s, two scrapes: a restore swapping tables in or a site being installed lacks some for "
+        "seconds; a server that does not answer lists no tables at all (DatabaseDown's case). A prefix with "
+        "fewer than half the core tables is a plugin's, not a site's.",
     ),
 )
 

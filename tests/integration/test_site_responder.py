@@ -243,6 +243,31 @@ def test_a_defaced_page_is_detected_and_its_destructive_repair_waits_for_the_per
     assert f"--resume {drill['incident']} --yes" in waiting["text"], waiting
 
 
+def test_a_dropped_table_is_detected_and_its_incident_waits_for_the_person_whose_command_restores_it(
+    responder: Path,
+) -> None:
+    """DatabaseTableLost (a WordPress core table gone from mysqld_exporter's list) opens an L1 incident for
+    l1_database_lost, which the lab's responder may not run unattended (its repair is a restore): it runs
+    nothing and names the command; the drill, as the person, runs it; the restore brings the table back
+    (check-database sound against the backup's manifest), and the incident closes once the alert resolved."""
+    drill = drill_via_monitoring(responder, "l1_database_lost", "posts_table_dropped", "--confirm-destructive")
+    assert drill["alert"] == "DatabaseTableLost", drill
+    assert drill["data_intact"] is True and drill["portal_ok"] is True, drill
+    assert any("waited for a person" in note and "(run by the drill)" in note for note in drill["notes"]), drill
+    events = read_journal(responder / drill["incident"] / "journal.jsonl")
+    assert events[0]["level"] == 1, events[0]
+    kinds = [e.get("event") for e in events]
+    dispatch = events[kinds.index("dispatch")]
+    assert dispatch["mode"] == "person", dispatch
+    # The responder started no run: the only run is the person's (the drill's --resume --yes), after the notice.
+    assert "run_started" not in kinds, kinds
+    assert kinds.index("dispatch") < kinds.index("resume") < kinds.index("end"), kinds
+    restored = [e["result"] for e in events if e.get("event") == "step_end" and e.get("step") == "restore_database"]
+    assert restored == ["done"], restored
+    [opened] = notices_of(drill["incident"])["start"]
+    assert f"--resume {drill['incident']} --yes" in opened["text"] and "not run automatically" in opened["text"], opened
+
+
 def test_this_months_report_after_the_drills_counts_their_incidents_and_drill_reports(
     responder: Path, tmp_path: Path
 ) -> None:

@@ -34,14 +34,29 @@ THIRD_PARTY = {
     "probe_failed_due_to_regex": "blackbox",
     "probe_duration_seconds": "blackbox",
     "mysql_up": "mysqld",
+    "mysql_info_schema_table_rows": "mysqld",
     "nginx_up": "nginx",
     "node_filesystem_avail_bytes": "node",
     "node_filesystem_size_bytes": "node",
     "node_systemd_unit_state": "node",
 }
 # Labels the expressions may match or group on: Prometheus's (job, instance), the probe jobs' (site,
-# domain), node_exporter's (fstype, state), the textfile metrics' (command, pool, the inspection's item).
-LABELS = {"job", "instance", "site", "domain", "fstype", "state", "command", "pool", "item"}
+# domain), node_exporter's (fstype, state), the textfile metrics' (command, pool, the inspection's item),
+# mysqld_exporter's tables collector (schema, table) and what label_replace makes of them (prefix).
+LABELS = {
+    "job",
+    "instance",
+    "site",
+    "domain",
+    "fstype",
+    "state",
+    "command",
+    "pool",
+    "item",
+    "schema",
+    "table",
+    "prefix",
+}
 KEYWORDS = {"and", "or", "unless", "on", "ignoring", "by", "without", "bool", "group_left", "group_right", "offset"}
 
 
@@ -85,6 +100,10 @@ def parse(expr: str) -> tuple[set[str], set[str], set[str]]:
             if name == "job":
                 jobs.add(value)
     rest = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\boffset\s+\w+", " ", expr)  # no durations: `offset 1h`
+    # label_replace's arguments: the label it writes is one an expression may use, its regex names nothing
+    for name in re.findall(r'\blabel_replace\s*\(.*?,\s*"(\w+)"', rest, re.S):
+        labels.add(name)
+    rest = re.sub(r'"[^"]*"', " ", rest)
     for names in re.findall(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)", rest):
         labels |= {n.strip() for n in names.split(",") if n.strip()}
     rest = re.sub(r"\b(?:by|on|without|ignoring)\s*\([^)]*\)", " ", rest)
@@ -152,6 +171,7 @@ def test_the_issue_s_alerts_are_there() -> None:
         "PortalBackendDown": ("l1_portal_unreachable", "L1"),
         "PortalDefaced": ("l1_defacement", "L1"),
         "DatabaseDown": ("l1_database_lost", "L1"),
+        "DatabaseTableLost": ("l1_database_lost", "L1"),
         "PortalSlowResponse": ("l2_slow_response", "L2"),
         "PhpFpmSaturated": ("l2_slow_response", "L2"),
         "PortalAvailabilityBurn": ("l2_slow_response", "L2"),
@@ -184,6 +204,13 @@ def test_expressions_read_only_metrics_and_labels_we_produce() -> None:
             assert source == "blackbox" or source in job_values, f"{rule['alert']}: {metric} is job {source}'s"
 
 
+def test_the_parser_reads_label_replace_as_a_label_it_makes() -> None:
+    metrics, labels, _ = parse(
+        'count by (p) (label_replace(\n  m{job="mysqld", table=~"a_(x|y)"}, "p", "$1", "table", "(a_)(x|y)")) < 2'
+    )
+    assert (metrics, labels) == ({"m"}, {"job", "table", "p"})
+
+
 def test_the_parser_finds_metrics_labels_and_jobs() -> None:
     metrics, labels, jobs = parse(
         "1 - avg by (site) (avg_over_time(portalops:probe_loaded:15s[1h])) > 3 * (1 - 0.95)\n"
@@ -195,8 +222,14 @@ def test_the_parser_finds_metrics_labels_and_jobs() -> None:
 
 
 def test_the_sources_the_rules_rely_on() -> None:
-    """node_exporter's systemd collector is on, and the burn rate's target is the role's veto line."""
+    """node_exporter's systemd collector is on, the burn rate's target is the role's veto line, and the
+    lost-table alert counts check-database's core tables of every site database the exporter lists."""
     exporters = yaml.safe_load((EXPORTERS / "defaults/main.yml").read_text())
+    wrapper = load("portalops_backup", "roles/restic_backup/files/portalops_backup.py")
+    database_lost = load("portalops_runbooks_l1_database_lost", "runbooks/l1_database_lost.py")
+    assert database_lost.CORE_TABLES == wrapper.CORE_TABLES
+    assert f"< {len(wrapper.CORE_TABLES)} >=" in database_lost.TABLE_LOST
+    assert "portal_sites" in exporters["exporters_mysqld_table_schemas"]
     assert "systemd" in exporters["exporters_node_collectors_enabled"]
     assert "filesystem" not in exporters["exporters_node_collectors_disabled"]
     defaults = yaml.safe_load((MONITORING / "defaults/main.yml").read_text())

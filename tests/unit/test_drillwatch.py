@@ -142,6 +142,17 @@ def waiting(tmp_path: Path) -> None:
     )
 
 
+def the_person(root: Path, confirmed: list[str], recovered_at: float) -> Callable[[str], RunbookExit]:
+    """The drill playing the person on duty: its run resumes the incident and recovers at ``recovered_at``."""
+
+    def confirm(incident: str) -> RunbookExit:
+        confirmed.append(incident)
+        write(root, incident, {"event": "resume"}, end(recovered_at, RunbookExit.RECOVERED))
+        return RunbookExit.RECOVERED
+
+    return confirm
+
+
 def test_a_destructive_step_waits_for_a_person_and_the_drill_says_so(tmp_path: Path) -> None:
     waiting(tmp_path)
     seen = watcher(tmp_path, Steps({})).watch("l1_defacement", INJECTED, 600)
@@ -156,12 +167,7 @@ def test_a_destructive_step_waits_for_a_person_and_the_drill_says_so(tmp_path: P
 def test_confirmed_as_the_person_on_duty_the_run_goes_on_and_the_incident_closes(tmp_path: Path) -> None:
     waiting(tmp_path)
     confirmed: list[str] = []
-
-    def confirm(incident: str) -> RunbookExit:
-        confirmed.append(incident)
-        write(tmp_path, incident, {"event": "resume"}, end(60, RunbookExit.RECOVERED))
-        return RunbookExit.RECOVERED
-
+    confirm = the_person(tmp_path, confirmed, recovered_at=60)
     steps = Steps({2: lambda: write(tmp_path, "a", closed(80))})
     seen = watcher(tmp_path, steps).watch("l1_defacement", INJECTED, 600, confirm)
     assert confirmed == ["a"]
@@ -172,6 +178,62 @@ def test_confirmed_as_the_person_on_duty_the_run_goes_on_and_the_incident_closes
         60.0,
         80.0,
     )
+
+
+COMMAND = "portalops runbook run l1_database_lost --resume b --yes -i inventory/lab"
+
+
+def for_a_person(tmp_path: Path) -> None:
+    """As the responder leaves an incident whose runbook is not in its auto_run: opened, dispatched to a
+    person with the command, announced; no run."""
+    write(
+        tmp_path,
+        "b",
+        opened(30, "DatabaseTableLost", runbook="l1_database_lost"),
+        {"event": "dispatch", "ts": at(30.5), "mode": "person", "command": COMMAND},
+        {"event": "notify", "ts": at(31), "notice": "start"},
+    )
+
+
+def test_an_incident_the_responder_leaves_to_a_person_ends_the_drill_at_the_wait(tmp_path: Path) -> None:
+    write(tmp_path, "b", opened(30, "DatabaseTableLost", runbook="l1_database_lost"))  # not dispatched yet
+    steps = Steps({2: lambda: for_a_person(tmp_path)})
+    seen = watcher(tmp_path, steps).watch("l1_database_lost", INJECTED, 600)
+    assert (seen.exit, seen.person_command, seen.waited_s, seen.confirmed) == (
+        RunbookExit.ABORTED,
+        COMMAND,
+        30.5,
+        False,
+    )
+    assert (seen.opened_s, seen.recovered_s, seen.closed_s, seen.waiting_step) == (30.0, None, None, "")
+    assert steps.polls == 2
+
+
+def test_played_as_the_person_the_drill_runs_the_runbook_in_the_incident_and_waits_for_its_close(
+    tmp_path: Path,
+) -> None:
+    for_a_person(tmp_path)
+    confirmed: list[str] = []
+    confirm = the_person(tmp_path, confirmed, recovered_at=95)
+    # DatabaseDown while the restore had the server stopped: a second incident, left to a person too
+    down = {"event": "dispatch", "ts": at(70), "mode": "person", "command": "c"}
+    steps = Steps(
+        {
+            1: lambda: write(tmp_path, "c", opened(70, "DatabaseDown", runbook="l1_database_lost"), down),
+            3: lambda: write(tmp_path, "b", closed(110)),
+            4: lambda: write(tmp_path, "c", closed(120)),
+        }
+    )
+    seen = watcher(tmp_path, steps).watch("l1_database_lost", INJECTED, 600, confirm)
+    assert confirmed == ["b", "c"]  # each once, though the watch looked again before the closes
+    assert (seen.incidents, seen.resumed, seen.closed_s) == (["b", "c"], ["b", "c"], 120.0)
+    assert (seen.exit, seen.confirmed, seen.person_command, seen.waited_s) == (
+        RunbookExit.RECOVERED,
+        True,
+        COMMAND,
+        30.5,
+    )
+    assert seen.recovered_s == 95.0
 
 
 @pytest.fixture
@@ -267,6 +329,7 @@ def test_an_incident_waiting_for_a_person_does_not_keep_the_monitoring_busy(
     _, url = alertmanager
     write(tmp_path, "waits", opened(-300), end(-250, RunbookExit.ABORTED))
     write(tmp_path, "by-hand", opened(-10, by="person"))  # a person's run is not the responder's
+    for_a_person(tmp_path)  # opened for a person, who has not run it yet: nothing runs
     steps = Steps({})
     quiet_watcher(tmp_path, url, steps, []).wait_quiet(timeout=60)
     assert steps.now == 0.0

@@ -309,6 +309,32 @@ def test_via_the_monitoring_an_incident_left_open_or_never_opened_fails_the_dril
     assert "incident opened never (MTTD)" in faultdrill.summary(result)
 
 
+def test_via_the_monitoring_an_incident_left_to_a_person_is_reported_waiting_or_run_by_the_drill(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """l1_database_lost is not the responder's to run: its incident waits for the command of the notice."""
+    item = faultdrill.fault("posts_table_dropped")
+    command = "portalops runbook run l1_database_lost --resume first --yes -i inventory/lab"
+    journal_with(tmp_path, "first")
+    waits = Watched(
+        incident="first", incidents=["first"], exit=RunbookExit.ABORTED, opened_s=20.0, person_command=command
+    )
+    log: list[tuple[str, str]] = []
+    result = make_drill(monkeypatch, log).run_via_monitoring("l1_database_lost", item, FakeWatch(tmp_path, waits))  # type: ignore[arg-type]
+    assert not result.ok and result.outcome == "aborted" and result.mttd_s == 20.0
+    assert f"waited for a person: {command} (NOT run: the incident waits)" in " ".join(result.notes)
+    assert [c for _h, c in log][-1] == item.undo  # the drill undoes the fault itself
+    run = Watched(
+        incident="first", incidents=["first"], exit=RunbookExit.RECOVERED, opened_s=20.0, recovered_s=80.0,
+        closed_s=95.0, person_command=command, confirmed=True,
+    )  # fmt: skip
+    watch = FakeWatch(tmp_path, run)
+    result = make_drill(monkeypatch, []).run_via_monitoring("l1_database_lost", item, watch, confirm=True)  # type: ignore[arg-type]
+    assert result.ok and (result.mttd_s, result.mttr_s, result.closed_s) == (20.0, 80.0, 95.0), result
+    assert watch.calls[-1][3] is True  # type: ignore[index]  # the watch got the person's command to run
+    assert f"waited for a person: {command} (run by the drill)" in " ".join(result.notes)
+
+
 def test_a_drill_via_the_monitoring_is_not_recorded_for_the_plans() -> None:
     out, err = io.StringIO(), io.StringIO()
     code = main(["drill", "run", "l1_portal_unreachable", "--via-monitoring", "--record"], out, err)
