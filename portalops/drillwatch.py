@@ -115,6 +115,18 @@ def running(events: list[dict[str, Any]]) -> bool:
     return busy
 
 
+def answered(root: Path) -> set[str]:
+    """Fingerprints of the alerts whose incident the responder opened and has not closed: the alert firing
+    on joins that incident and starts no run (a new occurrence is journalled, not answered again)."""
+    found = set()
+    for journal in root.glob("*/journal.jsonl") if root.is_dir() else []:
+        events = read_events(journal)
+        start = next((e for e in events if e.get("event") == "start"), None)
+        if start and start.get("opened_by") == RESPONDER and not closed_event(events):
+            found.add(str(start.get("alert", {}).get("fingerprint", "")))
+    return found
+
+
 def responder_runs(root: Path) -> list[str]:
     """The incidents the responder opened that have a run going on now (queued for hosts or acting)."""
     found = []
@@ -173,11 +185,20 @@ class ResponderWatch:
         try:
             with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - http(s):// from config
                 alerts = json.load(answer)
-            # The Watchdog always fires: the monitoring's heartbeat, which opens no incident and runs nothing.
-            faults = [a.get("labels", {}) for a in alerts if not is_heartbeat_labels(a.get("labels", {}))]
-            return sorted(str(labels.get("alertname", "?")) for labels in faults)
         except (OSError, ValueError, AttributeError, TypeError) as error:
             raise EnvironmentProblem(f"Alertmanager at {self.config.alertmanager} did not answer: {error}") from None
+        if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
+            raise EnvironmentProblem(f"Alertmanager at {self.config.alertmanager} answered no list of alerts")
+        # The Watchdog always fires: the monitoring's heartbeat, which opens no incident and runs nothing. An
+        # alert already answered (its incident open, e.g. the availability burn the drills themselves cause on
+        # a young lab) opens nothing new either; whether its run still goes on is responder_runs' to say.
+        known = answered(self.config.incidents)
+        faults = [
+            a.get("labels", {})
+            for a in alerts
+            if not is_heartbeat_labels(a.get("labels", {})) and a.get("fingerprint") not in known
+        ]
+        return sorted(str(labels.get("alertname", "?")) for labels in faults)
 
     def wait_quiet(self, timeout: float, settle: float = 0.0) -> None:
         """Return once no alert fires for the responder and no run it started is going on, for ``settle`` s.

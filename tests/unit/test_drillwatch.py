@@ -345,3 +345,31 @@ def test_a_monitoring_that_never_quiets_or_an_alertmanager_that_does_not_answer_
     state["status"] = 500
     with pytest.raises(EnvironmentProblem, match=r"Alertmanager at .* did not answer"):
         quiet_watcher(tmp_path, url, Steps({}), []).wait_quiet(timeout=30)
+
+
+def test_an_alert_whose_incident_is_open_with_no_run_going_on_does_not_keep_the_drill_waiting(
+    tmp_path: Path, alertmanager: tuple[dict[str, Any], str]
+) -> None:
+    """The availability burn the drills themselves cause on a young lab fires for hours: the responder answered
+    it (its incident open, its run ended); it joins that incident and starts nothing, so the drill goes on.
+    The same alert without an incident (not answered yet) still holds the drill."""
+    state, url = alertmanager
+    burn = {"labels": {"alertname": "PortalAvailabilityBurn", "runbook": "l2_slow_response"}, "fingerprint": "burn"}
+    state["alerts"] = [burn]
+    with pytest.raises(EnvironmentProblem, match=r"firing: PortalAvailabilityBurn"):
+        quiet_watcher(tmp_path, url, Steps({}), []).wait_quiet(timeout=30)
+    write(
+        tmp_path,
+        "burning",
+        {**opened(-600, alert="burn"), "runbook": "l2_slow_response"},
+        end(-500, RunbookExit.NOT_RECOVERED),
+    )
+    steps = Steps({})
+    quiet_watcher(tmp_path, url, steps, []).wait_quiet(timeout=30)
+    assert steps.now == 0.0
+    write(tmp_path, "burning", closed(-10))  # closed: the next firing would open a new incident
+    with pytest.raises(EnvironmentProblem, match=r"firing: PortalAvailabilityBurn"):
+        quiet_watcher(tmp_path, url, Steps({}), []).wait_quiet(timeout=30)
+    state["alerts"] = {"not": "a list"}
+    with pytest.raises(EnvironmentProblem, match="no list of alerts"):
+        quiet_watcher(tmp_path, url, Steps({}), []).wait_quiet(timeout=30)
