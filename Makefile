@@ -41,7 +41,7 @@ demo: setup  ## bring the lab up, converge the portal (site.yml), back it up, pr
 	ansible all -m ansible.builtin.ping
 	ansible-playbook playbooks/site.yml
 	portalops lab status
-	$(BIN)/python scripts/nightly
+	portalops nightly
 	@sed -n '/^| measure/,/^$$/p' $$(ls -t reports/drills/*.md | head -1)
 	@curl -s -o /dev/null -w 'portal: %{http_code} from https://127.0.0.1:8443 (CA: .lab/tls/web1-ca.crt)\n' \
 	  --cacert .lab/tls/web1-ca.crt https://127.0.0.1:8443/

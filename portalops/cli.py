@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ssh":
             sub.add_argument("host", help="lab host name, e.g. web1")
             sub.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    nightly = commands.add_parser(
+        "nightly",
+        help="back up every host, restore the newest backups on the drill host, verify; reports/nightly/ (cron)",
+        epilog="exit codes: 0 backups and drill succeeded; 1 a backup or the drill failed (reports/nightly/<UTC>.md);"
+        " 2 bad input; 3 environment (another nightly run holds the lock, ansible-playbook missing)",
+    )
+    nightly.add_argument("-i", "--inventory", help="inventory (default: ansible.cfg's, the lab)")
+    add_vault_id(nightly)
     audit = commands.add_parser(
         "audit",
         help="Lynis on every host, ssh-audit on every sshd, testssl.sh on the portal; report under reports/audit/",
@@ -1095,6 +1103,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_monitoring_command(args, out, err)
         if args.command == "report":
             return run_report_command(args, out, err)
+        if args.command == "nightly":
+            from portalops import nightly
+
+            return nightly.run(args.inventory, out)
     except PortalopsError as exc:
         print(f"portalops: {exc.message}", file=err)
         return int(exc.exit_code)

@@ -98,6 +98,15 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verdict_line(summary: dict[str, Any]) -> str:
+    """The drill's one-line verdict (stdout of this module, the nightly report's restore-drill line)."""
+    return (
+        f"{'PASS' if summary['ok'] else 'FAIL'}: RTO {summary['rto_s']} s, RPO {summary['rpo_s']} s, "
+        f"{summary['checks_passed']}/{summary['checks_total']} checks passed, "
+        f"{human_bytes(summary['restored_bytes'])} restored at {summary['throughput_mib_s']} MiB/s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m portalops.drill_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--result", required=True, type=Path, help="the drill host's result (fetched)")
@@ -116,11 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     base = args.out_dir / stamp
     base.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     base.with_suffix(".md").write_text(markdown(report))
-    print(
-        f"{'PASS' if summary['ok'] else 'FAIL'}: RTO {summary['rto_s']} s, RPO {summary['rpo_s']} s, "
-        f"{summary['checks_passed']}/{summary['checks_total']} checks passed, "
-        f"{human_bytes(summary['restored_bytes'])} restored at {summary['throughput_mib_s']} MiB/s"
-    )
+    print(verdict_line(summary))
     for check in summary["failed_checks"]:
         print(f"FAIL {check['name']}: {'; '.join(check['problems'][:3])}")
     print(f"report: {base.with_suffix('.md')}")
