@@ -7,7 +7,16 @@ variable resolver, the lab tests and the benchmarks.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+# Ansible prints one JSON document: the JSON stdout callback alone (ansible.cfg's profile_tasks would
+# print around it). Callers that want the change records too add portalops_changes to the last entry.
+JSON_CALLBACK_ENV = {
+    "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+    "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+}
 
 
 def callback_document(output: str) -> dict[str, Any]:
@@ -20,3 +29,11 @@ def callback_document(output: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("the JSON callback's document is not an object")
     return data
+
+
+def host_results(document: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(task name, host, result) of every task of every play of the document, in order."""
+    for play in document.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                yield str(task.get("task", {}).get("name", "")), str(host), result

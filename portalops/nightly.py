@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from portalops.ansible_json import callback_document
+from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
 from portalops.drill_report import verdict_line
 from portalops.errors import EnvironmentProblem
 from portalops.inventory import REPO_ROOT
@@ -62,10 +62,9 @@ def play(name: str, inventory: str | None, log: Path) -> Played:
         **ansible_env(inventory or LAB_INVENTORY),
         "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
         "PATH": f"{Path(argv[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        # No profile_tasks: it would print around the document. portalops_changes records the run.
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json,portalops_changes",
+        **JSON_CALLBACK_ENV,
+        # portalops_changes records the run as a change, as it does for a person's run.
+        "ANSIBLE_CALLBACKS_ENABLED": JSON_CALLBACK_ENV["ANSIBLE_CALLBACKS_ENABLED"] + ",portalops_changes",
     }
     result = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     with log.open("a") as handle:
@@ -74,14 +73,6 @@ def play(name: str, inventory: str | None, log: Path) -> Played:
         return Played(result.returncode, callback_document(result.stdout))
     except ValueError:
         return Played(result.returncode)
-
-
-def host_results(document: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
-    """(task name, host, result) of every task of every play, in order."""
-    for section in document.get("plays", []):
-        for task in section.get("tasks", []):
-            for host, result in task.get("hosts", {}).items():
-                yield str(task.get("task", {}).get("name", "")), str(host), result
 
 
 def job_line(job: Mapping[str, Any]) -> str:

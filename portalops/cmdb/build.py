@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from portalops.ansible_json import host_results
 from portalops.cmdb.roles import Plays, roles_of
 from portalops.errors import BadInput
 from portalops.inventory import Inventory
@@ -36,12 +37,7 @@ def callback_document(output: str) -> dict[str, Any]:
 
 def task_results(document: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
     """Each host's result of the task named ``task``."""
-    found: dict[str, dict[str, Any]] = {}
-    for play in document.get("plays", []):
-        for item in play.get("tasks", []):
-            if item.get("task", {}).get("name") == task:
-                found.update(item.get("hosts", {}))
-    return found
+    return {host: result for name, host, result in host_results(document) if name == task}
 
 
 def _host_answer(result: dict[str, Any] | None) -> tuple[dict[str, Any], str]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from portalops.ansible_json import JSON_CALLBACK_ENV
 from portalops.cmdb import build, markdown, roles
 from portalops.errors import BadInput, CommandFailed
 from portalops.inventory import REPO_ROOT, Inventory
@@ -24,10 +25,7 @@ def gather(inventory: Inventory, now: datetime | None = None) -> dict[str, Any]:
     require_tools(["ansible-playbook"], "run `make setup`")
     env = {
         **ansible_env(inventory.source),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        # Only the JSON callback: ansible.cfg's profile_tasks would print before it.
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+        **JSON_CALLBACK_ENV,
     }
     # Exit 4 (a host unreachable) and 2 (a host failed) still carry every answer: build() marks those hosts.
     result = run(

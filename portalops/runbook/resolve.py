@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from portalops.ansible_json import callback_document
+from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
 from portalops.errors import BadInput
 from portalops.proc import run
 from portalops.vault import ansible_env, refuse_lab_password
@@ -43,12 +43,10 @@ def parse_adhoc(text: str) -> dict[str, dict[str, Any]]:
     except ValueError as exc:
         raise BadInput(f"ansible printed no JSON result: {exc}") from exc
     found: dict[str, dict[str, Any]] = {}
-    for play in data.get("plays", []):
-        for task in play.get("tasks", []):
-            for host, result in task.get("hosts", {}).items():
-                if result.get("failed") or not isinstance(result.get("msg"), dict):
-                    raise BadInput(f"{host}: its variables do not render: {result.get('msg')}")
-                found[host] = result["msg"]
+    for _, host, result in host_results(data):
+        if result.get("failed") or not isinstance(result.get("msg"), dict):
+            raise BadInput(f"{host}: its variables do not render: {result.get('msg')}")
+        found[host] = result["msg"]
     return found
 
 
@@ -61,10 +59,7 @@ def resolve_vars(
     refuse_lab_password(source)
     env = {
         **ansible_env(source),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        # Only the JSON callback: ansible.cfg's profile_tasks would print before it.
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+        **JSON_CALLBACK_ENV,
     }
     result = run(
         adhoc_argv(str(source), hosts, expressions), env=env, what=f"render variables of {source}", timeout=120
