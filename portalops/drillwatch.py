@@ -124,6 +124,7 @@ def answered(root: Path) -> set[str]:
         start = next((e for e in events if e.get("event") == "start"), None)
         if start and start.get("opened_by") == RESPONDER and not closed_event(events):
             found.add(str(start.get("alert", {}).get("fingerprint", "")))
+            found.update(str(e["alert"].get("fingerprint", "")) for e in events if e.get("event") == "alert_joined")
     return found
 
 

@@ -1,4 +1,4 @@
-"""Alerts into incidents: one incident per fingerprint while it is open, journalled as a runbook's.
+"""Alerts into incidents: one incident per fault while it is open, journalled as a runbook's.
 
 The incident is opened with the engine's own journal (``incidents/<id>/journal.jsonl``) and a
 ``start`` event like the one ``portalops runbook run`` writes, so ``--resume INCIDENT`` runs the
@@ -8,13 +8,18 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
   the webhook arrived), ``alert`` (labels, fingerprint), ``opened_by: responder``;
 - ``acknowledged`` (``by: portalops-responder``, ``auto: true``) right after it: the responder
   auto-acknowledges what it opens, which meets the "respond" deadline (portalops.runbook.lifecycle);
-- ``alert``: one per occurrence (a new ``startsAt`` for the fingerprint: a flapping alert); a
-  repeated notification of the same occurrence writes nothing;
-- ``alert_resolved``: Alertmanager says it resolved (or no longer lists it after a restart);
-- ``closed``: the runbook verified recovery (its ``end`` event: recovered) and the alert resolved,
-  with MTTD (startsAt -> incident opened) and MTTR (startsAt -> verified recovery), in seconds.
+- ``alert``: one per occurrence (a new ``startsAt`` for a fingerprint: a flapping alert), with its
+  ``fingerprint``; a repeated notification of the same occurrence writes nothing;
+- ``alert_joined``: another alert naming the same runbook fired while the incident's run has not
+  recovered yet (a defaced theme fails the probe of every site it serves: one fault, one incident,
+  one run); its occurrences and resolve are journalled like the first alert's;
+- ``alert_resolved``: Alertmanager says a fingerprint resolved (or no longer lists it after a restart);
+- ``closed``: the runbook verified recovery (its ``end`` event: recovered) and every alert of the
+  incident resolved, with MTTD (startsAt -> incident opened) and MTTR (startsAt -> verified
+  recovery), in seconds.
 
-A fingerprint whose incident is closed opens a new incident when it fires again.
+A fingerprint whose incident is closed opens a new incident when it fires again; so does an alert of
+the same runbook once the incident's run recovered (the repair is done; what fires now is news).
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ class Received:
     resolved: bool = False
 
 
+def _occurrence(fingerprint: str, starts_at: str) -> str:
+    return f"{fingerprint}@{starts_at}"
+
+
 def destructive_acts(runbook: Runbook) -> list[str]:
     return [s.id for s in runbook.steps if s.kind is StepKind.ACT and s.destructive]
 
@@ -73,7 +82,7 @@ class Store:
         self.clock = clock
         self.lock = threading.RLock()
         self.open: dict[str, str] = {}  # fingerprint -> incident
-        self.seen: dict[str, set[str]] = {}  # incident -> startsAt of its occurrences
+        self.seen: dict[str, set[str]] = {}  # incident -> its occurrences, "fingerprint@startsAt"
         self.load()
 
     def load(self) -> None:
@@ -89,8 +98,15 @@ class Store:
                 if any(e.get("event") == "closed" for e in events):
                     continue
                 incident = path.parent.name
-                self.open[str(start["alert"]["fingerprint"])] = incident
-                self.seen[incident] = {str(e["startsAt"]) for e in events if e.get("event") == "alert"}
+                first = str(start["alert"]["fingerprint"])
+                self.seen[incident] = set()
+                self.open[first] = incident
+                for event in events:
+                    if event.get("event") in ("alert", "alert_joined"):
+                        fingerprint = str(event.get("fingerprint") or first)
+                        self.open[fingerprint] = incident
+                        if event["event"] == "alert":
+                            self.seen[incident].add(_occurrence(fingerprint, str(event["startsAt"])))
 
     def journal(self, incident: str) -> Journal:
         return Journal(self.root / incident, self.clock)
@@ -99,35 +115,68 @@ class Store:
         return read_events(self.root / incident / "journal.jsonl")
 
     def receive(self, alert: Alert, via: str) -> Received:
-        """Open or update the alert's incident; never runs or sends anything itself."""
+        """Open, join or update the alert's incident; never runs or sends anything itself."""
         with self.lock:
             runbook = self.runbooks.get(alert.runbook)
             level = alert.level or (runbook.level if runbook else None)
+            started = stamp_text(alert.starts_at)
+            key = _occurrence(alert.fingerprint, started)
             incident = self.open.get(alert.fingerprint, "")
-            new_firing = alert.status == "firing" and stamp_text(alert.starts_at) not in self.seen.get(incident, ())
+            new_firing = alert.status == "firing" and key not in self.seen.get(incident, ())
             if incident and new_firing and any(e.get("event") == "closed" for e in self.events(incident)):
                 self.open.pop(alert.fingerprint)  # a person closed it (`portalops incident close`): a new
                 incident = ""  # firing is a new incident, as after the responder's own close
+            joined = False
+            if not incident and alert.status == "firing" and runbook is not None:
+                incident = self._joinable(runbook.id)
+                joined = bool(incident)
+                if joined:
+                    self.open[alert.fingerprint] = incident
+                    self.journal(incident).write("alert_joined", alert=alert.as_dict(), via=via)
             opened = not incident
             if opened:
                 incident = self._open(alert, runbook, level, via)
             journal = self.journal(incident)
             occurrence = 0
-            started = stamp_text(alert.starts_at)
             # A resolve for an alert never seen firing (it fired and ended while the responder was down):
             # its occurrence is recorded first, so the incident says when the fault began.
-            if started not in self.seen[incident] and (alert.status == "firing" or opened):
-                self.seen[incident].add(started)
-                occurrence = len(self.seen[incident])
-                journal.write("alert", status="firing", startsAt=started, occurrence=occurrence, via=via)
-                occurrence = occurrence if alert.status == "firing" else 0
-            resolved = alert.status == "resolved" and self.firing(journal.events)
+            if key not in self.seen[incident] and (alert.status == "firing" or opened):
+                self.seen[incident].add(key)
+                occurrence = sum(1 for k in self.seen[incident] if k.startswith(alert.fingerprint + "@"))
+                journal.write(
+                    "alert",
+                    status="firing",
+                    startsAt=started,
+                    occurrence=occurrence,
+                    via=via,
+                    fingerprint=alert.fingerprint,
+                    alertname=alert.name,
+                )
+                # A joined alert's first firing is part of the fault under way: no new notice, no new run.
+                occurrence = occurrence if alert.status == "firing" and not joined else 0
+            resolved = alert.status == "resolved" and alert.fingerprint in self.firing_alerts(journal.events)
             if resolved:
                 ended = stamp_text(alert.ends_at or self.clock())
-                journal.write("alert_resolved", startsAt=started, endsAt=ended, via=via)
-            if occurrence or resolved:
+                journal.write(
+                    "alert_resolved", startsAt=started, endsAt=ended, via=via, fingerprint=alert.fingerprint
+                )
+            if occurrence or resolved or joined:
                 write_record(journal.directory, journal.events)
+            # The incident's alerts all resolved: what a close waits for (one of several resolving is not).
+            resolved = resolved and not self.firing(journal.events)
             return Received(incident, alert, opened, occurrence, runbook, level, resolved)
+
+    def _joinable(self, runbook: str) -> str:
+        """An open incident of ``runbook`` whose run has not recovered yet, or ''."""
+        for incident in sorted(set(self.open.values())):
+            events = self.events(incident)
+            start = next((e for e in events if e.get("event") == "start"), {})
+            if start.get("runbook") != runbook or any(e.get("event") == "closed" for e in events):
+                continue
+            ends = [e for e in events if e.get("event") == "end"]
+            if not ends or ends[-1].get("outcome") != "recovered":
+                return incident
+        return ""
 
     def _open(self, alert: Alert, runbook: Runbook | None, level: Level | None, via: str) -> str:
         key = runbook.id if runbook else "alert_" + re.sub(r"[^a-z0-9_]+", "_", alert.name.lower()).strip("_")
@@ -166,10 +215,26 @@ class Store:
         return incident
 
     @staticmethod
-    def firing(events: list[dict[str, Any]]) -> bool:
-        """The alert's last word: firing (an occurrence after the last resolve) or not."""
-        last = [e["event"] for e in events if e.get("event") in ("alert", "alert_resolved")]
-        return bool(last) and last[-1] == "alert"
+    def firing_alerts(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The incident's alerts still firing (each fingerprint's last word is an occurrence, not a
+        resolve), by fingerprint: that last ``alert`` event, with the alert's labels."""
+        start = next((e for e in events if e.get("event") == "start"), {})
+        first = start.get("alert", {})
+        labels = {str(first.get("fingerprint", "")): first.get("labels", {})}
+        last: dict[str, dict[str, Any]] = {}
+        for event in events:
+            kind = event.get("event")
+            if kind == "alert_joined":
+                labels[str(event["alert"]["fingerprint"])] = event["alert"].get("labels", {})
+            elif kind in ("alert", "alert_resolved"):
+                fingerprint = str(event.get("fingerprint") or first.get("fingerprint", ""))
+                last[fingerprint] = {**event, "labels": labels.get(fingerprint, {})}
+        return {fp: event for fp, event in last.items() if event["event"] == "alert"}
+
+    @classmethod
+    def firing(cls, events: list[dict[str, Any]]) -> bool:
+        """Any alert of the incident still firing (an occurrence after its last resolve)."""
+        return bool(cls.firing_alerts(events))
 
     def note(self, incident: str, event: str, **fields: Any) -> None:
         with self.lock:
@@ -205,9 +270,11 @@ class Store:
                 recovered=state.end["ts"],
                 alert_resolved=resolved["endsAt"],
                 occurrences=len(self.seen.get(incident, ())),
+                alerts=len({k.split("@", 1)[0] for k in self.seen.get(incident, ())}),
                 mttd_s=round((parse_stamp(str(start["ts"])) - detected).total_seconds(), 3),
                 mttr_s=round((recovered - detected).total_seconds(), 3),
             )
             write_record(journal.directory, journal.events)
-            self.open.pop(str(start["alert"]["fingerprint"]), None)
+            for fingerprint in [fp for fp, known in self.open.items() if known == incident]:
+                self.open.pop(fingerprint)
             return closed

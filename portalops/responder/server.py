@@ -76,7 +76,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "status": "ok",
-            "open_incidents": len(responder.store.fingerprints()),
+            "open_incidents": len(set(responder.store.fingerprints().values())),
             "last_reconcile": responder.last_reconcile,
             "reconcile_error": responder.reconcile_error,
             "last_heartbeat": responder.last_heartbeat,

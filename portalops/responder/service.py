@@ -69,19 +69,17 @@ class Responder:
         received = self.receive(active, "reconcile")
         still = {a.fingerprint for a in active}
         gone = []
-        for fingerprint, incident in self.store.fingerprints().items():
-            events = self.store.events(incident)
-            if fingerprint in still or not self.store.firing(events):
-                continue
-            alert = start_event(events)["alert"]
-            last = [e for e in events if e.get("event") == "alert"][-1]
-            gone.append(Alert(fingerprint, "resolved", alert["labels"], parse_time(last["startsAt"], "startsAt"), None))
+        for incident in sorted(set(self.store.fingerprints().values())):
+            for fingerprint, last in self.store.firing_alerts(self.store.events(incident)).items():
+                if fingerprint not in still:
+                    started = parse_time(last["startsAt"], "startsAt")
+                    gone.append(Alert(fingerprint, "resolved", last["labels"], started, None))
         return received + self.receive(gone, "reconcile")
 
     def start_pending(self) -> list[str]:
         """At start: runs a previous responder was told to start and never did (it stopped in between)."""
         started = []
-        for incident in self.store.fingerprints().values():
+        for incident in sorted(set(self.store.fingerprints().values())):
             events = self.store.events(incident)
             dispatch = [e for e in events if e.get("event") == "dispatch"]
             ran = any(e.get("event") in ("run_started", "resume", "end") for e in events)
@@ -164,7 +162,7 @@ class Responder:
 
     def sweep(self) -> None:
         """Close what a person's run recovered after the alert had resolved."""
-        for incident in self.store.fingerprints().values():
+        for incident in sorted(set(self.store.fingerprints().values())):
             self.close(incident)
 
     def drain(self, timeout: float = 30.0) -> None:

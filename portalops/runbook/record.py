@@ -53,7 +53,11 @@ def _responder_line(event: dict[str, Any]) -> str | None:
     """The events of an incident the responder (portalops.responder) opened from an alert."""
     kind = event["event"]
     if kind == "alert":
-        return f"alert firing since {event['startsAt']} (occurrence {event['occurrence']}, via {event['via']})"
+        name = f"alert {event['alertname']}" if event.get("alertname") else "alert"
+        return f"{name} firing since {event['startsAt']} (occurrence {event['occurrence']}, via {event['via']})"
+    if kind == "alert_joined":
+        alert = event["alert"]
+        return f"alert {alert.get('alertname', '?')} ({alert.get('fingerprint', '?')}) joins: the same runbook's fault"
     if kind == "alert_resolved":
         return f"alert resolved at {event['endsAt']} (via {event['via']})"
     if kind == "dispatch":

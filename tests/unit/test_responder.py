@@ -328,6 +328,63 @@ def test_a_flapping_alert_is_one_incident_with_its_occurrences(world: World) -> 
     assert len(world.runner.calls) == 1
 
 
+def test_alerts_of_one_runbook_join_its_incident_and_it_closes_when_all_resolved(world: World) -> None:
+    """A defaced theme fails the probe of every site it serves: on the lab three PortalDefaced fingerprints
+    opened three incidents, one ran and two waited for ever. One fault: one incident, one notice, one run."""
+    world.runner.outcome = "declined"  # the run waits for a person before its destructive act
+    url = world.start()
+    post(url, webhook(alert(), alert(FP_DB, starts="2026-03-10T02:00:15Z", instance="https://b.example.gov.cn/")))
+    world.responder.drain()
+    [incident] = world.incidents()
+    assert [(e["fingerprint"], e["occurrence"]) for e in world.events(incident, "alert")] == [(FP_WEB, 1), (FP_DB, 1)]
+    assert world.events(incident, "alert_joined")[0]["alert"]["labels"]["instance"] == "https://b.example.gov.cn/"
+    assert len(world.runner.calls) == 1
+    assert [n["event"] for n in world.peer.notices] == ["start", "escalation"]
+
+    journal = Journal(world.root / incident)  # the person confirms; the run recovers
+    journal.write("resume", from_step="restore_database", user="person")
+    journal.write("end", outcome="recovered", exit=0, summary="")
+    post(url, webhook(alert(status="resolved")))
+    world.responder.drain()
+    assert not world.events(incident, "closed")  # the second site's alert still fires
+    post(url, webhook(alert(FP_DB, status="resolved", starts="2026-03-10T02:00:15Z")))
+    world.responder.drain()
+    [closed] = world.events(incident, "closed")
+    assert closed["alerts"] == 2
+    assert "joins: the same runbook's fault" in (world.root / incident / "incident.md").read_text()
+
+    # Loaded from disk after a restart: both fingerprints belong to nothing open any more.
+    assert Store(world.root, "inventory/lab", RUNBOOKS).fingerprints() == {}
+
+
+def test_an_alert_of_the_same_runbook_after_its_run_recovered_is_a_new_incident(world: World) -> None:
+    url = world.start()
+    post(url, webhook(alert()))
+    world.responder.drain()
+    post(url, webhook(alert(FP_DB, starts="2026-03-10T02:09:00Z")))  # the run had recovered: news
+    world.responder.drain()
+    assert len(world.incidents()) == 2
+    assert len(world.runner.calls) == 2
+    store = Store(world.root, "inventory/lab", RUNBOOKS)  # restart: each fingerprint still knows its own
+    assert sorted(store.fingerprints()) == sorted([FP_WEB, FP_DB])
+    assert len(set(store.fingerprints().values())) == 2
+
+
+def test_reconcile_resolves_a_joined_alert_no_longer_listed(world: World) -> None:
+    world.runner.outcome = "declined"
+    url = world.start()
+    post(url, webhook(alert(), alert(FP_DB, instance="https://b.example.gov.cn/")))
+    world.responder.drain()
+    [incident] = world.incidents()
+    world.peer.active = [{**alert(), "status": {"state": "active"}}]  # the second resolved unheard
+    again = world.start(reconcile=True)
+    wait_for(lambda: get(f"{again}/healthz")["last_reconcile"])
+    world.responder.drain()
+    [gone] = world.events(incident, "alert_resolved")
+    assert (gone["fingerprint"], gone["via"]) == (FP_DB, "reconcile")
+    assert get(f"{again}/healthz")["open_incidents"] == 1
+
+
 def test_a_resolve_for_an_alert_never_seen_firing_records_both_and_runs_the_runbook_to_verify(world: World) -> None:
     """A fault that came and went before the responder heard of it: its incident still needs the runbook's
     diagnosis and verify step from outside to close (on the lab, a first notification that arrives after
