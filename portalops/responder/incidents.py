@@ -157,9 +157,7 @@ class Store:
             resolved = alert.status == "resolved" and alert.fingerprint in self.firing_alerts(journal.events)
             if resolved:
                 ended = stamp_text(alert.ends_at or self.clock())
-                journal.write(
-                    "alert_resolved", startsAt=started, endsAt=ended, via=via, fingerprint=alert.fingerprint
-                )
+                journal.write("alert_resolved", startsAt=started, endsAt=ended, via=via, fingerprint=alert.fingerprint)
             if occurrence or resolved or joined:
                 write_record(journal.directory, journal.events)
             # The incident's alerts all resolved: what a close waits for (one of several resolving is not).
