@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import on, portalops, read_journal
@@ -68,23 +66,9 @@ def test_drills_refuse_a_non_lab_inventory(converged: LabConfig) -> None:
     assert on("web1", "systemctl is-active nginx").stdout.strip() == "active"
 
 
-def test_l1_portal_unreachable_finds_the_stopped_edge_restarts_it_and_verifies(converged: LabConfig) -> None:
-    found = drill("l1_portal_unreachable")
-    assert found["fault"] == "nginx_stopped" and found["mttr_s"] > 0
-    assert on("web1", "systemctl is-active nginx").stdout.strip() == "active"
-    incident = INCIDENTS / found["incident"]
-    record = (incident / "incident.md").read_text()
-    assert "Portal unreachable" in record and "recovered" in record.lower()
-    steps = journal(incident)
-    assert any("nginx" in json.dumps(entry) and entry.get("kind") == "act" for entry in steps), steps[-5:]
-
-
-@pytest.mark.parametrize("fault", ["php_fpm_killed", "mariadb_stopped"])
-def test_l1_portal_unreachable_repairs_the_cms_and_database_tiers(converged: LabConfig, fault: str) -> None:
-    found = drill("l1_portal_unreachable", "--fault", fault)
-    unit = {"php_fpm_killed": ("cms1", "php8.2-fpm"), "mariadb_stopped": ("db1", "mariadb")}[fault]
-    assert on(unit[0], f"systemctl is-active {unit[1]}").stdout.strip() == "active"
-    assert found["outcome"] == "recovered"
+# The stopped edge, the killed php-fpm and the stopped MariaDB are drilled through the monitoring
+# (test_site_responder.py): the same runbook run the same way (`portalops runbook run --resume`), after
+# the detection; their direct drills here repeated that run and are left to `make bench-drills`.
 
 
 def test_l1_portal_unreachable_escalates_when_it_cannot_recover(converged: LabConfig) -> None:

@@ -16,11 +16,17 @@ lanes = load("test_lanes", "scripts/test_lanes.py")
 
 # A stand-in for `make LAYER`: records the layer and whether SIGINT reached it ignored, fails "unit".
 FAKE_MAKE = """
-import sys
+import os, sys, time
 layer = sys.argv[-1]
 ignored = int(open("/proc/self/status").read().split("SigIgn:")[1].split()[0], 16) & 2
 with open(sys.argv[1], "a") as out:
     out.write(f"{layer} {'ignored' if ignored else 'default'}\\n")
+if layer == "integration" and os.environ.get("FAKE_CONVERGE_S"):  # as the conftest's converge fixture does
+    time.sleep(float(os.environ["FAKE_CONVERGE_S"]))
+    with open(sys.argv[1], "a") as out:
+        out.write("converged done\\n")
+    open(os.environ["PORTALOPS_CONVERGE_DONE"], "w").close()
+    time.sleep(0.5)
 print(f"output of {layer}")
 sys.exit(3 if layer == "unit" else 0)
 """
@@ -50,6 +56,16 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
     # the side lane's output is in its log and printed at the end
     assert "output of molecule" in (tmp_path / "logs" / "test-side.log").read_text()
     assert "output of molecule" in out
+
+
+def test_molecule_waits_for_the_labs_converge_and_lint_and_unit_do_not(
+    fake_make: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_CONVERGE_S", "1.5")
+    assert lanes.main() == 1
+    layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
+    assert layers.index("lint") < layers.index("converged") < layers.index("molecule"), layers
+    assert layers.index("unit") < layers.index("converged"), layers
 
 
 def test_a_failed_setup_runs_nothing_else(fake_make: Path, monkeypatch: pytest.MonkeyPatch) -> None:
