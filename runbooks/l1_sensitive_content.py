@@ -68,7 +68,7 @@ RUNBOOK = Runbook(
         act(
             "unpublish_posts",
             "再次留存证据后将含敏感词的文章撤回为草稿",
-            "Keep the evidence again, then set the posts holding a sensitive word back to draft",
+            "Keep the evidence again, then set the posts holding a sensitive word back to draft (on a CMS host)",
             check=FIND,
             run=f"{CONTENT} unpublish -i {{{{ inventory }}}}",
             destructive=True,  # takes posts off the site; nothing is deleted, the evidence is kept first

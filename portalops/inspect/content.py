@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portalops.errors import ExitCode
+from portalops.errors import BadInput, ExitCode
 from portalops.inspect import freshness, sensitive, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.report import inspect_inventory, load_sites, push_metrics, write_reports
@@ -81,10 +81,12 @@ def unpublish(source: str, site: str, evidence_dir: str, dry_run: bool, now: dt.
         return Outcome(ExitCode.UNKNOWN if unread else ExitCode.OK, [*lines, "nothing to unpublish"])
     if dry_run:
         return Outcome(ExitCode.OK, [*lines, f"would set {len(found)} back to draft (dry run)"])
+    hosts = sorted(load_inventory(source).groups.get(CMS_GROUP) or [])
+    if not hosts:
+        raise BadInput(f"the inventory has no host in group {CMS_GROUP!r}: nowhere to unpublish")
     kept = sensitive.keep(
         directory, sensitive.FOUND_PREFIX, sensitive.found_document(found, now, len(settings.words)), now
     )
-    hosts = sorted(load_inventory(source).groups.get(CMS_GROUP) or [])
     host = ssh_hosts(source, hosts[:1])[hosts[0]]
     try:
         records = sensitive.unpublish(host, found)

@@ -25,19 +25,23 @@ from portalops.inspect import content, freshness, sensitive, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.site import SiteReport
 from portalops.inspect.words import WordMatcher
-from portalops.inventory import REPO_ROOT
+from portalops.inventory import REPO_ROOT, Inventory
 from portalops.runbook.engine import Options
 from portalops.runbook.hosts import CommandResult
 from portalops.runbook.model import StepKind
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.registry import get
-from tests.unit.test_runbooks_more import Lab, record, results
+from tests.unit.test_runbooks_more import INVENTORY, Lab, record, results
 
 DATA = Path(__file__).parent / "data"
 WORD = "portalops-sensitive-test-词"
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
 SENSITIVE = get("l1_sensitive_content")
 STALE = get("l2_content_stale")
+# The fake lab's inventory with a monitoring host: the hosts l2_content_stale holds (it writes their metrics).
+WITH_MONITORING = Inventory(
+    INVENTORY.source, {**INVENTORY.hostvars, "mon1": {}}, {**INVENTORY.groups, "monitoring": ["mon1"]}
+)
 
 
 def rest(name: str) -> list[dict[str, Any]]:
@@ -378,14 +382,14 @@ def test_a_post_still_served_ends_escalated_to_the_security_officer(tmp_path: Pa
 
 
 def test_stale_content_tells_the_editors_and_ends_escalated_until_they_publish(tmp_path: Path) -> None:
-    lab = Lab(STALE)
+    lab = Lab(STALE, inventory=WITH_MONITORING)
     lab.on("inspection_warnings", "run", lambda _h: (1, "portal: STALE: dynamic section 政务动态: 13.2 days"))
     lab.on("no_inspection_warning", "run", lambda _h: (1, "1 warnings of the inspection"))
     result = lab.go(tmp_path, Options(unattended=True))
     assert result.exit is RunbookExit.NOT_RECOVERED
     assert lab.ran("tell_content_editors") == ["controller"]
     assert results(tmp_path, result.incident)["content_owner"] == "escalated"
-    published = Lab(STALE)  # the editors published meanwhile: recovered
+    published = Lab(STALE, inventory=WITH_MONITORING)  # the editors published meanwhile: recovered
     assert published.go(tmp_path, Options(unattended=True)).exit is RunbookExit.RECOVERED
 
 
@@ -398,7 +402,7 @@ def test_the_steps_run_the_content_commands_the_cli_knows() -> None:
     assert verifies == ["no_inspection_warning"] and STALE.step("no_inspection_warning").run.endswith("--metrics")
     from portalops.cli import build_parser
 
-    for planned in [*Lab(SENSITIVE).plan, *Lab(STALE).plan]:
+    for planned in [*Lab(SENSITIVE).plan, *Lab(STALE, inventory=WITH_MONITORING).plan]:
         for text in (planned.run, planned.check):
             for command in text.split("; "):
                 if " portalops.cli content " in command:
