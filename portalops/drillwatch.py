@@ -303,8 +303,8 @@ class ResponderWatch:
             seen.recovered_s = seconds(since, end.get("ts"))
             self.progress(f"monitoring: the runbook verified recovery {seen.recovered_s} s after the injection")
         # Every incident the fault opened for this runbook closes (the runs after the first find it repaired).
-        # One left to a person (e.g. DatabaseDown while the restore had the server stopped) closes only after
-        # a run: the drill, playing the person, runs the command of its notice too.
+        # One left to a person (an alert of the runbook that fired after the first run recovered, so it opened
+        # its own incident) closes only after a run: the drill, playing the person, runs its notice's command too.
         for name, events in incidents.items():
             if confirm and name not in seen.resumed and not last_end(events) and for_a_person(events):
                 seen.resumed.append(name)

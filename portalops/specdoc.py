@@ -34,9 +34,10 @@ def _type(option: dict[str, Any]) -> str:
 
 
 def _scalar(value: Any) -> str:
+    """A default as table cell text; a pipe (a Jinja filter) would end the cell."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return "" if value is None else str(value)
+    return "" if value is None else str(value).replace("|", "\\|")
 
 
 def _default(option: dict[str, Any]) -> str:

@@ -92,22 +92,13 @@ count by (instance, schema, prefix) (
 # mysqld_exporter (job mysqld) on the database tier: mysql_up is 0 when the server does not answer it.
 ALERTS = (
     Alert(
-        name="DatabaseDown",
-        expr='mysql_up{job="mysqld"} == 0',
-        summary_zh="数据库无法连接或无法读取（mysqld_exporter 连接失败）",
-        summary_en="The database does not answer or cannot be read (mysqld_exporter cannot connect)",
-        duration="15s",
-        why="for: 15s, two scrapes: a single refused connection (too many connections, a restart) is not a "
-        "lost database; the sites' own failure is seen sooner by PortalSiteDown and PortalWrongContent.",
-    ),
-    Alert(
         name="DatabaseTableLost",
         expr=TABLE_LOST,
         summary_zh="站点数据库缺少 WordPress 核心表（表被删除或丢失）",
         summary_en="A site database lacks a WordPress core table (dropped or lost)",
         duration="30s",
         why="for: 30s, two scrapes: a restore swapping tables in or a site being installed lacks some for "
-        "seconds; a server that does not answer lists no tables at all (DatabaseDown's case). A prefix with "
+        "seconds; a server that does not answer lists no tables at all (DatabaseDown's case, l1_portal_unreachable's). A prefix with "
         "fewer than half the core tables is a plugin's, not a site's.",
     ),
 )

@@ -66,6 +66,17 @@ or nginx_up{job="nginx"} == 0
         "the pool status is written every 15 s and scraped every 15 s, ~22 s on average, where the edge's "
         "cached pages would hide the fault from the probes for as long as they last.",
     ),
+    Alert(
+        name="DatabaseDown",
+        expr='mysql_up{job="mysqld"} == 0',
+        summary_zh="数据库无法连接或无法读取（mysqld_exporter 连接失败）",
+        summary_en="The database does not answer or cannot be read (mysqld_exporter cannot connect)",
+        duration="15s",
+        why="for: 15s, two scrapes: a single refused connection (too many connections, a restart) is not a dead "
+        "server. This runbook's: it starts a stopped MariaDB (the edge's cached pages hid a stopped database "
+        "from the probes for over a minute on the lab); a lost database is DatabaseTableLost's "
+        "(l1_database_lost, whose restore waits for a person and holds the hosts' lock while the server is down).",
+    ),
 )
 
 RUNBOOK = Runbook(

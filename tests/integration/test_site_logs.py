@@ -7,7 +7,9 @@ is part of it).
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
+import time
 import uuid
 
 import pytest
@@ -16,6 +18,7 @@ from portalops.lab.config import LabConfig
 from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook
 
 HOSTS = ("web1", "cms1", "db1", "backup1", "drill1")
+LOG_HOST, LOG_HOST_ADDRESS, CENTRAL = "mon1", "10.89.60.16", "/var/log/central"
 LOGS = "playbooks/logs.yml"
 ACK = "logrotate_retention_acknowledged_below_minimum"
 
@@ -128,3 +131,47 @@ def test_an_acknowledged_short_retention_would_pass(converged: LabConfig) -> Non
     assert code == 0, failed_tasks(output)
     assert stats["drill1"]["changed"] > 0, "--check should show the policies it would rewrite to 30 days"
     assert retentions("drill1") == {"180"}
+
+
+def central(token: str) -> str:
+    """The central log host's lines holding token, each prefixed with its file ('' when none)."""
+    return on(LOG_HOST, f"grep -r -- {token} {CENTRAL} || true").stdout
+
+
+def test_every_hosts_log_is_kept_on_the_log_host_and_outlives_its_deletion_on_the_host(converged: LabConfig) -> None:
+    """A line logged on each host is on mon1 within seconds, in that host's own file; then root on db1
+    deletes db1's local log files (as an intruder covering tracks would): mon1's copy is unchanged."""
+    tokens = {host: f"central-{host}-{uuid.uuid4().hex[:12]}" for host in HOSTS}
+    for host, token in tokens.items():
+        on(host, f"logger -t portalops-test {token}")
+    deadline = time.monotonic() + 60
+    while (missing := [h for h, t in tokens.items() if not central(t)]) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert not missing, f"not on {LOG_HOST} after 60 s: {missing}"
+    for host, token in tokens.items():
+        assert central(token).startswith(f"{CENTRAL}/{host}/syslog.log:"), (host, central(token))
+    lines = int(on(LOG_HOST, f"wc -l < {CENTRAL}/db1/syslog.log").stdout)
+    on("db1", "rm -f /var/log/syslog /var/log/user.log && systemctl kill -s HUP rsyslog")
+    assert on("db1", f"grep -r -- {tokens['db1']} /var/log || true").stdout == ""
+    assert tokens["db1"] in central(tokens["db1"])
+    assert int(on(LOG_HOST, f"wc -l < {CENTRAL}/db1/syslog.log").stdout) >= lines
+
+
+def test_the_log_host_takes_lines_only_from_certified_senders_behind_its_firewall(converged: LabConfig) -> None:
+    """The controller is no sender: mon1's firewall does not let it reach the port. web1 reaches it, but a
+    TLS client without a certificate of the log CA (the CA trusted, so the handshake itself is fine) gets
+    nothing written: rsyslog refuses the peer before it reads a line."""
+    with pytest.raises(OSError):
+        socket.create_connection((LOG_HOST_ADDRESS, 6514), timeout=3).close()
+    token = f"intruder-{uuid.uuid4().hex[:12]}"
+    line = f"<13>1 2026-12-04T00:00:00Z web1 intruder - - - {token}"
+    on(
+        "web1",
+        f"printf '%s %s' {len(line)} '{line}' | timeout 10 openssl s_client -quiet "
+        f"-connect {LOG_HOST_ADDRESS}:6514 -CAfile /etc/portalops-logs/ca.crt",
+        check=False,
+    )
+    time.sleep(3)
+    assert central(token) == ""
+    refused = on(LOG_HOST, "journalctl -u rsyslog --since -3min --no-pager").stdout
+    assert "did not provide a certificate" in refused, refused[-2000:]

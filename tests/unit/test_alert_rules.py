@@ -172,7 +172,7 @@ def test_the_issue_s_alerts_are_there() -> None:
         "PortalWrongContent": ("l1_portal_unreachable", "L1"),
         "PortalBackendDown": ("l1_portal_unreachable", "L1"),
         "PortalDefaced": ("l1_defacement", "L1"),
-        "DatabaseDown": ("l1_database_lost", "L1"),
+        "DatabaseDown": ("l1_portal_unreachable", "L1"),
         "DatabaseTableLost": ("l1_database_lost", "L1"),
         "PortalSlowResponse": ("l2_slow_response", "L2"),
         "PhpFpmSaturated": ("l2_slow_response", "L2"),

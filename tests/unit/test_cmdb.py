@@ -177,9 +177,23 @@ def test_ansible_output_without_a_json_document_is_bad_input() -> None:
 
 def test_each_host_has_the_roles_site_yml_gives_its_groups(doc: dict[str, Any]) -> None:
     common = ["base", "hardening", "patching"]
-    assert doc["hosts"]["web1"]["roles"] == [*common, "nginx_portal", "exporters", "restic_backup", "logrotate"]
-    assert doc["hosts"]["db1"]["roles"] == [*common, "mariadb", "exporters", "restic_backup", "logrotate"]
-    assert doc["hosts"]["backup1"]["roles"] == [*common, "exporters", "backup_repository", "logrotate"]
+    assert doc["hosts"]["web1"]["roles"] == [
+        *common,
+        "nginx_portal",
+        "exporters",
+        "restic_backup",
+        "central_logs",
+        "logrotate",
+    ]
+    assert doc["hosts"]["db1"]["roles"] == [
+        *common,
+        "mariadb",
+        "exporters",
+        "restic_backup",
+        "central_logs",
+        "logrotate",
+    ]
+    assert doc["hosts"]["backup1"]["roles"] == [*common, "exporters", "backup_repository", "central_logs", "logrotate"]
     plays = [("web:!db", ["a"]), ("backup_clients:drill", ["b"]), ("cms1", ["c"])]
     assert roles.roles_of("web1", ["web"], plays) == ["a"]
     assert roles.roles_of("drill1", ["drill"], plays) == ["b"]

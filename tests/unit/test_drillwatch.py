@@ -215,11 +215,12 @@ def test_played_as_the_person_the_drill_runs_the_runbook_in_the_incident_and_wai
     for_a_person(tmp_path)
     confirmed: list[str] = []
     confirm = the_person(tmp_path, confirmed, recovered_at=95)
-    # DatabaseDown while the restore had the server stopped: a second incident, left to a person too
+    # A second incident of the runbook, left to a person too (another site's table alert, opened after the
+    # first incident's run had recovered, so it did not join that incident)
     down = {"event": "dispatch", "ts": at(70), "mode": "person", "command": "c"}
     steps = Steps(
         {
-            1: lambda: write(tmp_path, "c", opened(70, "DatabaseDown", runbook="l1_database_lost"), down),
+            1: lambda: write(tmp_path, "c", opened(70, "DatabaseTableLost", runbook="l1_database_lost"), down),
             3: lambda: write(tmp_path, "b", closed(110)),
             4: lambda: write(tmp_path, "c", closed(120)),
         }
