@@ -252,7 +252,7 @@ def test_each_finding_comes_and_goes_with_its_cause_and_a_published_sensitive_wo
         # The L1 alert, from the metrics the inspection wrote on mon1 (node_exporter's textfile collector).
         wait_until(lambda: any(a["state"] == "firing" for a in alerts(ALERT)), 120)
         [alert] = alerts(ALERT)
-        assert (alert["labels"]["level"], alert["labels"]["runbook"]) == ("L1", "l1_defacement"), alert
+        assert (alert["labels"]["level"], alert["labels"]["runbook"]) == ("L1", "l1_sensitive_content"), alert
         blank_metric = api("/api/v1/query", query=f'portalops_inspect_blank_sections{{site="{SITE["name"]}"}}')
         assert [float(r["value"][1]) for r in blank_metric["result"]] == [blank_count(found["sections_not_updated"])]
     finally:
