@@ -19,8 +19,11 @@ from portalops.inspect.site import SiteReport
 from portalops.inspect.words import WordMatcher
 from portalops.inventory import load_inventory
 from portalops.runbook.live import ssh_hosts
+from portalops.runbook.resolve import resolve_vars
 
 CMS_GROUP = "cms"  # where the sites' WordPress runs (every CMS host shares the sites' databases)
+# Whom l2_content_stale tells (the content editors of portalops_contacts) and how (portalops_notify).
+EDITOR_VARS = {"contacts": "portalops_contacts | default([])", "notify": "portalops_notify | default(none)"}
 
 
 @dataclass
@@ -141,7 +144,8 @@ def stale(source: str, site: str, out: Path, metrics: bool, tell_editors: bool, 
         return Outcome(ExitCode.UNKNOWN if unknown else ExitCode.OK, unknown or ["the inspection warns of nothing"])
     if not found:
         return Outcome(ExitCode.OK, [*unknown, "the inspection warns of nothing: nothing to tell the editors"])
-    hostvars, _, _ = load_sites(source, site)
+    # Asked only here: portalops_notify may hold vaulted secrets the inspection itself never needs.
+    hostvars = resolve_vars(source, ["all"], EDITOR_VARS, exact=False)
     first = next(iter(hostvars.values()), {})
     people = freshness.editors(first.get("contacts"))
     names = [freshness.who(c) for c in people] or ["none in portalops_contacts (a role_en naming the content editor)"]

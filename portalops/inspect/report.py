@@ -34,9 +34,6 @@ INSPECT_VARS = {
     "lab_publish": "lab_publish | default([])",
     "ansible_host": "ansible_host | default(inventory_hostname)",
     "monitoring_prometheus_listen_address": "monitoring_prometheus_listen_address | default(none)",
-    # Whom the content runbooks tell (portalops.inspect.freshness: the content editors) and how.
-    "contacts": "portalops_contacts | default([])",
-    "notify": "portalops_notify | default(none)",
 }
 
 

@@ -327,7 +327,7 @@ def test_telling_the_editors_without_a_way_to_reach_them_fails_and_names_them(mo
     stale = report({"政务动态": 13.2})
     monkeypatch.setattr(content, "_inspect", lambda *_args: [stale])
     vars_ = {"web1": {"contacts": contacts(), "notify": {"enabled": False}}}
-    monkeypatch.setattr(content, "load_sites", lambda *_args: (vars_, None, []))
+    monkeypatch.setattr(content, "resolve_vars", lambda *_args, **_kw: vars_)
     outcome = content.stale("inventory/lab", "", Path("/nonexistent"), False, True, NOW)
     assert outcome.code == 1
     assert "content editor: 内容编辑 / Content editor (publishes on the portal): 信息发布" in outcome.lines[1]
