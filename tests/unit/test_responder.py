@@ -373,6 +373,22 @@ def test_an_alert_of_the_same_runbook_after_its_run_recovered_is_a_new_incident(
     assert len(set(store.fingerprints().values())) == 2
 
 
+def test_an_incident_whose_alerts_resolved_while_it_waits_for_a_person_is_not_joined(world: World) -> None:
+    """A person-mode incident (l1_database_lost is not in auto_run) whose alert resolved and that nobody ran
+    yet is history: another alert of the runbook is a new fault with its own incident and notice."""
+    url = world.start()
+    lost = {"alertname": "DatabaseTableLost", "runbook": "l1_database_lost"}
+    post(url, webhook(alert(FP_DB, **lost)))
+    post(url, webhook(alert(FP_DB, status="resolved", **lost)))
+    world.responder.drain()
+    [waiting] = world.incidents()
+    post(url, webhook(alert(FP_WEB, starts="2026-03-10T02:30:00Z", schema="wp_news", **lost)))
+    world.responder.drain()
+    assert len(world.incidents()) == 2
+    assert not world.events(waiting, "alert_joined")
+    assert [n["event"] for n in world.peer.notices] == ["start", "start"]
+
+
 def test_reconcile_resolves_a_joined_alert_no_longer_listed(world: World) -> None:
     world.runner.outcome = "declined"
     url = world.start()
