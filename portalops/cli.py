@@ -23,6 +23,7 @@ from portalops.cmdb import markdown as cmdb_markdown
 from portalops.cmdb import run as cmdb_run
 from portalops.drillwatch import ResponderWatch
 from portalops.errors import BadInput, ExitCode, PortalopsError
+from portalops.inspect import content
 from portalops.inspect import report as inspection
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     responder.add_argument("--config", type=Path, help="responder configuration (YAML)")
     add_vault_id(responder)
     add_inspect_parser(commands)
+    add_content_parser(commands)
     add_monitoring_parsers(commands)
     add_report_parser(commands)
     add_cmdb_parser(commands)
@@ -226,6 +228,60 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="also write each site's metrics to the monitoring hosts' textfile collector (over SSH), for the alerts",
     )
     add_vault_id(inspect)
+
+
+def add_content_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser(
+        "content",
+        help="the content runbooks' steps: sensitive words found, kept and unpublished; sections going stale",
+        epilog="exit codes: 0 sound (nothing found, done); 1 found or not done; 75 cannot tell (a site or its"
+        " REST API did not answer); 2 bad input",
+    )
+    cmds = group.add_subparsers(dest="content_command", required=True)
+    evidence_help = "evidence directory (default: the running incident's, incidents/$PORTALOPS_INCIDENT/evidence)"
+    found = cmds.add_parser("sensitive", help="published posts and pages holding a word of portalops_sensitive_words")
+    found.add_argument("--keep", action="store_true", help="keep what is found (JSON) in the evidence directory")
+    found.add_argument(
+        "--inspect",
+        action="store_true",
+        help="judge by the whole inspection instead (its report written; with --metrics its metrics too)",
+    )
+    gone = cmds.add_parser("gone", help="no post the evidence names still serves its words from outside")
+    drafts = cmds.add_parser("unpublish", help="every published post holding a word kept, then set back to draft")
+    drafts.add_argument("--dry-run", action="store_true", help="only list them")
+    stale = cmds.add_parser("stale", help="the inspection's early warnings: dynamic sections aging, blank sections")
+    stale.add_argument("--tell-editors", action="store_true", help="and e-mail them to portalops_contacts' editors")
+    for sub in (found, gone, drafts, stale):
+        sub.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+        add_vault_id(sub)
+    for sub in (found, stale):
+        sub.add_argument("--metrics", action="store_true", help="also rewrite the inspection's metrics (as inspect's)")
+        sub.add_argument(
+            "--out", default=str(REPO_ROOT / "reports" / "inspect"), help="inspection report directory (<UTC>.md, json)"
+        )
+    for sub in (found, drafts, stale):
+        sub.add_argument("--site", default="", help="only this site of portal_sites")
+    for sub in (found, gone, drafts):
+        sub.add_argument("--evidence-dir", default="", help=evidence_help)
+
+
+def run_content_command(args: argparse.Namespace, out: TextIO) -> int:
+    source = args.inventory or str(LAB_INVENTORY)
+    now = inspection.utc_now()
+    if args.content_command == "sensitive" and args.inspect:
+        outcome = content.inspection_sensitive(source, args.site, Path(args.out), args.metrics, now)
+    elif args.content_command == "sensitive":
+        if args.metrics:
+            raise BadInput("--metrics needs --inspect: metrics come from the whole inspection")
+        outcome = content.find_sensitive(source, args.site, args.keep, args.evidence_dir, now)
+    elif args.content_command == "unpublish":
+        outcome = content.unpublish(source, args.site, args.evidence_dir, args.dry_run, now)
+    elif args.content_command == "gone":
+        outcome = content.gone(source, args.evidence_dir)
+    else:
+        outcome = content.stale(source, args.site, Path(args.out), args.metrics, args.tell_editors, now)
+    print("\n".join(outcome.lines), file=out)
+    return int(outcome.code)
 
 
 def add_runbook_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -1097,6 +1153,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return ExitCode.OK
         if args.command == "inspect":
             return run_inspect_command(args, out, err)
+        if args.command == "content":
+            return run_content_command(args, out)
         if args.command == "cmdb":
             return run_cmdb_command(args, out, err)
         if args.command in ("status", "deadman"):

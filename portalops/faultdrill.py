@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from portalops import wpphp
 from portalops.drillwatch import ResponderWatch, Watched
 from portalops.errors import BadInput, EnvironmentProblem
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
@@ -51,8 +52,9 @@ LAB_CA = f"{SITE_CERTS}/ca"
 @dataclass(frozen=True)
 class Fault:
     """A named way to break the lab. Commands run as root on the first host of ``group``, or with
-    ``on_lab`` on this machine (the lab's podman host). Filled in: ``{host}``, ``{domain}`` (the first
-    site's), ``{cms_port}``, ``{fpm_log}``, ``{staging}``; on the lab also ``{container}``, ``{state}``."""
+    ``on_lab`` on this machine (the lab's podman host). Filled in: ``{host}``, ``{site}`` and ``{domain}`` (the
+    first site's), ``{cms_port}``, ``{word}`` (the first sensitive word), ``{fpm_log}``, ``{staging}``; on the
+    lab also ``{container}``, ``{state}``."""
 
     id: str
     title: str
@@ -115,8 +117,10 @@ RELEASE_STAGING = (
 )
 STAGING = "/var/backups/portalops"
 SITE_VARS = {
+    "site": "(portal_sites | first).name",
     "domain": "(portal_sites | first).domains | first",
     "cms_port": "portal_cms_port",
+    "word": "portalops_sensitive_words | default([]) | first | default('')",
 }
 # Uncached requests (a search skips the edge cache) straight at the CMS tier, 30 at a time for 40 s
 # in the background: the pools reach pm.max_children and php-fpm logs it while the runbook runs.
@@ -216,6 +220,75 @@ PLANTED_QUARANTINED = (
     f'[ "$(sha256sum < "$dir/quarantine{PLANTED_FILE}" 2>/dev/null | cut -d" " -f1)" = "$want" ] && '
     'grep -q "$want" "$record" && { echo "quarantined in $dir, recorded in $record"; exit 0; }; '
     f'done; echo "{PLANTED_FILE} ($want) is in no quarantine"; exit 1'
+)
+
+# sensitive_word_published: a post holding the inventory's first sensitive word (the lab's test word) published on
+# the first site, marked by a post meta key; the undo deletes every post so marked, whatever its status now.
+DRILL_META = "_portalops_drill"
+PUBLISH_WORD_PHP = r"""
+$admins = get_users(['role' => 'administrator', 'number' => 1, 'fields' => 'ID']);
+$id = wp_insert_post(['post_title' => 'portalops drill: sensitive word', 'post_status' => 'publish',
+                      'post_content' => '<p>' . esc_html($args[0]) . '</p>', 'post_author' => (int) $admins[0],
+                      'meta_input' => ['@META@' => 'sensitive_word_published']], true);
+if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message() . "\n"); exit(2); }
+echo json_encode(['published' => $id]), "\n";
+""".replace("@META@", DRILL_META)
+# What is left of the drill's post: gone (deleted), or kept with its status and whether it still holds the word.
+DRILL_POSTS_PHP = r"""
+$ids = get_posts(['post_type' => 'post', 'post_status' => 'any', 'meta_key' => '@META@', 'numberposts' => -1,
+                  'fields' => 'ids']);
+if (($args[0] ?? '') === 'delete') { foreach ($ids as $id) { wp_delete_post($id, true); } }
+$posts = [];
+foreach ($ids as $id) {
+    $post = get_post($id);
+    if ($post) { $posts[] = ['id' => $id, 'status' => $post->post_status,
+                             'word' => strpos($post->post_content, $args[1] ?? '') !== false]; }
+}
+echo json_encode(['posts' => $posts]), "\n";
+if (($args[0] ?? '') === 'kept') {
+    $drafts = array_filter($posts, fn($p) => $p['status'] === 'draft' && $p['word']);
+    exit(count($drafts) === count($ids) && $ids ? 0 : 1);
+}
+""".replace("@META@", DRILL_META)
+PUBLISH_WORD = 'test -n "{word}" || { echo "portalops_sensitive_words is empty"; exit 1; }; ' + wpphp.command(
+    "{site}", "{domain}", PUBLISH_WORD_PHP, "{word}"
+)
+DELETE_DRILL_POSTS = wpphp.command("{site}", "{domain}", DRILL_POSTS_PHP, "delete")
+# Nothing deleted: the drill's post is still there, a draft, its text (the word) as it was.
+DRILL_POST_KEPT = wpphp.command("{site}", "{domain}", DRILL_POSTS_PHP, "kept", "{word}")
+
+# content_stale: every published post of the first site moved back so its newest is 11 days old (the dynamic
+# sections past the 10-day warning); the shift is kept in /run and undone exactly.
+STALE_STATE = "/run/portalops-drill-content-stale.json"
+SHIFT_POSTS_PHP = r"""
+[$command, $argument] = $args + ['', ''];
+$published = "post_type = 'post' AND post_status = 'publish'";
+$shift = (int) $argument;
+if ($command === 'age') {  // $argument days old: the newest published post moved back to then
+    $newest = strtotime($wpdb->get_var("SELECT MAX(post_date_gmt) FROM {$wpdb->posts} WHERE $published") . ' UTC');
+    $shift = min(0, time() - (int) $argument * 86400 - $newest);
+}
+$moved = $wpdb->query($wpdb->prepare(
+    "UPDATE {$wpdb->posts} SET post_date = post_date + INTERVAL %d SECOND,
+     post_date_gmt = post_date_gmt + INTERVAL %d SECOND WHERE $published", $shift, $shift));
+wp_cache_flush();
+echo json_encode(['shift' => $shift, 'moved' => (int) $moved]), "\n";
+"""
+AGE_POSTS = f"test ! -e {STALE_STATE} || {{ echo 'already injected ({STALE_STATE})'; exit 1; }}; " + wpphp.command(
+    "{site}",
+    "{domain}",
+    SHIFT_POSTS_PHP,
+    "age",
+    "11",
+    then=f"| tail -n 1 > {STALE_STATE}.new && python3 -c \"import json; json.load(open('{STALE_STATE}.new'))"
+    f"['shift']\" && mv {STALE_STATE}.new {STALE_STATE} && cat {STALE_STATE}",
+)
+UNAGE_POSTS = (
+    f"test -e {STALE_STATE} || {{ echo 'nothing to undo'; exit 0; }}; "
+    f"back=$(python3 -c \"import json; print(-json.load(open('{STALE_STATE}'))['shift'])\") && "
+    + wpphp.command("{site}", "{domain}", SHIFT_POSTS_PHP, "by", "$back", then=f"&& rm -f {STALE_STATE}").replace(
+        "'$back'", '"$back"'
+    )
 )
 
 # mariadb_slow_start: a drop-in makes MariaDB's start take 60 s, then a restart without waiting leaves it
@@ -474,6 +547,27 @@ FAULTS: tuple[Fault, ...] = (
         intact=PLANTED_QUARANTINED,
     ),
     Fault(
+        "sensitive_word_published",
+        "a post holding the inventory's first sensitive word (the lab's test word) published on the first site",
+        "cms",
+        inject=PUBLISH_WORD,
+        undo=DELETE_DRILL_POSTS,
+        runbooks=("l1_sensitive_content",),
+        acts=(("l1_sensitive_content", "unpublish_posts"),),
+        # Unpublished, never deleted: the post is a draft with its text as it was.
+        intact=DRILL_POST_KEPT,
+    ),
+    Fault(
+        "content_stale",
+        "every published post of the first site dated back so its newest is 11 days old (dynamic sections aging)",
+        "cms",
+        inject=AGE_POSTS,
+        undo=UNAGE_POSTS,
+        runbooks=("l2_content_stale",),
+        # Only the editors can publish: the runbook tells them and ends escalated.
+        expect=RunbookExit.NOT_RECOVERED,
+    ),
+    Fault(
         "mariadb_disabled",
         "MariaDB stopped and disabled on the database tier (the next boot would not start it either)",
         "db",
@@ -524,10 +618,14 @@ def fault(fault_id: str) -> Fault:
 
 
 def default_fault(runbook_id: str) -> Fault:
-    """The fault a runbook's drill injects: the first one it is expected to recover from."""
-    for item in FAULTS:
-        if runbook_id in item.runbooks and item.expect is RunbookExit.RECOVERED:
+    """The fault a runbook's drill injects: the first one it is expected to recover from, else (a runbook that
+    cannot repair by itself, as l2_content_stale cannot publish) the first one it answers."""
+    answered = [item for item in FAULTS if runbook_id in item.runbooks]
+    for item in answered:
+        if item.expect is RunbookExit.RECOVERED:
             return item
+    if answered:
+        return answered[0]
     registry.get(runbook_id)  # an unknown runbook says so
     raise BadInput(f"runbook {runbook_id!r} has no drill fault; add one to portalops.faultdrill.FAULTS")
 
@@ -538,10 +636,11 @@ def require_lab(source: str) -> None:
 
 
 def first_site(source: str) -> dict[str, str]:
-    """The first site's domain and the CMS tier's port, for faults that send it requests."""
+    """The first site's name and domain, the CMS tier's port and the first word of the inventory's sensitive-word
+    list (the lab's test word), for faults that send the site requests or change its content."""
     found = resolve_vars(source, ["all"], SITE_VARS, exact=False)
     first = next(iter(found.values()), {})
-    return {"domain": str(first.get("domain") or ""), "cms_port": str(first.get("cms_port") or "")}
+    return {key: str(first.get(key) or "") for key in SITE_VARS}
 
 
 def drill_hosts(source: str, runbook_id: str, group: str) -> list[str]:

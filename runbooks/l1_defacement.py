@@ -25,7 +25,7 @@ import sys
 from dataclasses import replace
 
 from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, manual, verify
-from portalops.runbook.checks import PROBE
+from portalops.runbook.checks import CACHE_EMPTY, PROBE, PURGE_CACHE
 
 # The backup job holding each site's data (inventory/lab/group_vars/cms/backup.yml).
 FILES_JOB = "cms-files"
@@ -87,13 +87,6 @@ RECENT_CHANGES = (
     "echo '--- SSH logins in the last 3 days'; "
     "journalctl -u ssh --since '-3 days' --no-pager 2>/dev/null | grep -E 'Accepted|session opened' | tail -n 15; true"
 )
-# The edge cache (the nginx_portal role's proxy_cache_path): emptied so no defaced page is served from it.
-CACHE_DIRS = "dirs=$(nginx -T 2>/dev/null | awk '$1 == \"proxy_cache_path\" { print $2 }' | sort -u | tr '\\n' ' '); "
-CACHE_EMPTY = (
-    CACHE_DIRS + "if [ -z \"$dirs\" ]; then echo 'no edge cache configured'; exit 0; fi; "
-    'n=$(find $dirs -type f 2>/dev/null | wc -l); echo "$n cached responses in $dirs"; [ "$n" -eq 0 ]'
-)
-PURGE_CACHE = CACHE_DIRS + 'find $dirs -mindepth 1 -type f -delete && echo "emptied $dirs"'
 # Each site's front page through this edge, as visitors get it: a whole WordPress page with a title.
 EDGE_CONTENT_SCRIPT = (
     "import re, ssl, subprocess, sys, urllib.request\n"
@@ -138,16 +131,6 @@ ALERTS = (
         why="for: 0s: an exact defacement text is never a false alarm, and every probe interval the page "
         "stays up is read by visitors.",
     ),
-    Alert(
-        name="PortalSensitiveContent",
-        expr='portalops_inspect_findings{item="sensitive_content"} > 0',
-        summary_zh="已发布内容含敏感词（portalops inspect，清单 portalops_sensitive_words）",
-        summary_en="Published content holds a sensitive word (portalops inspect, portalops_sensitive_words)",
-        duration="0s",
-        why="portalops inspect --metrics (its timer, daily) writes the count of posts holding a word of the "
-        "customer's list; for: 0s: the word is exact, and the law treats published prohibited content like "
-        "defacement. The inspection report names the posts; unpublishing one waits for a person.",
-    ),
 )
 
 RUNBOOK = Runbook(
@@ -157,10 +140,6 @@ RUNBOOK = Runbook(
     level=Level.L1,
     triggers=(
         ("网站页面被篡改、出现异常内容或链接", "a site shows altered content, foreign text or links"),
-        (
-            "portalops inspect 在已发布内容中发现敏感词",
-            "portalops inspect finds a sensitive word in published content",
-        ),
         (
             "debsums、AIDE 或 rkhunter 报告文件被修改",
             "debsums, AIDE or rkhunter report changed files",

@@ -47,6 +47,13 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.3f}"
 
 
+def blank_count(report: SiteReport) -> int:
+    """Blank sections (categories without a post) and blank pages, as the veto counts them."""
+    blank = sum(1 for section in report.sections if section["blank"])
+    sections = next((i for i in report.items if i.id == "sections_not_updated"), None)
+    return blank + (sum(1 for e in sections.evidence if e.startswith("blank page: ")) if sections else 0)
+
+
 def exposition(report: SiteReport, now: dt.datetime) -> str:
     """One site's metrics in Prometheus' text format."""
     site = _label(report.site)
@@ -55,16 +62,12 @@ def exposition(report: SiteReport, now: dt.datetime) -> str:
         labels = f'site="{site}",item="{_label(item.id)}"'
         series["portalops_inspect_item_status"].append(f"{{{labels}}} {STATUS_VALUE[item.status]}")
         series["portalops_inspect_findings"].append(f"{{{labels}}} {len(item.evidence)}")
-    blank = 0
     for section in report.sections:
-        blank += bool(section["blank"])
         if section["class"] in veto.LIMIT_DAYS and section["age_days"] is not None:
             labels = f'site="{site}",section="{_label(section["slug"])}",class="{section["class"]}"'
             series["portalops_inspect_section_age_days"].append(f"{{{labels}}} {_number(section['age_days'])}")
-    sections = next((i for i in report.items if i.id == "sections_not_updated"), None)
-    blank += sum(1 for e in sections.evidence if e.startswith("blank page: ")) if sections else 0
     if report.sections:
-        series["portalops_inspect_blank_sections"].append(f'{{site="{site}"}} {blank}')
+        series["portalops_inspect_blank_sections"].append(f'{{site="{site}"}} {blank_count(report)}')
     series["portalops_inspect_last_run_timestamp_seconds"].append(f'{{site="{site}"}} {now.timestamp():.0f}')
     lines = []
     for name, samples in series.items():

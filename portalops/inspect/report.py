@@ -90,6 +90,27 @@ def prometheus_from_vars(
     return api.Prometheus(endpoints.from_inventory(inventory, alertmanager="-").prometheus, timeout)
 
 
+def load_sites(
+    source: str | Path,
+    site: str = "",
+    depth: int = 2,
+    max_requests: int = 300,
+    time_budget: float = 120.0,
+    cafiles: Sequence[str] = (),
+) -> tuple[dict[str, dict[str, Any]], Settings, list[dict[str, Any]]]:
+    """The rendered inventory variables, the settings and the sites (``site``: only that one) to inspect."""
+    if not Path(source).exists():
+        raise BadInput(f"inventory not found: {source}")
+    hostvars = resolve_vars(source, ["all"], INSPECT_VARS, exact=False)
+    settings, sites = settings_from_vars(hostvars, depth, max_requests, time_budget)
+    settings.cafiles = [*cafiles, *settings.cafiles]
+    if site:
+        sites = [s for s in sites if s["name"] == site]
+        if not sites:
+            raise BadInput(f"no site {site!r} in portal_sites")
+    return hostvars, settings, sites
+
+
 def inspect_inventory(
     source: str | Path,
     site: str = "",
@@ -101,15 +122,7 @@ def inspect_inventory(
     prometheus: str = "",
 ) -> list[SiteReport]:
     """``prometheus``: its URL, else the inventory's monitoring host (none: availability not checked)."""
-    if not Path(source).exists():
-        raise BadInput(f"inventory not found: {source}")
-    hostvars = resolve_vars(source, ["all"], INSPECT_VARS, exact=False)
-    settings, sites = settings_from_vars(hostvars, depth, max_requests, time_budget)
-    settings.cafiles = [*cafiles, *settings.cafiles]
-    if site:
-        sites = [s for s in sites if s["name"] == site]
-        if not sites:
-            raise BadInput(f"no site {site!r} in portal_sites")
+    hostvars, settings, sites = load_sites(source, site, depth, max_requests, time_budget, cafiles)
     figures = availability.read(prometheus_from_vars(hostvars, str(source), prometheus), [s["name"] for s in sites])
     moment = now or utc_now()
     return [

@@ -196,6 +196,16 @@ def crawl(
     return result
 
 
+def rendered(item: dict[str, Any], key: str) -> str:
+    """A REST item's rendered ``title`` or ``content`` (HTML, as the site shows it)."""
+    return str((item.get(key) or {}).get("rendered", ""))
+
+
+def item_text(item: dict[str, Any]) -> str:
+    """The visible text of a REST post or page, title and content: what the content checks read."""
+    return pages.visible_text(rendered(item, "title")) + "\n" + pages.visible_text(rendered(item, "content"))
+
+
 def scan_content(
     posts: Sequence[dict[str, Any]], page_items: Sequence[dict[str, Any]], matcher: WordMatcher
 ) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -206,9 +216,8 @@ def scan_content(
     mobiles: list[str] = []
     blank: list[str] = []
     for is_page, item in [*((False, p) for p in posts), *((True, p) for p in page_items)]:
-        title = str((item.get("title") or {}).get("rendered", ""))
-        content = str((item.get("content") or {}).get("rendered", ""))
-        text = pages.visible_text(title) + "\n" + pages.visible_text(content)
+        content = rendered(item, "content")
+        text = item_text(item)
         link = str(item.get("link", ""))
         if matcher:
             found = matcher.words_in(text)

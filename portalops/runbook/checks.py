@@ -131,6 +131,16 @@ def backups_younger_than(hours: int) -> str:
     return f'python3 -c "{script}"'
 
 
+# The edge cache (the nginx_portal role's proxy_cache_path): emptied so no defaced page or unpublished post is
+# served from it (CACHE_EMPTY exits 0 when it holds nothing).
+CACHE_DIRS = "dirs=$(nginx -T 2>/dev/null | awk '$1 == \"proxy_cache_path\" { print $2 }' | sort -u | tr '\\n' ' '); "
+CACHE_EMPTY = (
+    CACHE_DIRS + "if [ -z \"$dirs\" ]; then echo 'no edge cache configured'; exit 0; fi; "
+    'n=$(find $dirs -type f 2>/dev/null | wc -l); echo "$n cached responses in $dirs"; [ "$n" -eq 0 ]'
+)
+PURGE_CACHE = CACHE_DIRS + 'find $dirs -mindepth 1 -type f -delete && echo "emptied $dirs"'
+
+
 def recent_logs(*units: str, minutes: int = 30) -> str:
     """Evidence for whoever takes over: the units' last log lines."""
     flags = " ".join(f"-u {unit}" for unit in units)

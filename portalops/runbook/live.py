@@ -15,7 +15,7 @@ from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
 from portalops.runbook.planning import PlannedStep, context_for, expand, make_plan
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
-from portalops.service.changes import INCIDENT_VARIABLE
+from portalops.service.changes import INCIDENT_VARIABLE, RECORDS_VARIABLE
 from portalops.vault import ansible_env
 
 INCIDENTS_DIR = Path(os.environ.get("PORTALOPS_INCIDENTS_DIR", REPO_ROOT / "incidents"))
@@ -98,8 +98,9 @@ def live_runtime(
     def ssh(name: str) -> Host:
         return SshHost(connections[name])
 
-    # The runbooks' own ansible and ansible-playbook steps open the vault as portalops does.
-    local, opened = controller(ansible_env(source))
+    # The runbooks' own ansible and ansible-playbook steps open the vault as portalops does; the steps'
+    # records (changes, an incident's evidence) go where this run's incident is.
+    local, opened = controller({**ansible_env(source), RECORDS_VARIABLE: str(incidents)})
     return Runtime(
         hosts=ssh,
         local=local,

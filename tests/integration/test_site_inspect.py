@@ -13,6 +13,11 @@ section 政务动态, holding a broken internal link and the test word, and remo
 comes and goes with its cause, and the word's L1 alert fires in mon1's Prometheus from the metrics
 ``portalops inspect --metrics`` writes there, and resolves once the post is gone. Dates moved back, post and
 category deleted, metrics rewritten afterwards, whatever happened.
+
+The third publishes a post with the test word, reads it through the edge (so web1 caches it), and runs the
+alert's runbook, l1_sensitive_content, with --yes as the person on duty would: the post is no longer public
+through the edge, the incident's evidence holds it (id, URL, word, content) and its status before, it is a
+draft (not deleted), and the inspection is clean again. The post is deleted afterwards, whatever happened.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ import yaml
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.lab.wordpress import run_php
-from tests.integration.helpers import portalops
-from tests.integration.test_site import SITES
+from tests.integration.helpers import incident_journal, portalops
+from tests.integration.test_site import SITES, get
 from tests.integration.test_site_monitoring import api
 
 SITE = SITES[0]
@@ -60,6 +65,11 @@ if ($command === 'delete' || $command === 'uncategory') {
     exit(0);
 }
 $published = "post_type = 'post' AND post_status = 'publish'";
+if ($command === 'status') {  // how many of the test posts there are in each status
+    $statuses = array_count_values(array_map('get_post_status', $ids));
+    echo json_encode((object) $statuses), "\n";
+    exit(0);
+}
 if ($command === 'newest') {
     $newest = $wpdb->get_var("SELECT MAX(post_date_gmt) FROM {$wpdb->posts} WHERE $published");
     echo json_encode(['newest' => strtotime($newest . ' UTC')]), "\n";
@@ -242,7 +252,7 @@ def test_each_finding_comes_and_goes_with_its_cause_and_a_published_sensitive_wo
         # The L1 alert, from the metrics the inspection wrote on mon1 (node_exporter's textfile collector).
         wait_until(lambda: any(a["state"] == "firing" for a in alerts(ALERT)), 120)
         [alert] = alerts(ALERT)
-        assert (alert["labels"]["level"], alert["labels"]["runbook"]) == ("L1", "l1_defacement"), alert
+        assert (alert["labels"]["level"], alert["labels"]["runbook"]) == ("L1", "l1_sensitive_content"), alert
         blank_metric = api("/api/v1/query", query=f'portalops_inspect_blank_sections{{site="{SITE["name"]}"}}')
         assert [float(r["value"][1]) for r in blank_metric["result"]] == [blank_count(found["sections_not_updated"])]
     finally:
@@ -255,3 +265,50 @@ def test_each_finding_comes_and_goes_with_its_cause_and_a_published_sensitive_wo
     assert not [e for e in found["broken_links"]["evidence"] if MISSING in e], found["broken_links"]
     wait_until(lambda: not alerts(ALERT), 120)
     assert wordpress("newest")["newest"] == newest
+
+
+def test_the_sensitive_content_runbook_unpublishes_the_post_and_keeps_it_as_evidence(converged: LabConfig) -> None:
+    """About 60 s on a converged lab: the runbook (two REST scans, the unpublishing over SSH, the cache emptied,
+    the post asked from outside, the whole inspection of both sites) and one inspection of the portal."""
+    wordpress("delete")
+    post = wordpress("publish", DYNAMIC)["post"]
+    try:
+        status, _, body = get(converged, DOMAIN, f"/?p={post}")  # as visitors get it: web1 caches it now
+        assert status == 200 and WORD in body, status
+        result = portalops("runbook", "run", "l1_sensitive_content", "--yes", timeout=600)
+        assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+        events = incident_journal(result)
+        steps = {str(e["step"]): str(e["result"]) for e in events if e["event"] == "step_end"}
+        assert (steps["find_posts"], steps["unpublish_posts"], steps["purge_edge_cache"]) == (
+            "problem",
+            "done",
+            "done",
+        ), steps
+        assert steps["posts_not_served"] == steps["inspection_clean"] == "passed", steps
+
+        # Not public any more, from outside through the edge (its cache was emptied), and not deleted: a draft.
+        status, _, body = get(converged, DOMAIN, f"/?p={post}")
+        assert status == 404 and WORD not in body, status
+        assert wordpress("status") == {"draft": 1}
+
+        # The evidence, in the incident's directory: the post as the public saw it, and as the database held it.
+        start = next(e for e in events if e["event"] == "start")
+        evidence = REPO_ROOT / "incidents" / str(start["incident"]) / "evidence"
+        found = [
+            entry
+            for path in sorted(evidence.glob("sensitive-*.json"))
+            for entry in json.loads(path.read_text())["found"]
+            if entry["id"] == post
+        ]
+        assert found and found[0]["words"] == [WORD.casefold()], found
+        assert found[0]["link"].endswith(f"?p={post}") and WORD in found[0]["content"], found[0]
+        [unpublished] = [json.loads(p.read_text()) for p in evidence.glob("unpublished-*.json")]
+        [record] = [r for r in unpublished["posts"] if r["id"] == post]
+        assert (record["status_before"], record["status"]) == ("publish", "draft") and WORD in record["content"]
+        assert oct(evidence.stat().st_mode & 0o777) == "0o700"
+
+        # The inspection is clean again.
+        _, document, _ = inspect()
+        assert items(document)["sensitive_content"]["status"] == "pass", items(document)["sensitive_content"]
+    finally:
+        wordpress("delete")

@@ -41,8 +41,9 @@ THIRD_PARTY = {
     "node_systemd_unit_state": "node",
 }
 # Labels the expressions may match or group on: Prometheus's (job, instance), the probe jobs' (site,
-# domain), node_exporter's (fstype, state), the textfile metrics' (command, pool, the inspection's item),
-# mysqld_exporter's tables collector (schema, table) and what label_replace makes of them (prefix).
+# domain), node_exporter's (fstype, state), the textfile metrics' (command, pool, the inspection's item and
+# a section's class), mysqld_exporter's tables collector (schema, table) and what label_replace makes of
+# them (prefix).
 LABELS = {
     "job",
     "instance",
@@ -53,6 +54,7 @@ LABELS = {
     "command",
     "pool",
     "item",
+    "class",
     "schema",
     "table",
     "prefix",

@@ -8,7 +8,6 @@ import email.policy
 import hashlib
 import hmac
 import json
-import socketserver
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -30,35 +29,6 @@ NOTICE = Notice(
 )
 SIGNING = "SEC-test-signing-value"
 NOW_MS = 1773108000123
-
-
-class SmtpSink(socketserver.StreamRequestHandler):
-    """Just enough SMTP to take one message: what smtplib sends, answered with 2xx/3xx."""
-
-    received: list[bytes]
-
-    def reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-
-    def handle(self) -> None:
-        self.reply("220 sink ready")
-        while line := self.rfile.readline():
-            verb = line.split(b" ", 1)[0].strip().upper()
-            if verb == b"EHLO":
-                self.reply("250-sink")
-                self.reply("250 8BITMIME")
-            elif verb == b"DATA":
-                self.reply("354 go on")
-                data = b""
-                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
-                    data += chunk
-                self.server.received.append(data)  # type: ignore[attr-defined]
-                self.reply("250 queued")
-            elif verb == b"QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 ok")
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -84,16 +54,6 @@ class Receiver(BaseHTTPRequestHandler):
 def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def smtp() -> Iterator[socketserver.ThreadingTCPServer]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SmtpSink)
-    server.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from portalops.inventory import REPO_ROOT, parse_inventory
+from portalops.inventory import REPO_ROOT, Inventory, parse_inventory
 from portalops.runbook import Runbook
 from portalops.runbook.checks import (
     MARIADB_SLOW_LOG,
@@ -70,9 +70,10 @@ class Lab:
     runbook: Runbook
     handlers: dict[str, Handler] = field(default_factory=dict)
     log: list[tuple[str, str]] = field(default_factory=list)
+    inventory: Inventory = INVENTORY
 
     def __post_init__(self) -> None:
-        self.plan = make_plan(self.runbook, INVENTORY, [], CONTEXT)
+        self.plan = make_plan(self.runbook, self.inventory, [], CONTEXT)
         for planned in self.plan:
             for text in (planned.run, planned.check):
                 if text:
