@@ -98,8 +98,8 @@ ALERTS = (
         summary_en="A site database lacks a WordPress core table (dropped or lost)",
         duration="30s",
         why="for: 30s, two scrapes: a restore swapping tables in or a site being installed lacks some for "
-        "seconds; a server that does not answer lists no tables at all (DatabaseDown's case, l1_portal_unreachable's). A prefix with "
-        "fewer than half the core tables is a plugin's, not a site's.",
+        "seconds; a server that does not answer lists no tables at all (DatabaseDown's case, "
+        "l1_portal_unreachable's). A prefix with fewer than half the core tables is a plugin's, not a site's.",
     ),
 )
 

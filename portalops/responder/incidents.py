@@ -10,9 +10,9 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
   auto-acknowledges what it opens, which meets the "respond" deadline (portalops.runbook.lifecycle);
 - ``alert``: one per occurrence (a new ``startsAt`` for a fingerprint: a flapping alert), with its
   ``fingerprint``; a repeated notification of the same occurrence writes nothing;
-- ``alert_joined``: another alert naming the same runbook fired while the incident's run has not
-  recovered yet (a defaced theme fails the probe of every site it serves: one fault, one incident,
-  one run); its occurrences and resolve are journalled like the first alert's;
+- ``alert_joined``: another alert naming the same runbook fired while an alert of the incident still
+  fires and its run has not recovered yet (a defaced theme fails the probe of every site it serves:
+  one fault, one incident, one run); its occurrences and resolve are journalled like the first's;
 - ``alert_resolved``: Alertmanager says a fingerprint resolved (or no longer lists it after a restart);
 - ``closed``: the runbook verified recovery (its ``end`` event: recovered) and every alert of the
   incident resolved, with MTTD (startsAt -> incident opened) and MTTR (startsAt -> verified
@@ -165,14 +165,17 @@ class Store:
             return Received(incident, alert, opened, occurrence, runbook, level, resolved)
 
     def _joinable(self, runbook: str) -> str:
-        """An open incident of ``runbook`` whose run has not recovered yet, or ''."""
+        """An open incident of ``runbook`` whose fault is going on (an alert of it still fires) and whose run
+        has not recovered yet, or ''. One whose alerts all resolved while it waits for a person is history:
+        a new alert is a new fault (on the lab, DatabaseDown during a MariaDB drill left such an incident, and
+        a dropped table a drill later joined it and opened nothing)."""
         for incident in sorted(set(self.open.values())):
             events = self.events(incident)
             start = next((e for e in events if e.get("event") == "start"), {})
             if start.get("runbook") != runbook or any(e.get("event") == "closed" for e in events):
                 continue
             ends = [e for e in events if e.get("event") == "end"]
-            if not ends or ends[-1].get("outcome") != "recovered":
+            if self.firing(events) and (not ends or ends[-1].get("outcome") != "recovered"):
                 return incident
         return ""
 

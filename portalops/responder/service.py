@@ -18,7 +18,7 @@ from portalops.responder.alerts import Alert, is_heartbeat_labels, parse_time
 from portalops.responder.config import Config
 from portalops.responder.incidents import Received, Store, destructive_acts
 from portalops.responder.notices import closed_notice, confirm_command, opened_notice, waiting_notice
-from portalops.responder.runner import Runner
+from portalops.responder.runner import UNKNOWN_LEVEL, Runner
 from portalops.runbook.journal import stamp, start_event, utc_now
 from portalops.runbook.notify import Notice, Notifier
 from portalops.runbook.outcome import RunbookExit
@@ -143,7 +143,7 @@ class Responder:
             LOG.info("incident %s: waits for the hosts: %s", incident, holder)
 
         self.store.note(incident, "run_started", runbook=runbook, unattended=True)
-        rc = self.runner(runbook, incident, waiting)
+        rc = self.runner(runbook, incident, waiting, int(start.get("level") or UNKNOWN_LEVEL))
         self.store.note(incident, "run_ended", runbook=runbook, exit=rc)
         LOG.info("incident %s: runbook %s exited %s", incident, runbook, rc)
         if rc == RunbookExit.ABORTED:

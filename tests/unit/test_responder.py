@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -98,11 +99,13 @@ class FakeRunner:
     root: Path
     outcome: str = "recovered"  # recovered | not_recovered | declined
     calls: list[tuple[str, str]] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, runbook: str, incident: str, waiting: Callable[[str], None]) -> int:
+    def __call__(self, runbook: str, incident: str, waiting: Callable[[str], None], level: int = 4) -> int:
         with self.lock:
             self.calls.append((runbook, incident))
+            self.levels.append(level)
         journal = Journal(self.root / incident)
         journal.write("resume", from_step="probe", user="test")
         if self.outcome == "declined":
@@ -370,6 +373,22 @@ def test_an_alert_of_the_same_runbook_after_its_run_recovered_is_a_new_incident(
     assert len(set(store.fingerprints().values())) == 2
 
 
+def test_an_incident_whose_alerts_resolved_while_it_waits_for_a_person_is_not_joined(world: World) -> None:
+    """A person-mode incident (l1_database_lost is not in auto_run) whose alert resolved and that nobody ran
+    yet is history: another alert of the runbook is a new fault with its own incident and notice."""
+    url = world.start()
+    lost = {"alertname": "DatabaseTableLost", "runbook": "l1_database_lost"}
+    post(url, webhook(alert(FP_DB, **lost)))
+    post(url, webhook(alert(FP_DB, status="resolved", **lost)))
+    world.responder.drain()
+    [waiting] = world.incidents()
+    post(url, webhook(alert(FP_WEB, starts="2026-03-10T02:30:00Z", schema="wp_news", **lost)))
+    world.responder.drain()
+    assert len(world.incidents()) == 2
+    assert not world.events(waiting, "alert_joined")
+    assert [n["event"] for n in world.peer.notices] == ["start", "start"]
+
+
 def test_reconcile_resolves_a_joined_alert_no_longer_listed(world: World) -> None:
     world.runner.outcome = "declined"
     url = world.start()
@@ -517,6 +536,53 @@ def test_a_run_whose_hosts_are_busy_waits_and_tries_again() -> None:
     assert "--unattended" in runner.argv("l1_portal_unreachable", "INC")
     busy = SubprocessRunner("i", Path("/n"), lock_wait=0, sleep=slept.append, execute=lambda a, b: (3, " is busy: "))
     assert busy("r", "INC", told.append) == 3  # waited long enough: the exit says busy
+
+
+def test_an_l1_run_waiting_for_hosts_goes_before_the_l2_and_l3_runs_that_waited_longer() -> None:
+    """Three runs wait for hosts a fourth holds: the L3 first, then the L2, then the L1. When the holder
+    ends, the L1 gets the hosts first; the L2 and L3 do not even try while it waits."""
+    holder_done = threading.Event()
+    order: list[str] = []
+    guard = threading.Lock()
+
+    attempts: list[str] = []
+
+    def execute(argv: list[str], log: Path) -> tuple[int, str]:
+        incident = argv[argv.index("--resume") + 1]
+        with guard:
+            attempts.append(incident)
+            if not holder_done.is_set():
+                return 3, "portalops: db1 of inventory x is busy: runbook l2 by a@b"
+            order.append(incident)
+            return 0, ""
+
+    runner = SubprocessRunner(
+        "inventory/lab", Path("/nowhere"), lock_wait=600, sleep=lambda s: time.sleep(0.01), execute=execute
+    )
+    threads = []
+    for incident, level in (("L3-run", 3), ("L2-run", 2), ("L1-run", 1)):
+        threads.append(threading.Thread(target=runner, args=("r", incident, lambda line: None, level)))
+        threads[-1].start()
+        wait_for(lambda incident=incident: incident in runner._waiting)
+    with guard:
+        since_l1_waits = len(attempts)
+    time.sleep(0.1)  # some rounds of retries: only the L1 run tries
+    holder_done.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order[0] == "L1-run", order
+    l1_done = len(attempts) - 1 - attempts[::-1].index("L1-run")  # its one successful try
+    assert set(attempts[since_l1_waits : l1_done + 1]) == {"L1-run"}, attempts
+    assert sorted(order) == ["L1-run", "L2-run", "L3-run"]
+    assert runner._waiting == {}
+    assert runner.outranked("L2-run", 2) is False  # nobody waits any more
+
+
+def test_the_responder_passes_the_incidents_level_to_the_runner(world: World) -> None:
+    url = world.start()
+    post(url, webhook(alert()))
+    world.responder.drain()
+    assert world.runner.levels == [1]
 
 
 def test_config_refuses_unknown_keys_and_a_missing_or_short_token(tmp_path: Path) -> None:
