@@ -50,3 +50,20 @@ def test_defaults_are_the_specs_defaults(role: Path) -> None:
 def test_public_variables_carry_the_role_prefix(role: Path) -> None:
     prefix = role.name + "_"
     assert all(name.startswith(prefix) for name in spec_of(role)), "public variables are <role>_*"
+
+
+def test_set_filters_in_rendered_variables_are_sorted() -> None:
+    """Ansible's difference/union/intersect return sets, whose order changes with Python's hash seed from run
+    to run; a variable rendered into a file (an allow list, a list of peers) must sort after them, or every
+    run rewrites the file and restarts its service (on the lab: mon1's nftables and rsyslog on each re-run)."""
+    files = [*REPO_ROOT.glob("roles/*/defaults/main.yml"), *REPO_ROOT.glob("roles/*/vars/main.yml")]
+    files += [*REPO_ROOT.glob("inventory/*/group_vars/**/*.yml"), *REPO_ROOT.glob("roles/*/meta/argument_specs.yml")]
+    unsorted = []
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for name in ("difference(", "union(", "intersect("):
+                at = line.find(f"| {name}")
+                rest = line[at:]
+                if at >= 0 and "| sort" not in rest and "| length" not in rest:
+                    unsorted.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}")
+    assert unsorted == [], "\n".join(unsorted)
