@@ -56,10 +56,6 @@ class Received:
     resolved: bool = False
 
 
-def _occurrence(fingerprint: str, starts_at: str) -> str:
-    return f"{fingerprint}@{starts_at}"
-
-
 def destructive_acts(runbook: Runbook) -> list[str]:
     return [s.id for s in runbook.steps if s.kind is StepKind.ACT and s.destructive]
 
@@ -82,7 +78,7 @@ class Store:
         self.clock = clock
         self.lock = threading.RLock()
         self.open: dict[str, str] = {}  # fingerprint -> incident
-        self.seen: dict[str, set[str]] = {}  # incident -> its occurrences, "fingerprint@startsAt"
+        self.seen: dict[str, set[tuple[str, str]]] = {}  # incident -> its occurrences, (fingerprint, startsAt)
         self.load()
 
     def load(self) -> None:
@@ -106,7 +102,7 @@ class Store:
                         fingerprint = str(event.get("fingerprint") or first)
                         self.open[fingerprint] = incident
                         if event["event"] == "alert":
-                            self.seen[incident].add(_occurrence(fingerprint, str(event["startsAt"])))
+                            self.seen[incident].add((fingerprint, str(event["startsAt"])))
 
     def journal(self, incident: str) -> Journal:
         return Journal(self.root / incident, self.clock)
@@ -120,7 +116,7 @@ class Store:
             runbook = self.runbooks.get(alert.runbook)
             level = alert.level or (runbook.level if runbook else None)
             started = stamp_text(alert.starts_at)
-            key = _occurrence(alert.fingerprint, started)
+            key = (alert.fingerprint, started)
             incident = self.open.get(alert.fingerprint, "")
             new_firing = alert.status == "firing" and key not in self.seen.get(incident, ())
             if incident and new_firing and any(e.get("event") == "closed" for e in self.events(incident)):
@@ -142,7 +138,7 @@ class Store:
             # its occurrence is recorded first, so the incident says when the fault began.
             if key not in self.seen[incident] and (alert.status == "firing" or opened):
                 self.seen[incident].add(key)
-                occurrence = sum(1 for k in self.seen[incident] if k.startswith(alert.fingerprint + "@"))
+                occurrence = sum(1 for fingerprint, _ in self.seen[incident] if fingerprint == alert.fingerprint)
                 journal.write(
                     "alert",
                     status="firing",
@@ -271,7 +267,7 @@ class Store:
                 recovered=state.end["ts"],
                 alert_resolved=resolved["endsAt"],
                 occurrences=len(self.seen.get(incident, ())),
-                alerts=len({k.split("@", 1)[0] for k in self.seen.get(incident, ())}),
+                alerts=len({fingerprint for fingerprint, _ in self.seen.get(incident, ())}),
                 mttd_s=round((parse_stamp(str(start["ts"])) - detected).total_seconds(), 3),
                 mttr_s=round((recovered - detected).total_seconds(), 3),
             )
