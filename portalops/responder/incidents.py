@@ -19,7 +19,9 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
   recovery), in seconds.
 
 A fingerprint whose incident is closed opens a new incident when it fires again; so does an alert of
-the same runbook once the incident's run recovered (the repair is done; what fires now is news).
+the same runbook once the incident's run recovered (the repair is done; what fires now is news). A resolve
+of an occurrence a closed incident already holds (Alertmanager repeats a group's resolved alerts) opens
+nothing.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Store:
         self.lock = threading.RLock()
         self.open: dict[str, str] = {}  # fingerprint -> incident
         self.seen: dict[str, set[tuple[str, str]]] = {}  # incident -> its occurrences, (fingerprint, startsAt)
+        self.ended: dict[tuple[str, str], str] = {}  # an occurrence of a closed incident -> that incident
         self.load()
 
     def load(self) -> None:
@@ -86,14 +89,19 @@ class Store:
         with self.lock:
             self.open.clear()
             self.seen.clear()
+            self.ended.clear()
             for path in sorted(self.root.glob("*/journal.jsonl")):
                 events = read_events(path)
                 start = next((e for e in events if e.get("event") == "start"), None)
                 if not start or start.get("opened_by") != "responder":
                     continue
-                if any(e.get("event") == "closed" for e in events):
-                    continue
                 incident = path.parent.name
+                if any(e.get("event") == "closed" for e in events):
+                    first = str(start["alert"]["fingerprint"])
+                    for event in events:
+                        if event.get("event") == "alert":
+                            self.ended[(str(event.get("fingerprint") or first), str(event["startsAt"]))] = incident
+                    continue
                 first = str(start["alert"]["fingerprint"])
                 self.seen[incident] = set()
                 self.open[first] = incident
@@ -118,6 +126,10 @@ class Store:
             started = stamp_text(alert.starts_at)
             key = (alert.fingerprint, started)
             incident = self.open.get(alert.fingerprint, "")
+            if not incident and key in self.ended:
+                # Alertmanager repeats a group's resolved alerts after the incident that held them closed
+                # (on the lab, each repeat opened a new incident and ran the runbook again): already told.
+                return Received(self.ended[key], alert, False, 0, runbook, level)
             new_firing = alert.status == "firing" and key not in self.seen.get(incident, ())
             if incident and new_firing and any(e.get("event") == "closed" for e in self.events(incident)):
                 self.open.pop(alert.fingerprint)  # a person closed it (`portalops incident close`): a new
@@ -274,4 +286,5 @@ class Store:
             write_record(journal.directory, journal.events)
             for fingerprint in [fp for fp, known in self.open.items() if known == incident]:
                 self.open.pop(fingerprint)
+            self.ended.update(dict.fromkeys(self.seen.pop(incident, ()), incident))
             return closed

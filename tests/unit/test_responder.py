@@ -360,6 +360,27 @@ def test_alerts_of_one_runbook_join_its_incident_and_it_closes_when_all_resolved
     assert Store(world.root, "inventory/lab", RUNBOOKS).fingerprints() == {}
 
 
+def test_a_resolved_alert_repeated_after_its_incident_closed_opens_nothing(world: World) -> None:
+    """Alertmanager repeats a group's resolved alerts at each group_interval; on the lab each repeat after the
+    close opened a new incident and ran the runbook again (CI: two runs still going when the drill ended)."""
+    url = world.start()
+    post(url, webhook(alert(), alert(FP_DB, instance="https://b.example.gov.cn/")))
+    world.responder.drain()
+    post(url, webhook(alert(status="resolved"), alert(FP_DB, status="resolved", instance="https://b.example.gov.cn/")))
+    world.responder.drain()
+    [incident] = world.incidents()
+    assert world.events(incident, "closed")
+    repeat = webhook(alert(FP_DB, status="resolved", instance="https://b.example.gov.cn/"))
+    for target in (url, world.start()):  # as it runs, and after a restart (read back from the journals)
+        before = len(world.peer.notices)
+        post(target, repeat)
+        world.responder.drain()
+        assert world.incidents() == [incident]
+        assert len(world.runner.calls) == 1
+        assert len(world.peer.notices) == before
+        assert len(world.events(incident, "alert_resolved")) == 2
+
+
 def test_an_alert_of_the_same_runbook_after_its_run_recovered_is_a_new_incident(world: World) -> None:
     url = world.start()
     post(url, webhook(alert()))
