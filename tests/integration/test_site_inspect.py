@@ -213,7 +213,8 @@ def assert_seeded_baseline(code: int, document: dict[str, Any]) -> None:
     assert notices["class"] == "notice" and 34 <= notices["age_days"] < 150, notices
     assert news["class"] == "dynamic" and 0.9 <= news["age_days"] < 10, news
     assert not [s for s in site["sections"] if s["stale"]], site["sections"]
-    # One blank category, counted (the alert is at 4, the veto at 5).
+    # One blank category, counted (the alert is at 4, the veto at 5); WordPress's default one is exempt (inventory).
+    assert sections["未分类"]["class"] == "exempt" and not sections["未分类"]["blank"], sections["未分类"]
     assert [s["slug"] for s in site["sections"] if s["blank"]] == [BLANK_SEEDED], site["sections"]
     assert found["sections_not_updated"]["status"] == "pass" and blank_count(found["sections_not_updated"]) == 1
     # The page's two broken links, with the page: the internal one answered 404, the external one's name never
