@@ -26,6 +26,7 @@ global $wpdb;
 """
 PHP = "/usr/bin/php8.2"  # Debian 12's (the wordpress role's wordpress_php_version)
 USER_PREFIX = "wp-"  # the wordpress role's wordpress_user_prefix
+CMS_GROUP = "cms"  # where the sites' WordPress runs (every CMS host shares the sites' databases)
 
 
 def command(site: str, domain: str, body: str, *args: str, then: str = "") -> str:

@@ -20,8 +20,8 @@ from portalops.inspect.words import WordMatcher
 from portalops.inventory import load_inventory
 from portalops.runbook.live import ssh_hosts
 from portalops.runbook.resolve import resolve_vars
+from portalops.wpphp import CMS_GROUP
 
-CMS_GROUP = "cms"  # where the sites' WordPress runs (every CMS host shares the sites' databases)
 # Whom l2_content_stale tells (the content editors of portalops_contacts) and how (portalops_notify).
 EDITOR_VARS = {"contacts": "portalops_contacts | default([])", "notify": "portalops_notify | default(none)"}
 

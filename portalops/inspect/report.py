@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput, EnvironmentProblem, ExitCode
-from portalops.inspect import availability, interaction, metrics, pages, veto
+from portalops.inspect import availability, interaction, metrics, pages, scheduled, veto
 from portalops.inspect.site import Settings, SiteReport, inspect_site
 from portalops.inventory import Inventory
 from portalops.monitoring import api, endpoints
@@ -28,6 +28,7 @@ from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
 
 INSPECT_VARS = {
     **PROBE_VARS,
+    **CONNECTION_VARS,  # the first CMS host's, where the scheduled posts are read (:mod:`scheduled`)
     "words": "portalops_sensitive_words | default([])",
     "error_patterns": "portalops_inspect_error_patterns | default(none)",
     # Where Prometheus answers, by portalops status' rule (portalops.monitoring.endpoints).
@@ -124,6 +125,7 @@ def inspect_inventory(
     """``prometheus``: its URL, else the inventory's monitoring host (none: availability not checked)."""
     hostvars, settings, sites = load_sites(source, site, depth, max_requests, time_budget, cafiles)
     figures = availability.read(prometheus_from_vars(hostvars, str(source), prometheus), [s["name"] for s in sites])
+    held_back = scheduled.read_sites(hostvars, sites)
     moment = now or utc_now()
     return [
         inspect_site(
@@ -134,6 +136,7 @@ def inspect_inventory(
             moment,
             figure=figures.get(s["name"], availability.NOT_MEASURED),
             interaction_source=s["interaction_source"],
+            held_back=held_back.get(s["name"]),
         )
         for s in sites
     ]

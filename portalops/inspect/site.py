@@ -18,19 +18,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from portalops.inspect import availability, interaction, pages, veto
+from portalops.inspect import availability, interaction, pages, scheduled, veto
 from portalops.inspect.edge import Answer, Edge
 from portalops.inspect.personal import find_personal_data
 from portalops.inspect.words import WordMatcher
 from portalops.monitoring import api
 from portalops.probe import CACHE_BYPASS
 
-POST_FIELDS = "id,date_gmt,link,categories,title,content"
+POST_FIELDS = "id,date_gmt,status,link,categories,title,content"
 PAGE_FIELDS = "id,link,title,content"
 CATEGORY_FIELDS = "id,name,slug,parent,count,link"
 PER_PAGE = 100
 MAX_REST_PAGES = 100  # 10,000 posts: past that the count is said to be partial
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clocks differ a little; a post minutes ahead is not falsified
+# Host names that never resolve (RFC 6761, 6.4): a link to one is broken, known without a request.
+NEVER_RESOLVES = ("invalid",)
 # Never requested while crawling: the login page is rate limited at the edge, the admin redirects to it.
 SKIP_PATHS = re.compile(r"^/(wp-admin/|wp-login\.php|xmlrpc\.php|wp-cron\.php)")
 ErrorPatterns = Sequence[re.Pattern[str]]
@@ -125,6 +126,7 @@ class Crawl:
     broken: list[str] = field(default_factory=list)
     error_pages: list[str] = field(default_factory=list)
     external: set[str] = field(default_factory=set)
+    unresolvable: set[str] = field(default_factory=set)  # external links to a name that never resolves
     unchecked: int = 0  # internal links left when the budget ran out
 
 
@@ -140,7 +142,8 @@ def crawl(
 ) -> Crawl:
     """Links from the home page down to ``depth`` (1: the home page's links), each internal one fetched
     once; pages (anchors to HTML) parsed for further links and error texts. External links are counted,
-    never requested: no request leaves the portal."""
+    never requested: no request leaves the portal; one to a name that never resolves (``.invalid``) is
+    broken, which needs no request to know."""
     result = Crawl()
     hosts = {d.lower() for d in domains}
     # A page of the site is its path and query: its domains (and http, which the edge redirects) serve the same.
@@ -151,8 +154,13 @@ def crawl(
         for link in pages.links(answer.text(), answer.url):
             url = without_bypass(link.url)
             parts = urllib.parse.urlsplit(url)
-            if (parts.hostname or "").lower() not in hosts:
-                result.external.add(url)
+            host = (parts.hostname or "").lower()
+            if host not in hosts:
+                if host.rsplit(".", 1)[-1] not in NEVER_RESOLVES:
+                    result.external.add(url)
+                elif url not in result.unresolvable:
+                    result.unresolvable.add(url)
+                    result.broken.append(f"{url} (the name never resolves: reserved, RFC 6761) on {answer.url}")
                 continue
             if SKIP_PATHS.match(parts.path) or _local(url) in seen:
                 continue
@@ -267,9 +275,11 @@ def inspect_site(
     clock: Callable[[], float] = time.monotonic,
     figure: availability.Figure = availability.NOT_MEASURED,
     interaction_source: str = "",
+    held_back: scheduled.Scheduled | None = None,
 ) -> SiteReport:
     """``figure``: the site's 7-day availability as the monitoring recorded it (:func:`availability.read`);
-    ``interaction_source``: where its enquiry section's messages are read (:mod:`interaction`), if it has one."""
+    ``interaction_source``: where its enquiry section's messages are read (:mod:`interaction`), if it has one;
+    ``held_back``: its scheduled posts as read in its WordPress (:func:`scheduled.read_sites`), if they were."""
     started = clock()
     edge = Edge(settings.public_url, domains[0], settings.cafiles, settings.timeout)
     report = SiteReport(name, domains[0], edge.base, veto.PASS, [], availability_7d=figure)
@@ -343,17 +353,14 @@ def inspect_site(
             personal.status = veto.AT_RISK
             personal.margin = f"{len(mobiles)} mobile numbers to review (an official contact is no leak); no ID number"
         items.append(personal)
-        future = [
-            f"{p.get('link', '')}: dated {p['date']:%Y-%m-%d %H:%M} UTC"
-            for p in posts
-            if p["date"] > now + FUTURE_TOLERANCE
-        ]
+        future = scheduled.falsified(posts, now)
         future += [f"{edge.base}: home page shows the date {d}" for d in dates if d > today]
         items.append(
             veto.listing_item(
                 "future_dates", "严重表述错误: 发布日期造假", "Serious errors: falsified (future) dates", True, future
             )
         )
+    items.append(scheduled.item(held_back, now))
     items.append(interaction_item(edge, domains, interaction_source, today))
     found = crawl(
         edge,
@@ -366,6 +373,8 @@ def inspect_site(
         clock,
     )
     budget = f"; {found.unchecked} internal links left unchecked (request or time budget)" if found.unchecked else ""
+    dead = len(found.unresolvable)
+    unresolvable = f"; {dead} external links to a name that never resolves (.invalid), broken" if dead else ""
     items.append(
         veto.listing_item(
             "broken_links",
@@ -373,8 +382,8 @@ def inspect_site(
             "Broken links (points)",
             False,
             found.broken,
-            margin=f"{len(found.broken)} of {found.checked} internal links broken, depth {settings.depth}{budget};"
-            f" {len(found.external)} external links not requested (nothing leaves the portal)",
+            margin=f"{len(found.broken) - dead} of {found.checked} internal links broken, depth {settings.depth}"
+            f"{budget}{unresolvable}; {len(found.external)} external links not requested (nothing leaves the portal)",
         )
     )
     items.append(

@@ -1,5 +1,12 @@
-"""`portalops inspect` on the real portal: a falsified (future) date, a leaked ID number and a sensitive word
-are found with their posts' URLs, and are gone once the posts are.
+"""`portalops inspect` on the real portal: the seeded findings, exactly, and all below the alert lines; a
+falsified (future) date, a leaked ID number and a sensitive word are found with their posts' URLs, and are gone
+once the posts are.
+
+The role's seed (roles/wordpress, lab only) gives the checks real things to find and the monitoring nothing to
+alert on: notices 1 to 5 months old, news from the last days, one blank category, a page with a broken internal
+link (a page that answers 404) and a broken external one (a .invalid name: broken without a request, nothing
+leaves the lab), a post scheduled a month ahead (held back by WordPress: listed, never a falsified date). The
+first test checks that baseline on the inspection it runs after its planted posts are gone.
 
 Two posts are published on the portal site (cms1, through WordPress' own functions as the site's user,
 the way the role seeds it: Debian has no WP-CLI): one whose date is set three weeks ahead in the
@@ -51,6 +58,13 @@ DYNAMIC = "政务动态"  # a dynamic section of the seed (inventory/lab/group_v
 MISSING = "/?p=999999999"  # no such post (a path would be the home page under plain permalinks): a broken link
 ALERT = "PortalSensitiveContent"
 STALE_DAYS = 15
+# What the role seeds (its vars): the blank category, the page's links, the scheduled post.
+SEED = yaml.safe_load((REPO_ROOT / "roles/wordpress/vars/main.yml").read_text())
+BLANK_SEEDED = SEED["__wordpress_seed_blank_category"]["slug"]
+SEED_LINKS = [link["href"] for link in SEED["__wordpress_seed_page"]["links"]]
+SCHEDULED = SEED["__wordpress_seed_scheduled"]
+# The alerts on the inspection's metrics (runbooks l2_content_stale and l1_sensitive_content).
+INSPECTION_ALERTS = ("PortalSectionAging", "PortalSectionStale", "PortalBlankSections", "PortalInspectionVetoFailed")
 # Run in WordPress as the site's user (portalops.lab.wordpress) with the command and its argument; prints JSON.
 PHP = (
     r"""
@@ -158,6 +172,11 @@ def test_inspect_finds_a_future_date_an_id_number_and_a_sensitive_word_until_the
     future, personal, sensitive = found["future_dates"], found["personal_data"], found["sensitive_content"]
     assert future["status"] == "fail", future
     assert [e for e in future["evidence"] if re.search(rf"[?&]p={planted['future']}: dated ", e)], future
+    # Only the planted post is falsified: the seeded scheduled one, also dated ahead, is held back, not public.
+    others = [
+        e for e in future["evidence"] if not re.search(rf"[?&]p={planted['future']}: dated |: home page shows ", e)
+    ]
+    assert not others and found["scheduled_posts"]["status"] == "pass", found
     assert personal["status"] == "fail", personal
     assert [e for e in personal["evidence"] if e.endswith(f"p={planted['personal']}: id_card {MASKED_ID}")], personal
     assert TEST_ID not in text  # the report names the post, never the whole number
@@ -174,9 +193,50 @@ def test_inspect_finds_a_future_date_an_id_number_and_a_sensitive_word_until_the
     assert found["site_unreachable"]["status"] in ("pass", "at_risk", "fail"), found["site_unreachable"]
 
     assert wordpress("delete")["deleted"] == 2
-    _, document, _ = inspect()
+    code, document, _ = inspect()
     found = items(document)
     assert [found[k]["status"] for k in ("future_dates", "personal_data", "sensitive_content")] == ["pass"] * 3, found
+    assert_seeded_baseline(code, document)
+
+
+def assert_seeded_baseline(code: int, document: dict[str, Any]) -> None:
+    """Exactly the seed's findings, each below its alert line. The 7-day availability is whatever the lab's
+    drills made of it (the exit code follows it), so every other item is judged here."""
+    found = items(document)
+    [site] = document["sites"]
+    if found["site_unreachable"]["status"] != "fail":
+        assert (code, document["exit"]) == (0, 0), found
+    sections = {s["name"]: s for s in site["sections"]}
+    # The old and the new: notices 1 to 5 months old (notice class, at risk at 150 days), news from the last days
+    # (the dynamic alerts start at 10); dated from the converge day, so they age with the lab.
+    notices, news = sections["通知公告"], sections[DYNAMIC]
+    assert notices["class"] == "notice" and 34 <= notices["age_days"] < 150, notices
+    assert news["class"] == "dynamic" and 0.9 <= news["age_days"] < 10, news
+    assert not [s for s in site["sections"] if s["stale"]], site["sections"]
+    # One blank category, counted (the alert is at 4, the veto at 5); WordPress's default one is exempt (inventory).
+    assert sections["未分类"]["class"] == "exempt" and not sections["未分类"]["blank"], sections["未分类"]
+    assert [s["slug"] for s in site["sections"] if s["blank"]] == [BLANK_SEEDED], site["sections"]
+    assert found["sections_not_updated"]["status"] == "pass" and blank_count(found["sections_not_updated"]) == 1
+    # The page's two broken links, with the page: the internal one answered 404, the external one's name never
+    # resolves (known without a request); nothing else is broken.
+    broken = found["broken_links"]
+    assert (broken["status"], broken["veto"]) == ("fail", False), broken  # points, never a veto
+    page = rf" on https://{re.escape(DOMAIN)}/\?page_id=\d+$"
+    internal, external = f"https://{DOMAIN}{SEED_LINKS[0]}", SEED_LINKS[1]
+    [dead, missing] = sorted(broken["evidence"], key=lambda line: not line.startswith(external))
+    assert re.match(re.escape(f"{internal} (404)") + page, missing), broken
+    assert re.match(re.escape(f"{external} (the name never resolves: reserved, RFC 6761)") + page, dead), broken
+    # The scheduled post: dated ahead, listed, not falsified.
+    scheduled = found["scheduled_posts"]
+    assert (scheduled["status"], found["future_dates"]["status"]) == ("pass", "pass"), found
+    [line] = scheduled["evidence"]
+    ahead = re.search(rf"^https://\S+: post '{SCHEDULED['zh']}' scheduled for .* UTC, in ([\d.]+) days$", line)
+    assert ahead and 0 < float(ahead.group(1)) <= SCHEDULED["ahead_days"], line
+    # Nothing else: no content veto item failed, no error page, no sensitive word or personal data.
+    failed = {k for k, i in found.items() if i["status"] == "fail"} - {"site_unreachable"}
+    assert failed == {"broken_links"}, found
+    assert found["site_not_updated"]["status"] == "pass", found["site_not_updated"]
+    assert not found["error_pages"]["evidence"] and not found["personal_data"]["evidence"], found
 
 
 def alerts(name: str) -> list[dict[str, Any]]:
@@ -265,6 +325,9 @@ def test_each_finding_comes_and_goes_with_its_cause_and_a_published_sensitive_wo
     assert not [e for e in found["broken_links"]["evidence"] if MISSING in e], found["broken_links"]
     wait_until(lambda: not alerts(ALERT), 120)
     assert wordpress("newest")["newest"] == newest
+    # The seeded lab's metrics, now in Prometheus, are below every alert line: not even pending (those the
+    # moved dates raised clear at their groups' next evaluation).
+    wait_until(lambda: not [a for name in INSPECTION_ALERTS for a in alerts(name)], 60)
 
 
 def test_the_sensitive_content_runbook_unpublishes_the_post_and_keeps_it_as_evidence(converged: LabConfig) -> None:

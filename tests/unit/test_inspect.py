@@ -20,7 +20,7 @@ import yaml
 
 from portalops.cli import build_parser, main
 from portalops.errors import BadInput
-from portalops.inspect import availability, interaction, pages, veto
+from portalops.inspect import availability, interaction, pages, scheduled, veto
 from portalops.inspect.edge import Edge
 from portalops.inspect.personal import find_personal_data, valid_id_number
 from portalops.inspect.report import markdown, prometheus_from_vars, settings_from_vars, to_json
@@ -32,6 +32,11 @@ from tests.unit.test_probe import serve_tls
 
 DATA = Path(__file__).parent / "data" / "inspect"
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
+# What the site's WordPress holds back (read on the CMS host, never public): one post scheduled ahead.
+HELD_BACK = scheduled.Scheduled(
+    [scheduled.Post(41, "post", "元旦放假安排", NOW + dt.timedelta(days=21), "https://portal.lab.test/?p=41")],
+    read=True,
+)
 CLASSES = yaml.safe_load((DATA / "classes.yaml").read_text())
 ID_NUMBERS = yaml.safe_load((DATA / "id_numbers.yaml").read_text())
 MOBILES = yaml.safe_load((DATA / "mobiles.yaml").read_text())
@@ -431,7 +436,7 @@ def test_the_edge_is_asked_by_address_with_the_domain_as_tls_name_on_one_connect
 
 def test_a_site_inspected_end_to_end(fake_portal: str) -> None:
     settings = Settings(fake_portal, words=["portalops-sensitive-test-词"], depth=2)
-    report = inspect_site("portal", ["portal.lab.test", "www.portal.lab.test"], [], settings, NOW)
+    report = inspect_site("portal", ["portal.lab.test", "www.portal.lab.test"], [], settings, NOW, held_back=HELD_BACK)
     items = {i.id: i for i in report.items}
     assert {k: i.status for k, i in items.items()} == {
         "site_unreachable": veto.NOT_CHECKED,
@@ -440,6 +445,7 @@ def test_a_site_inspected_end_to_end(fake_portal: str) -> None:
         "sensitive_content": veto.FAIL,
         "personal_data": veto.FAIL,
         "future_dates": veto.FAIL,
+        "scheduled_posts": veto.PASS,
         "interaction": veto.NOT_CHECKED,
         "broken_links": veto.FAIL,
         "error_pages": veto.FAIL,
@@ -447,9 +453,21 @@ def test_a_site_inspected_end_to_end(fake_portal: str) -> None:
     assert report.status == veto.FAIL
     assert items["site_not_updated"].margin == "1 day since the newest item on the home page (2026-12-02), veto at 14"
     assert items["future_dates"].evidence == ["https://portal.lab.test/?p=20: dated 2026-12-22 02:00 UTC"]
+    # The scheduled post is held back, listed with its date, and no falsified date.
+    assert items["scheduled_posts"].evidence == [
+        "https://portal.lab.test/?p=41: post '元旦放假安排' scheduled for 2026-12-24 12:00 UTC, in 21.0 days"
+    ]
     # The fake edge speaks plain HTTP, so the pages it serves are http:// ones; the REST links are as recorded.
-    assert items["broken_links"].evidence == ["http://portal.lab.test/?p=17 (404) on http://portal.lab.test/"]
-    assert items["broken_links"].margin.endswith("2 external links not requested (nothing leaves the portal)")
+    assert items["broken_links"].evidence == [
+        # Known without a request (found as the home page is read): the name never resolves; nothing leaves.
+        "http://unresolvable.invalid/page (the name never resolves: reserved, RFC 6761) on http://portal.lab.test/",
+        "http://portal.lab.test/?p=17 (404) on http://portal.lab.test/",
+    ]
+    assert items["broken_links"].margin.endswith(
+        "; 1 external links to a name that never resolves (.invalid), broken;"
+        " 1 external links not requested (nothing leaves the portal)"
+    )
+    assert items["broken_links"].margin.startswith("1 of ")
     assert items["error_pages"].evidence == [
         "https://portal.lab.test/?p=18: HTTP 200 showing 建立数据库连接时出错",
         "http://portal.lab.test/?cat=2: HTTP 200 showing 页面不存在",

@@ -68,6 +68,17 @@ def test_site_answers_with_its_seeded_posts(host, site, domain, db):
         assert title in page.stdout, title
 
 
+@pytest.mark.parametrize("site,domain,db", SITES)
+def test_seed_adds_a_blank_category_a_page_of_links_and_a_post_scheduled_ahead(host, site, domain, db):
+    blank = "FROM wp_terms t JOIN wp_term_taxonomy tt USING (term_id) WHERE t.slug = 'special-topics'"
+    assert sql(host, db, "SELECT tt.taxonomy, tt.count " + blank) == ["category\t0"]
+    pages = "FROM wp_posts WHERE post_type = 'page' AND post_status = 'publish'"
+    [content] = sql(host, db, "SELECT post_content " + pages)  # batch mode: one line, newlines escaped
+    assert '<a href="/?page_id=999999999">' in content and '<a href="https://zwfw.county.invalid/">' in content
+    ahead = "FROM wp_posts WHERE post_status = 'future' AND post_date_gmt > UTC_TIMESTAMP()"
+    assert sql(host, db, "SELECT COUNT(*) " + ahead) == ["1"]
+
+
 def test_first_site_answers_its_aliases_and_unknown_hosts_are_dropped(host):
     portal = blogname(host, "wp_portal")
     assert portal in get(host, "www.portal.lab.test").stdout

@@ -62,31 +62,59 @@ function portalops_fail(string $message, int $code = 2): void
     exit($code);
 }
 
-/** Seed content: the JSON file the role renders (categories and topics). */
+/** Seed content: the JSON file the role renders (categories, topics, the blank category, the page, the scheduled post). */
 function portalops_seed_data(string $file): array
 {
     $data = json_decode((string) file_get_contents($file), true);
-    if (!is_array($data) || !isset($data['topics'], $data['categories'])) {
+    if (!is_array($data) || !isset($data['topics'], $data['categories'], $data['blank_category'], $data['page'], $data['scheduled'])) {
         portalops_fail("cannot read seed data from $file", 1);
     }
     return $data;
 }
 
-/** The posts the seed data asks for, keyed by a stable seed key. */
+/**
+ * The posts and pages the seed data asks for, keyed by a stable seed key: a published post per topic and
+ * language (the English one an hour younger), the post scheduled ahead, the page of links. Each one's
+ * date is its offset in seconds from the moment it is created.
+ */
 function portalops_seed_posts(array $data): array
 {
     $posts = [];
     foreach ($data['topics'] as $i => $topic) {
         foreach (['zh', 'en'] as $lang) {
             $posts[sprintf('topic-%02d-%s', $i + 1, $lang)] = [
+                'type' => 'post',
+                'status' => 'publish',
                 'lang' => $lang,
                 'title' => $topic[$lang],
                 'category' => $topic['category'],
-                'age_days' => count($data['topics']) * 2 - ($i * 2 + ($lang === 'zh' ? 1 : 0)),
+                'offset' => -(int) round($topic['age_days'] * 86400) + ($lang === 'en' ? 3600 : 0),
             ];
         }
     }
+    $posts['scheduled-01'] = [
+        'type' => 'post',
+        'status' => 'future',
+        'lang' => 'zh',
+        'title' => $data['scheduled']['zh'],
+        'category' => $data['scheduled']['category'],
+        'offset' => (int) round($data['scheduled']['ahead_days'] * 86400),
+    ];
+    $posts['page-links'] = [
+        'type' => 'page',
+        'status' => 'publish',
+        'lang' => 'zh',
+        'title' => $data['page']['title'],
+        'links' => $data['page']['links'],
+        'offset' => 0,
+    ];
     return $posts;
+}
+
+/** Whether the blank category is still to be made (found by its slug, whatever it holds now). */
+function portalops_seed_blank_missing(array $data): bool
+{
+    return !get_term_by('slug', $data['blank_category']['slug'], 'category');
 }
 
 /** Seed keys already present (any post status), from post meta. */
@@ -100,6 +128,14 @@ function portalops_seed_present(): array
 
 function portalops_body(array $post, string $image_html): string
 {
+    if (isset($post['links'])) {
+        $html = '<!-- wp:paragraph --><p>' . esc_html('本页汇集本县各部门网站和常用服务的链接。') . '</p><!-- /wp:paragraph -->';
+        foreach ($post['links'] as $link) {
+            $html .= "\n<!-- wp:paragraph --><p><a href=\"" . esc_url($link['href']) . '">' . esc_html($link['text'])
+                . '</a></p><!-- /wp:paragraph -->';
+        }
+        return $html;
+    }
     if ($post['lang'] === 'zh') {
         $paragraphs = [
             '为切实做好相关工作，现将有关事项通知如下。各乡镇人民政府、县直各部门要高度重视，加强组织领导，明确责任分工，确保各项措施落到实处。',
@@ -170,8 +206,11 @@ switch ($command) {
         $installed = is_blog_installed();
         $missing = 0;
         if ($seed_file !== '') {
-            $wanted = array_keys(portalops_seed_posts(portalops_seed_data($seed_file)));
-            $missing = $installed ? count(array_diff($wanted, portalops_seed_present())) : count($wanted);
+            $data = portalops_seed_data($seed_file);
+            $wanted = array_keys(portalops_seed_posts($data));
+            $missing = $installed
+                ? count(array_diff($wanted, portalops_seed_present())) + (portalops_seed_blank_missing($data) ? 1 : 0)
+                : count($wanted) + 1;
         }
         echo json_encode(['installed' => $installed, 'seed_missing' => $missing]), "\n";
         $portalops_done = true;
@@ -218,32 +257,45 @@ switch ($command) {
         $admins = get_users(['role' => 'administrator', 'number' => 1, 'fields' => 'ID']);
         $author = $admins ? (int) $admins[0] : 1;
         $created = 0;
+        if (portalops_seed_blank_missing($data)) {
+            $blank = $data['blank_category'];
+            $term = wp_insert_term($blank['name'], 'category', ['slug' => $blank['slug']]);
+            if (is_wp_error($term)) {
+                portalops_fail('cannot create category ' . $blank['name'] . ': ' . $term->get_error_message());
+            }
+            $created++;
+        }
         $first = true;
         foreach (portalops_seed_posts($data) as $key => $post) {
             if (in_array($key, $present, true)) {
                 $first = false;
                 continue;
             }
-            $category = $data['categories'][$post['category']][$post['lang']];
-            $term = term_exists($category, 'category');
-            if (!$term) {
-                $term = wp_insert_term($category, 'category');
-                if (is_wp_error($term)) {
-                    portalops_fail('cannot create category ' . $category . ': ' . $term->get_error_message());
+            $categories = [];
+            if (isset($post['category'])) {
+                $category = $data['categories'][$post['category']][$post['lang']];
+                $term = term_exists($category, 'category');
+                if (!$term) {
+                    $term = wp_insert_term($category, 'category');
+                    if (is_wp_error($term)) {
+                        portalops_fail('cannot create category ' . $category . ': ' . $term->get_error_message());
+                    }
                 }
+                $categories = [(int) $term['term_id']];
             }
             $image_html = '';
-            if ($first) {
+            if ($first && $post['type'] === 'post') {
                 $image_html = "\n<!-- wp:image {\"id\":$image_id} --><figure class=\"wp-block-image\"><img src=\""
                     . esc_url($image_url) . "\" alt=\"County Government Portal\" class=\"wp-image-$image_id\"/></figure><!-- /wp:image -->";
             }
-            $date = gmdate('Y-m-d H:i:s', time() - $post['age_days'] * 86400);
+            $date = gmdate('Y-m-d H:i:s', time() + $post['offset']);
             $id = wp_insert_post([
+                'post_type' => $post['type'],
                 'post_title' => $post['title'],
                 'post_content' => portalops_body($post, $image_html),
-                'post_status' => 'publish',
+                'post_status' => $post['status'],
                 'post_author' => $author,
-                'post_category' => [(int) $term['term_id']],
+                'post_category' => $categories,
                 'post_date_gmt' => $date,
                 'post_date' => get_date_from_gmt($date),
                 'meta_input' => ['_portalops_seed_key' => $key],
@@ -251,7 +303,7 @@ switch ($command) {
             if (is_wp_error($id)) {
                 portalops_fail('cannot create post ' . $key . ': ' . $id->get_error_message());
             }
-            if ($first) {
+            if ($image_html !== '') {
                 set_post_thumbnail($id, $image_id);
                 wp_update_post(['ID' => $image_id, 'post_parent' => $id]);
                 $first = false;
