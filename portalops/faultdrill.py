@@ -707,13 +707,18 @@ class Drill:
             target.close()
         return result.ok, (result.stdout + result.stderr).strip()
 
-    def _fault_shell(self, item: Fault, host: str, command: str) -> tuple[bool, str]:
+    def _filled(self, item: Fault, host: str, command: str) -> str:
+        """``command`` with its placeholders ({host}, {site}, {domain}, {word}, ...) filled in."""
         values = {"host": host, "staging": STAGING, "fpm_log": PHP_FPM_LOG, **self._site(self.source)}
         if item.on_lab:
             config = lab_config(load_inventory(self.source))
             values.update(container=config.container(config.host(host)), state=str(config.state_dir))
         for key, value in values.items():
             command = command.replace("{" + key + "}", value)
+        return command
+
+    def _fault_shell(self, item: Fault, host: str, command: str) -> tuple[bool, str]:
+        command = self._filled(item, host, command)
         return self._local(command) if item.on_lab else self._shell(host, command)
 
     def inject(self, item: Fault) -> str:
@@ -873,7 +878,9 @@ class Drill:
             portal = self.portal_ok()
             intact: bool | None = None
             if item.intact:
-                intact, output = self._shell(host, item.intact, timeout=600)
+                # On the fault's host, its placeholders filled as the injection's were (sensitive_word_published's
+                # check names the site and the word: unfilled, it asked for the user wp-{site}).
+                intact, output = self._shell(host, self._filled(item, host, item.intact), timeout=600)
                 self.progress(f"data check on {host}: {'intact' if intact else 'LOST'}: {output[-400:]}")
             after, after_output = self._shell(host, item.after) if item.after else (True, "")
             if item.after:

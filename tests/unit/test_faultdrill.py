@@ -185,6 +185,17 @@ def test_fault_commands_get_the_site_and_port_filled_in(monkeypatch: pytest.Monk
     assert "{" + "domain}" not in command and "/var/log/php8.2-fpm.log" in command
 
 
+def test_the_data_check_gets_the_site_and_word_filled_in_like_the_injection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the lab, sensitive_word_published's data check ran unfilled and asked for the user wp-{site}."""
+    log: list[tuple[str, str]] = []
+    drill = make_drill(monkeypatch, log)
+    monkeypatch.setattr(drill, "_site", lambda _source: {"site": "portal", "domain": "portal.lab.test", "word": "zz"})
+    fault = faultdrill.fault("sensitive_word_published")
+    drill.run("l1_sensitive_content", fault, lambda _id: (RunbookExit.RECOVERED, ""))
+    [check] = [command for _host, command in log if " kept " in command.splitlines()[0]]
+    assert check.startswith("cd /tmp && runuser -u wp-portal -- /usr/bin/php8.2 -- 'portal.lab.test' kept 'zz'"), check
+
+
 def test_a_report_is_written_per_drill(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     result = make_drill(monkeypatch, []).run(
         "l1_portal_unreachable", faultdrill.fault("nginx_stopped"), lambda _id: (RunbookExit.RECOVERED, "inc")
