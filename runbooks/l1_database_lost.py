@@ -28,25 +28,31 @@ from __future__ import annotations
 import sys
 
 from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
-from portalops.runbook.checks import PHP_FPM, PROBE, ansible_check, recent_logs, unit_active, unit_restart
+from portalops.runbook.checks import (
+    BACKUP_TOOL,
+    CHECK_DATABASE,
+    DATABASE_SOUND,
+    FPM_ACTIVE,
+    PHP_FPM,
+    PROBE,
+    recent_logs,
+    unit_active,
+    unit_restart,
+    writes_into_a_sound_database,
+)
 
-BACKUP = "/usr/local/sbin/portalops-backup"
-# Healthy (exit 0), lost/corrupted (exit 1: a core table missing, unreadable or emptied, published content,
-# users or options gone in bulk, against the newest backup's manifest) or unknown (exit 75: the server does
-# not answer right now, e.g. still in crash recovery, too many connections, a lock wait), which never stops
-# writes nor restores; read-only, runs during a backup.
-CHECK_DATABASE = f"{BACKUP} check-database"
+# CHECK_DATABASE: healthy (exit 0), lost/corrupted (exit 1) or unknown (exit 75: the server does not answer
+# right now, e.g. still in crash recovery, too many connections, a lock wait), which never stops writes nor
+# restores.
 # The web tier's proxy cache (nginx_portal_cache_dir).
 EDGE_CACHE = "/var/cache/nginx/portal"
 
 # Writes are the sites' php-fpm pools (one service on the CMS tier). Whether to stop or start them is
 # the database tier's answer, so these steps run on the controller through Ansible: writes stop only
 # when the database is really lost (never on a false alarm, never while it cannot be read), and start again
-# only into a sound one (a WordPress without its tables offers its installer to anyone).
-DATABASE_SOUND = ansible_check("db", CHECK_DATABASE)
+# only into a sound one (a WordPress without its tables offers its installer to anyone): DATABASE_SOUND.
 # A server that is still starting (a long InnoDB crash recovery) is waited for, never restarted.
 MARIADB_START_WAIT = 240
-FPM_ACTIVE = f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.command -a 'systemctl is-active {PHP_FPM}' -o"
 
 
 def fpm(action: str) -> str:
@@ -59,10 +65,7 @@ def fpm(action: str) -> str:
 PURGE_EDGE_CACHE = (
     f"ansible web -i {{{{ inventory }}}} -m ansible.builtin.command -a 'find {EDGE_CACHE} -type f -delete' -o"
 )
-RESUME_WRITES = (
-    f"if ! {DATABASE_SOUND}; then echo 'the database is not sound: {PHP_FPM} stays stopped for the DBA'; exit 1; fi; "
-    f"{fpm('start')} && {PURGE_EDGE_CACHE}"
-)
+RESUME_WRITES = writes_into_a_sound_database(f"{fpm('start')} && {PURGE_EDGE_CACHE}", "for the DBA")
 EVIDENCE = (
     f"{recent_logs('mariadb')}; ls -ld /var/lib/mysql /var/lib/mysql.*-restore-* 2>&1; "
     "cat /var/lib/portalops/backup/restore-database.json 2>&1"
@@ -164,7 +167,7 @@ RUNBOOK = Runbook(
             "before the accident, and record the RPO",
             on=("db",),
             check=CHECK_DATABASE,
-            run=f"{BACKUP} restore-database --yes",
+            run=f"{BACKUP_TOOL} restore-database --yes",
             destructive=True,
             wait=60,  # stop_writes has already waited for a database that could not be read
             # Longer than any limit of the wrapper's own (6 h: restic restore, mariadb-backup --move-back,

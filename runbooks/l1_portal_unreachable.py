@@ -8,10 +8,12 @@ Run: portalops runbook run l1_portal_unreachable [--dry-run] [--yes], or this fi
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import (
+    FPM_ACTIVE,
     NFTABLES_MANAGED,
     NFTABLES_RESTORE,
     PHP_FPM,
@@ -21,9 +23,19 @@ from portalops.runbook.checks import (
     recent_logs,
     unit_active,
     unit_restart,
+    writes_into_a_sound_database,
 )
 
 TIERS = ("web", "cms", "db")
+
+# php-fpm is the sites' writes. A stopped php-fpm is restarted only when the database tier says sound: started
+# into a lost database (l1_database_lost stopped writes and waits for a person to restore, or the table went
+# with the crash), WordPress offers its installer to anyone. Run from the controller, where the database's
+# answer is; the restart itself on every host of the CMS tier (unit_restart: waits for one still starting).
+START_PHP_FPM = writes_into_a_sound_database(
+    f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.shell -a {shlex.quote(unit_restart(PHP_FPM))} -o",
+    "l1_database_lost decides, with a person, and restores it",
+)
 
 # Its triggers as monitoring sees them: the blackbox probe of every domain through the edge (job http_portal,
 # labels site and domain; the monitoring role). A failed probe says why only in probe_failed_due_to_regex:
@@ -136,11 +148,11 @@ RUNBOOK = Runbook(
         ),
         act(
             "start_php_fpm",
-            "重启 php-fpm",
-            "Restart php-fpm",
-            on=("cms",),
-            check=unit_active(PHP_FPM),
-            run=unit_restart(PHP_FPM),
+            "数据库完好时重启 php-fpm（数据库丢失或无法判断时保持停止写入）",
+            "Restart php-fpm, into a sound database only (lost or unknown: writes stay stopped)",
+            check=FPM_ACTIVE,
+            run=START_PHP_FPM,
+            timeout=360,  # the database's check (up to 240 s) and then the restart
         ),
         act(
             "start_cms_nginx",

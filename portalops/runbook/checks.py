@@ -287,3 +287,26 @@ def ansible_check(pattern: str, command: str, timeout: int = 240) -> str:
         f"-a 'timeout {timeout} {command}' -o 2>&1); rc=$?; "
         f'printf "%s\\n" "$out"; printf "%s\\n" "$out" | {verdict})'
     )
+
+
+# The backup wrapper on the database tier (restic_backup role). `check-database`: sound (exit 0), lost or
+# corrupted (1: a core table missing, unreadable or emptied, published content, users or options gone in bulk,
+# against the newest backup's manifest) or unknown (75: the server does not answer right now); read-only,
+# runs during a backup.
+BACKUP_TOOL = "/usr/local/sbin/portalops-backup"
+CHECK_DATABASE = f"{BACKUP_TOOL} check-database"
+DATABASE_SOUND = ansible_check("db", CHECK_DATABASE)
+# php-fpm active on every host of the CMS tier (ansible exits non-zero when one is not, or unreachable).
+FPM_ACTIVE = f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.command -a 'systemctl is-active {PHP_FPM}' -o"
+
+
+def writes_into_a_sound_database(start: str, otherwise: str) -> str:
+    """``start`` (what resumes writes: php-fpm on the CMS tier), run from the controller only when the
+    database tier says sound: a WordPress without its tables offers its installer to anyone. Lost or
+    unknown (the server not answering, the wrapper missing): exit 1 naming ``otherwise``, and php-fpm
+    stays stopped, whoever stopped it (a person, l1_database_lost's stop_writes, a crash)."""
+    return (
+        f"if ! {DATABASE_SOUND}; then "
+        f"echo '{PHP_FPM} stays stopped: the database tier does not say sound (above); {otherwise}'; exit 1; fi; "
+        f"{start}"
+    )

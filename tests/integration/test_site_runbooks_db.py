@@ -65,6 +65,22 @@ def test_a_healthy_database_is_never_restored(fresh_backup: dict[str, Any]) -> N
     assert on("cms1", "systemctl is-active php8.2-fpm").stdout.strip() == "active"
 
 
+def test_the_portal_runbook_never_starts_writes_into_a_lost_database(fresh_backup: dict[str, Any]) -> None:
+    """Writes stopped over a lost database (as l1_database_lost's stop_writes leaves them while a person decides
+    on the restore): l1_portal_unreachable, which an alert may run unattended, sees php-fpm stopped and leaves it
+    stopped, saying why, rather than open a WordPress without its posts table (its installer) to anyone."""
+    on("db1", f"mariadb -e 'DROP TABLE {TABLE}'")
+    on("cms1", "systemctl stop php8.2-fpm")
+    result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=900)
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]  # not recovered: escalated
+    assert on("cms1", "systemctl is-active php8.2-fpm", check=False).stdout.strip() == "inactive"
+    events = incident_journal(result)
+    results = step_results(events)
+    assert results["start_php_fpm"] == "failed" and results["portal_back"] == "failed", results
+    [said] = [e for e in events if e["event"] == "step_end" and e["step"] == "start_php_fpm"]
+    assert any("php8.2-fpm stays stopped: the database tier does not say sound" in f for f in said["findings"]), said
+
+
 def test_a_dropped_posts_table_is_restored_verified_and_served(
     fresh_backup: dict[str, Any], converged: LabConfig
 ) -> None:
