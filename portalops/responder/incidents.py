@@ -12,7 +12,13 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
   ``fingerprint``; a repeated notification of the same occurrence writes nothing;
 - ``alert_joined``: another alert naming the same runbook fired while an alert of the incident still
   fires and its run has not recovered yet (a defaced theme fails the probe of every site it serves:
-  one fault, one incident, one run); its occurrences and resolve are journalled like the first's;
+  one fault, one incident, one run); its occurrences and resolve are journalled like the first's.
+  Also one that began within ``settle`` seconds of the run's verified recovery (``after_recovery``):
+  the monitoring's lag (a probe alert's ``for:``, a scrape, an evaluation, group_wait) reports the same
+  fault late; on the lab each such alert opened an incident of its own, paged the duty team again and ran
+  the runbook again, three L1 incidents for one killed php-fpm;
+- ``alert_moved``: such a late alert still fires ``settle`` seconds after it joined: a fault of its own,
+  moved to a new incident (opened, told and run like any);
 - ``alert_resolved``: Alertmanager says a fingerprint resolved (or no longer lists it after a restart);
 - ``closed``: the runbook verified recovery (its ``end`` event: recovered) and every alert of the
   incident resolved, with MTTD (startsAt -> incident opened) and MTTR (startsAt -> verified
@@ -31,7 +37,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +78,10 @@ class Store:
         runbooks: Mapping[str, Runbook],
         calendar: WorkCalendar | None = None,
         clock: Callable[[], datetime] = utc_now,
+        settle: float = 90.0,
     ) -> None:
         self.root = root
+        self.settle = timedelta(seconds=settle)
         self.inventory = inventory
         self.runbooks = runbooks
         self.calendar = calendar or WorkCalendar()
@@ -82,6 +90,8 @@ class Store:
         self.open: dict[str, str] = {}  # fingerprint -> incident
         self.seen: dict[str, set[tuple[str, str]]] = {}  # incident -> its occurrences, (fingerprint, startsAt)
         self.ended: dict[tuple[str, str], str] = {}  # an occurrence of a closed incident -> that incident
+        # A fingerprint that joined after its incident's run recovered -> when, still firing, it opens its own.
+        self.probation: dict[str, datetime] = {}
         self.load()
 
     def load(self) -> None:
@@ -90,6 +100,7 @@ class Store:
             self.open.clear()
             self.seen.clear()
             self.ended.clear()
+            self.probation.clear()
             for path in sorted(self.root.glob("*/journal.jsonl")):
                 events = read_events(path)
                 start = next((e for e in events if e.get("event") == "start"), None)
@@ -111,6 +122,14 @@ class Store:
                         self.open[fingerprint] = incident
                         if event["event"] == "alert":
                             self.seen[incident].add((fingerprint, str(event["startsAt"])))
+                firing = self.firing_alerts(events)
+                for event in events:
+                    fingerprint = str(event.get("fingerprint") or event.get("alert", {}).get("fingerprint", ""))
+                    if event.get("event") == "alert_moved" and self.open.get(fingerprint) == incident:
+                        self.open.pop(fingerprint)
+                        self.seen[incident] = {k for k in self.seen[incident] if k[0] != fingerprint}
+                    elif event.get("event") == "alert_joined" and event.get("after_recovery") and fingerprint in firing:
+                        self.probation[fingerprint] = parse_stamp(str(event["ts"])) + self.settle
 
     def journal(self, incident: str) -> Journal:
         return Journal(self.root / incident, self.clock)
@@ -136,11 +155,14 @@ class Store:
                 incident = ""  # firing is a new incident, as after the responder's own close
             joined = False
             if not incident and alert.status == "firing" and runbook is not None:
-                incident = self._joinable(runbook.id)
+                incident, late = self._joinable(runbook.id, alert.starts_at)
                 joined = bool(incident)
                 if joined:
                     self.open[alert.fingerprint] = incident
-                    self.journal(incident).write("alert_joined", alert=alert.as_dict(), via=via)
+                    fields = {"after_recovery": True} if late else {}
+                    self.journal(incident).write("alert_joined", alert=alert.as_dict(), via=via, **fields)
+                    if late:
+                        self.probation[alert.fingerprint] = self.clock() + self.settle
             opened = not incident
             if opened:
                 incident = self._open(alert, runbook, level, via)
@@ -164,6 +186,7 @@ class Store:
                 occurrence = occurrence if alert.status == "firing" and not joined else 0
             resolved = alert.status == "resolved" and alert.fingerprint in self.firing_alerts(journal.events)
             if resolved:
+                self.probation.pop(alert.fingerprint, None)
                 ended = stamp_text(alert.ends_at or self.clock())
                 journal.write("alert_resolved", startsAt=started, endsAt=ended, via=via, fingerprint=alert.fingerprint)
             if occurrence or resolved or joined:
@@ -172,20 +195,65 @@ class Store:
             resolved = resolved and not self.firing(journal.events)
             return Received(incident, alert, opened, occurrence, runbook, level, resolved)
 
-    def _joinable(self, runbook: str) -> str:
+    def _joinable(self, runbook: str, started: datetime) -> tuple[str, bool]:
         """An open incident of ``runbook`` whose fault is going on (an alert of it still fires) and whose run
-        has not recovered yet, or ''. One whose alerts all resolved while it waits for a person is history:
-        a new alert is a new fault (on the lab, DatabaseDown during a MariaDB drill left such an incident, and
-        a dropped table a drill later joined it and opened nothing)."""
+        has not recovered yet, or recovered less than ``settle`` before the alert began (then True: the
+        monitoring reporting the same fault late), else ''. One whose alerts all resolved while it waits for a
+        person is history: a new alert is a new fault (on the lab, DatabaseDown during a MariaDB drill left
+        such an incident, and a dropped table a drill later joined it and opened nothing)."""
         for incident in sorted(set(self.open.values())):
             events = self.events(incident)
             start = next((e for e in events if e.get("event") == "start"), {})
             if start.get("runbook") != runbook or any(e.get("event") == "closed" for e in events):
                 continue
+            if not self.firing(events):
+                continue
             ends = [e for e in events if e.get("event") == "end"]
-            if self.firing(events) and (not ends or ends[-1].get("outcome") != "recovered"):
-                return incident
-        return ""
+            if not ends or ends[-1].get("outcome") != "recovered":
+                return incident, False
+            if started <= parse_stamp(str(ends[-1]["ts"])) + self.settle:
+                return incident, True
+        return "", False
+
+    def promote_overdue(self, active: list[Alert]) -> list[Received]:
+        """Late alerts (joined after their incident's run recovered) still active ``settle`` after they
+        joined: each is a fault of its own, moved to a new incident, to be told and run like any."""
+        moved = []
+        with self.lock:
+            now = self.clock()
+            for alert in active:
+                due = self.probation.get(alert.fingerprint)
+                if due is None or now < due or alert.status != "firing":
+                    continue
+                self.probation.pop(alert.fingerprint)
+                old = self.open.get(alert.fingerprint, "")
+                if not old or alert.fingerprint not in self.firing_alerts(self.events(old)):
+                    continue
+                self.open.pop(alert.fingerprint)
+                self.seen[old] = {key for key in self.seen.get(old, ()) if key[0] != alert.fingerprint}
+                runbook = self.runbooks.get(alert.runbook)
+                level = alert.level or (runbook.level if runbook else None)
+                incident = self._open(alert, runbook, level, "settle")
+                why = f"still firing {self.settle.total_seconds():g} s after it joined the recovered incident"
+                journal = self.journal(old)
+                journal.write("alert_moved", fingerprint=alert.fingerprint, to=incident, reason=why)
+                write_record(journal.directory, journal.events)
+                started = stamp_text(alert.starts_at)
+                self.seen[incident].add((alert.fingerprint, started))
+                journal = self.journal(incident)
+                journal.write(
+                    "alert",
+                    status="firing",
+                    startsAt=started,
+                    occurrence=1,
+                    via="settle",
+                    fingerprint=alert.fingerprint,
+                    alertname=alert.name,
+                    moved_from=old,
+                )
+                write_record(journal.directory, journal.events)
+                moved.append(Received(incident, alert, True, 1, runbook, level))
+        return moved
 
     def _open(self, alert: Alert, runbook: Runbook | None, level: Level | None, via: str) -> str:
         key = runbook.id if runbook else "alert_" + re.sub(r"[^a-z0-9_]+", "_", alert.name.lower()).strip("_")
@@ -235,7 +303,7 @@ class Store:
             kind = event.get("event")
             if kind == "alert_joined":
                 labels[str(event["alert"]["fingerprint"])] = event["alert"].get("labels", {})
-            elif kind in ("alert", "alert_resolved"):
+            elif kind in ("alert", "alert_resolved", "alert_moved"):
                 fingerprint = str(event.get("fingerprint") or first.get("fingerprint", ""))
                 last[fingerprint] = {**event, "labels": labels.get(fingerprint, {})}
         return {fp: event for fp, event in last.items() if event["event"] == "alert"}

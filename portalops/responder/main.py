@@ -49,7 +49,7 @@ def run_responder(config_file: Path | None, listen: str | None) -> None:
     host, port = listen_address(config.listen)
     runbooks = registry.discover()
     config.incidents.mkdir(parents=True, exist_ok=True)
-    store = Store(config.incidents, config.inventory, runbooks)
+    store = Store(config.incidents, config.inventory, runbooks, settle=config.settle)
     notifier = notifier_for(config.inventory) if config.notify is None else Notifier(list(config.notify))
     runner = SubprocessRunner(config.inventory, config.incidents, config.lock_wait)
     responder = Responder(config, store, notifier, runner)

@@ -65,7 +65,7 @@ class Responder:
     def reconcile(self, active: list[Alert]) -> list[Received]:
         """Alertmanager's active alerts, after a restart or a lost webhook: firing ones not known open
         (or join) their incident at their own startsAt; open incidents whose alert is no longer active
-        resolved meanwhile."""
+        resolved meanwhile; a late alert still active ``settle`` after it joined opens its own incident."""
         received = self.receive(active, "reconcile")
         still = {a.fingerprint for a in active}
         gone = []
@@ -74,7 +74,11 @@ class Responder:
                 if fingerprint not in still:
                     started = parse_time(last["startsAt"], "startsAt")
                     gone.append(Alert(fingerprint, "resolved", last["labels"], started, None))
-        return received + self.receive(gone, "reconcile")
+        received += self.receive(gone, "reconcile")
+        moved = self.store.promote_overdue(active)
+        for item in moved:
+            self._follow(item)
+        return received + moved
 
     def start_pending(self) -> list[str]:
         """At start: runs a previous responder was told to start and never did (it stopped in between)."""

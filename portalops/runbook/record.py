@@ -57,7 +57,11 @@ def _responder_line(event: dict[str, Any]) -> str | None:
         return f"{name} firing since {event['startsAt']} (occurrence {event['occurrence']}, via {event['via']})"
     if kind == "alert_joined":
         alert = event["alert"]
-        return f"alert {alert.get('alertname', '?')} ({alert.get('fingerprint', '?')}) joins: the same runbook's fault"
+        line = f"alert {alert.get('alertname', '?')} ({alert.get('fingerprint', '?')}) joins: the same runbook's fault"
+        late = event.get("after_recovery")
+        return line + (", reported late (began within the settle after the recovery)" if late else "")
+    if kind == "alert_moved":
+        return f"alert {event['fingerprint']} moved to incident {event['to']}: {event['reason']}, a fault of its own"
     if kind == "alert_resolved":
         return f"alert resolved at {event['endsAt']} (via {event['via']})"
     if kind == "dispatch":

@@ -195,8 +195,8 @@ def lifecycle_is_shown(responder: Path, incident: str, start: dict[str, Any]) ->
 
 def test_a_stopped_edge_is_detected_repaired_and_closed_with_no_human_command(responder: Path) -> None:
     """Every probe of the edge fails, so several alerts fire (one per domain, the edge's exporter); those that
-    fire before the run recovered join its incident, one that fires after opens its own, whose run finds
-    nginx running: exactly one run restarts it. The incident record says what happened."""
+    fire before the run recovered, or within the responder's settle after it, join its incident; any other
+    opens its own, whose run finds nginx running: exactly one run restarts it. The record says what happened."""
     before = set(incidents_of(responder, "l1_portal_unreachable"))
     try:
         drill = drill_via_monitoring(responder, "l1_portal_unreachable", "nginx_stopped")

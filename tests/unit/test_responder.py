@@ -149,7 +149,9 @@ class World:
     servers: list[Running] = field(default_factory=list)
     responders: list[Responder] = field(default_factory=list)
 
-    def start(self, auto_run: tuple[str, ...] = ("l1_portal_unreachable",), reconcile: bool = False) -> str:
+    def start(
+        self, auto_run: tuple[str, ...] = ("l1_portal_unreachable",), reconcile: bool = False, settle: float = 90.0
+    ) -> str:
         """A responder (a new one each time, as after a restart) serving on an ephemeral port."""
         config = Config(
             incidents=self.root,
@@ -157,9 +159,11 @@ class World:
             auto_run=auto_run,
             alertmanager=self.peer_url,
             reconcile_interval=3600,
+            settle=settle,
         )
         notifier = Notifier([Channel("duty", "webhook", {"url": f"{self.peer_url}/hook"})])
-        responder = Responder(config, Store(self.root, config.inventory, RUNBOOKS), notifier, self.runner)
+        store = Store(self.root, config.inventory, RUNBOOKS, settle=config.settle)
+        responder = Responder(config, store, notifier, self.runner)
         self.responders.append(responder)
         server = start_in_thread(make_app(responder, TOKEN, reconcile=reconcile))
         self.servers.append(server)
@@ -381,17 +385,80 @@ def test_a_resolved_alert_repeated_after_its_incident_closed_opens_nothing(world
         assert len(world.events(incident, "alert_resolved")) == 2
 
 
+def after_recovery(world: World, incident: str, seconds: float) -> str:
+    """A startsAt ``seconds`` after the incident's run verified its recovery."""
+    recovered = parse_time(world.events(incident, "end")[-1]["ts"], "ts")
+    return (recovered + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def test_an_alert_of_the_same_runbook_after_its_run_recovered_is_a_new_incident(world: World) -> None:
     url = world.start()
     post(url, webhook(alert()))
     world.responder.drain()
-    post(url, webhook(alert(FP_DB, starts="2026-03-10T02:09:00Z")))  # the run had recovered: news
+    [first] = world.incidents()
+    post(url, webhook(alert(FP_DB, starts=after_recovery(world, first, 91))))  # past the 90 s settle: news
     world.responder.drain()
     assert len(world.incidents()) == 2
     assert len(world.runner.calls) == 2
     store = Store(world.root, "inventory/lab", RUNBOOKS)  # restart: each fingerprint still knows its own
     assert sorted(store.fingerprints()) == sorted([FP_WEB, FP_DB])
     assert len(set(store.fingerprints().values())) == 2
+
+
+def test_the_same_fault_reported_late_joins_the_recovered_incident_and_pages_no_one_again(world: World) -> None:
+    """On the lab a killed php-fpm gave three L1 incidents, three pages and three runs: PortalBackendDown
+    opened one and its run recovered; PortalWrongContent (for: 20s) of two sites fired 3 and 18 s after that.
+    Begun within the settle after the recovery, they join it; the incident closes when they resolved too."""
+    url = world.start()
+    post(url, webhook(alert()))
+    world.responder.drain()
+    [incident] = world.incidents()
+    late = alert(FP_DB, starts=after_recovery(world, incident, 18), instance="https://b.example.gov.cn/")
+    post(url, webhook(late))
+    world.responder.drain()
+    assert world.incidents() == [incident]
+    [joined] = world.events(incident, "alert_joined")
+    assert joined["after_recovery"] is True
+    assert len(world.runner.calls) == 1
+    assert [n["event"] for n in world.peer.notices] == ["start"]
+    post(url, webhook(alert(status="resolved")))
+    world.responder.drain()
+    assert not world.events(incident, "closed")  # the late one still fires
+    post(url, webhook({**late, "status": "resolved", "endsAt": late["startsAt"]}))
+    world.responder.drain()
+    [closed] = world.events(incident, "closed")
+    assert closed["alerts"] == 2
+    assert Store(world.root, "inventory/lab", RUNBOOKS).probation == {}
+
+
+def test_a_late_alert_that_keeps_firing_past_the_settle_moves_to_an_incident_of_its_own(world: World) -> None:
+    """Joined after the recovery but still active a settle later: not the old fault's tail but a fault of its
+    own, told and run like any; the old incident no longer waits for it and closes."""
+    url = world.start(settle=0.3)
+    post(url, webhook(alert()))
+    world.responder.drain()
+    [old] = world.incidents()
+    late = alert(FP_DB, starts=after_recovery(world, old, 0.1), instance="https://b.example.gov.cn/")
+    post(url, webhook(late))
+    post(url, webhook(alert(status="resolved")))
+    world.responder.drain()
+    assert world.incidents() == [old] and not world.events(old, "closed")
+    assert Store(world.root, "inventory/lab", RUNBOOKS, settle=0.3).probation.keys() == {FP_DB}  # after a restart
+
+    time.sleep(0.4)
+    world.peer.active = [{**late, "status": {"state": "active", "silencedBy": [], "inhibitedBy": []}}]
+    again = world.start(reconcile=True, settle=0.3)
+    wait_for(lambda: get(f"{again}/healthz")["last_reconcile"])
+    world.responder.drain()
+    [moved] = world.events(old, "alert_moved")
+    assert moved["fingerprint"] == FP_DB and moved["to"] in world.incidents()
+    [alert_in_new] = world.events(moved["to"], "alert")
+    assert (alert_in_new["fingerprint"], alert_in_new["moved_from"]) == (FP_DB, old)
+    assert world.events(moved["to"], "start")[0]["detected"] == late["startsAt"][:23] + "Z"
+    assert [incident for _, incident in world.runner.calls] == [old, moved["to"]]
+    assert [n["event"] for n in world.peer.notices].count("start") == 2
+    wait_for(lambda: world.events(old, "closed"))  # the old one's own alert resolved: closed by the sweep
+    assert world.responder.store.fingerprints() == {FP_DB: moved["to"]}
 
 
 def test_an_incident_whose_alerts_resolved_while_it_waits_for_a_person_is_not_joined(world: World) -> None:
