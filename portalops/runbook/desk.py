@@ -21,7 +21,15 @@ from typing import Any
 
 from portalops.errors import BadInput
 from portalops.runbook import lifecycle
-from portalops.runbook.journal import Journal, incident_directory, new_incident_id, parse_stamp, read_events, stamp
+from portalops.runbook.journal import (
+    Journal,
+    detected_at,
+    incident_directory,
+    new_incident_id,
+    parse_stamp,
+    read_events,
+    stamp,
+)
 from portalops.runbook.levels import Level
 from portalops.runbook.model import Runbook
 from portalops.runbook.record import write_record
@@ -129,7 +137,7 @@ def transition(root: Path, incident: str, command: str, by: str, now: datetime, 
 def _times(events: Sequence[Mapping[str, Any]], now: datetime) -> dict[str, Any]:
     """MTTD and MTTR of a person's close, as the responder's ``closed`` carries them."""
     start = next(e for e in events if e.get("event") == "start")
-    detected = parse_stamp(str(start.get("detected") or start["ts"]))
+    detected = detected_at(start)
     resolved = lifecycle.resolved_at(events) or now
     return {
         "detected": stamp(detected),
@@ -191,7 +199,7 @@ def summarize(incident: str, events: Sequence[Mapping[str, Any]], now: datetime)
         int(start.get("level") or 0),
         lifecycle.title_of(start),
         str(start.get("opened_by") or "runbook"),
-        parse_stamp(str(start["detected"])) if start.get("detected") else opened,
+        detected_at(start),
         opened,
         lifecycle.state_of(events),
         tuple(lifecycle.flags(events, now)),

@@ -122,6 +122,12 @@ def start_event(events: Sequence[Mapping[str, Any]], what: str = "the incident's
     raise BadInput(f"{what} has no start event: not a runbook incident, or corrupt")
 
 
+def detected_at(start: Mapping[str, Any]) -> datetime:
+    """When the fault was found: the start event's ``detected`` (the alert's startsAt, the time a person
+    was told), else its own time (a person started the runbook: that is when it was found)."""
+    return parse_stamp(str(start.get("detected") or start["ts"]))
+
+
 def start_of(root: Path, incident: str) -> dict[str, Any]:
     """The start event of an incident: a resumed run keeps its inventory and limit."""
     return dict(start_event(open_incident(root, incident).events, f"incident {incident!r}"))

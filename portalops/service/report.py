@@ -19,7 +19,7 @@ from typing import Any
 
 from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable
 from portalops.runbook import lifecycle
-from portalops.runbook.journal import parse_stamp, read_events, stamp
+from portalops.runbook.journal import detected_at, parse_stamp, read_events, stamp
 from portalops.runbook.workcal import TZ
 from portalops.service import changes, problems
 from portalops.service.period import Period
@@ -45,7 +45,7 @@ def _first(events: Sequence[Mapping[str, Any]], kind: str) -> str | None:
 def incident_row(name: str, events: Sequence[Mapping[str, Any]], now: datetime) -> dict[str, Any]:
     """One incident: its clocks from detection to resolution and each deadline as lifecycle flags it."""
     start = next(e for e in events if e.get("event") == "start")
-    detected = parse_stamp(str(start.get("detected") or start["ts"]))
+    detected = detected_at(start)
     times = {kind: _first(events, kind) for kind in LIFECYCLE}
     if times["acknowledged"] is None and not start.get("opened_by"):
         times["acknowledged"] = str(start["ts"])  # a person started the runbook: that is the response

@@ -22,7 +22,7 @@ from typing import Any
 
 from portalops.faultdrill import REPORTS_DIR as DRILL_REPORTS
 from portalops.runbook import lifecycle
-from portalops.runbook.journal import parse_stamp, read_events
+from portalops.runbook.journal import detected_at, read_events
 from portalops.service.problems import Problem, Status
 
 DEFAULT_DAYS = 30
@@ -60,7 +60,7 @@ def occurrence(incident: str, events: Sequence[Mapping[str, Any]]) -> Occurrence
     else:
         return None
     try:
-        detected = parse_stamp(str(start.get("detected") or start["ts"]))
+        detected = detected_at(start)
     except (KeyError, ValueError):
         return None
     linked = tuple(lifecycle.links(events).get("problem", []))
