@@ -84,6 +84,7 @@ TRANSITIONS: dict[str, Transition] = {
     )
 }
 STATE_AFTER = {t.event: t.to for t in TRANSITIONS.values() if t.to is not None}
+EVENTS = frozenset({t.event for t in TRANSITIONS.values()} | {"link"})  # what people journal: lifecycle_events
 # A link's kind, and the shape of the id it takes: the records themselves are kept by later parts.
 LINKS: dict[str, re.Pattern[str]] = {
     kind: re.compile(rf"^{prefix}-[A-Za-z0-9](?:[A-Za-z0-9_.-]{{0,62}}[A-Za-z0-9])?$")
@@ -92,17 +93,33 @@ LINKS: dict[str, re.Pattern[str]] = {
 LINK_EXAMPLES = {"problem": "PRB-2026-007", "change": "CHG-2026-001", "kb": "KB-nginx-502"}
 
 
-def state_of(events: Sequence[Mapping[str, Any]]) -> State:
-    state = State.NEW
+def _replay(events: Sequence[Mapping[str, Any]]) -> tuple[State, Mapping[str, Any] | None]:
+    """The state, and the event that resolved the incident as it stands (None unless resolved or closed)."""
+    state, resolution = State.NEW, None
     for event in events:
-        kind = event.get("event")
+        kind, before = event.get("event"), state
         if kind == "start":
             state = State.NEW if event.get("opened_by") else State.ACKNOWLEDGED
         elif kind == "end" and event.get("outcome") == "recovered" and state is not State.CLOSED:
             state = State.RESOLVED  # the runbook verified recovery from outside
         elif kind in STATE_AFTER:
             state = STATE_AFTER[str(kind)]
-    return state
+        if state is State.RESOLVED and before not in (State.RESOLVED, State.CLOSED):
+            resolution = event
+        elif state in (State.NEW, State.ACKNOWLEDGED):
+            resolution = None  # a reopen undoes the resolution
+    return state, resolution
+
+
+def state_of(events: Sequence[Mapping[str, Any]]) -> State:
+    return _replay(events)[0]
+
+
+def resolution(events: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """What resolved the incident as it stands: a person's ``resolved`` or a runbook's recovered ``end``;
+    None while it is new or acknowledged (a reopened one too). Unlike :func:`resolved_at`, the first
+    resolution ever (MTTR), this is the one that still holds."""
+    return _replay(events)[1]
 
 
 def title_of(start: Mapping[str, Any]) -> str:
@@ -258,8 +275,7 @@ def next_text(flag: Flag | None, now: datetime) -> str:
 
 
 def lifecycle_events(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    kinds = {t.event for t in TRANSITIONS.values()} | {"link"}
-    return [e for e in events if e.get("event") in kinds]
+    return [e for e in events if e.get("event") in EVENTS]
 
 
 def event_text(event: Mapping[str, Any]) -> str:

@@ -1,11 +1,12 @@
 """The draft of a report to the regulator (《国家网络安全事件报告管理办法》), from an incident's record.
 
-What the journal knows is filled in (times, hosts, the diagnosis, what the runbook did and how
-it ended, the contact of the inventory's security officer); what only people know is left as a
-marked blank. The initial report follows the prescribed content of :data:`overall.REPORT_CONTENT`;
-the follow-up adds what happened since the last report sent; the final report is the 事件总结报告
-(cause, handling, harm, responsibility, corrective actions, lessons). A draft is only ever written:
-a person reviews it, the head approves it, someone sends it and records that with ``--sent``.
+What the journal knows is filled in (when it was found, hosts, the diagnosis, what the runbook and
+the people did, its lifecycle state, the contact of the inventory's security officer); what only
+people know is left as a marked blank. The initial report follows the prescribed content of
+:data:`overall.REPORT_CONTENT`; the follow-up adds what happened since the last report sent; the
+final report is the 事件总结报告 (cause, handling, harm, responsibility, corrective actions,
+lessons). A draft is only ever written: a person reviews it, the head approves it, someone sends
+it and records that with ``--sent``.
 """
 
 # ruff: noqa: RUF001 - Chinese text keeps its own full-width punctuation on purpose
@@ -17,8 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from portalops.errors import BadInput
+from portalops.runbook import lifecycle
 from portalops.runbook.grading import Clock, clock_of, grade_label, span
-from portalops.runbook.journal import RunState, parse_stamp, stamp, start_event
+from portalops.runbook.journal import RunState, detected_at, parse_stamp, stamp, start_event
 from portalops.runbook.overall import REPORT_CONTENT, Inputs
 from portalops.runbook.workcal import local_text
 
@@ -29,14 +31,11 @@ TITLES = {
     "final": ("网络安全事件总结报告", "Incident summary report (final)"),
 }
 CONTROLLER = "controller"  # LocalHost's name: the control node, not an affected system
+PERSON_MEASURES = ("workaround", "resolved")  # lifecycle events that say what a person did about it
 
 
 def _when(text: str) -> str:
     return f"{local_text(parse_stamp(text))} = {text}"
-
-
-def _hours(start: str, end: datetime) -> str:
-    return span((end - parse_stamp(start)).total_seconds())
 
 
 def _security_officer(contacts: Sequence[Mapping[str, Any]]) -> str:
@@ -69,8 +68,12 @@ def _cause(events: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _measures(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The runbook's acts and checks and the person's workaround and resolution, in journal order."""
     lines = []
     for e in events:
+        if e.get("event") in PERSON_MEASURES:
+            lines.append(f"- {e['ts']} {lifecycle.event_text(e)}")
+            continue
         if e.get("event") != "step_end" or e.get("kind") not in ("act", "manual", "escalate", "verify"):
             continue
         if e.get("result") in ("not_needed", "skipped"):
@@ -80,20 +83,51 @@ def _measures(events: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines or ["- 未执行处置操作 / no action was taken"]
 
 
-def _status(state: RunState, now: datetime) -> str:
-    end = state.end
-    if end.get("outcome") == "recovered":
-        return f"已恢复 recovered at {_when(str(end['ts']))}: every verify step passed"
-    if state.escalated or end.get("outcome") == "not_recovered":
-        return f"未恢复，已升级 not recovered, escalated (as of {local_text(now)})"
-    return f"处置中 being handled: the runbook has not finished (as of {local_text(now)})"
+def _status(events: Sequence[Mapping[str, Any]], state: RunState, now: datetime) -> str:
+    """The lifecycle's state: resolved by a person or by a runbook's verified recovery, or still open."""
+    resolved = lifecycle.resolution(events)
+    if resolved is not None:
+        how = "every verify step passed" if resolved.get("event") == "end" else lifecycle.event_text(resolved)
+        text = f"已恢复 recovered at {_when(str(resolved['ts']))}: {how}"
+        closed = lifecycle.last(events, "closed")
+        if lifecycle.state_of(events) is lifecycle.State.CLOSED and closed is not None:
+            text += f"; 已关闭 closed by {closed.get('by', '?')} at {_when(str(closed['ts']))}"
+        return text
+    as_of = f"(as of {local_text(now)})"
+    if state.escalated or state.end.get("outcome") == "not_recovered":
+        return f"未恢复，已升级 not recovered, escalated {as_of}"
+    if lifecycle.state_of(events) is lifecycle.State.NEW:
+        return f"未确认 not yet acknowledged {as_of}"
+    text = f"处置中 being handled {as_of}"
+    if any(e.get("event") == "step_begin" for e in events) and not state.finished:
+        text += "; the runbook has not finished"
+    workaround = lifecycle.last(events, "workaround")
+    return text + (f"; 临时措施 workaround in place: {lifecycle.event_text(workaround)}" if workaround else "")
+
+
+def _found(start: Mapping[str, Any]) -> str:
+    """When it was found, and how the journal knows."""
+    if not start.get("detected"):
+        how = "处置开始；更早发现请更正 / the runbook started; correct it if found earlier"
+    elif start.get("opened_by") == lifecycle.PERSON:
+        who, channel = start.get("reported_by"), start.get("channel")
+        how = f"{who} 经 {channel} 报告 / reported by {who} via {channel}"
+    else:
+        how = "告警开始 / the alert began"
+    return f"{_when(stamp(detected_at(start)))}（{how}）"
+
+
+def _duration(events: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """From detection to the resolution that holds, or to now while it is open."""
+    resolved = lifecycle.resolution(events)
+    until = parse_stamp(str(resolved["ts"])) if resolved else now
+    lasted = span((until - detected_at(start_event(events))).total_seconds())
+    return f"at least {lasted} ({'to recovery' if resolved else 'so far'})"
 
 
 def _facts(events: Sequence[Mapping[str, Any]], inputs: Inputs, clock: Clock, now: datetime) -> list[str]:
     start = start_event(events)
     state = RunState.replay([dict(e) for e in events])
-    recovered = state.end.get("outcome") == "recovered"
-    until = parse_stamp(str(state.end["ts"])) if recovered else now
     graded = clock.graded
     to = ("保护工作部门和公安机关", "the protection authority and the public security bureau")
     if not graded.get("cii_operator"):
@@ -113,14 +147,11 @@ def _facts(events: Sequence[Mapping[str, Any]], inputs: Inputs, clock: Clock, no
         + " |",
         f"| 事件类型 type | {start.get('title_zh')} / {start.get('title_en')}"
         f" (L{start.get('level')} {start.get('level_zh', '')}); GB/T 20986-2023 类别 category: {BLANK} |",
-        f"| 发现时间 found | {_when(str(start['ts']))}（处置开始；更早发现请更正 / the runbook started; correct it if "
-        "found earlier） |",
+        f"| 发现时间 found | {_found(start)} |",
         f"| 门户站点 the portal's sites | {sites or BLANK}（确认受影响的站点 confirm which were affected） |",
         f"| 处置涉及主机 hosts checked or acted on | {', '.join(_hosts(events)) or BLANK} |",
-        f"| 持续时间 duration | at least {_hours(str(start['ts']), until)}"
-        + (" (to recovery)" if recovered else " (so far)")
-        + " |",
-        f"| 当前状态 status | {_status(state, now)} |",
+        f"| 持续时间 duration | {_duration(events, now)} |",
+        f"| 当前状态 status | {_status(events, state, now)} |",
     ]
 
 
@@ -129,12 +160,12 @@ def _initial(events: Sequence[Mapping[str, Any]], state: RunState, now: datetime
     bodies = [
         ["见上表 / see the table above", f"- 系统基本情况 what the systems are: {BLANK}"],
         [
-            f"- 影响 impact: {start.get('title_zh')} / {start.get('title_en')}; {_status(state, now)}",
+            f"- 影响 impact: {start.get('title_zh')} / {start.get('title_en')}; {_status(events, state, now)}",
             f"- 已造成的危害 harm done (visitors, services, data): {BLANK}",
             "- 已采取的措施及效果 measures taken and their effect:",
             *[f"  {line}" for line in _measures(events)],
         ],
-        [f"- {_status(state, now)}", f"- 趋势与可能的进一步影响 how it may develop: {BLANK}"],
+        [f"- {_status(events, state, now)}", f"- 趋势与可能的进一步影响 how it may develop: {BLANK}"],
         [*_cause(events), f"- 初步分析 first analysis: {BLANK}"],
         [f"- {BLANK}", f"- 证据 evidence: the journal `incidents/{start.get('incident')}/journal.jsonl`"],
         [*[f"- {f}" for f in state.followups], f"- {BLANK}"],
@@ -149,14 +180,14 @@ def _initial(events: Sequence[Mapping[str, Any]], state: RunState, now: datetime
 
 def _since(events: Sequence[Mapping[str, Any]], clock: Clock) -> list[str]:
     after = str(clock.sent[-1]["ts"]) if clock.sent else ""
-    lines = [
-        f"- {e['ts']} `{e['step']}` ({e['kind']}): {e['result']} - {e.get('summary', '')}"
-        for e in events
-        if e.get("event") == "step_end" and str(e["ts"]) > after
-    ]
-    end = next((e for e in reversed(events) if e.get("event") == "end" and str(e["ts"]) > after), None)
-    if end:
-        lines.append(f"- {end['ts']} end: {end.get('outcome')}")
+    lines = []
+    for e in (e for e in events if str(e["ts"]) > after):
+        if e.get("event") == "step_end":
+            lines.append(f"- {e['ts']} `{e['step']}` ({e['kind']}): {e['result']} - {e.get('summary', '')}")
+        elif e.get("event") == "end":
+            lines.append(f"- {e['ts']} end: {e.get('outcome')}")
+        elif e.get("event") in lifecycle.EVENTS:
+            lines.append(f"- {e['ts']} {lifecycle.event_text(e)}")
     since = f"the {clock.sent[-1].get('stage')} report sent {after}" if after else "no report marked sent yet"
     return [f"自上次报告以来 since {since}:", "", *(lines or ["- 日志中无新进展 / nothing journalled since"])]
 

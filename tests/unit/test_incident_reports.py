@@ -19,10 +19,11 @@ import pytest
 
 from portalops import cli
 from portalops.errors import BadInput
-from portalops.runbook import grading, regreport, reporting
+from portalops.runbook import desk, grading, regreport, reporting
 from portalops.runbook.engine import Options, run_runbook
 from portalops.runbook.hosts import CommandResult
 from portalops.runbook.journal import Journal, open_incident, read_events, stamp
+from portalops.runbook.levels import Level
 from portalops.runbook.notify import Delivery, Notice, Notifier
 from portalops.runbook.overall import GRADING_DEFAULTS, Inputs, grading_from
 from portalops.runbook.planning import make_plan
@@ -32,6 +33,7 @@ DATA = Path(__file__).parent / "data" / "incidents"
 INCIDENT = "20261203T081955Z-l1_portal_unreachable"
 STARTED = datetime(2026, 12, 3, 8, 19, 55, 466000, tzinfo=UTC)
 GRADED = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
 OFFICER = {
     "role_zh": "安全负责人",
     "role_en": "Security officer",
@@ -271,6 +273,44 @@ def test_the_follow_up_and_final_reports(root: Path) -> None:
         assert section in final, section
     assert "- initial sent 2026-12-03T10:00:00.000Z by 李四" in final
     assert "Restart php-fpm on cms1: done" in final
+
+
+def test_the_draft_of_a_person_handled_incident_follows_its_lifecycle(tmp_path: Path) -> None:
+    """Opened from a phone call (found at 20:00 Beijing), acknowledged, worked around and resolved by people:
+    no runbook ran, yet the draft must say when it was found, that it is resolved and what was done."""
+    root = tmp_path / "incidents"
+    found = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)  # 20:00 Beijing
+    opened = desk.open_reported(root, Level.L2, "首页打不开", "信息中心 王五", "phone", "张三", found, found + MIN * 10)
+    incident = opened.incident
+    desk.transition(root, incident, "ack", "张三", found + MIN * 15)
+    reporting.record_grade(journal_at(root, found + MIN * 20, incident), "relatively_major", "张三", "", False)
+    desk.transition(root, incident, "workaround", "李四", found + MIN * 40, note="切到备用服务器")
+    desk.transition(root, incident, "resolve", "李四", found + MIN * 90, note="重启 php-fpm")
+    events = read_events(root / incident / "journal.jsonl")
+    final = regreport.draft(events, INPUTS, "final", found + timedelta(hours=5))
+    for fact in (
+        "| 发现时间 found | 2026-12-03 20:00 Thu (UTC+8) = 2026-12-03T12:00:00.000Z（信息中心 王五 经 phone 报告",
+        "| 持续时间 duration | at least 1 h 30 min (to recovery) |",
+        "| 当前状态 status | 已恢复 recovered at 2026-12-03 21:30 Thu (UTC+8) = 2026-12-03T13:30:00.000Z: "
+        "**resolved** by 李四: 重启 php-fpm |",
+        "- 2026-12-03T12:40:00.000Z **workaround** by 李四: 切到备用服务器",
+        "- 2026-12-03T13:30:00.000Z **resolved** by 李四: 重启 php-fpm",
+    ):
+        assert fact in final, fact
+    assert "the runbook has not finished" not in final and "(so far)" not in final
+
+    desk.transition(root, incident, "reopen", "张三", found + MIN * 120, reason="又打不开了")
+    events = read_events(root / incident / "journal.jsonl")
+    follow = regreport.draft(events, INPUTS, "follow-up", found + MIN * 150)
+    assert "| 持续时间 duration | at least 2 h 30 min (so far) |" in follow, "a reopen undoes the resolution"
+    assert "处置中 being handled" in follow and "workaround in place: **workaround** by 李四" in follow
+    assert "- 2026-12-03T14:00:00.000Z **reopened** by 张三: 又打不开了" in follow
+    desk.transition(root, incident, "resolve", "李四", found + MIN * 160, note="换了磁盘")
+    desk.transition(root, incident, "close", "张三", found + MIN * 170)
+    events = read_events(root / incident / "journal.jsonl")
+    closed = regreport.draft(events, INPUTS, "final", found + MIN * 180)
+    assert "| 持续时间 duration | at least 2 h 40 min (to recovery) |" in closed
+    assert "**resolved** by 李四: 换了磁盘; 已关闭 closed by 张三 at 2026-12-03 22:50" in closed
 
 
 def test_a_draft_without_a_security_officer_leaves_the_contact_blank(root: Path) -> None:
