@@ -2,10 +2,13 @@
 
 Our L1-L3 are service levels; the national grade (GB/T 20986-2023, 《国家网络安全事件报告管理办法》)
 is a person's decision, journalled as a ``grade`` event (who, when, grade, reason). A grade of 较大
-(III) or above starts the clock at the grading: the report is due within 4 h, 1 h for an operator
-of critical information infrastructure (``portalops_cii_operator``); the hours are written into
-the event, so the record keeps the duty that applied when the incident was graded. A later grade
-wins; an upgrade does not restart a running clock, a grade below 较大 stops it.
+(III) or above puts the incident under the reporting duty, and the rules count its time from
+discovery: the report is due 4 h after the incident was found (the start's ``detected``), 1 h for an
+operator of critical information infrastructure (``portalops_cii_operator``), however late the
+grading came; a late grading finds the clock partly used or already overdue, and says so. The
+hours are written into the grade event (which keeps its own time), so the record keeps the duty
+that applied when the incident was graded. A later grade wins; an upgrade keeps the hours of the
+grade that raised it, a grade below 较大 lifts the duty.
 """
 
 # ruff: noqa: RUF001 - Chinese text keeps its own full-width punctuation on purpose
@@ -18,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.runbook.journal import parse_stamp, stamp, start_event
+from portalops.runbook.journal import detected_at, parse_stamp, stamp, start_event
 from portalops.runbook.levels import Level
 from portalops.runbook.overall import CRITERIA, GRADES, LEVEL_GRADE, RAISING
+from portalops.runbook.workcal import local_text
 
 REPORT_HOURS = 4  # to the provincial cyberspace office
 CII_REPORT_HOURS = 1  # critical information infrastructure operators
@@ -102,13 +106,25 @@ class Clock:
     level: int
     grade: str  # the latest grade's key
     graded: Mapping[str, Any]  # the latest grade event
-    started: datetime | None  # None: the grade is below 较大, no report is due
+    started: datetime | None  # the detection; None: the grade is below 较大, no report is due
     hours: float
     sent: tuple[Mapping[str, Any], ...]  # report_sent events
+    raised: datetime | None = None  # when the grade that put it under the duty was recorded
 
     @property
     def due(self) -> datetime | None:
         return self.started + timedelta(hours=self.hours) if self.started else None
+
+    def basis(self) -> str:
+        """How the deadline was reckoned, and how much of the clock the grading found used."""
+        if self.started is None:
+            return ""
+        text = f"{self.hours:g} h after detection at {local_text(self.started)}"
+        if self.raised is None or self.raised <= self.started:
+            return text
+        used = (self.raised - self.started) / timedelta(hours=self.hours)
+        late = f"{used:.0%} of the clock used" if used < 1 else "the clock had run out"
+        return f"{text}; graded {span((self.raised - self.started).total_seconds())} after it: {late}"
 
     def left(self, now: datetime) -> timedelta | None:
         return self.due - now if self.due else None
@@ -140,16 +156,18 @@ def clock_of(incident: str, events: Sequence[Mapping[str, Any]]) -> Clock | None
     if not grades:
         return None
     latest = grades[-1]
-    started: datetime | None = None
+    raised: datetime | None = None
     hours = float(latest.get("report_hours") or 0)
-    for event in grades:  # the first grade of 较大 or above since the last one below starts it
+    for event in grades:  # the first grade of 较大 or above since the last one below sets the hours
         if event.get("grade") not in RAISING:
-            started = None
-        elif started is None:
-            started, hours = parse_stamp(str(event["ts"])), float(event["report_hours"])
+            raised = None
+        elif raised is None:
+            raised, hours = parse_stamp(str(event["ts"])), float(event["report_hours"])
     sent = tuple(e for e in events if e.get("event") == "report_sent" and e.get("regulator"))
-    level = int(start_event(events).get("level", 0))
-    return Clock(incident, level, str(latest["grade"]), latest, started, hours, sent if started else ())
+    start = start_event(events)
+    started = detected_at(start) if raised else None  # the rules count from discovery, not from the grading
+    level = int(start.get("level", 0))
+    return Clock(incident, level, str(latest["grade"]), latest, started, hours, sent if started else (), raised)
 
 
 def report_hours(grade: str, cii_operator: bool) -> float:

@@ -444,6 +444,9 @@ def _reporting(inputs: Inputs) -> list[str]:
         "",
         f"- 较大（III）及以上事件：{duty[0]}；重大、特别重大事件由接收部门逐级上报 / grade III and above: {duty[1]}; "
         "major and particularly major events are passed upwards by the receiving office",
+        "- 时限自发现事件时起算，而非自定级时起算：尽早研判定级；定级较晚时时限已部分或全部用去，超时即显示为超时 / "
+        "the deadline counts from when the incident was found, not from its grading: grade as soon as the facts "
+        "allow; a late grading finds the clock partly or wholly used, and an overdue report shows as overdue",
         "- 报告时限内无法查明原因的，可先报告下列第 1、2 项，其余及时补报 / when the cause is not known in time, "
         "report items 1 and 2 first and the rest as soon as known",
         "- 涉嫌违法犯罪的，同时向公安机关报案 / a suspected crime is also reported to the public security bureau",

@@ -164,7 +164,7 @@ def _national(events: list[dict[str, Any]], incident: str) -> list[str]:
     lines.append(f"| grade | **{grade_label(clock.grade)}** by {clock.graded.get('by', '?')} at {clock.graded['ts']} |")
     if clock.due is None:
         return [*lines, "| report | none due (below 较大 III) |"]
-    lines.append(f"| report due | {local_text(clock.due)} ({clock.hours:g} h after grading) |")
+    lines.append(f"| report due | {local_text(clock.due)} ({clock.basis()}) |")
     sent = [f"{e.get('stage')} by {e.get('by')} at {e['ts']}" for e in clock.sent]
     return [*lines, f"| sent | {'; '.join(sent) or '**not yet**: `portalops incident show` says how long is left'} |"]
 

@@ -115,7 +115,7 @@ def warn(clock: Clock, now: datetime, notifier: Notifier, root: Path = INCIDENTS
         [
             f"### {title}",
             f"- grade: {grade_label(clock.grade)} by {clock.graded.get('by', '?')} at {clock.graded.get('ts', '?')}",
-            f"- due: {local_text(clock.due)} = {stamp(clock.due)} ({clock.hours:g} h after grading)",
+            f"- due: {local_text(clock.due)} = {stamp(clock.due)} ({clock.basis()})",
             f"- draft: `portalops incident report {clock.incident} --regulator --out FILE`",
             f"- once sent: `portalops incident report {clock.incident} --regulator --sent --by NAME`",
         ]
@@ -158,7 +158,7 @@ def describe_incident(events: list[dict[str, Any]], now: datetime) -> str:
     why = f" ({graded['reason']})" if graded.get("reason") else ""
     lines.append(f"grade     {grade_label(clock.grade)} by {graded.get('by')} at {graded['ts']}{why}")
     if clock.due is not None:
-        lines.append(f"deadline  {local_text(clock.due)} = {stamp(clock.due)} ({clock.hours:g} h after grading)")
+        lines.append(f"deadline  {local_text(clock.due)} = {stamp(clock.due)} ({clock.basis()})")
     lines.append(f"report    {clock.status(now)}")
     lines += [f"sent      {e.get('stage')} by {e.get('by')} at {e['ts']}" for e in clock.sent]
     return "\n".join(lines)

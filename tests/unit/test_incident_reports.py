@@ -127,11 +127,11 @@ def test_no_suggestion_when_the_journal_cannot_tell(events: list[dict[str, Any]]
 
 
 @pytest.mark.parametrize(("grade", "cii", "hours"), [("较大", False, 4), ("III", True, 1), ("major", False, 4)])
-def test_a_grade_of_iii_or_above_starts_the_clock_at_the_grading(
+def test_a_grade_of_iii_or_above_starts_a_clock_that_counts_from_detection(
     root: Path, grade: str, cii: bool, hours: float
 ) -> None:
     clock = graded(root, grade, cii=cii)
-    assert clock.due == GRADED + timedelta(hours=hours)
+    assert clock.due == STARTED + timedelta(hours=hours), "the rules count from discovery, not from the grading"
     event = read_events(root / INCIDENT / "journal.jsonl")[-1]
     assert event["event"] == "grade" and event["by"] == "张三" and event["reason"] == "首页不可访问"
     assert event["ts"] == stamp(GRADED) and event["report_hours"] == hours and event["cii_operator"] is cii
@@ -150,15 +150,41 @@ def test_a_general_grade_starts_no_clock(root: Path) -> None:
 
 def test_the_clock_says_time_left_then_overdue_then_sent(root: Path) -> None:
     clock = graded(root, "III")
-    assert clock.status(GRADED + timedelta(hours=2, minutes=30)) == "1 h 30 min left"
-    assert not clock.warns(GRADED + timedelta(hours=2, minutes=30))
-    assert clock.warns(GRADED + timedelta(hours=3, minutes=1))  # under 25 % of 4 h left
-    assert reporting.due_warnings(GRADED + timedelta(hours=3, minutes=1), root) == [clock]
-    late = GRADED + timedelta(hours=5, minutes=5)
+    assert clock.status(STARTED + timedelta(hours=2, minutes=30)) == "1 h 30 min left"
+    assert not clock.warns(STARTED + timedelta(hours=2, minutes=30))
+    assert clock.warns(STARTED + timedelta(hours=3, minutes=1))  # under 25 % of 4 h left
+    assert reporting.due_warnings(STARTED + timedelta(hours=3, minutes=1), root) == [clock]
+    late = STARTED + timedelta(hours=5, minutes=5)
     assert clock.status(late) == "OVERDUE by 1 h 05 min" and clock.overdue(late)
     sent = reporting.record_sent(journal_at(root, late), "initial", "李四")
     assert sent.status(late) == f"report sent {stamp(late)} by 李四 (late by 1 h 05 min)"
     assert reporting.due_warnings(late, root) == []
+
+
+def test_a_late_grading_finds_the_clock_used_and_an_overdue_one_says_so(tmp_path: Path) -> None:
+    """A phone call at 20:00 Beijing, opened at 20:10, graded 3 h 05 min later: 55 min are left, not 4 h."""
+    root = tmp_path / "incidents"
+    found = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    incident = desk.open_reported(
+        root, Level.L2, "首页被篡改", "网民", "phone", "张三", found, found + MIN * 10
+    ).incident
+    late = found + timedelta(hours=3, minutes=5)
+    clock = reporting.record_grade(journal_at(root, late, incident), "relatively_major", "张三", "", False)
+    assert clock.due == found + timedelta(hours=4) and clock.status(late) == "55 min left" and clock.warns(late)
+    assert clock.graded["ts"] == stamp(late), "the grade event keeps its own time"
+    assert clock.basis() == (
+        "4 h after detection at 2026-12-03 20:00 Thu (UTC+8); graded 3 h 05 min after it: 77% of the clock used"
+    )
+    record = (root / incident / "incident.md").read_text()
+    assert "| report due | 2026-12-04 00:00 Fri (UTC+8) (4 h after detection at 2026-12-03 20:00 Thu" in record
+    cii = reporting.record_grade(journal_at(root, late, incident), "relatively_major", "张三", "", True)
+    assert cii.due == found + timedelta(hours=4), "the grade that raised it keeps its hours"
+    lifted = reporting.record_grade(journal_at(root, late, incident), "general", "张三", "", False)
+    assert lifted.due is None
+    cii = reporting.record_grade(journal_at(root, late, incident), "major", "张三", "", True)
+    assert cii.due == found + timedelta(hours=1) and cii.status(late) == "OVERDUE by 2 h 05 min" and cii.overdue(late)
+    assert cii.basis().endswith("graded 3 h 05 min after it: the clock had run out")
+    assert [c.incident for c in reporting.due_warnings(late, root)] == [incident]
 
 
 def test_grading_twice_keeps_both_events_and_the_latest_wins(root: Path) -> None:
@@ -168,7 +194,7 @@ def test_grading_twice_keeps_both_events_and_the_latest_wins(root: Path) -> None
     grades = [e for e in read_events(root / INCIDENT / "journal.jsonl") if e["event"] == "grade"]
     assert [e["grade"] for e in grades] == ["relatively_major", "major"]
     assert clock.grade == "major" and clock.graded["ts"] == stamp(later)
-    assert clock.due == GRADED + timedelta(hours=4), "an upgrade does not restart a running clock"
+    assert clock.due == STARTED + timedelta(hours=4), "an upgrade does not restart a running clock"
     assert graded(root, "IV", later + timedelta(hours=1)).due is None, "a grade below III stops it"
 
 
@@ -182,15 +208,18 @@ def test_show_and_clocks_from_the_command_line(root: Path, monkeypatch: pytest.M
     code, out, _ = run_cli(*args, now=GRADED, monkeypatch=monkeypatch)
     assert code == 0 and "suggested: 一般（IV） general" in out
     code, out, _ = run_cli(*args, "--grade", "significant", "--by", "张三", now=GRADED, monkeypatch=monkeypatch)
-    assert code == 0 and "graded 较大（III）" in out and "4 h 00 min left" in out
+    assert code == 0 and "graded 较大（III）" in out and "3 h 19 min left" in out  # from 16:19, found
     code, out, _ = run_cli("show", INCIDENT, "--incidents", str(root), now=GRADED, monkeypatch=monkeypatch)
-    assert "deadline  2026-12-03 21:00 Thu (UTC+8) = 2026-12-03T13:00:00.000Z (4 h after grading)" in out
-    assert "report    4 h 00 min left" in out
+    assert (
+        "deadline  2026-12-03 20:19 Thu (UTC+8) = 2026-12-03T12:19:55.466Z (4 h after detection at 2026-12-03 "
+        "16:19 Thu (UTC+8); graded 40 min after it: 17% of the clock used)"
+    ) in out
+    assert "report    3 h 19 min left" in out
     clocks = ("clocks", "--incidents", str(root))
     assert run_cli(*clocks, now=GRADED, monkeypatch=monkeypatch)[:2] == (0, "")
-    code, out, _ = run_cli(*clocks, now=GRADED + timedelta(hours=3, minutes=30), monkeypatch=monkeypatch)
+    code, out, _ = run_cli(*clocks, now=STARTED + timedelta(hours=3, minutes=30), monkeypatch=monkeypatch)
     assert code == 0 and out.startswith(INCIDENT) and "30 min left" in out
-    code, out, _ = run_cli(*clocks, now=GRADED + timedelta(hours=4, minutes=1), monkeypatch=monkeypatch)
+    code, out, _ = run_cli(*clocks, now=STARTED + timedelta(hours=4, minutes=1), monkeypatch=monkeypatch)
     assert code == 1 and "OVERDUE by 1 min" in out
 
 
@@ -238,7 +267,7 @@ def test_the_draft_holds_the_records_facts_and_the_blanks(root: Path, monkeypatc
         "| 发现时间 found | 2026-12-03 16:19 Thu (UTC+8) = 2026-12-03T08:19:55.466Z",
         "较大（III） relatively major, by 张三 at 2026-12-03 17:00 Thu (UTC+8) = 2026-12-03T09:00:00.000Z: "
         "首页不可访问",
-        "| 报告时限 due | 2026-12-03 21:00 Thu (UTC+8) (4 h) |",
+        "| 报告时限 due | 2026-12-03 20:19 Thu (UTC+8) (4 h) |",
         "| 报送对象 to | 属地省级网信部门 / the provincial cyberspace office |",
         "安全负责人 / Security officer: 网络安全责任人, +86 000-0000-0005, security@portal.lab.test",
         "某县人民政府门户网站 (portal.lab.test)",
@@ -338,7 +367,7 @@ def test_the_duty_manager_is_warned_once_while_it_runs_out_and_once_when_overdue
     graded(root, "III")
     recorder = Recorder()
     for minutes in (181, 200, 239, 241, 300):
-        now = GRADED + timedelta(minutes=minutes)
+        now = STARTED + timedelta(minutes=minutes)
         for clock in reporting.due_warnings(now, root):
             reporting.warn(clock, now, recorder, root)
     assert [n.event for n in recorder.sent] == ["report_clock", "report_clock"]
