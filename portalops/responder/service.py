@@ -8,6 +8,7 @@ running the runbook, closing) goes to a thread pool, each step journalled in the
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -19,6 +20,7 @@ from portalops.responder.config import Config
 from portalops.responder.incidents import Received, Store, destructive_acts
 from portalops.responder.notices import closed_notice, confirm_command, opened_notice, waiting_notice
 from portalops.responder.runner import UNKNOWN_LEVEL, Runner
+from portalops.runbook import reporting
 from portalops.runbook.journal import stamp, start_event, utc_now
 from portalops.runbook.notify import Notice, Notifier
 from portalops.runbook.outcome import RunbookExit
@@ -43,6 +45,7 @@ class Responder:
     last_heartbeat: str = ""  # when the monitoring's always-firing Watchdog was last seen
     _pool: ThreadPoolExecutor = field(init=False)
     _pending: set[Future[None]] = field(init=False, default_factory=set)
+    _clocks: threading.Lock = field(init=False, default_factory=threading.Lock)  # one clock check at a time
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="responder")
@@ -165,9 +168,24 @@ class Responder:
             self._notify(incident, closed_notice(start_event(self.store.events(incident)), incident, closed))
 
     def sweep(self) -> None:
-        """Close what a person's run recovered after the alert had resolved."""
+        """Close what a person's run recovered after the alert had resolved; warn of reporting clocks."""
         for incident in sorted(set(self.store.fingerprints().values())):
             self.close(incident)
+        self._submit(self.warn_clocks)
+
+    def warn_clocks(self) -> None:
+        """Tell the duty manager of each graded incident whose report to the regulator is nearly due or
+        overdue, once per incident and state, as ``portalops incident clocks --notify`` does from cron
+        where no responder runs. A check still sending when the next sweep comes is not doubled."""
+        if not self._clocks.acquire(blocking=False):
+            return
+        try:
+            now = self.store.clock()
+            for clock in reporting.due_warnings(now, self.config.incidents):
+                for said in reporting.warn(clock, now, self.notifier, self.config.incidents):
+                    LOG.info("incident %s: report clock %s: %s", clock.incident, clock.status(now), said)
+        finally:
+            self._clocks.release()
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait for the notices and runs under way (tests; shutdown)."""

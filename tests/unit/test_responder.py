@@ -29,10 +29,10 @@ from portalops.responder.incidents import Store
 from portalops.responder.runner import BUSY, SubprocessRunner
 from portalops.responder.server import Running, make_app, start_in_thread
 from portalops.responder.service import Responder
-from portalops.runbook import Runbook, act, diagnose, escalate, registry, verify
+from portalops.runbook import Runbook, act, diagnose, escalate, registry, reporting, verify
 from portalops.runbook.engine import Options, Runtime, run_runbook
 from portalops.runbook.hosts import LocalHost
-from portalops.runbook.journal import Journal, read_events
+from portalops.runbook.journal import Journal, open_incident, read_events
 from portalops.runbook.levels import Level
 from portalops.runbook.lock import TargetLock
 from portalops.runbook.notify import Channel, Notifier
@@ -304,6 +304,23 @@ def test_resolved_closes_only_after_the_runbook_verified_recovery(world: World) 
     assert world.peer.notices[-1]["event"] == "resolution"
     assert "MTTR" in world.peer.notices[-1]["text"]
     assert "alert resolved" in (world.root / incident / "incident.md").read_text()
+
+
+def test_the_sweep_warns_the_duty_manager_of_a_reporting_clock_once_without_cron(world: World) -> None:
+    """Graded 较大 long after its alert began (startsAt 2026-03-10), the report is overdue: the sweep after a
+    reconciliation tells the duty contacts once, however many sweeps follow."""
+    url = world.start()
+    post(url, webhook(alert()))
+    world.responder.drain()
+    [incident] = world.incidents()
+    reporting.record_grade(open_incident(world.root, incident), "relatively_major", "张三", "", False)
+    for _ in range(3):
+        world.responder.sweep()
+        world.responder.drain()
+    told = [n for n in world.peer.notices if n["event"] == "report_clock"]
+    assert len(told) == 1 and told[0]["incident"] == incident and "OVERDUE" in told[0]["title"]
+    [note] = [e for e in world.events(incident, "notify") if e["notice"] == "report_clock"]
+    assert (note["state"], note["ok"]) == ("overdue", True)
 
 
 def test_recovered_but_still_firing_stays_open_until_the_alert_resolves(world: World) -> None:
