@@ -38,3 +38,12 @@ def contacts_from(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, Sequence) or isinstance(raw, str):
         return []
     return [{key: c.get(key, "") for key in CONTACT_FIELDS} for c in raw if isinstance(c, Mapping)]
+
+
+def security_officer(contacts: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The contact of ``portalops_contacts`` who answers for security (安全负责人), if the inventory names one."""
+    for contact in contacts:
+        role_en, role_zh = str(contact.get("role_en", "")).lower(), str(contact.get("role_zh", ""))
+        if "security officer" in role_en or "安全负责人" in role_zh:
+            return contact
+    return None

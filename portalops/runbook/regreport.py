@@ -22,6 +22,7 @@ from portalops.runbook import lifecycle
 from portalops.runbook.grading import Clock, clock_of, grade_label, span
 from portalops.runbook.journal import RunState, detected_at, parse_stamp, stamp, start_event
 from portalops.runbook.overall import REPORT_CONTENT, Inputs
+from portalops.runbook.plandoc import security_officer
 from portalops.runbook.workcal import local_text
 
 BLANK = "【待填写 to be completed】"
@@ -39,10 +40,10 @@ def _when(text: str) -> str:
 
 
 def _security_officer(contacts: Sequence[Mapping[str, Any]]) -> str:
-    for c in contacts:
-        if "security officer" in str(c.get("role_en", "")).lower() or "安全负责人" in str(c.get("role_zh", "")):
-            return f"{c['role_zh']} / {c['role_en']}: {c['who']}, {c['phone']}, {c['email']} (deputy {c['deputy']})"
-    return BLANK + "（清单 `portalops_contacts` 中无安全负责人 / no security officer in the inventory）"
+    c = security_officer(contacts)
+    if c is None:
+        return BLANK + "（清单 `portalops_contacts` 中无安全负责人 / no security officer in the inventory）"
+    return f"{c['role_zh']} / {c['role_en']}: {c['who']}, {c['phone']}, {c['email']} (deputy {c['deputy']})"
 
 
 def _hosts(events: Sequence[Mapping[str, Any]]) -> list[str]:

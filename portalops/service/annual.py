@@ -5,8 +5,9 @@ through the edge, classes as ``portalops inspect`` gives them: portal_sites[].se
 visits and unique visitors from the edge's access logs (:mod:`portalops.service.visits`, run on each web
 host; the logs are kept 180 days, so the figure covers the days the logs still hold, and the form says
 which), security checks (the audit, inspection and restore-drill reports under ``reports/``), problems
-found and corrected (the problem records), monitoring (Prometheus' probes of the site) and emergency drills
-(fault and restore drills). Every other field is a marked blank for staff: :data:`BLANK`.
+found and corrected (the problem records), monitoring (Prometheus' probes of the site), emergency drills
+(fault and restore drills) and the security owner (the security officer of ``portalops_contacts``). Every
+other field is a marked blank for staff: :data:`BLANK`.
 The sections follow the form: 信息发布, 专栏专题, 解读回应, 办事服务, 互动交流, 安全防护, 移动新媒体, 创新发展.
 """
 
@@ -31,6 +32,7 @@ from portalops.runbook.checks import NGINX_ACCESS_LOG as LOG
 from portalops.runbook.hosts import Host, SshHost
 from portalops.runbook.journal import parse_stamp, stamp
 from portalops.runbook.live import connections_for
+from portalops.runbook.plandoc import contacts_from, security_officer
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
 from portalops.runbook.workcal import TZ
 from portalops.service import problems, visits
@@ -144,6 +146,11 @@ FIELDS = {f.id: f for _key, _zh, _en, fields in SECTIONS for f in fields}
 def value(shown: str, source: str) -> dict[str, str]:
     """A filled field: what the form shows and where it comes from."""
     return {"value": shown, "source": source}
+
+
+def marked(why: str) -> dict[str, str]:
+    """A field left blank for staff, with why no source could fill it."""
+    return {"value": BLANK, "source": "", "why": why}
 
 
 # --------------------------------------------------------------------------- published items (REST API)
@@ -366,8 +373,10 @@ def fill(
     cover: Mapping[str, Any],
     secure: Mapping[str, Any],
     watch: Mapping[str, Any],
+    contacts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, dict[str, str]]:
-    """The fields the sources fill, id -> {value, source}; ``seen`` None when the logs could not be read."""
+    """The fields the sources fill, id -> {value, source} (or a blank marked with why); ``seen`` None when the
+    logs could not be read; ``contacts`` the inventory's ``portalops_contacts``."""
     filled = {
         "site_name": value(site["title"], "inventory portal_sites[].title"),
         "home_url": value(site["url"], "inventory portal_sites[].domains[0]"),
@@ -398,11 +407,18 @@ def fill(
     drills = secure["drills"]
     shown = f"是 yes（{len(drills)} 次 times: {', '.join(sorted({_day(d) for d in drills}))}）" if drills else "否 no"
     filled["drills"] = value(shown, "reports/fault-drills and reports/drills")
+    officer = security_officer(contacts)
+    if officer is None:
+        filled["owner"] = marked("清单 portalops_contacts 中无安全负责人 / no security officer in portalops_contacts")
+    else:
+        shown = f"是 yes（{officer['role_zh']} / {officer['role_en']}: {officer['who']}, {officer['phone']}）"
+        filled["owner"] = value(shown, "inventory portalops_contacts: the security officer (安全负责人)")
     return filled
 
 
 def form_sections(filled: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
-    """Every section and field of the form; a field nothing filled is BLANK, for staff."""
+    """Every section and field of the form; a field nothing filled is BLANK, for staff (``why``, if known)."""
+    blank = marked("")
     return [
         {
             "id": key,
@@ -414,9 +430,10 @@ def form_sections(filled: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any
                     "zh": f.zh,
                     "en": f.en,
                     "unit": f.unit,
-                    "filled": f.id in filled,
-                    "value": filled[f.id]["value"] if f.id in filled else BLANK,
-                    "source": filled[f.id]["source"] if f.id in filled else "",
+                    "filled": filled.get(f.id, blank)["value"] != BLANK,
+                    "value": filled.get(f.id, blank)["value"],
+                    "source": filled.get(f.id, blank)["source"],
+                    "why": filled.get(f.id, blank).get("why", ""),
                 }
                 for f in fields
             ],
@@ -434,6 +451,7 @@ class Sources:
     prometheus: Prometheus | None
     reports_dir: Path
     incidents_dir: Path
+    contacts: Sequence[Mapping[str, Any]] = ()  # portalops_contacts: the security officer
 
 
 def build(period: Period, now: datetime, sites: Sequence[Mapping[str, Any]], sources: Sources) -> dict[str, Any]:
@@ -446,7 +464,7 @@ def build(period: Period, now: datetime, sites: Sequence[Mapping[str, Any]], sou
     for site in sites:
         posts = sources.publishing(site)
         seen = site_visits(merged, str(site["name"])) if not visit_errors else None
-        filled = fill(site, posts, seen, cover, secure, watch)
+        filled = fill(site, posts, seen, cover, secure, watch, sources.contacts)
         forms.append(
             {
                 "site": site["name"],
@@ -488,7 +506,12 @@ def from_inventory(
 ) -> dict[str, Any]:
     """The form of the inventory's sites (``only`` one of them): the sites, the edge and the web hosts as
     ``portalops inspect`` and the runbooks find them, Prometheus as ``portalops status`` does."""
-    expressions = {**INSPECT_VARS, **CONNECTION_VARS, "access_log": f"nginx_portal_access_log | default({LOG!r})"}
+    expressions = {
+        **INSPECT_VARS,
+        **CONNECTION_VARS,
+        "access_log": f"nginx_portal_access_log | default({LOG!r})",
+        "contacts": "portalops_contacts | default([])",
+    }
     hostvars = resolve_vars(source, ["all"], expressions, exact=False)
     settings, sites = settings_from_vars(hostvars, 0, 0, 0.0)
     titles = {str(s["name"]): str(s.get("title") or s["name"]) for s in next(iter(hostvars.values()))["sites"]}
@@ -512,6 +535,6 @@ def from_inventory(
     listed = [{**s, "title": titles.get(s["name"], s["name"]), "url": f"https://{s['domains'][0]}/"} for s in sites]
     sources = Sources(
         read_posts, read_visits, prometheus_from_vars(hostvars, source, prometheus_url, timeout), reports_dir,
-        incidents_dir,
+        incidents_dir, contacts_from(next(iter(hostvars.values()))["contacts"]),
     )  # fmt: skip
     return build(period, now, listed, sources)

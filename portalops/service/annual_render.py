@@ -25,7 +25,10 @@ def _tables(doc: Mapping[str, Any], form: Mapping[str, Any]) -> list[Table]:
     """Heading, header, rows and notes of every table of the site's form, then the evidence behind it."""
     out: list[Table] = []
     for section in form["sections"]:
-        rows = [[f"{f['zh']} / {f['en']}", f["value"], f["unit"], f["source"] or "-"] for f in section["fields"]]
+        rows = [
+            [f"{f['zh']} / {f['en']}", f["value"], f["unit"], f["source"] or f.get("why") or "-"]
+            for f in section["fields"]
+        ]
         out.append(
             (f"{section['zh']} / {section['en']}", ["项目 Item", "数值 Value", "单位 Unit", "来源 Source"], rows, [])
         )

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 
 from portalops.cli import main
+from portalops.inventory import REPO_ROOT
 from portalops.runbook.hosts import Host, LocalHost
+from portalops.runbook.plandoc import security_officer
 from portalops.runbook.workcal import TZ
 from portalops.service import annual, problems, visits
 from portalops.service.annual_render import TITLE, markdown, to_html
@@ -278,6 +281,36 @@ def test_markdown_and_html_show_every_blank_marked_and_the_chinese_title_first(t
     page = to_html(document, form)
     assert page.count(f'<span class="blank">{annual.BLANK}</span>') == len(STAFF) + 2  # + the note on top
     assert f"<title>{TITLE}（2026年度）</title>" in page
+
+
+OFFICER = {"role_zh": "安全负责人", "role_en": "Security officer", "who": "网络安全责任人", "phone": "+86 5"}
+HEAD = {"role_zh": "主管领导", "role_en": "Head of the portal", "who": "主管单位", "phone": "+86 6"}
+
+
+def test_the_security_owner_is_the_inventorys_security_officer_or_a_marked_blank(tmp_path: Path) -> None:
+    named = replace(sources(tmp_path), contacts=[HEAD, OFFICER])
+    document = annual.build(YEAR, NOW, [SITE], named)
+    owner = fields(document)["owner"]
+    assert owner["filled"] and owner["value"] == "是 yes（安全负责人 / Security officer: 网络安全责任人, +86 5）"
+    assert "portalops_contacts" in owner["source"]
+    assert (
+        "| 是否明确网站安全责任人 / Person responsible for the site's security named | 是 yes（安全负责人"
+        in markdown(document, document["sites"][0])
+    )
+
+    document = annual.build(YEAR, NOW, [SITE], replace(named, contacts=[HEAD]))
+    owner = fields(document)["owner"]
+    assert not owner["filled"] and owner["value"] == annual.BLANK and owner["source"] == ""
+    assert owner["why"] == "清单 portalops_contacts 中无安全负责人 / no security officer in portalops_contacts"
+    row = f"| 是否明确网站安全责任人 / Person responsible for the site's security named | {annual.BLANK} |  | 清单"
+    assert row in markdown(document, document["sites"][0])
+
+
+def test_the_form_reads_the_security_officer_from_the_inventory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(annual, "build", lambda _period, _now, _sites, sources: {"contacts": sources.contacts})
+    read = annual.from_inventory(str(REPO_ROOT / "inventory/lab"), YEAR, NOW, Path("reports"), Path("incidents"))
+    officer = security_officer(read["contacts"])
+    assert officer is not None and officer["role_en"] == "Security officer" and officer["phone"]
 
 
 def test_the_command_refuses_anything_but_a_year_and_both_periods_at_once(
