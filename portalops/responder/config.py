@@ -52,8 +52,8 @@ class Config:
     reconcile_interval: float = 60.0  # seconds between reconciliations with Alertmanager
     # Seconds after a run's verified recovery in which an alert of the same runbook still joins its incident (the
     # monitoring's lag: a probe alert's for:, a scrape, an evaluation, group_wait; ~55 s in the shipped rules);
-    # one still firing that long after it joined opens an incident of its own.
-    settle: float = 90.0
+    # one still firing that long after it joined opens an incident of its own. An incident closes no sooner.
+    settle: float = 60.0
     lock_wait: float = 3600.0  # how long a run waits for the hosts another run holds
     # The notice channels, shaped as portalops_notify; None: the inventory's portalops_notify.
     notify: tuple[Channel, ...] | None = None
@@ -126,7 +126,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> C
         inventory=str(data.get("inventory", LAB_INVENTORY)),
         auto_run=tuple(auto),
         reconcile_interval=float(data.get("reconcile_interval", 60.0)),
-        settle=float(data.get("settle", 90.0)),
+        settle=float(data.get("settle", 60.0)),
         lock_wait=float(data.get("lock_wait", 3600.0)),
         notify=None if data.get("notify") is None else tuple(channels_from_config(data["notify"])),
         board_enabled=data.get("board_enabled", False),

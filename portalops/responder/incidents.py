@@ -20,8 +20,10 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
 - ``alert_moved``: such a late alert still fires ``settle`` seconds after it joined: a fault of its own,
   moved to a new incident (opened, told and run like any);
 - ``alert_resolved``: Alertmanager says a fingerprint resolved (or no longer lists it after a restart);
-- ``closed``: the runbook verified recovery (its ``end`` event: recovered) and every alert of the
-  incident resolved, with MTTD (startsAt -> incident opened) and MTTR (startsAt -> verified
+- ``closed``: the runbook verified recovery (its ``end`` event: recovered), every alert of the
+  incident resolved and ``settle`` passed since the recovery (so a late report of the fault still finds
+  the incident open: on the lab DatabaseDown resolved 12 s after the recovery, and a probe alert of the
+  same outage began 2 s after that close), with MTTD (startsAt -> incident opened) and MTTR (startsAt -> verified
   recovery), in seconds.
 
 A fingerprint whose incident is closed opens a new incident when it fires again; so does an alert of
@@ -78,7 +80,7 @@ class Store:
         runbooks: Mapping[str, Runbook],
         calendar: WorkCalendar | None = None,
         clock: Callable[[], datetime] = utc_now,
-        settle: float = 90.0,
+        settle: float = 60.0,
     ) -> None:
         self.root = root
         self.settle = timedelta(seconds=settle)
@@ -197,22 +199,23 @@ class Store:
 
     def _joinable(self, runbook: str, started: datetime) -> tuple[str, bool]:
         """An open incident of ``runbook`` whose fault is going on (an alert of it still fires) and whose run
-        has not recovered yet, or recovered less than ``settle`` before the alert began (then True: the
-        monitoring reporting the same fault late), else ''. One whose alerts all resolved while it waits for a
-        person is history: a new alert is a new fault (on the lab, DatabaseDown during a MariaDB drill left
-        such an incident, and a dropped table a drill later joined it and opened nothing)."""
+        has not recovered yet, or whose run recovered less than ``settle`` before the alert began (then True:
+        the monitoring reporting the same fault late, maybe after the incident's own alerts resolved), else ''.
+        One not recovered whose alerts all resolved while it waits for a person is history: a new alert is a
+        new fault (on the lab, DatabaseDown during a MariaDB drill left such an incident, and a dropped table
+        a drill later joined it and opened nothing)."""
         for incident in sorted(set(self.open.values())):
             events = self.events(incident)
             start = next((e for e in events if e.get("event") == "start"), {})
             if start.get("runbook") != runbook or any(e.get("event") == "closed" for e in events):
                 continue
-            if not self.firing(events):
-                continue
             ends = [e for e in events if e.get("event") == "end"]
-            if not ends or ends[-1].get("outcome") != "recovered":
+            if ends and ends[-1].get("outcome") == "recovered":
+                # its alerts may have resolved already: the incident waits out the settle before it closes
+                if started <= parse_stamp(str(ends[-1]["ts"])) + self.settle:
+                    return incident, True
+            elif self.firing(events):
                 return incident, False
-            if started <= parse_stamp(str(ends[-1]["ts"])) + self.settle:
-                return incident, True
         return "", False
 
     def promote_overdue(self, active: list[Alert]) -> list[Received]:
@@ -338,6 +341,8 @@ class Store:
             start = state.start
             detected = parse_stamp(str(start["detected"]))
             recovered = parse_stamp(str(state.end["ts"]))
+            if self.clock() < recovered + self.settle:
+                return None  # the sweep closes it once the settle passed
             resolved = [e for e in events if e.get("event") == "alert_resolved"][-1]
             closed = journal.write(
                 "closed",
