@@ -17,8 +17,11 @@ runbook in it and ``portalops incident show`` reads it. What the responder adds:
   the monitoring's lag (a probe alert's ``for:``, a scrape, an evaluation, group_wait) reports the same
   fault late; on the lab each such alert opened an incident of its own, paged the duty team again and ran
   the runbook again, three L1 incidents for one killed php-fpm;
-- ``alert_moved``: such a late alert still fires ``settle`` seconds after it joined: a fault of its own,
-  moved to a new incident (opened, told and run like any);
+  And an alert of another runbook that began while this incident's run was acting on the hosts, or
+  within ``settle`` after its recovery (``during_repair``): the repair's own doing (l1_database_lost stops
+  php-fpm for the restore, and PortalBackendDown fires);
+- ``alert_moved``: such a late or during-repair alert still fires ``settle`` seconds after it joined: a
+  fault of its own, moved to a new incident (opened, told and run like any);
 - ``alert_resolved``: Alertmanager says a fingerprint resolved (or no longer lists it after a restart);
 - ``closed``: the runbook verified recovery (its ``end`` event: recovered), every alert of the
   incident resolved and ``settle`` passed since the recovery (so a late report of the fault still finds
@@ -157,13 +160,13 @@ class Store:
                 incident = ""  # firing is a new incident, as after the responder's own close
             joined = False
             if not incident and alert.status == "firing" and runbook is not None:
-                incident, late = self._joinable(runbook.id, alert.starts_at)
+                incident, how = self._joinable(runbook.id, alert.starts_at)
                 joined = bool(incident)
                 if joined:
                     self.open[alert.fingerprint] = incident
-                    fields = {"after_recovery": True} if late else {}
+                    fields = {how: True} if how else {}
                     self.journal(incident).write("alert_joined", alert=alert.as_dict(), via=via, **fields)
-                    if late:
+                    if how:
                         self.probation[alert.fingerprint] = self.clock() + self.settle
             opened = not incident
             if opened:
@@ -197,30 +200,58 @@ class Store:
             resolved = resolved and not self.firing(journal.events)
             return Received(incident, alert, opened, occurrence, runbook, level, resolved)
 
-    def _joinable(self, runbook: str, started: datetime) -> tuple[str, bool]:
-        """An open incident of ``runbook`` whose fault is going on (an alert of it still fires) and whose run
-        has not recovered yet, or whose run recovered less than ``settle`` before the alert began (then True:
-        the monitoring reporting the same fault late, maybe after the incident's own alerts resolved), else ''.
-        One not recovered whose alerts all resolved while it waits for a person is history: a new alert is a
-        new fault (on the lab, DatabaseDown during a MariaDB drill left such an incident, and a dropped table
-        a drill later joined it and opened nothing)."""
+    def _joinable(self, runbook: str, started: datetime) -> tuple[str, str]:
+        """The open incident an alert of ``runbook`` that began at ``started`` joins, and how; ('', '') for none:
+
+        - one of ``runbook`` whose fault is going on (an alert of it still fires) and whose run has not
+          recovered yet ('': the same fault). One not recovered whose alerts all resolved while it waits for
+          a person is history: a new alert is a new fault (on the lab, DatabaseDown during a MariaDB drill
+          left such an incident, and a dropped table a drill later joined it and opened nothing);
+        - one of ``runbook`` whose run recovered less than ``settle`` before the alert began
+          (``after_recovery``: the monitoring reporting the same fault late, maybe after the incident's own
+          alerts resolved);
+        - else one of another runbook whose run had begun acting on the hosts when the alert began, and had
+          not recovered ``settle`` before it (``during_repair``: the repair's own doing, as PortalBackendDown
+          while l1_database_lost has php-fpm stopped for the restore; on the lab it opened an L1 incident and
+          an unattended run 5 s after that recovery).
+
+        The last two are on probation: still active ``settle`` after joining, they move to an incident of
+        their own (:meth:`promote_overdue`), so a fault that only began meanwhile is run, ``settle`` later."""
+        repairing = ""
         for incident in sorted(set(self.open.values())):
             events = self.events(incident)
             start = next((e for e in events if e.get("event") == "start"), {})
-            if start.get("runbook") != runbook or any(e.get("event") == "closed" for e in events):
+            if any(e.get("event") == "closed" for e in events):
                 continue
             ends = [e for e in events if e.get("event") == "end"]
-            if ends and ends[-1].get("outcome") == "recovered":
-                # its alerts may have resolved already: the incident waits out the settle before it closes
-                if started <= parse_stamp(str(ends[-1]["ts"])) + self.settle:
-                    return incident, True
-            elif self.firing(events):
-                return incident, False
-        return "", False
+            recovered = parse_stamp(str(ends[-1]["ts"])) if ends and ends[-1].get("outcome") == "recovered" else None
+            if start.get("runbook") == runbook:
+                if recovered is not None:
+                    # its alerts may have resolved already: the incident waits out the settle before it closes
+                    if started <= recovered + self.settle:
+                        return incident, "after_recovery"
+                elif self.firing(events):
+                    return incident, ""
+            elif not repairing and self._repairing(events, started, recovered):
+                repairing = incident
+        return (repairing, "during_repair") if repairing else ("", "")
+
+    def _repairing(self, events: list[dict[str, Any]], started: datetime, recovered: datetime | None) -> bool:
+        """The incident's run had begun an act that it did (its first done act's step_begin) when ``started``,
+        and is still running (a step begun after its last end), or recovered less than ``settle`` before."""
+        kinds = [e.get("event") for e in events]
+        done = next((e["step"] for e in events if e.get("event") == "step_end" and e.get("result") == "done"), None)
+        began = next((e for e in events if e.get("event") == "step_begin" and e.get("step") == done), None)
+        if began is None or started < parse_stamp(str(began["ts"])):
+            return False
+        last_end = max((i for i, kind in enumerate(kinds) if kind == "end"), default=-1)
+        running = any(kind == "step_begin" for kind in kinds[last_end + 1 :])
+        return running or (recovered is not None and started <= recovered + self.settle)
 
     def promote_overdue(self, active: list[Alert]) -> list[Received]:
-        """Late alerts (joined after their incident's run recovered) still active ``settle`` after they
-        joined: each is a fault of its own, moved to a new incident, to be told and run like any."""
+        """Alerts on probation (joined after their incident's run recovered, or during another runbook's
+        repair) still active ``settle`` after they joined: each is a fault of its own, moved to a new
+        incident, to be told and run like any."""
         moved = []
         with self.lock:
             now = self.clock()
@@ -237,7 +268,7 @@ class Store:
                 runbook = self.runbooks.get(alert.runbook)
                 level = alert.level or (runbook.level if runbook else None)
                 incident = self._open(alert, runbook, level, "settle")
-                why = f"still firing {self.settle.total_seconds():g} s after it joined the recovered incident"
+                why = f"still firing {self.settle.total_seconds():g} s after it joined"
                 journal = self.journal(old)
                 journal.write("alert_moved", fingerprint=alert.fingerprint, to=incident, reason=why)
                 write_record(journal.directory, journal.events)

@@ -58,6 +58,8 @@ def _responder_line(event: dict[str, Any]) -> str | None:
     if kind == "alert_joined":
         alert = event["alert"]
         line = f"alert {alert.get('alertname', '?')} ({alert.get('fingerprint', '?')}) joins: the same runbook's fault"
+        if event.get("during_repair"):
+            return line.replace("the same runbook's fault", "began while the run acted on the hosts (its own doing)")
         late = event.get("after_recovery")
         return line + (", reported late (began within the settle after the recovery)" if late else "")
     if kind == "alert_moved":

@@ -485,6 +485,40 @@ def test_a_late_alert_that_keeps_firing_past_the_settle_moves_to_an_incident_of_
     assert world.responder.store.fingerprints() == {FP_DB: moved["to"]}
 
 
+def test_an_alert_the_repair_itself_causes_joins_that_incident_and_one_that_stays_moves_out(world: World) -> None:
+    """l1_database_lost stops php-fpm for the restore; PortalBackendDown (l1_portal_unreachable's) fired then,
+    and on the lab opened an L1 incident and an unattended run 5 s after the restore's recovery. Begun while
+    the run acted, it joins the repair's incident, on probation: still active a settle later, it moves out."""
+    store = Store(world.root, "inventory/lab", RUNBOOKS, settle=60)
+    lost = {"alertname": "DatabaseTableLost", "runbook": "l1_database_lost"}
+    repair = store.receive(parse_webhook(webhook(alert(FP_DB, **lost)))[0], "webhook").incident
+    before_the_act = datetime.now(UTC)
+    journal = Journal(world.root / repair)
+    journal.write("resume", from_step="db_health", user="person")
+    journal.write("step_begin", step="stop_writes", hosts=["controller"])
+    journal.write("step_end", step="stop_writes", kind="act", result="done", summary="")
+
+    def backend_down(fingerprint: str, starts: datetime) -> Any:
+        stamped = starts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return store.receive(parse_webhook(webhook(alert(fingerprint, starts=stamped, instance="cms1")))[0], "webhook")
+
+    caused = backend_down(FP_WEB, datetime.now(UTC))
+    assert (caused.incident, caused.opened, caused.occurrence) == (repair, False, 0)  # no page, no run
+    [joined] = [e for e in read_events(world.root / repair / "journal.jsonl") if e["event"] == "alert_joined"]
+    assert joined["during_repair"] is True
+    assert "its own doing" in (world.root / repair / "incident.md").read_text()
+    earlier = backend_down("1111222233334444", before_the_act - timedelta(seconds=1))  # began before the act
+    assert earlier.opened and earlier.incident != repair
+
+    # Still firing a settle after it joined: a fault of its own after all, told and run as any.
+    store.clock = lambda: datetime.now(UTC) + timedelta(seconds=61)
+    active = parse_webhook(webhook(alert(FP_WEB, starts=caused.alert.starts_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))))
+    [moved] = store.promote_overdue(active)
+    assert moved.opened and moved.incident not in (repair, earlier.incident) and moved.runbook is not None
+    assert moved.runbook.id == "l1_portal_unreachable"
+    assert store.fingerprints()[FP_WEB] == moved.incident
+
+
 def test_an_incident_whose_alerts_resolved_while_it_waits_for_a_person_is_not_joined(world: World) -> None:
     """A person-mode incident (l1_database_lost is not in auto_run) whose alert resolved and that nobody ran
     yet is history: another alert of the runbook is a new fault with its own incident and notice."""
