@@ -30,6 +30,10 @@ TEXT: dict[str, dict[str, str]] = {
         "response": "响应时间（秒）",
         "per_day": "每日可用率",
         "phases": "各阶段响应时间 p95（秒）",
+        "p95_days": "每日响应时间 p95（秒）",
+        "slowest": "最慢的一天",
+        "days_slow": "p95 超过 15 秒的天数",
+        "off_scale": "（15 秒线远在图中数值之上，未画出）",
         "incidents": "二、事件",
         "no_incidents": "报告期内无事件。",
         "count": "事件总数",
@@ -53,6 +57,29 @@ TEXT: dict[str, dict[str, str]] = {
         "patches": "四、变更与补丁",
         "changes": "变更记录（剧本运行、处置动作、恢复）",
         "no_changes": "报告期内无变更记录。",
+        "configuration": "报告期内的配置变更（CMDB 快照比较）",
+        "compared": "比较的快照",
+        "no_snapshots": "报告期可比较的 CMDB 快照不足两份，无法比较；用 portalops cmdb 记录一份快照。",
+        "no_config_change": "两份快照之间没有变化。",
+        "not_answering": "现在无应答、未比较的主机",
+        "change": "变更",
+        "detail": "内容",
+        "hosts_added": "新增主机",
+        "hosts_removed": "移除主机",
+        "sites_added": "新增站点",
+        "sites_removed": "移除站点",
+        "backup_jobs_added": "新增备份作业",
+        "backup_jobs_removed": "移除备份作业",
+        "not_compared": "未比较",
+        "os": "操作系统",
+        "versions_changed": "软件包版本变更",
+        "packages_added": "新装软件包",
+        "packages_removed": "卸载软件包",
+        "ports_opened": "新开端口",
+        "ports_closed": "关闭端口",
+        "certificates_renewed": "证书更新",
+        "certificates_added": "新增证书",
+        "certificates_removed": "移除证书",
         "kind": "类型",
         "by": "执行人",
         "no_patches": "报告期内无补丁运行报告。",
@@ -105,6 +132,10 @@ TEXT: dict[str, dict[str, str]] = {
         "response": "Response time (s)",
         "per_day": "Availability per day",
         "phases": "Response time p95 per phase (s)",
+        "p95_days": "Response time p95 per day (s)",
+        "slowest": "Slowest day",
+        "days_slow": "Days with p95 over 15 s",
+        "off_scale": " (the 15 s line lies far above the values: not drawn)",
         "incidents": "2. Incidents",
         "no_incidents": "No incidents in the period.",
         "count": "Incidents",
@@ -128,6 +159,29 @@ TEXT: dict[str, dict[str, str]] = {
         "patches": "4. Changes and patches",
         "changes": "Change records (playbook runs, runbook acts, restores)",
         "no_changes": "No change records in the period.",
+        "configuration": "Configuration changes in the period (CMDB snapshots)",
+        "compared": "Snapshots compared",
+        "no_snapshots": "Fewer than two CMDB snapshots to compare for the period; portalops cmdb takes one.",
+        "no_config_change": "No change between the two snapshots.",
+        "not_answering": "Not compared, no answer now",
+        "change": "Change",
+        "detail": "Detail",
+        "hosts_added": "hosts added",
+        "hosts_removed": "hosts removed",
+        "sites_added": "sites added",
+        "sites_removed": "sites removed",
+        "backup_jobs_added": "backup jobs added",
+        "backup_jobs_removed": "backup jobs removed",
+        "not_compared": "not compared",
+        "os": "OS",
+        "versions_changed": "package versions",
+        "packages_added": "packages installed",
+        "packages_removed": "packages removed",
+        "ports_opened": "ports opened",
+        "ports_closed": "ports closed",
+        "certificates_renewed": "certificates renewed",
+        "certificates_added": "certificates added",
+        "certificates_removed": "certificates removed",
         "kind": "Kind",
         "by": "By",
         "no_patches": "No patch run reports in the period.",
@@ -210,6 +264,14 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[Table]:
     rows = [[s["site"], *(_num(s["phases_p95_s"].get(p), t) for p in phases)] for s in avail["sites"]]
     if phases:
         out.append((t["phases"], [t["site"], *phases], rows, []))
+    rows = []
+    for s in avail["sites"]:
+        known = [d for d in s["days"] if d.get("p95_s") is not None]
+        worst = max(known, key=lambda d: d["p95_s"], default=None)
+        if worst is not None:
+            rows.append([s["site"], worst["day"], _num(worst["p95_s"], t), str(len(s["days_p95_over_limit"]))])
+    notes = [avail["error"]] if avail["error"] else ([] if rows else [t["unknown"]])
+    out.append((t["p95_days"], [t["site"], t["slowest"], "p95", t["days_slow"]], rows, notes))
 
     inc = doc["incidents"]
     head = [
@@ -284,6 +346,7 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[Table]:
     notes += [f"{t['unreadable']}: {u}" for u in chg["unreadable"]]
     head = ["ID", t["kind"], t["started"], t["by"], t["hosts"], t["result"]]
     out.append((t["changes"], head, rows, notes))
+    out.append(configuration(doc["configuration"], t))
 
     back = doc["backups"]
     rows = [
@@ -371,6 +434,34 @@ def sections(doc: Mapping[str, Any], t: Mapping[str, str]) -> list[Table]:
     return out
 
 
+def _change_detail(value: Any) -> str:
+    """A diff entry: a reason, a list of names, or names with their version (or ``[before, after]``)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v[0]} → {v[1]}" if isinstance(v, list) else f"{k} {v}" for k, v in value.items())
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def configuration(section: Mapping[str, Any], t: Mapping[str, str]) -> Table:
+    """The CMDB diff of the period's snapshots: one row per kind of change (per host), or why there is none."""
+    changes = section["diff"]
+    if changes is None:
+        return t["configuration"], [], [], [t["no_snapshots"] if section["to"] is None else section["error"]]
+    rows = [["-", t[k], _change_detail(changes[k])] for k in TOP_CHANGES if changes.get(k)]
+    rows += [[host, t[k], _change_detail(v)] for host, found in changes["hosts"].items() for k, v in found.items()]
+    notes = [f"{t['compared']}: {section['from']} → {section['to']}"]
+    notes += [] if changes["changed"] else [t["no_config_change"]]
+    notes += [f"{t['not_answering']}: {', '.join(changes['unreachable'])}"] if changes["unreachable"] else []
+    return t["configuration"], [t["hosts"], t["change"], t["detail"]], rows, notes
+
+
+TOP_CHANGES = (
+    "hosts_added",
+    "hosts_removed",
+    "sites_added",
+    "sites_removed",
+    "backup_jobs_added",
+    "backup_jobs_removed",
+)
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")  # blackbox_exporter's, in the order they happen
 
 
@@ -495,6 +586,15 @@ def charts(doc: Mapping[str, Any], t: Mapping[str, str]) -> dict[str, str]:
         labels = [_local(r["started"]) for r in drills]
         series = {"RTO": [r["rto_s"] for r in drills], "RPO": [r["rpo_s"] for r in drills]}
         found[t["drills"]] = line_chart(t["rto_trend"], labels, series, low=0.0)
+    series = {s["site"]: [d.get("p95_s") for d in s["days"]] for s in avail["sites"]}
+    known = [v for values in series.values() for v in values if v is not None]
+    if known:
+        limit = avail["limit_s"]
+        drawn = max(known) >= limit / 3  # else the line would flatten every value onto the axis
+        title = t["p95_days"] if drawn else t["p95_days"] + t["off_scale"]
+        found[t["p95_days"]] = line_chart(
+            title, [d[5:] for d in avail["days"]], series, line=limit if drawn else None, low=0.0
+        )
     trend = doc["incidents"]["mttr_trend"]
     if doc["incidents"]["count"] and any(b["mttr_s"] is not None for b in trend):
         found[t["mttr"]] = line_chart(

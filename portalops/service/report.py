@@ -3,20 +3,24 @@
 Sources: the incident journals (their lifecycle and deadline flags from
 :mod:`portalops.runbook.lifecycle`, never recomputed), the problem records, the JSON reports under
 ``reports/`` (patch, restore drills, audit, inspection, fault drills; each file named by its UTC
-start), and Prometheus' HTTP API (availability under the 15 s rule, response-time percentiles,
-backup jobs). A source without data for the period is said to be so (``error`` or an empty list):
-a number that could not be read is never shown as one. Gathering does the I/O; :func:`incidents_section`
+start), Prometheus' HTTP API (availability under the 15 s rule, response-time percentiles per period
+and per day, backup jobs) and the CMDB's dated snapshots (``reports/cmdb/``, their diff). A source
+without data for the period is said to be so (``error`` or an empty list): a number that could not be
+read is never shown as one. Gathering does the I/O; :func:`incidents_section`
 and the other ``*_section`` functions are pure, so the report is testable on recorded files.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from portalops.cmdb import diff as cmdb_diff
+from portalops.cmdb import run as cmdb_run
+from portalops.errors import BadInput
 from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable
 from portalops.runbook import lifecycle
 from portalops.runbook.journal import detected_at, parse_stamp, read_events, stamp
@@ -26,6 +30,7 @@ from portalops.service.period import Period
 
 TARGET = 0.95  # the inspection's availability line (monitoring_availability_target)
 LOADED = "portalops:probe_loaded:15s"  # the recording rule: 1 when a probe loaded within 15 s
+LIMIT_S = 15.0  # ...and the rule's limit: a page slower than that did not load
 QUANTILES = (0.5, 0.95, 0.99)
 REPORT_DIRS = {
     "patches": "patch",
@@ -303,18 +308,24 @@ def availability_section(
     quantiles: Mapping[float, Sequence[Sample]],
     error: str = "",
     phases: Sequence[Sample] = (),
+    p95_days: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Availability per site per day and for the period against the 95 % line; response-time percentiles."""
+    """Availability per site per day and for the period against the 95 % line; response-time percentiles,
+    and each day's p95 (``p95_days``: site -> {day: seconds}) against the 15 s limit."""
     if error:
-        return {"error": error, "target": TARGET, "sites": [], "days": []}
+        return {"error": error, "target": TARGET, "limit_s": LIMIT_S, "sites": [], "days": []}
+    p95_days = p95_days or {}
     listed = [d.isoformat() for d in period.days() if datetime(d.year, d.month, d.day, tzinfo=TZ) < now]
     ratios = {s.labels.get("site", ""): s.value for s in whole}
-    seen = sorted((set(ratios) | set(days)) - set(names) - {""})
+    seen = sorted((set(ratios) | set(days) | set(p95_days)) - set(names) - {""})
     sites = []
     for name in [*names, *seen]:
         ratio = ratios.get(name)
-        per_day = [{"day": d, "ratio": days.get(name, {}).get(d)} for d in listed]
+        per_day = [
+            {"day": d, "ratio": days.get(name, {}).get(d), "p95_s": p95_days.get(name, {}).get(d)} for d in listed
+        ]
         under = [d for d in listed if days.get(name, {}).get(d, 1.0) < TARGET]
+        slow = [d for d in listed if p95_days.get(name, {}).get(d, 0.0) > LIMIT_S]
         percentiles = {
             f"p{round(q * 100)}_s": next((s.value for s in quantiles.get(q, []) if s.labels.get("site") == name), None)
             for q in QUANTILES
@@ -326,18 +337,54 @@ def availability_section(
                 "margin": None if ratio is None else ratio - TARGET,
                 "days": per_day,
                 "days_under": under,
+                "days_p95_over_limit": slow,
                 **percentiles,
                 "phases_p95_s": {s.labels.get("phase", "?"): s.value for s in phases if s.labels.get("site") == name},
             }
         )
-    return {"error": "", "target": TARGET, "sites": sites, "days": listed}
+    return {"error": "", "target": TARGET, "limit_s": LIMIT_S, "sites": sites, "days": listed}
+
+
+def loaded_expr(window: str) -> str:
+    """Each site's share of probes loaded within 15 s over ``window`` (a PromQL range: ``1d``, ``3600s``)."""
+    return f"avg by (site) (avg_over_time({LOADED}[{window}]))"
+
+
+def quantile_expr(q: float, window: str) -> str:
+    """Each site's ``q`` quantile of the whole response time over ``window``."""
+    return f'max by (site) (quantile_over_time({q}, probe_duration_seconds{{job="http_portal"}}[{window}]))'
+
+
+def _since_midnight(until: datetime) -> str:
+    """The range from the Beijing midnight before ``until`` to it."""
+    today = until.astimezone(TZ).date()
+    since = int((until - datetime(today.year, today.month, today.day, tzinfo=TZ)).total_seconds())
+    return f"{max(since, 1)}s"
 
 
 def availability_today(prometheus: Prometheus, until: datetime) -> list[Sample]:
     """Each site's availability under the 15 s rule from the Beijing midnight before ``until`` to it."""
-    today = until.astimezone(TZ).date()
-    since = int((until - datetime(today.year, today.month, today.day, tzinfo=TZ)).total_seconds())
-    return prometheus.query(f"avg by (site) (avg_over_time({LOADED}[{max(since, 1)}s]))", until)
+    return prometheus.query(loaded_expr(_since_midnight(until)), until)
+
+
+def _per_day(
+    prometheus: Prometheus, expr: Callable[[str], str], period: Period, until: datetime
+) -> dict[str, dict[str, float]]:
+    """site -> {day: value} of ``expr`` over each whole Beijing day of the period before ``until`` (one
+    ``query_range`` stepping a day), and over today so far while the period is under way."""
+    full_days = [d for d in period.days() if datetime(d.year, d.month, d.day, tzinfo=TZ) + timedelta(days=1) <= until]
+    series: list[Series] = []
+    if full_days:
+        first, last = full_days[0] + timedelta(days=1), full_days[-1] + timedelta(days=1)
+        series = prometheus.query_range(
+            expr("1d"),
+            datetime(first.year, first.month, first.day, tzinfo=TZ),
+            datetime(last.year, last.month, last.day, tzinfo=TZ),
+            86400,
+        )
+    today = until.astimezone(TZ).date() if until < period.end else None
+    partial = prometheus.query(expr(_since_midnight(until)), until) if today is not None else []
+    return _site_days(series, partial, today)
 
 
 def gather_availability(prometheus: Prometheus, period: Period, now: datetime, names: Sequence[str]) -> dict[str, Any]:
@@ -346,35 +393,39 @@ def gather_availability(prometheus: Prometheus, period: Period, now: datetime, n
         return availability_section(period, now, names, {}, [], {}, "the period has not begun: availability unknown")
     until, seconds = window
     try:
-        whole = prometheus.query(f"avg by (site) (avg_over_time({LOADED}[{seconds}s]))", until)
-        quantiles = {
-            q: prometheus.query(
-                f'max by (site) (quantile_over_time({q}, probe_duration_seconds{{job="http_portal"}}[{seconds}s]))',
-                until,
-            )
-            for q in QUANTILES
-        }
+        whole = prometheus.query(loaded_expr(f"{seconds}s"), until)
+        quantiles = {q: prometheus.query(quantile_expr(q, f"{seconds}s"), until) for q in QUANTILES}
         per_phase = f'probe_http_duration_seconds{{job="http_portal"}}[{seconds}s]'
         phases = prometheus.query(f"max by (site, phase) (quantile_over_time(0.95, {per_phase}))", until)
-        full_days = [
-            d for d in period.days() if datetime(d.year, d.month, d.day, tzinfo=TZ) + timedelta(days=1) <= until
-        ]
-        series: list[Series] = []
-        if full_days:
-            first, last = full_days[0] + timedelta(days=1), full_days[-1] + timedelta(days=1)
-            series = prometheus.query_range(
-                f"avg by (site) (avg_over_time({LOADED}[1d]))",
-                datetime(first.year, first.month, first.day, tzinfo=TZ),
-                datetime(last.year, last.month, last.day, tzinfo=TZ),
-                86400,
-            )
-        today = until.astimezone(TZ).date() if until < period.end else None
-        partial = availability_today(prometheus, until) if today is not None else []
+        days = _per_day(prometheus, loaded_expr, period, until)
+        p95_days = _per_day(prometheus, lambda window: quantile_expr(0.95, window), period, until)
     except Unreachable as exc:
         return availability_section(
             period, now, names, {}, [], {}, f"Prometheus did not answer ({exc}): availability unknown"
         )
-    return availability_section(period, now, names, _site_days(series, partial, today), whole, quantiles, "", phases)
+    return availability_section(period, now, names, days, whole, quantiles, "", phases, p95_days)
+
+
+def configuration_section(period: Period, directory: Path) -> dict[str, Any]:
+    """What the CMDB's snapshots say changed in the period: the latest snapshot dated on or before the
+    period's first day (else the period's first) against the latest dated in the period, by
+    :func:`portalops.cmdb.diff.diff`. Fewer than two is said, naming the command that takes one."""
+    dates = cmdb_run.snapshot_dates(directory) if directory.is_dir() else []
+    first, last = period.first.isoformat(), period.last.isoformat()
+    within = [d for d in dates if first <= d <= last]
+    old = max((d for d in dates if d <= first), default=within[0] if within else None)
+    new = within[-1] if within and within[-1] != old else None
+    section: dict[str, Any] = {"directory": str(directory), "from": old, "to": new, "error": "", "diff": None}
+    if old is None or new is None:
+        section["error"] = (
+            f"fewer than two CMDB snapshots to compare for the period in {directory}: `portalops cmdb` takes one"
+        )
+        return section
+    try:
+        section["diff"] = cmdb_diff.diff(cmdb_run.load_snapshot(directory, old), cmdb_run.load_snapshot(directory, new))
+    except BadInput as exc:
+        section["error"] = exc.message
+    return section
 
 
 def _by_job(samples: Sequence[Sample]) -> dict[tuple[str, str], float]:
@@ -513,6 +564,7 @@ def build(
     document["incidents"] = incidents_section(period, journals(incidents_dir), now)
     document["problems"] = problems_section(period, found, malformed)
     document["changes"] = changes_section(period, *changes.load(incidents_dir, period.start))
+    document["configuration"] = configuration_section(period, reports_dir / "cmdb")
     for name, sub in REPORT_DIRS.items():
         document[name] = reports_section(name, *load_reports(reports_dir / sub, period))
     return document

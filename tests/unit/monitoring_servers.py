@@ -136,10 +136,11 @@ def _handler(world: Monitoring) -> type[BaseHTTPRequestHandler]:
                     self.answer(200, "Prometheus Server is Ready.\n", "text/plain; charset=utf-8")
                 else:
                     self.answer(503, "Service Unavailable", "text/plain; charset=utf-8")
-            elif url.path == "/api/v1/query":
+            elif url.path in ("/api/v1/query", "/api/v1/query_range"):
                 expr = urllib.parse.parse_qs(url.query)["query"][0]
+                kind = "matrix" if url.path.endswith("_range") else "vector"
                 self.answer(
-                    200, world.queries.get(expr, {"status": "success", "data": {"resultType": "vector", "result": []}})
+                    200, world.queries.get(expr, {"status": "success", "data": {"resultType": kind, "result": []}})
                 )
             elif url.path == "/api/v2/alerts":
                 self.answer(200, world.alerts)

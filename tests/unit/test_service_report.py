@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from portalops.cli import main
+from portalops.cmdb import build, roles, run
 from portalops.errors import BadInput
 from portalops.monitoring.api import Prometheus, Sample, Series, Unreachable, parse_matrix, parse_vector
 from portalops.runbook import desk
@@ -22,6 +23,8 @@ from portalops.service import changes, report
 from portalops.service.pdf import write_pdf
 from portalops.service.period import parse_period
 from portalops.service.render import TEXT, charts, markdown, to_html
+from tests.unit import monitoring_servers
+from tests.unit.test_cmdb import WHEN, lab_inventory, later, recorded
 
 NOV_NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -220,6 +223,7 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
     values[6] = 0.9  # 7 November under the line
     answers = {
         "avg by (site) (avg_over_time(portalops:probe_loaded:15s[1d]))": _days_matrix(days, "portal", values),
+        report.quantile_expr(0.95, "1d"): _days_matrix(days, "portal", [0.5] * 30),
         "avg by (site)": _vector(({"site": "portal"}, 0.9966), ({"site": "news"}, 0.93)),
         "max by (site) (quantile_over_time(0.5,": _vector(({"site": "portal"}, 0.21)),
         "max by (site) (quantile_over_time(0.95,": _vector(({"site": "portal"}, 0.8)),
@@ -246,7 +250,7 @@ def test_availability_per_day_and_for_the_period_from_prometheus_with_the_95_lin
     portal, news = section["sites"]
     assert (portal["site"], portal["ratio"], news["site"], news["ratio"]) == ("portal", 0.9966, "news", 0.93)
     assert round(portal["margin"], 4) == 0.0466 and round(news["margin"], 4) == -0.02
-    assert len(portal["days"]) == 30 and portal["days"][0] == {"day": "2026-11-01", "ratio": 1.0}
+    assert len(portal["days"]) == 30 and portal["days"][0] == {"day": "2026-11-01", "ratio": 1.0, "p95_s": 0.5}
     assert portal["days_under"] == ["2026-11-07"]
     assert all(d["ratio"] is None for d in news["days"])  # no daily series: unknown, not up
     assert (portal["p50_s"], portal["p95_s"], portal["p99_s"]) == (0.21, 0.8, 2.5)
@@ -281,6 +285,7 @@ def test_a_month_under_way_ends_with_today_so_far_and_days_ahead_are_not_listed(
         "avg by (site) (avg_over_time(portalops:probe_loaded:15s[1d]))": _days_matrix(
             period.days()[:2], "portal", [1.0, 0.99]
         ),
+        report.quantile_expr(0.95, "1d"): _days_matrix(period.days()[:2], "portal", [0.4, 0.6]),
         "avg by (site)": _vector(({"site": "portal"}, 0.98)),
         "max by (site)": _vector(),
         "max by (site, phase)": _vector(),
@@ -291,6 +296,7 @@ def test_a_month_under_way_ends_with_today_so_far_and_days_ahead_are_not_listed(
     assert [d["ratio"] for d in section["sites"][0]["days"]] == [1.0, 0.99, 0.98]  # today: the last query, so far
     assert f"[{20 * 3600}s]" in prometheus.asked[-1]
     assert section["sites"][0]["p95_s"] is None
+    assert [d["p95_s"] for d in section["sites"][0]["days"]] == [0.4, 0.6, None]  # today: no p95 answered yet
 
 
 def test_prometheus_not_answering_says_so_and_shows_no_figure(tmp_path: Path) -> None:
@@ -400,3 +406,116 @@ def test_log_retention_per_host_is_the_evidence_prometheus_holds_at_the_periods_
     assert silent["hosts"] == [] and "no log retention evidence" in silent["error"]
     dead = report.gather_logs(RecordedPrometheus({}, dead=True), period, NOV_NOW)
     assert dead["error"].startswith("Prometheus did not answer") and dead["error"].endswith("log retention unknown")
+
+
+def _p95_chart(document: dict[str, Any], lang: str) -> ET.Element | None:
+    svg = charts(document, TEXT[lang]).get(TEXT[lang]["p95_days"])
+    return None if svg is None else _svg(svg)
+
+
+@pytest.mark.parametrize(("slowest", "line"), [(16.0, True), (0.9, False)])
+def test_the_daily_p95_chart_has_a_point_per_day_from_prometheus_range_query(
+    tmp_path: Path, slowest: float, line: bool
+) -> None:
+    period = parse_period("2026-11")
+    values = [0.3 + n / 100 for n in range(30)]
+    values[9] = slowest  # 10 November
+    world = monitoring_servers.Monitoring()
+    world.queries[report.quantile_expr(0.95, "1d")] = _days_matrix(period.days(), "portal", values)
+    with monitoring_servers.serve(world) as url:
+        document = report.build(period, NOV_NOW, tmp_path / "incidents", tmp_path / "reports", Prometheus(url))
+    ranges = [a for a in world.asked if a.startswith("/api/v1/query_range?") and "probe_duration_seconds" in a]
+    assert len(ranges) == 1 and "step=86400" in ranges[0]  # one range query stepping a day, over HTTP
+    portal = document["availability"]["sites"][0]
+    assert [d["p95_s"] for d in portal["days"]] == values
+    assert portal["days_p95_over_limit"] == (["2026-11-10"] if line else [])
+    for lang in ("zh", "en"):
+        chart = _p95_chart(document, lang)
+        assert chart is not None
+        assert sum(1 for e in chart.iter() if e.tag.endswith("circle")) == 30
+        assert any(e.tag.endswith("polyline") for e in chart.iter())
+        dashed = any(e.tag.endswith("line") and e.get("stroke-dasharray") for e in chart.iter())
+        title = next(e.text for e in chart.iter() if e.tag.endswith("title"))
+        assert dashed is line and (TEXT[lang]["off_scale"] in str(title)) is not line  # the 15 s line, or why not
+        assert f"## {TEXT[lang]['p95_days']}" in markdown(document, lang)
+    assert f"| portal | 2026-11-10 | {slowest:g} | {1 if line else 0} |" in markdown(document, "en")
+    assert "<figure><svg" in to_html(document, "zh").split(TEXT["zh"]["p95_days"], 1)[1]
+
+
+def test_without_prometheus_the_daily_p95_chart_is_left_out_and_the_section_says_why(tmp_path: Path) -> None:
+    period = parse_period("2026-11")
+    dead = report.build(
+        period, NOV_NOW, tmp_path / "i", tmp_path / "r", Prometheus(monitoring_servers.dead_url(), 1.0), ["portal"]
+    )
+    for document in (_document(tmp_path), dead):
+        assert document["availability"]["sites"] == []
+        for lang in ("zh", "en"):
+            assert _p95_chart(document, lang) is None
+            section = markdown(document, lang).split(f"## {TEXT[lang]['p95_days']}", 1)[1].split("## ", 1)[0]
+            assert "availability unknown" in section and "|" not in section  # a reason, no table
+            assert TEXT[lang]["p95_days"] in to_html(document, lang)
+    assert "Prometheus did not answer" in dead["availability"]["error"]
+
+
+def _snapshots(directory: Path, *dates: str) -> dict[str, dict[str, Any]]:
+    """CMDB snapshots as ``portalops cmdb`` writes them: the lab of test_cmdb on the first date, a week on after."""
+    first = build.build(lab_inventory(), recorded(), WHEN, roles.site_plays(run.SITE))
+    written = {}
+    for n, day in enumerate(dates):
+        doc = {**(first if n == 0 else later(first)), "date": day, "generated": f"{day}T01:00:00Z"}
+        run.write_snapshot(doc, directory)
+        written[day] = doc
+    return written
+
+
+def test_the_configuration_changes_are_the_diff_of_the_snapshots_around_the_period(tmp_path: Path) -> None:
+    _snapshots(tmp_path / "reports" / "cmdb", "2026-10-31", "2026-10-20", "2026-11-15", "2026-11-28", "2026-12-02")
+    document = _document(tmp_path)
+    section = document["configuration"]
+    assert (section["from"], section["to"], section["error"]) == ("2026-10-31", "2026-11-28", "")
+    assert section["diff"]["hosts_added"] == ["mon1"]
+    web1 = section["diff"]["hosts"]["web1"]
+    assert web1["versions_changed"] == {"nginx": ["1.22.1-9+deb12u2", "1.22.1-9+deb12u3"]}
+    assert json.loads(json.dumps(document))["configuration"]["to"] == "2026-11-28"  # in the JSON as it is written
+    for lang in ("zh", "en"):
+        t = TEXT[lang]
+        text = markdown(document, lang)
+        assert f"## {t['configuration']}" in text and f"{t['compared']}: 2026-10-31 → 2026-11-28" in text
+        assert f"| - | {t['hosts_added']} | mon1 |" in text
+        assert f"| web1 | {t['versions_changed']} | nginx: 1.22.1-9+deb12u2 → 1.22.1-9+deb12u3 |" in text
+        assert f"| web1 | {t['ports_closed']} | tcp 127.0.0.1:9113 (prometheus-ngin) |" in text
+        assert f"| web1 | {t['certificates_renewed']} | /etc/nginx/tls/portal.crt: 2029-03-07" in text
+        assert f"{t['not_answering']}: backup1" in text
+        assert "<td>nginx: 1.22.1-9+deb12u2 → 1.22.1-9+deb12u3</td>" in to_html(document, lang)
+
+
+@pytest.mark.parametrize(
+    ("dates", "compared"),
+    [
+        ((), (None, None)),
+        (("2026-10-31",), ("2026-10-31", None)),
+        (("2026-11-30",), ("2026-11-30", None)),
+        (("2026-12-02", "2026-12-05"), (None, None)),  # after the period: nothing of it
+    ],
+)
+def test_fewer_than_two_snapshots_say_so_and_name_the_command(
+    tmp_path: Path, dates: tuple[str, ...], compared: tuple[str | None, None]
+) -> None:
+    _snapshots(tmp_path / "reports" / "cmdb", *dates)
+    section = _document(tmp_path)["configuration"]
+    assert (section["from"], section["to"], section["diff"]) == (*compared, None)
+    assert "`portalops cmdb` takes one" in section["error"]
+    for lang in ("zh", "en"):
+        text = markdown(_document(tmp_path), lang)
+        assert f"## {TEXT[lang]['configuration']}\n\n{TEXT[lang]['no_snapshots']}" in text
+        assert "portalops cmdb" in TEXT[lang]["no_snapshots"]
+
+
+def test_two_snapshots_within_the_period_are_compared_when_none_is_before_it(tmp_path: Path) -> None:
+    _snapshots(tmp_path / "reports" / "cmdb", "2026-11-03", "2026-11-20")
+    section = _document(tmp_path)["configuration"]
+    assert (section["from"], section["to"], section["diff"]["changed"]) == ("2026-11-03", "2026-11-20", True)
+    (tmp_path / "reports" / "cmdb" / "2026-11-20.json").write_text("[]", encoding="utf-8")
+    broken = _document(tmp_path)["configuration"]
+    assert broken["diff"] is None and "is not a CMDB snapshot" in broken["error"]
+    assert broken["error"] in markdown(_document(tmp_path), "en")
