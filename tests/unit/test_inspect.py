@@ -636,6 +636,16 @@ def test_the_daily_timer_runs_an_inspection_the_cli_accepts() -> None:
     assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 07:30:00", "true")
 
 
+def test_the_daily_cmdb_timer_takes_a_snapshot_the_cli_accepts() -> None:
+    service, timer = unit_settings("portalops-cmdb.service"), unit_settings("portalops-cmdb.timer")
+    argv = shlex.split(service["ExecStart"])
+    assert argv[0].endswith("/.venv/bin/portalops")
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.inventory, args.diff) == ("cmdb", "inventory/example", None)
+    assert not (args.json or args.md)  # writes the dated snapshot, prints only its paths
+    assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 06:45:00", "true")
+
+
 # 互动回应差 over a configured source (the lab has no enquiry section: recorded exports stand in).
 
 DAY = dt.date(2026, 12, 3)
