@@ -69,6 +69,11 @@ class Received:
     resolved: bool = False
 
 
+def on_probation(joined: Mapping[str, Any]) -> bool:
+    """An ``alert_joined`` that moves to its own incident if still firing ``settle`` after it joined."""
+    return bool(joined.get("after_recovery") or joined.get("during_repair"))
+
+
 def destructive_acts(runbook: Runbook) -> list[str]:
     return [s.id for s in runbook.steps if s.kind is StepKind.ACT and s.destructive]
 
@@ -95,7 +100,8 @@ class Store:
         self.open: dict[str, str] = {}  # fingerprint -> incident
         self.seen: dict[str, set[tuple[str, str]]] = {}  # incident -> its occurrences, (fingerprint, startsAt)
         self.ended: dict[tuple[str, str], str] = {}  # an occurrence of a closed incident -> that incident
-        # A fingerprint that joined after its incident's run recovered -> when, still firing, it opens its own.
+        # A fingerprint that joined on probation (after its incident's run recovered, or during another
+        # runbook's repair) -> when, still firing, it opens its own.
         self.probation: dict[str, datetime] = {}
         self.load()
 
@@ -133,7 +139,7 @@ class Store:
                     if event.get("event") == "alert_moved" and self.open.get(fingerprint) == incident:
                         self.open.pop(fingerprint)
                         self.seen[incident] = {k for k in self.seen[incident] if k[0] != fingerprint}
-                    elif event.get("event") == "alert_joined" and event.get("after_recovery") and fingerprint in firing:
+                    elif event.get("event") == "alert_joined" and fingerprint in firing and on_probation(event):
                         self.probation[fingerprint] = parse_stamp(str(event["ts"])) + self.settle
 
     def journal(self, incident: str) -> Journal:

@@ -507,6 +507,7 @@ def test_an_alert_the_repair_itself_causes_joins_that_incident_and_one_that_stay
     [joined] = [e for e in read_events(world.root / repair / "journal.jsonl") if e["event"] == "alert_joined"]
     assert joined["during_repair"] is True
     assert "its own doing" in (world.root / repair / "incident.md").read_text()
+    assert Store(world.root, "inventory/lab", RUNBOOKS, settle=60).probation.keys() == {FP_WEB}  # after a restart
     earlier = backend_down("1111222233334444", before_the_act - timedelta(seconds=1))  # began before the act
     assert earlier.opened and earlier.incident != repair
 
