@@ -95,11 +95,23 @@ def test_the_board_counts_a_person_opened_incident_down_and_shows_each_site_as_s
         first, second = sign_in_and_read_countdown(browser, board.url, BOARD_TOKEN, name)
         assert 0 < second < first <= 15 * 60, (first, second)  # an L2's call-back: 15 min after the call
         assert first - second >= 2, (first, second)  # ticked by the page's script, three seconds apart
-        shown = {
-            site: browser.evaluate(f"document.querySelector('[data-site=\"{site}\"] .state').textContent")
-            for site in SITES
-        }
-        assert shown == dict.fromkeys(SITES, "up") == said, (shown, said)
+        # Each site as status says it, read again beside the page: in CI the portal's probe failed once
+        # between the wait above and the page (a slow first answer after the db_tls tests), the board said
+        # "down" as status then did, and the test compared it with the earlier "up". A failed probe clears
+        # at the next one; the board must follow status there too, at its next load.
+        deadline = time.monotonic() + 120
+        while True:
+            shown = {
+                site: browser.evaluate(f"document.querySelector('[data-site=\"{site}\"] .state').textContent")
+                for site in SITES
+            }
+            said = sites_in_status(board.incidents)
+            if shown == dict.fromkeys(SITES, "up") == said:
+                break
+            assert time.monotonic() < deadline, (shown, said)
+            time.sleep(5)
+            browser.open(f"{board.url}/board")
+            browser.wait_for("location.pathname === '/board' && !!document.querySelector('[data-site] .state')")
         week = [browser.evaluate(f"document.querySelector('[data-site=\"{s}\"] .week').textContent") for s in SITES]
         assert all(w.endswith(" %") for w in week), week  # the recording rules' 7-day figure, not "unknown"
         assert browser.errors == [], browser.errors
