@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import io
 import json
@@ -627,23 +628,26 @@ def unit_settings(name: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
 
 
-def test_the_daily_timer_runs_an_inspection_the_cli_accepts() -> None:
-    service, timer = unit_settings("portalops-inspect.service"), unit_settings("portalops-inspect.timer")
+def daily_unit(name: str) -> tuple[argparse.Namespace, tuple[str, str, str]]:
+    """A contrib/systemd service and its timer: the command as the CLI parses it (the virtualenv's
+    portalops), and (Type, OnCalendar, Persistent)."""
+    service, timer = unit_settings(f"{name}.service"), unit_settings(f"{name}.timer")
     argv = shlex.split(service["ExecStart"])
     assert argv[0].endswith("/.venv/bin/portalops")
-    args = build_parser().parse_args(argv[1:])
+    return build_parser().parse_args(argv[1:]), (service["Type"], timer["OnCalendar"], timer["Persistent"])
+
+
+def test_the_daily_timer_runs_an_inspection_the_cli_accepts() -> None:
+    args, schedule = daily_unit("portalops-inspect")
     assert (args.command, args.inventory, args.json) == ("inspect", "inventory/example", False)
-    assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 07:30:00", "true")
+    assert schedule == ("oneshot", "*-*-* 07:30:00", "true")
 
 
 def test_the_daily_cmdb_timer_takes_a_snapshot_the_cli_accepts() -> None:
-    service, timer = unit_settings("portalops-cmdb.service"), unit_settings("portalops-cmdb.timer")
-    argv = shlex.split(service["ExecStart"])
-    assert argv[0].endswith("/.venv/bin/portalops")
-    args = build_parser().parse_args(argv[1:])
+    args, schedule = daily_unit("portalops-cmdb")
     assert (args.command, args.inventory, args.diff) == ("cmdb", "inventory/example", None)
     assert not (args.json or args.md)  # writes the dated snapshot, prints only its paths
-    assert (service["Type"], timer["OnCalendar"], timer["Persistent"]) == ("oneshot", "*-*-* 06:45:00", "true")
+    assert schedule == ("oneshot", "*-*-* 06:45:00", "true")
 
 
 # 互动回应差 over a configured source (the lab has no enquiry section: recorded exports stand in).
