@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ class AuditReport:
 
 def _lynis(inventory: Inventory, fetch_dir: Path, progress: Progress) -> dict[str, lynis.LynisResult | str]:
     progress(f"audit: Lynis on {len(inventory.hostvars)} hosts (playbooks/audit.yml)")
+    fetch_dir.mkdir(parents=True, exist_ok=True)
     env = ansible_env(inventory.source)
     result = run(
         [
@@ -104,16 +106,30 @@ def _testssl(url: str, work: Path) -> testssl.TlsVerdict:
 
 
 def run_audit(inventory: Inventory, out_dir: Path, min_lynis: int, progress: Progress) -> tuple[AuditReport, Path]:
+    """Lynis runs on the hosts (a playbook) while ssh-audit and testssl.sh run here against them: the
+    three read only, so they overlap, and the audit takes about as long as its longest part."""
     require_tools(
         ["ansible-playbook", "ssh-audit", "testssl"], "run `make setup` (apt-get install ssh-audit testssl.sh)"
     )
     started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = AuditReport(started=started, min_lynis=min_lynis, hosts=[])
-    with tempfile.TemporaryDirectory(prefix="portalops-audit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="portalops-audit-") as tmp, ThreadPoolExecutor(max_workers=1) as pool:
         work = Path(tmp)
-        lynis_results = _lynis(inventory, work, progress)
+        lynis_done = pool.submit(_lynis, inventory, work / "lynis", progress)
+        ssh_results: dict[str, tuple[list[str], list[str], str]] = {}
         for host in sorted(inventory.hostvars):
             hv = inventory.hostvars[host]
+            progress(f"audit: ssh-audit {host}")
+            ssh_results[host] = _ssh_audit(str(hv.get("ansible_host", host)), int(hv.get("ansible_port", 22)))
+        urls = {str(hv["portal_public_url"]) for hv in inventory.hostvars.values() if hv.get("portal_public_url")}
+        for url in sorted(urls):
+            progress(f"audit: testssl {url}")
+            verdict = _testssl(url, work)
+            report.tls_target = url
+            report.tls_protocols = verdict.offered_protocols
+            report.tls_problems = [f"TLS {url}: {p}" for p in verdict.problems]
+        lynis_results = lynis_done.result()
+        for host in sorted(inventory.hostvars):
             audit = HostAudit(host)
             found = lynis_results[host]
             if isinstance(found, str):
@@ -122,19 +138,11 @@ def run_audit(inventory: Inventory, out_dir: Path, min_lynis: int, progress: Pro
                 audit.lynis_index = found.hardening_index
                 audit.lynis_warnings = found.warnings
                 audit.lynis_suggestions = found.suggestions
-            progress(f"audit: ssh-audit {host}")
-            fails, warns, error = _ssh_audit(str(hv.get("ansible_host", host)), int(hv.get("ansible_port", 22)))
+            fails, warns, error = ssh_results[host]
             audit.ssh_failures, audit.ssh_warnings = fails, warns
             if error:
                 audit.errors.append(error)
             report.hosts.append(audit)
-        urls = {str(hv["portal_public_url"]) for hv in inventory.hostvars.values() if hv.get("portal_public_url")}
-        for url in sorted(urls):
-            progress(f"audit: testssl {url}")
-            verdict = _testssl(url, work)
-            report.tls_target = url
-            report.tls_protocols = verdict.offered_protocols
-            report.tls_problems = [f"TLS {url}: {p}" for p in verdict.problems]
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / started
     base.with_suffix(".json").write_text(json.dumps(asdict(report), indent=2, ensure_ascii=False) + "\n")
