@@ -26,11 +26,10 @@ from pathlib import Path
 
 from portalops.monitoring.api import Alertmanager, Prometheus, Unreachable
 from portalops.monitoring.status import WATCHDOG
-from portalops.runbook.grading import span
 from portalops.runbook.journal import parse_stamp, stamp
 from portalops.runbook.live import INCIDENTS_DIR
 from portalops.runbook.notify import Delivery, Notice, Notifier
-from portalops.runbook.workcal import local_text
+from portalops.runbook.workcal import local_text, span
 
 STATE_FILE = INCIDENTS_DIR / ".deadman.json"
 INTERVAL_S = 60  # contrib/systemd/portalops-deadman.timer runs it every minute

@@ -23,9 +23,9 @@ from typing import Any
 from portalops.errors import ExitCode
 from portalops.monitoring.api import Alertmanager, AmAlert, Prometheus, Sample, Unreachable
 from portalops.runbook import lifecycle
-from portalops.runbook.grading import clock_of, span
+from portalops.runbook.grading import clock_of
 from portalops.runbook.journal import parse_stamp, read_events, stamp
-from portalops.runbook.workcal import local_text
+from portalops.runbook.workcal import local_text, span
 
 PROBE_JOB = "http_portal"
 DEFACEMENT_JOB = "http_portal_defacement"

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portalops.errors import BadInput
+from portalops.runbook import lifecycle
 from portalops.runbook.journal import detected_at, parse_stamp, stamp, start_event
 from portalops.runbook.levels import Level
 from portalops.runbook.overall import CRITERIA, GRADES, LEVEL_GRADE, RAISING
-from portalops.runbook.workcal import local_text
+from portalops.runbook.workcal import local_text, span
 
 REPORT_HOURS = 4  # to the provincial cyberspace office
 CII_REPORT_HOURS = 1  # critical information infrastructure operators
@@ -60,11 +61,6 @@ def grade_label(key: str) -> str:
     return key
 
 
-def span(seconds: float) -> str:
-    minutes = int(abs(seconds) // 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
-
-
 @dataclass(frozen=True)
 class Suggestion:
     grade: str | None  # None: no suggestion, a person grades it
@@ -74,24 +70,27 @@ class Suggestion:
 def suggest(
     events: Sequence[Mapping[str, Any]], grading: Mapping[str, Mapping[str, float]], now: datetime
 ) -> Suggestion:
-    """A national grade from the incident's level, runbook and duration, for a person to confirm."""
+    """A national grade from the incident's level, runbook and duration (detection to resolution), for a
+    person to confirm."""
     start = start_event(events)
     try:
         level = Level(int(start.get("level", 0)))
-        began = parse_stamp(str(start["ts"]))
+        began = detected_at(start)
     except (KeyError, TypeError, ValueError):
         return Suggestion(None, "the journal holds no usable level or start time: no suggestion")
     criterion = CRITERION_OF.get(str(start.get("runbook", "")))
     if level is not Level.L1 or criterion is None:
         zh, en = LEVEL_GRADE[level]
         return Suggestion(None, f"L{int(level)} `{start.get('runbook')}`: {zh} / {en}; no criterion to measure")
-    end = next((e for e in reversed(events) if e.get("event") == "end"), None)
-    over = end is not None and end.get("outcome") == "recovered"
-    hours = ((parse_stamp(str(end["ts"])) if over and end else now) - began).total_seconds() / 3600
+    # As the regulator's draft counts it: from detection to the resolution that holds (a person's or
+    # the runbook's recovery), or to now while it is open.
+    resolved = lifecycle.resolution(events)
+    hours = ((parse_stamp(str(resolved["ts"])) if resolved else now) - began).total_seconds() / 3600
     thresholds = grading[criterion]
     met = [g for g in RAISING if hours >= thresholds[g]]
     zh, en, _ = CRITERIA[criterion]
-    measured = f"{zh} / {en}: at least {hours:.2f} h ({'start to recovery' if over else 'so far, not recovered'})"
+    how = "detection to recovery" if resolved else "so far, not recovered"
+    measured = f"{zh} / {en}: at least {hours:.2f} h ({how})"
     if met:
         return Suggestion(met[0], f"{measured} >= {thresholds[met[0]]:g} h ({grade_label(met[0])})")
     lowest = thresholds[RAISING[-1]]

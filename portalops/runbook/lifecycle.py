@@ -45,9 +45,8 @@ from enum import StrEnum
 from typing import Any
 
 from portalops.errors import BadInput
-from portalops.runbook.grading import span
 from portalops.runbook.journal import parse_stamp
-from portalops.runbook.workcal import TZ
+from portalops.runbook.workcal import TZ, span
 
 PERSON = "person"  # opened_by of an incident a person opened (a phone call...)
 

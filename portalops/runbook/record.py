@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from portalops.runbook import lifecycle
-from portalops.runbook.grading import clock_of, grade_label, span
+from portalops.runbook.grading import clock_of, grade_label
 from portalops.runbook.journal import RunState, parse_stamp
-from portalops.runbook.workcal import local_text
+from portalops.runbook.workcal import local_text, span
 
 
 def _hms(stamp: str) -> str:

@@ -19,11 +19,11 @@ from typing import Any
 
 from portalops.errors import BadInput
 from portalops.runbook import lifecycle
-from portalops.runbook.grading import Clock, clock_of, grade_label, span
+from portalops.runbook.grading import Clock, clock_of, grade_label
 from portalops.runbook.journal import RunState, detected_at, parse_stamp, stamp, start_event
 from portalops.runbook.overall import REPORT_CONTENT, Inputs
 from portalops.runbook.plandoc import security_officer
-from portalops.runbook.workcal import local_text
+from portalops.runbook.workcal import local_text, span
 
 BLANK = "【待填写 to be completed】"
 TITLES = {

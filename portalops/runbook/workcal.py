@@ -33,6 +33,12 @@ AT_ONCE = timedelta(minutes=5)
 SEARCH_DAYS = 60
 
 
+def span(seconds: float) -> str:
+    """A duration as people read it: ``42 min``, ``3 h 05 min`` (the sign dropped; say early or late)."""
+    minutes = int(abs(seconds) // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 def _official(day: date) -> bool | None:
     """The published schedule, or None for a year chinesecalendar has no data for."""
     try:

@@ -109,6 +109,21 @@ def test_the_inventory_thresholds_and_an_open_incident_count() -> None:
     assert suggestion.grade == "major" and "not recovered" in suggestion.why
 
 
+def test_the_suggestion_counts_from_detection_to_a_persons_resolution_as_the_draft_does() -> None:
+    """Found at 16:19 by a phone call, the runbook started 1 h 50 min later and failed; a person resolved it
+    at 18:30: 2 h 11 min from discovery, above the 2 h threshold, though the runbook ran only 20 min."""
+    detected = STARTED - timedelta(hours=1, minutes=50)
+    events = [
+        {**events_lasting(0)[0], "detected": stamp(detected), "opened_by": "person"},
+        {"event": "end", "ts": stamp(STARTED + timedelta(minutes=20)), "outcome": "failed", "exit": 1},
+        {"event": "acknowledged", "ts": stamp(STARTED + timedelta(minutes=1)), "by": "张三"},
+        {"event": "resolved", "ts": stamp(detected + timedelta(hours=2, minutes=11)), "by": "张三", "note": "x"},
+    ]
+    suggestion = grading.suggest(events, GRADING_DEFAULTS, STARTED + timedelta(days=1))
+    assert suggestion.grade == "relatively_major", suggestion.why
+    assert "at least 2.18 h (detection to recovery)" in suggestion.why, suggestion.why
+
+
 @pytest.mark.parametrize(
     "events",
     [
