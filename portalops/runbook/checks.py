@@ -5,6 +5,8 @@ verification alike. They run under ``sh`` on Debian 12 hosts, as root.
 
 from __future__ import annotations
 
+from portalops.runbook import hostcheck
+
 # The portal's probe, run on the controller against the inventory's portal_public_url.
 PROBE = "{{ python }} -m portalops.cli probe -i {{ inventory }}"
 # Debian 12's PHP (the wordpress role's wordpress_php_version names the same unit).
@@ -268,36 +270,15 @@ def restart_failed(*units: str) -> str:
     )
 
 
-def ansible_check(pattern: str, command: str, timeout: int = 240) -> str:
-    """``command`` as a three-state check on the hosts of ``pattern``, run from the controller through
-    ``ansible -o`` (which exits 2 for any failed host and so loses the check's own exit code): exit 0
-    when every host says sound, 1 when one says broken, 75 (unknown) when none says broken but one
-    could not tell (its exit 75, a timeout, unreachable, or ansible itself failed)."""
-    verdict = (
-        "awk -v rc=$rc '"
-        '$2 == "|" && $4 == "|" && $5 ~ /^rc=/ { n = substr($5, 4) + 0; if (n == 0) next; '
-        'if (n == 75 || n == 124) unknown = unknown " " $1 " (exit " n ")"; else broken = broken " " $1 } '
-        '$2 == "|" && $3 ~ /^UNREACHABLE/ { unknown = unknown " " $1 " (unreachable)" } '
-        'END { if (broken) { print "broken on" broken; exit 1 } if (rc == 0) { print "sound"; exit 0 } '
-        'if (!unknown) unknown = " (ansible exit " rc ")"; print "unknown, cannot tell on" unknown; exit 75 }\''
-    )
-    # In a subshell, so it composes like one command (`if ! ...; then`, `&&`).
-    return (
-        f"(out=$(ansible {pattern} -i {{{{ inventory }}}} -m ansible.builtin.command "
-        f"-a 'timeout {timeout} {command}' -o 2>&1); rc=$?; "
-        f'printf "%s\\n" "$out"; printf "%s\\n" "$out" | {verdict})'
-    )
-
-
 # The backup wrapper on the database tier (restic_backup role). `check-database`: sound (exit 0), lost or
 # corrupted (1: a core table missing, unreadable or emptied, published content, users or options gone in bulk,
 # against the newest backup's manifest) or unknown (75: the server does not answer right now); read-only,
 # runs during a backup.
 BACKUP_TOOL = "/usr/local/sbin/portalops-backup"
 CHECK_DATABASE = f"{BACKUP_TOOL} check-database"
-DATABASE_SOUND = ansible_check("db", CHECK_DATABASE)
-# php-fpm active on every host of the CMS tier (ansible exits non-zero when one is not, or unreachable).
-FPM_ACTIVE = f"ansible cms -i {{{{ inventory }}}} -m ansible.builtin.command -a 'systemctl is-active {PHP_FPM}' -o"
+DATABASE_SOUND = hostcheck.command_line("db", CHECK_DATABASE)
+# php-fpm active on every host of the CMS tier (non-zero when one is not, or cannot tell).
+FPM_ACTIVE = hostcheck.command_line("cms", f"systemctl is-active {PHP_FPM}")
 
 
 def writes_into_a_sound_database(start: str, otherwise: str) -> str:

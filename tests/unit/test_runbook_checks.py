@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from portalops.runbook import hostcheck
 from portalops.runbook.checks import (
     BACKUP_CONFIG,
-    ansible_check,
     backups_younger_than,
     certificates_valid_for,
     disk_below,
@@ -164,40 +164,69 @@ def test_enable_false_leaves_a_disabled_unit_disabled(tmp_path: Path) -> None:
     assert rc == 0 and (tmp_path / "unit" / "enabled").read_text().strip() == "disabled"
 
 
-# --------------------------------------------------------------------------- ansible_check
+# --------------------------------------------------------------------------- host-check
+
+DB1_SAYS = {"stdout": "check-database: said", "stderr": ""}
 
 
 @pytest.mark.parametrize(
-    ("lines", "ansible_rc", "want"),
+    ("hosts", "ansible_rc", "want"),
     [
-        (["db1 | CHANGED | rc=0 | (stdout) check-database: healthy"], 0, (0, "sound")),
-        (["db1 | FAILED | rc=1 | (stdout) check-database: 1 lost or corrupted"], 2, (1, "broken on db1")),
-        (["db1 | FAILED | rc=75 | (stdout) check-database: unknown"], 2, (75, "unknown, cannot tell on db1 (exit 75)")),
-        (["db1 | FAILED | rc=124 | (stdout) "], 2, (75, "unknown, cannot tell on db1 (exit 124)")),
+        ({"db1": {**DB1_SAYS, "rc": 0}}, 0, (0, "sound")),
+        ({"db1": {**DB1_SAYS, "rc": 1, "failed": True}}, 2, (1, "broken on db1")),
+        ({"db1": {**DB1_SAYS, "rc": 75, "failed": True}}, 2, (75, "unknown, cannot tell on db1 (exit 75)")),
+        ({"db1": {**DB1_SAYS, "rc": 124, "failed": True}}, 2, (75, "unknown, cannot tell on db1 (exit 124)")),
         (
-            ["db1 | UNREACHABLE!: Failed to connect to the host via ssh"],
+            {"db1": {"unreachable": True, "msg": "Failed to connect to the host via ssh"}},
             4,
             (75, "unknown, cannot tell on db1 (unreachable)"),
         ),
-        (["db1 | FAILED | rc=75 | (stdout) x", "db2 | FAILED | rc=1 | (stdout) y"], 2, (1, "broken on db2")),
-        (["ERROR! the inventory could not be parsed"], 1, (75, "unknown, cannot tell on (ansible exit 1)")),
+        ({"db1": {"failed": True, "msg": "MODULE FAILURE"}}, 2, (75, "unknown, cannot tell on db1 (no exit code)")),
+        (
+            {"db1": {**DB1_SAYS, "rc": 75, "failed": True}, "db2": {**DB1_SAYS, "rc": 1, "failed": True}},
+            2,
+            (1, "broken on db2"),
+        ),
+        ({"db1": {**DB1_SAYS, "rc": 0}, "db2": {**DB1_SAYS, "rc": 0}}, 0, (0, "sound")),
+        ({}, 0, (75, "unknown, cannot tell on (ansible exit 0, no host answered)")),
+        (None, 1, (75, "unknown, cannot tell on (ansible exit 1, no host answered)")),
     ],
-    ids=["sound", "broken", "unknown", "timed out", "unreachable", "broken wins", "ansible failed"],
+    ids=[
+        "sound",
+        "broken",
+        "unknown",
+        "timed out",
+        "unreachable",
+        "no exit code",
+        "broken wins",
+        "all sound",
+        "no host",
+        "ansible failed",
+    ],
 )
-def test_ansible_check_keeps_the_three_states_through_ansible(
-    tmp_path: Path, lines: list[str], ansible_rc: int, want: tuple[int, str]
+def test_host_check_keeps_the_three_states_through_ansibles_json(
+    tmp_path: Path, hosts: dict[str, object] | None, ansible_rc: int, want: tuple[int, str]
 ) -> None:
+    """A fake `ansible` prints what the JSON callback prints (or, None, an error and no document)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    printed = "".join(f"echo '{line}'\n" for line in lines)
-    (bin_dir / "ansible").write_text(f'#!/bin/sh\necho "$*" > {tmp_path}/argv\n{printed}exit {ansible_rc}\n')
+    document = {"plays": [{"play": {"name": "adhoc"}, "tasks": [{"task": {"name": "command"}, "hosts": hosts}]}]}
+    printed = json.dumps(document) if hosts is not None else "ERROR! the inventory could not be parsed"
+    (tmp_path / "printed").write_text(printed)
+    (bin_dir / "ansible").write_text(
+        f'#!/bin/sh\necho "$*" > {tmp_path}/argv\necho "$ANSIBLE_STDOUT_CALLBACK" > {tmp_path}/callback\n'
+        f"cat {tmp_path}/printed\nexit {ansible_rc}\n"
+    )
     (bin_dir / "ansible").chmod(0o755)
-    command = ansible_check("db", "/usr/local/sbin/portalops-backup check-database").replace("{{ inventory }}", "inv")
+    command = hostcheck.command_line("db", "/usr/local/sbin/portalops-backup check-database")
+    command = command.replace("{{ inventory }}", "inv").replace("{{ python }}", sys.executable)
     rc, out = run(command, tmp_path, str(bin_dir))
-    assert (rc, out.splitlines()[-1]) == want
-    assert lines[0] in out  # ansible's own lines stay in the journal
+    assert (rc, out.splitlines()[-1]) == want, out
+    if hosts:  # each host's answer stays in the journal
+        assert all(line.startswith(tuple(hosts)) for line in out.splitlines()[:-1]), out
     argv = (tmp_path / "argv").read_text()
     assert argv.startswith("db -i inv -m ansible.builtin.command -a timeout 240 /usr/local/sbin/portalops-backup")
+    assert (tmp_path / "callback").read_text().strip() == "ansible.posix.json"
     # composes as one command
     assert run(f"if ! {command}; then echo no; else echo yes; fi", tmp_path, str(bin_dir))[1].splitlines()[-1] == (
         "yes" if want[0] == 0 else "no"
