@@ -46,6 +46,7 @@ class Responder:
     _pool: ThreadPoolExecutor = field(init=False)
     _pending: set[Future[None]] = field(init=False, default_factory=set)
     _clocks: threading.Lock = field(init=False, default_factory=threading.Lock)  # one clock check at a time
+    _clock_cache: reporting.ClockCache = field(init=False, default_factory=dict)  # journals read, by path
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="responder")
@@ -176,12 +177,13 @@ class Responder:
     def warn_clocks(self) -> None:
         """Tell the duty manager of each graded incident whose report to the regulator is nearly due or
         overdue, once per incident and state, as ``portalops incident clocks --notify`` does from cron
-        where no responder runs. A check still sending when the next sweep comes is not doubled."""
+        where no responder runs. A check still sending when the next sweep comes is not doubled. Only
+        journals that changed since the last sweep are read again."""
         if not self._clocks.acquire(blocking=False):
             return
         try:
             now = self.store.clock()
-            for clock in reporting.due_warnings(now, self.config.incidents):
+            for clock in reporting.due_warnings(now, self.config.incidents, cache=self._clock_cache):
                 for said in reporting.warn(clock, now, self.notifier, self.config.incidents):
                     LOG.info("incident %s: report clock %s: %s", clock.incident, clock.status(now), said)
         finally:

@@ -83,21 +83,37 @@ def record_sent(journal: Journal, stage: str, by: str) -> Clock:
     return _clock(journal)
 
 
-def clocks(root: Path = INCIDENTS_DIR) -> list[Clock]:
-    """Every incident under ``root`` graded 较大 (III) or above, oldest first."""
+# A journal's clock as last read, by the journal's path: (its size and mtime then, the clock or None).
+ClockCache = dict[Path, tuple[tuple[int, int], Clock | None]]
+
+
+def clocks(root: Path = INCIDENTS_DIR, cache: ClockCache | None = None) -> list[Clock]:
+    """Every incident under ``root`` graded 较大 (III) or above, oldest first. With a ``cache`` (the
+    responder's, kept across its sweeps), a journal is read again only when it grew or changed."""
     found = []
     for path in sorted(root.glob("*/journal.jsonl")):
-        events = read_events(path)
-        if any(e.get("event") == "start" for e in events):
-            clock = clock_of(path.parent.name, events)
-            if clock is not None and clock.due is not None:
-                found.append(clock)
+        try:
+            seen = path.stat()
+        except FileNotFoundError:
+            continue
+        key = (seen.st_size, seen.st_mtime_ns)
+        if cache is not None and path in cache and cache[path][0] == key:
+            clock = cache[path][1]
+        else:
+            events = read_events(path)
+            clock = clock_of(path.parent.name, events) if any(e.get("event") == "start" for e in events) else None
+            if cache is not None:
+                cache[path] = (key, clock)
+        if clock is not None and clock.due is not None:
+            found.append(clock)
     return found
 
 
-def due_warnings(now: datetime, root: Path = INCIDENTS_DIR, fraction: float = WARN_FRACTION) -> list[Clock]:
+def due_warnings(
+    now: datetime, root: Path = INCIDENTS_DIR, fraction: float = WARN_FRACTION, cache: ClockCache | None = None
+) -> list[Clock]:
     """Incidents whose clock has less than ``fraction`` of it left (or ran out) and no report sent."""
-    return [clock for clock in clocks(root) if clock.warns(now, fraction)]
+    return [clock for clock in clocks(root, cache) if clock.warns(now, fraction)]
 
 
 def warn(clock: Clock, now: datetime, notifier: Notifier, root: Path = INCIDENTS_DIR) -> list[str]:

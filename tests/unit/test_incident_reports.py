@@ -154,6 +154,22 @@ def test_a_grade_of_iii_or_above_starts_a_clock_that_counts_from_detection(
     assert [c.incident for c in reporting.clocks(root)] == [INCIDENT]
 
 
+def test_the_responders_clock_cache_reads_a_journal_again_only_when_it_changed(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The responder sweeps every minute: unchanged journals are not read again, a grade recorded since is seen."""
+    read: list[Path] = []
+    real = reporting.read_events
+    monkeypatch.setattr(reporting, "read_events", lambda path: read.append(path) or real(path))
+    cache: reporting.ClockCache = {}
+    assert reporting.clocks(root, cache) == [] and read
+    read.clear()
+    assert reporting.clocks(root, cache) == [] and read == []
+    graded(root, "较大")
+    assert [c.incident for c in reporting.clocks(root, cache)] == [INCIDENT]
+    assert read == [root / INCIDENT / "journal.jsonl"]
+
+
 def test_a_general_grade_starts_no_clock(root: Path) -> None:
     clock = graded(root, "一般")
     assert read_events(root / INCIDENT / "journal.jsonl")[-1]["report_hours"] == 0
