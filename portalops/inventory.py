@@ -2,20 +2,75 @@
 
 portalops never keeps its own host list: it asks ``ansible-inventory`` and
 parses the JSON with a pure function, so tests can feed it recorded output.
+Within one process the answer is asked once (:class:`Resolved`): a drill or a
+runbook run reads the same inventory many times, and Ansible takes a second or
+more per answer; a changed file of the inventory, or another Ansible
+environment, asks again.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from portalops.errors import BadInput
 from portalops.proc import run
 from portalops.vault import LAB_INVENTORY, REPO_ROOT, ansible_env, refuse_lab_password
 
-__all__ = ["LAB_INVENTORY", "REPO_ROOT", "Inventory", "load_inventory", "parse_inventory"]
+__all__ = ["LAB_INVENTORY", "REPO_ROOT", "Inventory", "Resolved", "load_inventory", "parse_inventory"]
+
+T = TypeVar("T")
+
+
+def fingerprint(source: Path | str) -> tuple[object, ...]:
+    """What Ansible's answer about ``source`` depends on, cheaply: every file of the inventory (path,
+    size, mtime) and the ANSIBLE_* environment (the vault identities, the configuration)."""
+    path = Path(source)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    seen = []
+    for name in files:
+        try:
+            stat = name.stat()
+        except FileNotFoundError:
+            continue
+        seen.append((str(name), stat.st_size, stat.st_mtime_ns))
+    ansible = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_")))
+    return (str(path.resolve()), tuple(seen), ansible)
+
+
+class Resolved:
+    """Answers Ansible gave in this process, by question, kept while the inventory and the Ansible
+    environment stay as they were. Each caller gets its own copy (callers may change what they get)."""
+
+    def __init__(self) -> None:
+        self._answers: dict[Hashable, tuple[tuple[object, ...], object]] = {}
+        self._lock = threading.Lock()
+        self.asked = 0  # questions that went to Ansible (tests, benchmarks)
+
+    def get(self, source: Path | str, question: Hashable, ask: Callable[[], T]) -> T:
+        now = fingerprint(source)
+        with self._lock:
+            kept = self._answers.get(question)
+        if kept is not None and kept[0] == now:
+            return cast(T, copy.deepcopy(kept[1]))
+        answer = ask()
+        with self._lock:
+            self._answers[question] = (now, answer)
+            self.asked += 1
+        return copy.deepcopy(answer)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._answers.clear()
+
+
+RESOLVED = Resolved()
 
 
 @dataclass(frozen=True)
@@ -67,6 +122,10 @@ def load_inventory(path: Path | str | None = None) -> Inventory:
     if not source.exists():
         raise BadInput(f"inventory not found: {source}")
     refuse_lab_password(source)  # before Ansible opens its vault with whatever secret it was given
+    return RESOLVED.get(source, ("inventory", str(source.resolve())), lambda: _ask_inventory(source))
+
+
+def _ask_inventory(source: Path) -> Inventory:
     result = run(
         ["ansible-inventory", "-i", str(source), "--list"],
         env=ansible_env(source),

@@ -16,6 +16,7 @@ from typing import Any
 
 from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
 from portalops.errors import BadInput
+from portalops.inventory import RESOLVED
 from portalops.proc import run
 from portalops.vault import ansible_env, refuse_lab_password
 
@@ -50,13 +51,7 @@ def parse_adhoc(text: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def resolve_vars(
-    source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str], exact: bool = True
-) -> dict[str, dict[str, Any]]:
-    """Render ``expressions`` for each of ``hosts`` (host patterns unless ``exact``) of the inventory at ``source``."""
-    if not hosts:
-        return {}
-    refuse_lab_password(source)
+def _render(source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     env = {
         **ansible_env(source),
         **JSON_CALLBACK_ENV,
@@ -64,7 +59,19 @@ def resolve_vars(
     result = run(
         adhoc_argv(str(source), hosts, expressions), env=env, what=f"render variables of {source}", timeout=120
     )
-    found = parse_adhoc(result.stdout)
+    return parse_adhoc(result.stdout)
+
+
+def resolve_vars(
+    source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str], exact: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Render ``expressions`` for each of ``hosts`` (host patterns unless ``exact``) of the inventory at ``source``;
+    asked of Ansible once per process while the inventory is unchanged (:class:`portalops.inventory.Resolved`)."""
+    if not hosts:
+        return {}
+    refuse_lab_password(source)
+    question = ("vars", str(Path(source).resolve()), tuple(hosts), tuple(expressions.items()))
+    found = RESOLVED.get(source, question, lambda: _render(source, hosts, expressions))
     missing = sorted(set(hosts) - set(found)) if exact else ([] if found else list(hosts))
     if missing:
         raise BadInput(f"inventory {source} has no host {', '.join(missing)}")

@@ -20,6 +20,16 @@ def lock_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     return directory
 
 
+@pytest.fixture(autouse=True)
+def nothing_resolved() -> Iterator[None]:
+    """Each test asks Ansible (or its fake) afresh: what one test resolved is not another's answer."""
+    from portalops.inventory import RESOLVED
+
+    RESOLVED.clear()
+    yield
+    RESOLVED.clear()
+
+
 @pytest.fixture
 def inventory_json() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((DATA / "inventory_list.json").read_text())

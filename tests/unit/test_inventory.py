@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,3 +39,29 @@ def test_the_lab_inventory_has_the_five_hosts_in_their_tiers() -> None:
     inv = load_inventory()
     tiers = {group: inv.hosts_in(group) for group in ("web", "cms", "db", "backup", "drill")}
     assert tiers == {"web": ["web1"], "cms": ["cms1"], "db": ["db1"], "backup": ["backup1"], "drill": ["drill1"]}
+
+
+def test_one_process_asks_ansible_once_until_the_inventory_or_its_environment_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drill read the same inventory 5 times and rendered its variables 10 times (1-2 s each)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.1\n")
+    asked: list[str] = []
+
+    def ansible_inventory(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        asked.append(argv[0])
+        address = "10.0.0.2" if "10.0.0.2" in inventory.read_text() else "10.0.0.1"
+        listed = {"_meta": {"hostvars": {"web1": {"ansible_host": address}}}, "all": {"hosts": ["web1"]}}
+        return subprocess.CompletedProcess(argv, 0, json.dumps(listed), "")
+
+    monkeypatch.setattr("portalops.inventory.run", ansible_inventory)
+    first = load_inventory(inventory)
+    first.hostvars["web1"]["ansible_host"] = "changed by a caller"
+    assert load_inventory(inventory).hostvars["web1"]["ansible_host"] == "10.0.0.1"  # its own copy
+    assert asked == ["ansible-inventory"]
+    inventory.write_text(inventory.read_text().replace("10.0.0.1", "10.0.0.2") + "# edited\n")
+    assert load_inventory(inventory).hostvars["web1"]["ansible_host"] == "10.0.0.2"
+    monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "prod@/nowhere")
+    load_inventory(inventory)
+    assert len(asked) == 3
