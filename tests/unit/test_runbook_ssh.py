@@ -11,7 +11,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from portalops.errors import BadInput
+from portalops.errors import BadInput, EnvironmentProblem
+from portalops.runbook.live import check_connection
 from portalops.runbook.ssh import (
     Connection,
     FabricConnection,
@@ -143,3 +144,10 @@ def test_a_proxy_command_is_handed_to_fabric_and_a_bad_jump_is_named(files: SshC
         fabric_connection(Connection("db1", "10.0.2.5", proxy_jump="bastion:ssh"), 10, files)
     with pytest.raises(BadInput, match="empty hop"):
         fabric_connection(Connection("db1", "10.0.2.5", proxy_jump="a,,b"), 10, files)
+
+
+def test_a_missing_ssh_config_file_stops_the_run_before_an_incident(tmp_path: Path) -> None:
+    """Fabric skips a config file it cannot read; ssh -F fails, and so does portalops, before anything runs."""
+    conn = Connection("db1", "db1", ssh_config=str(tmp_path / "absent"))
+    with pytest.raises(EnvironmentProblem, match=r"db1: ssh config file .*absent \(-F\) not found"):
+        check_connection(conn)
