@@ -9,7 +9,7 @@ does. The inventory leaves the lab's vault and its vault-encrypted notification 
 portalops refuses any inventory but the lab's that the lab's public password opens, and reaching
 hosts needs no secret (the lab notifies no one anyway).
 
-Costs about 25 s on a converged lab: one ad-hoc Ansible command, one runbook of read-only checks.
+Costs about 8 s on a converged lab (measured 7.9 s): one ad-hoc Ansible command, one runbook of read-only checks.
 """
 
 from __future__ import annotations
