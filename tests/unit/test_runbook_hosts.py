@@ -41,6 +41,7 @@ class Server(paramiko.ServerInterface):
         self.commands = commands
         self.forwards = forwards  # where a jump host's client asked to go (direct-tcpip)
         self.channels: dict[int, tuple[str, int]] = {}
+        self.accepted: list[paramiko.Channel] = []
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
@@ -56,7 +57,10 @@ class Server(paramiko.ServerInterface):
         """As sshd does for ssh -J: each direct-tcpip channel joined to a TCP connection to its destination."""
         while transport.is_active():
             channel = transport.accept(0.2)
-            if channel is None or channel.get_id() not in self.channels:
+            if channel is None:
+                continue
+            self.accepted.append(channel)  # kept: a dropped paramiko Channel closes itself when collected
+            if channel.get_id() not in self.channels:
                 continue
             upstream = socket.create_connection(self.channels.pop(channel.get_id()))
             threading.Thread(target=_pump, args=(channel, upstream), daemon=True).start()
