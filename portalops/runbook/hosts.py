@@ -1,4 +1,4 @@
-"""Where a step's commands run: a host over SSH (paramiko) or the controller.
+"""Where a step's commands run: a host over SSH (Fabric) or the controller.
 
 The engine sees only the :class:`Host` protocol, so tests hand it fakes.
 Remote commands are wrapped in ``timeout`` on the host (a hung command dies
@@ -18,14 +18,15 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import paramiko
 
 from portalops.errors import BadInput
+from portalops.runbook.ssh import Connection, FabricConnection, SshConfigFiles, describe, fabric_connection, hops
 
 WARNING_LINE = re.compile(r"^\[(DEPRECATION )?WARNING\]")
 TIMED_OUT = 124  # the exit status of coreutils timeout
@@ -141,49 +142,6 @@ class LocalHost:
         self.stop()
 
 
-@dataclass(frozen=True)
-class Connection:
-    """How to reach one inventory host, from its (templated) connection variables."""
-
-    host: str
-    address: str
-    port: int = 22
-    user: str = ""
-    key_file: str = ""
-    known_hosts: tuple[str, ...] = ()
-    strict: bool = True
-    become: bool = False
-    become_user: str = "root"
-
-
-def connection_from_vars(host: str, hostvars: Mapping[str, Any]) -> Connection:
-    """Read ansible_host/port/user, the key, become and the ``-o`` options that matter here."""
-    options: dict[str, str] = {}
-    words = shlex.split(str(hostvars.get("ssh_args") or ""))
-    for i, word in enumerate(words):
-        text = word[2:] if word.startswith("-o") and len(word) > 2 else (words[i + 1] if word == "-o" else "")
-        if "=" in text:
-            key, value = text.split("=", 1)
-            options[key.strip().lower()] = value.strip()
-    try:
-        port = int(hostvars.get("port") or 22)
-    except ValueError as exc:
-        raise BadInput(f"{host}: ansible_port {hostvars.get('port')!r} is not a number") from exc
-    known = tuple(p for p in options.get("userknownhostsfile", "").split() if p.lower() != "/dev/null")
-    become = hostvars.get("become")
-    return Connection(
-        host=host,
-        address=str(hostvars.get("address") or host),
-        port=port,
-        user=str(hostvars.get("user") or ""),
-        key_file=str(hostvars.get("key_file") or ""),
-        known_hosts=known,
-        strict=options.get("stricthostkeychecking", "yes").lower() not in ("no", "off", "accept-new"),
-        become=become is True or str(become).lower() in ("true", "yes", "1"),
-        become_user=str(hostvars.get("become_user") or "root"),
-    )
-
-
 def pid_file(tag: str) -> str:
     return f"/tmp/{tag}.pid"  # noqa: S108 - on the remote host, named by a random tag, removed at the end
 
@@ -226,18 +184,16 @@ class HostUnreachable(Exception):
 
 
 class SshHost:
-    """One inventory host over SSH, connected on first use and kept for the run."""
+    """One inventory host over SSH (Fabric: ssh_config and jump hosts honoured, see
+    :mod:`portalops.runbook.ssh`), connected on first use and kept for the run."""
 
     def __init__(
-        self,
-        connection: Connection,
-        connect_timeout: float = 10,
-        client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
+        self, connection: Connection, connect_timeout: float = 10, files: SshConfigFiles | None = None
     ) -> None:
         self.connection = connection
         self.connect_timeout = connect_timeout
-        self._factory = client_factory
-        self._client: paramiko.SSHClient | None = None
+        self.files = files
+        self._fabric: FabricConnection | None = None
         self._running: dict[str, str] = {}  # tag -> command, while it runs
 
     @property
@@ -245,36 +201,19 @@ class SshHost:
         return self.connection.host
 
     def _connect(self) -> paramiko.SSHClient:
-        if self._client is not None:
-            return self._client
-        conn = self.connection
-        client = self._factory()
+        if self._fabric is not None:
+            return self._fabric.client  # type: ignore[no-any-return]
+        made = None
         try:
-            if conn.known_hosts:
-                for path in conn.known_hosts:
-                    client.load_host_keys(os.path.expanduser(path))
-            else:
-                client.load_system_host_keys()
-            policy = paramiko.RejectPolicy() if conn.strict else paramiko.WarningPolicy()
-            client.set_missing_host_key_policy(policy)
-            client.connect(
-                conn.address,
-                port=conn.port,
-                username=conn.user or None,
-                key_filename=conn.key_file or None,
-                timeout=self.connect_timeout,
-                banner_timeout=self.connect_timeout,
-                auth_timeout=self.connect_timeout,
-                allow_agent=not conn.key_file,
-                look_for_keys=not conn.key_file,
-            )
-        except (OSError, paramiko.SSHException) as exc:
-            client.close()
-            where = f"{conn.user + '@' if conn.user else ''}{conn.address}:{conn.port}"
-            reason = str(exc).replace("[Errno None] ", "") or type(exc).__name__
-            raise HostUnreachable(f"{conn.host}: ssh {where}: {reason}") from exc
-        self._client = client
-        return client
+            made = fabric_connection(self.connection, self.connect_timeout, self.files)
+            made.open()
+        except (OSError, paramiko.SSHException, BadInput) as exc:
+            where = describe(made) if made is not None else self.connection.address
+            if made is not None:
+                _close(made)
+            raise HostUnreachable(f"{self.name}: ssh {where}: {_reason(exc)}") from exc
+        self._fabric = made
+        return made.client  # type: ignore[no-any-return]
 
     def run(self, command: str, timeout: float) -> CommandResult:
         started = time.monotonic()
@@ -311,9 +250,21 @@ class SshHost:
         return stopped
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._fabric is not None:
+            _close(self._fabric)
+            self._fabric = None
+
+
+def _close(made: FabricConnection) -> None:
+    """The connection and its jump hosts' (Fabric closes only the first)."""
+    for hop in hops(made):
+        hop.close()
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, paramiko.ChannelException):  # the jump host's answer
+        return f"the jump host could not connect onward: {exc.text}"
+    return str(exc).replace("[Errno None] ", "") or type(exc).__name__
 
 
 def _exec(client: paramiko.SSHClient, line: str, deadline_s: float) -> tuple[int, str, str, bool]:

@@ -9,12 +9,13 @@ from pathlib import Path
 from portalops.errors import EnvironmentProblem
 from portalops.inventory import REPO_ROOT, Inventory, load_inventory
 from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
-from portalops.runbook.hosts import Connection, Host, LocalHost, SshHost, connection_from_vars
+from portalops.runbook.hosts import Host, LocalHost, SshHost
 from portalops.runbook.lock import TargetLock
 from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
 from portalops.runbook.planning import PlannedStep, context_for, expand, make_plan
 from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
+from portalops.runbook.ssh import Connection, connection_from_vars
 from portalops.service.changes import INCIDENT_VARIABLE, RECORDS_VARIABLE
 from portalops.vault import ansible_env
 
@@ -22,13 +23,15 @@ INCIDENTS_DIR = Path(os.environ.get("PORTALOPS_INCIDENTS_DIR", REPO_ROOT / "inci
 
 
 def check_connection(connection: Connection) -> None:
-    """Fail before an incident opens when this machine lacks the key or known_hosts."""
+    """Fail before an incident opens when this machine lacks the key, known_hosts or the ssh config file."""
     hint = "`portalops lab up` creates the lab's" if ".lab" in connection.key_file else "see the inventory"
     if connection.key_file and not Path(connection.key_file).is_file():
         raise EnvironmentProblem(f"{connection.host}: SSH key {connection.key_file} not found ({hint})")
     for path in connection.known_hosts:
         if not Path(os.path.expanduser(path)).is_file():
             raise EnvironmentProblem(f"{connection.host}: known_hosts {path} not found ({hint})")
+    if connection.ssh_config and not Path(os.path.expanduser(connection.ssh_config)).is_file():
+        raise EnvironmentProblem(f"{connection.host}: ssh config file {connection.ssh_config} (-F) not found ({hint})")
 
 
 def connections_for(rendered: dict[str, dict[str, object]], hosts: Sequence[str]) -> dict[str, Connection]:

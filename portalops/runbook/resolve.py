@@ -20,10 +20,10 @@ from portalops.inventory import RESOLVED
 from portalops.proc import run
 from portalops.vault import ansible_env, refuse_lab_password
 
-# What SshHost needs, as Jinja expressions over a host's variables.
+# What SshHost needs (portalops.runbook.ssh), as Jinja expressions over a host's variables.
 CONNECTION_VARS: dict[str, str] = {
     "address": "ansible_host | default(inventory_hostname)",
-    "port": "ansible_port | default(22)",
+    "port": "ansible_port | default(0)",  # 0: the ssh_config's Port, else 22
     "user": "ansible_user | default('')",
     "key_file": "ansible_ssh_private_key_file | default(ansible_private_key_file | default(''))",
     "ssh_args": "(ansible_ssh_common_args | default('')) ~ ' ' ~ (ansible_ssh_extra_args | default(''))",

@@ -35,6 +35,7 @@ RUNTIME_IMPORTS: dict[str, set[str]] = {
     "ansible-core": {"ansible"},
     "ansible": set(),  # the collections, see collections_used()
     "mitogen": {"mitogen", "ansible_mitogen"},
+    "fabric": {"fabric"},  # portalops.runbook.hosts: the runbooks' SSH connections
     "paramiko": {"paramiko"},
     "pyyaml": {"yaml"},
     "chinesecalendar": {"chinese_calendar"},

@@ -24,23 +24,47 @@ from portalops.runbook.hosts import (
     TIMED_OUT,
     UNREACHABLE,
     CommandResult,
-    Connection,
     LocalHost,
     SshHost,
-    connection_from_vars,
     kill_grace,
     remote_command,
 )
 from portalops.runbook.resolve import CONNECTION_VARS, adhoc_argv, parse_adhoc, resolve_vars
+from portalops.runbook.ssh import Connection, SshConfigFiles, connection_from_vars
 
 
 class Server(paramiko.ServerInterface):
-    def __init__(self, client_key: paramiko.PKey) -> None:
+    """One client connection's server; the commands and forwardings of all are in the shared lists."""
+
+    def __init__(self, client_key: paramiko.PKey, commands: list[str], forwards: list[tuple[str, int]]) -> None:
         self.client_key = client_key
-        self.commands: list[str] = []
+        self.commands = commands
+        self.forwards = forwards  # where a jump host's client asked to go (direct-tcpip)
+        self.channels: dict[int, tuple[str, int]] = {}
+        self.accepted: list[paramiko.Channel] = []
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_direct_tcpip_request(
+        self, chanid: int, origin: tuple[str, int], destination: tuple[str, int]
+    ) -> int:
+        self.forwards.append(destination)
+        self.channels[chanid] = destination
+        return paramiko.OPEN_SUCCEEDED
+
+    def forward(self, transport: paramiko.Transport) -> None:
+        """As sshd does for ssh -J: each direct-tcpip channel joined to a TCP connection to its destination."""
+        while transport.is_active():
+            channel = transport.accept(0.2)
+            if channel is None:
+                continue
+            self.accepted.append(channel)  # kept: a dropped paramiko Channel closes itself when collected
+            if channel.get_id() not in self.channels:
+                continue
+            upstream = socket.create_connection(self.channels.pop(channel.get_id()))
+            threading.Thread(target=_pump, args=(channel, upstream), daemon=True).start()
+            threading.Thread(target=_pump, args=(upstream, channel), daemon=True).start()
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -63,6 +87,16 @@ class Server(paramiko.ServerInterface):
         channel.close()
 
 
+def _pump(source: Any, sink: Any) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        sink.close()
+
+
 class SshFixture:
     def __init__(self, tmp_path: Path) -> None:
         self.host_key = paramiko.ECDSAKey.generate()
@@ -70,7 +104,8 @@ class SshFixture:
         self.key_file = tmp_path / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key_file)], check=True)
         client_key = paramiko.Ed25519Key(filename=str(self.key_file))
-        self.server = Server(client_key)
+        self.client_key = client_key
+        self.server = Server(client_key, [], [])
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen()
@@ -90,7 +125,9 @@ class SshFixture:
                 return
             transport = paramiko.Transport(sock)
             transport.add_server_key(self.host_key)
-            transport.start_server(server=self.server)
+            server = Server(self.client_key, self.server.commands, self.server.forwards)
+            transport.start_server(server=server)
+            threading.Thread(target=server.forward, args=(transport,), daemon=True).start()
             self.transports.append(transport)
 
     def connection(self, **changes: Any) -> Connection:
@@ -274,6 +311,26 @@ def test_stop_sends_sigterm_to_the_running_command_and_it_ends(ssh: SshFixture, 
     assert results and results[0].rc == 143, results
     assert cleaned.exists(), "the command's own TERM handler ran"
     assert host.stop() == [], "nothing left running"
+
+
+def test_a_host_behind_a_jump_host_is_reached_through_it(ssh: SshFixture, tmp_path: Path) -> None:
+    """ProxyJump from the inventory: the target through the jump host's direct-tcpip channel, both host
+    keys checked, and the connection named with its route when the jump host is not trusted."""
+    files = SshConfigFiles(user=str(tmp_path / "none"), system=str(tmp_path / "none"))
+    jump = f"deploy@127.0.0.1:{ssh.port}"
+    host = SshHost(ssh.connection(proxy_jump=jump), files=files)
+    result = host.run("echo behind the jump", timeout=10)
+    host.close()
+    assert (result.rc, result.stdout) == (0, "behind the jump\n"), result
+    assert ssh.server.forwards == [("127.0.0.1", ssh.port)]
+    assert len(ssh.transports) == 2, "one connection to the jump host, one through it to the target"
+
+    unknown = SshHost(ssh.connection(proxy_jump=f"deploy@localhost:{ssh.port}"), files=files)
+    refused = unknown.run("echo never", timeout=10)
+    assert refused.unreachable
+    assert refused.stderr.startswith(f"web1: ssh deploy@127.0.0.1:{ssh.port} via deploy@localhost:{ssh.port}: ")
+    assert "not found in known_hosts" in refused.stderr
+    assert ssh.server.commands[1:] == [], "nothing ran past an unknown jump host"
 
 
 def _pid_written(host: SshHost) -> bool:
