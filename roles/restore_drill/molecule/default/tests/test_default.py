@@ -51,8 +51,8 @@ def test_the_drill_restored_the_snapshots_the_source_just_made() -> None:
 def test_the_site_served_the_sources_newest_published_titles() -> None:
     """The titles the drill's site had to serve are those of the live source database, not of an empty one."""
     live = SOURCE.check_output(
-        "mariadb --default-character-set=utf8mb4 -N -B wp_portal -e \"SELECT post_title FROM wp_posts WHERE post_status = 'publish' "
-        "AND post_type = 'post'\""
+        "mariadb --default-character-set=utf8mb4 -N -B wp_portal -e "
+        "\"SELECT post_title FROM wp_posts WHERE post_status = 'publish' AND post_type = 'post'\""
     ).splitlines()
     titles = report()["result"]["titles"]["wp_portal"]
     assert len(titles) == min(10, len(live)) > 0
