@@ -1,0 +1,46 @@
+"""The host-side errors and exit codes: one exception family, and the exit code each command maps it to."""
+
+from __future__ import annotations
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+
+
+EXIT_UNKNOWN = 75  # EX_TEMPFAIL: a check that cannot tell right now (never a reason to restore)
+
+
+class JobError(Exception):
+    """A job failed; the message says why in one line."""
+
+
+class RepositoryLocked(JobError):
+    """restic met another process's lock (a live run's, or a stale one a crashed run left)."""
+
+
+class RepositoryUnusable(JobError):
+    """The repository cannot be opened from this host at all (backup host down, SSH key or
+    password refused, no repository): every other job of the run would fail alike."""
+
+
+class ConfigError(Exception):
+    """The configuration is unusable."""
+
+
+class LockError(Exception):
+    """Another run holds the lock."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (a runbook step's timeout, systemd stopping the unit): unwinds like Ctrl-C, so the
+    clean-up paths run (a half-done physical restore puts the old data directory back)."""
+
+
+def terminate(signum: int, frame: object) -> None:
+    raise Terminated(f"stopped by signal {signum}")
+
+
+class DeadlinePassed(Terminated):
+    """restore-database's overall deadline passed: unwinds like SIGTERM, so the clean-up runs."""
+
+
+class Untouched(JobError):
+    """A restore failed without changing the live databases (a logical restore before its swap)."""
