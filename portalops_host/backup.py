@@ -49,26 +49,25 @@ from portalops_host.config import CONFIG, load_config
 from portalops_host.errors import (
     EXIT_BAD_INPUT,
     EXIT_ENVIRONMENT,
-    EXIT_FAILED,
     EXIT_OK,
     ConfigError,
-    DeadlinePassed,
     JobError,
     LockError,
     Terminated,
+    failure,
     terminate,
 )
 from portalops_host.files import EVIDENCE_DIR
 from portalops_host.files_restore import command_restore_files, command_verify_files
 from portalops_host.jobs import command_run
 from portalops_host.log import Log
+from portalops_host.logical import command_discard_evidence
 from portalops_host.maintenance import command_check, command_copy
 from portalops_host.pins import command_release, command_status
 from portalops_host.restic import run_restic
 from portalops_host.restore import (
     RESTORE_TIMEOUT,
     command_check_database,
-    command_discard_evidence,
     command_restore_database,
     command_verify_database,
 )
@@ -151,16 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "restore-database" and args.discard_evidence is not None:
                 return command_discard_evidence(config, args.discard_evidence, log)
             if args.command == "restore-database":
-                return command_restore_database(
-                    config,
-                    args.snapshot,
-                    args.yes,
-                    log,
-                    until=args.until,
-                    until_position=args.until_position,
-                    logical=args.logical,
-                    deadline=args.deadline,
-                )
+                options = {name: getattr(args, name) for name in ("until", "until_position", "logical", "deadline")}
+                return command_restore_database(config, args.snapshot, args.yes, log, **options)
             if args.command == "run":
                 return command_run(config, args.job, log)
             if args.command == "maintain":
@@ -173,20 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                 return command_release(config, args.snapshot, log)
             print(run_restic(config, "snapshots", "--json").stdout)
             return EXIT_OK
-    except LockError as exc:
-        print(f"portalops-backup: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    except ConfigError as exc:
-        print(f"portalops-backup: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except JobError as exc:
-        print(f"portalops-backup: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except DeadlinePassed as exc:
-        print(f"portalops-backup: {exc}; clean-up done", file=sys.stderr)
-        return EXIT_FAILED
-    except Terminated as exc:
-        print(f"portalops-backup: {exc}; clean-up done", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except (LockError, ConfigError, JobError, Terminated) as exc:
+        code, said = failure(exc)
+        print(f"portalops-backup: {said}", file=sys.stderr)
+        return code
     finally:
         signal.signal(signal.SIGTERM, previous)

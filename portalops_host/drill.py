@@ -71,12 +71,10 @@ def restic(config: dict[str, Any], host: str, *args: str, timeout: float = 6 * 3
 
 def choose_snapshot(config: dict[str, Any], host: str, job: str, wanted: str | None) -> dict[str, Any]:
     listed = json.loads(restic(config, host, "snapshots", "--json", "--tag", f"job:{job}", "--host", host) or "[]")
-    if not listed:
-        raise DrillError(f"{host}: no snapshot of job {job} in {config['sources'][host]}")
-    chosen = pick_snapshot(listed, wanted)
-    if chosen is None:
-        raise DrillError(f"{host}: snapshot {wanted} of job {job} not found")
-    return chosen
+    try:
+        return pick_snapshot(listed, job, wanted, config["sources"][host])
+    except JobError as exc:
+        raise DrillError(f"{host}: {exc}") from None
 
 
 def systemctl(*args: str) -> None:

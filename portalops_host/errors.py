@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
 
@@ -44,3 +46,22 @@ class DeadlinePassed(Terminated):
 
 class Untouched(JobError):
     """A restore failed without changing the live databases (a logical restore before its swap)."""
+
+
+# The one place a command's error becomes its exit code and the line on stderr: the first class that
+# matches wins (DeadlinePassed before the Terminated it is); a stopped command has cleaned up first.
+FAILURES: tuple[tuple[type[BaseException], int, str], ...] = (
+    (LockError, EXIT_ENVIRONMENT, ""),
+    (ConfigError, EXIT_BAD_INPUT, ""),
+    (JobError, EXIT_FAILED, ""),
+    (DeadlinePassed, EXIT_FAILED, "; clean-up done"),
+    (Terminated, 128 + signal.SIGTERM, "; clean-up done"),
+)
+
+
+def failure(exc: BaseException) -> tuple[int, str]:
+    """``exc``'s exit code and what stderr says of it (FAILURES)."""
+    for kind, code, after in FAILURES:
+        if isinstance(exc, kind):
+            return code, f"{exc}{after}"
+    raise exc

@@ -10,11 +10,13 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from portalops_host.errors import JobError
-from portalops_host.snapshots import pick_snapshot
+from portalops_host.log import Log
+from portalops_host.restic import run_restic
 from portalops_host.streams import CHUNK
 
 
@@ -132,16 +134,6 @@ def live_files_manifest(paths: list[str], exclude: list[str] | None) -> dict[str
     return files_manifest([p for p in paths if os.path.lexists(p)], exclude, cache={})
 
 
-def pick_files_snapshot(listed: list[dict[str, Any]], job_name: str, wanted: str | None) -> dict[str, Any]:
-    """The newest snapshot of a files job, or the one ``wanted`` names (an id or its prefix)."""
-    if not listed:
-        raise JobError(f"no snapshot of job {job_name} in the repository")
-    chosen = pick_snapshot(listed, wanted)
-    if chosen is None:
-        raise JobError(f"snapshot {wanted} of job {job_name} not found")
-    return chosen
-
-
 def restic_include(path: str) -> str:
     """A path as a restic --include pattern that matches only itself (glob characters escaped)."""
     return re.sub(r"([\\*?\[\]])", r"\\\1", path)
@@ -176,6 +168,15 @@ def unique_directory(root: Path, moment: dt.datetime) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def evidence_directory(evidence: str | None, moment: dt.datetime) -> Path:
+    """``evidence`` when given, else a new directory named by ``moment`` under EVIDENCE_DIR (root only)."""
+    if evidence:
+        return Path(evidence)
+    EVIDENCE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    EVIDENCE_DIR.chmod(0o700)
+    return unique_directory(EVIDENCE_DIR, moment)
 
 
 def put_in_place(source: Path, destination: Path, staging: Path) -> None:
@@ -220,3 +221,40 @@ def quarantine(paths: list[str], directory: Path) -> list[str]:
         shutil.move(path, target)
         moved.append(path)
     return moved
+
+
+def restore_from_snapshot(
+    config: dict[str, Any], snapshot: dict[str, Any], manifest: dict[str, Any], paths: list[str], log: Log
+) -> list[str]:
+    """``paths`` restored from the snapshot into a staging directory, each checked against the manifest,
+    then put in place; returns what could not be restored."""
+    if not paths:
+        return []
+    root = Path(config.get("staging_dir", "/var/backups/portalops"))
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(prefix="restore-files-", dir=root))
+    problems = []
+    try:
+        includes = [arg for path in paths for arg in ("--include", restic_include(path))]
+        log(f"restore-files: restic restore of {len(paths)} paths from snapshot {snapshot['short_id']}")
+        run_restic(config, "--no-lock", "restore", snapshot["id"], "--target", str(staging), *includes)
+        for path in paths:
+            source = staging / path.lstrip("/")
+            spec = manifest.get("files", {}).get(path)
+            if spec is not None and (
+                not source.is_file() or source.is_symlink() or sha256_file(source) != spec["sha256"]
+            ):
+                problems.append(f"{path}: the snapshot's copy is missing or does not match the manifest")
+                continue
+            if spec is None and (not source.is_symlink() or os.readlink(source) != manifest["links"].get(path)):
+                problems.append(f"{path}: the snapshot's link is missing or does not match the manifest")
+                continue
+            try:
+                put_in_place(source, Path(path), staging)
+            except OSError as exc:
+                problems.append(f"{path}: could not be put in place: {exc}")
+                continue
+            log(f"RESTORED: {path}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return problems

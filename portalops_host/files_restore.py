@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from portalops_host.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConfigError, JobError
 from portalops_host.files import (
-    EVIDENCE_DIR,
+    evidence_directory,
     files_diff,
     keep_evidence,
     live_files_manifest,
-    pick_files_snapshot,
-    put_in_place,
     quarantine,
-    restic_include,
-    sha256_file,
-    unique_directory,
+    restore_from_snapshot,
 )
 from portalops_host.log import Log
 from portalops_host.restic import run_restic
+from portalops_host.snapshots import pick_snapshot
 from portalops_host.status import simple_status
 from portalops_host.times import now, parse_time, stamp
 
@@ -47,7 +41,7 @@ def files_state(
     listed = run_restic(
         config, "--no-lock", "snapshots", "--json", "--tag", f"job:{job['name']}", "--host", config["host"]
     )
-    snapshot = pick_files_snapshot(json.loads(listed.stdout or "[]"), job["name"], wanted)
+    snapshot = pick_snapshot(json.loads(listed.stdout or "[]"), job["name"], wanted, "the repository")
     path = Path(config["status_dir"]) / "manifests" / f"{job['name']}.json"
     try:
         manifest: dict[str, Any] = json.loads(run_restic(config, "--no-lock", "dump", snapshot["id"], str(path)).stdout)
@@ -95,43 +89,6 @@ def command_verify_files(config: dict[str, Any], name: str, wanted: str | None, 
     return EXIT_OK if report["ok"] else EXIT_FAILED
 
 
-def restore_from_snapshot(
-    config: dict[str, Any], snapshot: dict[str, Any], manifest: dict[str, Any], paths: list[str], log: Log
-) -> list[str]:
-    """``paths`` restored from the snapshot into a staging directory, each checked against the manifest,
-    then put in place; returns what could not be restored."""
-    if not paths:
-        return []
-    root = Path(config.get("staging_dir", "/var/backups/portalops"))
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staging = Path(tempfile.mkdtemp(prefix="restore-files-", dir=root))
-    problems = []
-    try:
-        includes = [arg for path in paths for arg in ("--include", restic_include(path))]
-        log(f"restore-files: restic restore of {len(paths)} paths from snapshot {snapshot['short_id']}")
-        run_restic(config, "--no-lock", "restore", snapshot["id"], "--target", str(staging), *includes)
-        for path in paths:
-            source = staging / path.lstrip("/")
-            spec = manifest.get("files", {}).get(path)
-            if spec is not None and (
-                not source.is_file() or source.is_symlink() or sha256_file(source) != spec["sha256"]
-            ):
-                problems.append(f"{path}: the snapshot's copy is missing or does not match the manifest")
-                continue
-            if spec is None and (not source.is_symlink() or os.readlink(source) != manifest["links"].get(path)):
-                problems.append(f"{path}: the snapshot's link is missing or does not match the manifest")
-                continue
-            try:
-                put_in_place(source, Path(path), staging)
-            except OSError as exc:
-                problems.append(f"{path}: could not be put in place: {exc}")
-                continue
-            log(f"RESTORED: {path}")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return problems
-
-
 def command_restore_files(
     config: dict[str, Any], name: str, wanted: str | None, evidence: str | None, yes: bool, log: Log
 ) -> int:
@@ -154,12 +111,7 @@ def command_restore_files(
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    if evidence:
-        directory = Path(evidence)
-    else:
-        EVIDENCE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
-        EVIDENCE_DIR.chmod(0o700)
-        directory = unique_directory(EVIDENCE_DIR, started)
+    directory = evidence_directory(evidence, started)
     details = {**report, "host": config["host"], "taken": stamp(started), "manifest_paths": manifest["paths"]}
     expected = {p: manifest["files"][p]["sha256"] for p in diff["changed"] + diff["missing"] if p in manifest["files"]}
     details["expected_sha256"] = expected

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from portalops_host.database import (
     DUMP_DONE,
     MANIFEST_MARK,
     RESTORE_DIR,
+    database_jobs,
     live_manifest,
     manifest_from_dump,
     manifest_size,
@@ -30,7 +32,7 @@ from portalops_host.database import (
     sql_string,
     systemctl,
 )
-from portalops_host.errors import JobError, Untouched
+from portalops_host.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, JobError, Untouched
 from portalops_host.health import manifest_problems
 from portalops_host.log import Log
 from portalops_host.pitr import BINLOG_INDEX
@@ -397,3 +399,24 @@ def fetch_dump(config: dict[str, Any], snapshot: dict[str, Any], target: Path) -
     if not tail.endswith(b"\n"):
         raise JobError(f"the dump of snapshot {snapshot['short_id']} is incomplete (its manifest line is cut)")
     return manifest
+
+
+def command_discard_evidence(config: dict[str, Any], rid: str, log: Log) -> int:
+    """Drop the evidence databases a logical restore kept (and new databases it left), named by its id."""
+    if not RESTORE_ID.fullmatch(rid):
+        print(
+            f"portalops-backup: {rid!r} is not a restore id (UTC time as YYYYMMDDTHHMMSSZ, as the restore printed it)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    databases = sorted({d for j in database_jobs(config) for d in j["databases"]})
+    wanted = [side_database(d, role, rid) for d in databases for role in ("before", "restore")]
+    found = [d for d in wanted if d in existing_databases()]
+    if not found:
+        log(f"restore-database: no evidence of restore {rid} on this host (looked for {', '.join(wanted)})")
+        return EXIT_FAILED
+    for database in found:
+        log(f"restore-database: dropping {database} ({len(table_names(database))} tables)")
+        mariadb(f"DROP DATABASE {quote_ident(database)}")
+    log(f"restore-database: the evidence of restore {rid} is discarded")
+    return EXIT_OK

@@ -20,9 +20,7 @@ from portalops_host.database import (
     live_manifest,
     manifest_from_dump,
     manifest_size,
-    mariadb,
     newest_titles_count,
-    quote_ident,
 )
 from portalops_host.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNKNOWN, DeadlinePassed, JobError
 from portalops_host.health import (
@@ -35,12 +33,9 @@ from portalops_host.health import (
 )
 from portalops_host.log import Log
 from portalops_host.logical import (
-    RESTORE_ID,
     existing_databases,
     restore_id,
     restore_logical,
-    side_database,
-    table_names,
 )
 from portalops_host.physical import aside_path, restore_physical
 from portalops_host.pitr import BINLOG_INDEX, NO_PITR, binlog_files, pitr_rpo_line, pitr_rpo_seconds, point_in_time
@@ -349,27 +344,6 @@ def restore_result(
         "fallback_from": failures if used else [],
         "problems": problems,
     }
-
-
-def command_discard_evidence(config: dict[str, Any], rid: str, log: Log) -> int:
-    """Drop the evidence databases a logical restore kept (and new databases it left), named by its id."""
-    if not RESTORE_ID.fullmatch(rid):
-        print(
-            f"portalops-backup: {rid!r} is not a restore id (UTC time as YYYYMMDDTHHMMSSZ, as the restore printed it)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    databases = sorted({d for j in database_jobs(config) for d in j["databases"]})
-    wanted = [side_database(d, role, rid) for d in databases for role in ("before", "restore")]
-    found = [d for d in wanted if d in existing_databases()]
-    if not found:
-        log(f"restore-database: no evidence of restore {rid} on this host (looked for {', '.join(wanted)})")
-        return EXIT_FAILED
-    for database in found:
-        log(f"restore-database: dropping {database} ({len(table_names(database))} tables)")
-        mariadb(f"DROP DATABASE {quote_ident(database)}")
-    log(f"restore-database: the evidence of restore {rid} is discarded")
-    return EXIT_OK
 
 
 def command_verify_database(config: dict[str, Any], wanted: str | None, log: Log) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portalops_host.errors import JobError
 from portalops_host.times import parse_time
 
 
@@ -21,9 +22,14 @@ def newest(listed: list[dict[str, Any]]) -> dict[str, Any]:
     return max(listed, key=lambda s: parse_time(s["time"]))
 
 
-def pick_snapshot(listed: list[dict[str, Any]], wanted: str | None) -> dict[str, Any] | None:
-    """The first of ``listed`` that ``wanted`` names, else (no ``wanted``) the newest; None when there is none.
-    The callers say what is missing in their own words (a job of this host, a host's job in the drill)."""
-    if wanted:
-        return next((s for s in listed if named(s, wanted)), None)
-    return newest(listed) if listed else None
+def pick_snapshot(listed: list[dict[str, Any]], job: str, wanted: str | None, where: str) -> dict[str, Any]:
+    """The newest of ``listed`` (a job's snapshots in the repository ``where`` names), or the first one
+    ``wanted`` names; JobError says which is missing."""
+    if not listed:
+        raise JobError(f"no snapshot of job {job} in {where}")
+    if not wanted:
+        return newest(listed)
+    chosen = next((s for s in listed if named(s, wanted)), None)
+    if chosen is None:
+        raise JobError(f"snapshot {wanted} of job {job} not found")
+    return chosen

@@ -36,7 +36,6 @@ from portalops_host.files import (
     files_manifest,
     keep_evidence,
     live_files_manifest,
-    pick_files_snapshot,
     put_in_place,
     quarantine,
     restic_include,
@@ -56,6 +55,7 @@ from portalops_host.jobs import JOBS, command_run, keep_manifest
 from portalops_host.log import Log
 from portalops_host.logical import (
     check_room,
+    command_discard_evidence,
     fetch_dump,
     logical_needs,
     restore_id,
@@ -91,7 +91,6 @@ from portalops_host.restic import (
 from portalops_host.restore import (
     changed_so_far,
     command_check_database,
-    command_discard_evidence,
     command_restore_database,
     restore_candidates,
     rpo_line,
@@ -99,6 +98,7 @@ from portalops_host.restore import (
     snapshot_manifest,
 )
 from portalops_host.retention import forget_args, keep_policy
+from portalops_host.snapshots import pick_snapshot
 from portalops_host.status import metrics
 from portalops_host.streams import Deadline
 from portalops_host.times import now, parse_time, stamp, until_time
@@ -701,12 +701,12 @@ def test_the_newest_or_the_named_files_snapshot_is_chosen() -> None:
         {"id": "aaaa1111", "short_id": "aaaa1111", "time": "2026-11-26T02:00:00.123456789Z"},
         {"id": "bbbb2222", "short_id": "bbbb2222", "time": "2026-11-27T02:00:00.5Z"},
     ]
-    assert pick_files_snapshot(listed, "cms-files", None)["id"] == "bbbb2222"
-    assert pick_files_snapshot(listed, "cms-files", "aaaa")["id"] == "aaaa1111"
+    assert pick_snapshot(listed, "cms-files", None, "the repository")["id"] == "bbbb2222"
+    assert pick_snapshot(listed, "cms-files", "aaaa", "the repository")["id"] == "aaaa1111"
     with pytest.raises(JobError, match="snapshot cccc of job cms-files not found"):
-        pick_files_snapshot(listed, "cms-files", "cccc")
+        pick_snapshot(listed, "cms-files", "cccc", "the repository")
     with pytest.raises(JobError, match="no snapshot of job cms-files"):
-        pick_files_snapshot([], "cms-files", None)
+        pick_snapshot([], "cms-files", None, "the repository")
 
 
 def test_a_restic_include_pattern_matches_only_its_own_path() -> None:
