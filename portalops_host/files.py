@@ -1,5 +1,5 @@
-"""Files manifests (sha256 of every file) and what a files restore needs: the diff, evidence, atomic put-back,
-quarantine."""
+"""Files manifests (sha256 of every file) and what a files restore needs: the diff, evidence, files read back
+from a snapshot and put in place atomically, quarantine."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The logical database restore: the dump loaded into new databases, verified, then swapped in by one RENAME
-TABLE; the live tables stay as evidence."""
+TABLE; the live tables stay as evidence until `portalops-backup restore-database --discard-evidence ID`."""
 
 from __future__ import annotations
 
