@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench-backup`: the shipped backup wrapper (portalops_backup.py) on a portal-sized
+"""`make bench-backup`: the shipped backup wrapper (portalops-backup, portalops_host) on a portal-sized
 dataset, and the restores a drill does, measured in one run against baselines of the same run.
 
 Self-contained: one throwaway systemd container from the lab image (not the lab, which may be
@@ -39,6 +39,7 @@ IMAGE = "localhost/portalops-lab:bookworm"
 NAME = "portalops-bench-backup"
 LABEL = "portalops.bench=1"
 WRAPPER = REPO / "roles" / "restic_backup" / "files" / "portalops_backup.py"
+PACKAGE = REPO / "portalops_host"
 PACKAGES = ["restic", "mariadb-server", "mariadb-backup", "zstd"]
 UPLOADS = "/srv/uploads"
 OUT = "/srv/bench"  # on the container's overlay (disk), unlike /tmp
@@ -181,12 +182,11 @@ FROM (SELECT seq, TIMESTAMP '2016-01-01 08:00:00' + INTERVAL seq * 17 MINUTE AS 
 
 VERIFY_FILES = r"""
 import json, sys
-sys.path.insert(0, "/usr/local/lib/portalops")
-import portalops_backup as pb
 from pathlib import Path
+from portalops_host.files import compare_files
 root = Path(sys.argv[1])
 manifest = json.loads((root / sys.argv[2].lstrip("/")).read_text())
-problems = pb.compare_files(manifest, root)
+problems = compare_files(manifest, root)
 print(json.dumps({"count": manifest["count"], "problems": problems[:5], "problem_count": len(problems)}))
 """
 
@@ -335,8 +335,13 @@ def prepare() -> None:
         f"apt-get install -y -q --no-install-recommends {' '.join(PACKAGES)} >/dev/null",
         what="apt-get install",
     )
-    progress("installing the wrapper, its config and a local repository")
+    progress("installing the wrapper, its package, its config and a local repository")
     inside("install -d -m 0755 /usr/local/lib/portalops /etc/portalops")
+    # As the restic_backup role installs them: the package's modules on the system Python's path.
+    site = inside("""/usr/bin/python3 -c "import sysconfig; print(sysconfig.get_path('purelib'))" """).strip()
+    inside(f"install -d -m 0755 {site}/portalops_host")
+    for module in sorted(PACKAGE.glob("*.py")):
+        podman("cp", str(module), f"{NAME}:{site}/portalops_host/{module.name}")
     podman("cp", str(WRAPPER), f"{NAME}:/usr/local/lib/portalops/portalops_backup.py")
     inside(
         "chmod 0755 /usr/local/lib/portalops/portalops_backup.py; "

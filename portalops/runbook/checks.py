@@ -13,6 +13,8 @@ PROBE = "{{ python }} -m portalops.cli probe -i {{ inventory }}"
 PHP_FPM = "php8.2-fpm"
 # The backup wrapper's configuration names its status directory (restic_backup_status_dir).
 BACKUP_CONFIG = "/etc/portalops/backup.json"
+# The host-side checks (portalops_host.cli), installed with the package by the restic_backup role.
+HOST_TOOL = "/usr/local/sbin/portalops-host"
 DEFAULT_STATUS_DIR = "/var/lib/portalops/backup"
 # Shell: sets $status_dir from the wrapper's configuration.
 STATUS_DIR = (
@@ -111,26 +113,8 @@ def certificates_valid_for(days: int) -> str:
 
 
 def backups_younger_than(hours: int) -> str:
-    """Every backup job of the host succeeded in its last run, and within ``hours``."""
-    script = (
-        "import json, sys, time\n"
-        "try:\n"
-        f"    config = json.load(open('{BACKUP_CONFIG}'))\n"
-        f"    status = json.load(open((config.get('status_dir') or '{DEFAULT_STATUS_DIR}') + '/run.json'))\n"
-        "except (OSError, ValueError) as exc:\n"
-        "    sys.exit('no backup status: %s' % exc)\n"
-        "jobs = status.get('jobs') or []\n"
-        "bad = not jobs\n"
-        "for job in jobs:\n"
-        "    ts = job.get('last_success_ts')\n"
-        "    age = (time.time() - float(ts)) / 3600 if ts else None\n"
-        f"    fresh = bool(job.get('ok')) and age is not None and age <= {hours}\n"
-        "    seen = 'never succeeded' if age is None else 'last success %.1f h ago' % age\n"
-        "    print(job.get('name'), 'ok' if job.get('ok') else 'FAILED', seen, '' if fresh else 'STALE')\n"
-        "    bad = bad or not fresh\n"
-        "sys.exit(1 if bad else 0)\n"
-    )
-    return f'python3 -c "{script}"'
+    """Every backup job of the host succeeded in its last run, and within ``hours`` (portalops_host.checks)."""
+    return f"{HOST_TOOL} check backup-age --hours {hours}"
 
 
 # The edge cache (the nginx_portal role's proxy_cache_path): emptied so no defaced page or unpublished post is

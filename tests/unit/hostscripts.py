@@ -1,11 +1,17 @@
-"""The host-side scripts the roles install (standard library only), loaded as modules for unit tests."""
+"""The host-side code for unit tests: the scripts the roles install loaded as modules, and fakes for the
+portalops_host package (standard library only)."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import pkgutil
 import sys
 from types import ModuleType
 
+import pytest
+
+import portalops_host
 from portalops.inventory import REPO_ROOT
 
 
@@ -17,3 +23,17 @@ def load(name: str, relative: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def replace(monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> None:
+    """portalops_host's function (or constant) ``name`` replaced by ``value`` for every caller: in the module
+    that defines it and in each module that imported it by name, so a test fakes restic or MariaDB once."""
+    modules = [
+        importlib.import_module(f"portalops_host.{m.name}") for m in pkgutil.iter_modules(portalops_host.__path__)
+    ]
+    holders = [module for module in modules if name in vars(module)]
+    assert holders, f"no portalops_host module has {name}"
+    original = vars(holders[0])[name]
+    for module in holders:
+        if vars(module)[name] is original:
+            monkeypatch.setattr(module, name, value)

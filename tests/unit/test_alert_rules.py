@@ -18,6 +18,8 @@ from portalops.inspect import metrics as inspect_metrics_module
 from portalops.inventory import REPO_ROOT
 from portalops.runbook import Alert, Level, Runbook, alerts, diagnose, escalate, plans, verify
 from portalops.runbook.registry import discover
+from portalops_host.health import CORE_TABLES
+from portalops_host.status import metrics
 from tests.unit.hostscripts import load
 
 RUNBOOKS = discover()
@@ -73,10 +75,9 @@ def phpfpm_metrics() -> set[str]:
 
 
 def backup_metrics() -> set[str]:
-    module = load("portalops_backup", "roles/restic_backup/files/portalops_backup.py")
     job = {"name": "etc", "ok": True, "last_success_ts": 1.0, "duration_s": 1.0, "snapshot_id": "abc"}
     status = {"host": "h", "command": "run", "finished_ts": 1.0, "ok": True, "exit_code": 0, "jobs": [job]}
-    return set(re.findall(r"^(portalops_backup_\w+)\{", module.metrics(status), re.M))
+    return set(re.findall(r"^(portalops_backup_\w+)\{", metrics(status), re.M))
 
 
 def inspect_metrics() -> set[str]:
@@ -227,10 +228,9 @@ def test_the_sources_the_rules_rely_on() -> None:
     """node_exporter's systemd collector is on, the burn rate's target is the role's veto line, and the
     lost-table alert counts check-database's core tables of every site database the exporter lists."""
     exporters = yaml.safe_load((EXPORTERS / "defaults/main.yml").read_text())
-    wrapper = load("portalops_backup", "roles/restic_backup/files/portalops_backup.py")
     database_lost = load("portalops_runbooks_l1_database_lost", "runbooks/l1_database_lost.py")
-    assert database_lost.CORE_TABLES == wrapper.CORE_TABLES
-    assert f"< {len(wrapper.CORE_TABLES)} >=" in database_lost.TABLE_LOST
+    assert database_lost.CORE_TABLES == CORE_TABLES
+    assert f"< {len(CORE_TABLES)} >=" in database_lost.TABLE_LOST
     assert "portal_sites" in exporters["exporters_mysqld_table_schemas"]
     assert "systemd" in exporters["exporters_node_collectors_enabled"]
     assert "filesystem" not in exporters["exporters_node_collectors_disabled"]

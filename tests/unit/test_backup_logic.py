@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,93 @@ from typing import Any
 import pytest
 
 from portalops import drill_report
-from tests.unit.hostscripts import load
-
-pb = load("portalops_backup", "roles/restic_backup/files/portalops_backup.py")
-drill = load("portalops_drill", "roles/restore_drill/files/portalops_drill.py")
+from portalops_host import drill
+from portalops_host.backup import main
+from portalops_host.config import load_config
+from portalops_host.database import LOGICAL, MANIFEST_MARK, compare_database, manifest_from_dump
+from portalops_host.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    ConfigError,
+    DeadlinePassed,
+    JobError,
+    Untouched,
+)
+from portalops_host.files import (
+    compare_files,
+    files_diff,
+    files_manifest,
+    keep_evidence,
+    live_files_manifest,
+    put_in_place,
+    quarantine,
+    restic_include,
+    sha256_file,
+    unique_directory,
+)
+from portalops_host.files_restore import files_job
+from portalops_host.health import (
+    changes_since,
+    core_tables,
+    health_problems,
+    loss_thresholds,
+    manifest_problems,
+    mass_loss,
+)
+from portalops_host.jobs import JOBS, command_run, keep_manifest
+from portalops_host.log import Log
+from portalops_host.logical import (
+    check_room,
+    command_discard_evidence,
+    fetch_dump,
+    logical_needs,
+    restore_id,
+    restore_line,
+    restore_logical,
+    side_database,
+    space_refusal,
+    swap_statement,
+)
+from portalops_host.maintenance import command_check, command_copy, future_snapshots
+from portalops_host.physical import aside_path, put_back, restore_physical, room_aside
+from portalops_host.pins import command_release, command_status, loss_against, pinned_in, same_snapshot
+from portalops_host.pitr import (
+    binlog_files,
+    destructive,
+    files_from,
+    parse_binlog,
+    parse_position,
+    pitr_rpo_line,
+    pitr_rpo_seconds,
+    point_in_time,
+    scan_binlog,
+)
+from portalops_host.restic import (
+    diagnose,
+    explain,
+    parse_sftp_df,
+    repository_error,
+    rolling_subset,
+    sftp_free_bytes,
+    summary_of,
+)
+from portalops_host.restore import (
+    changed_so_far,
+    command_check_database,
+    command_restore_database,
+    restore_candidates,
+    rpo_line,
+    rpo_seconds,
+    snapshot_manifest,
+)
+from portalops_host.retention import forget_args, keep_policy
+from portalops_host.snapshots import pick_snapshot
+from portalops_host.status import metrics
+from portalops_host.streams import Deadline
+from portalops_host.times import now, parse_time, stamp, until_time
+from tests.unit.hostscripts import replace
 
 BASE = {"host": "db1", "repository": "sftp:r:/repo", "password_file": "/p", "status_dir": "/s"}
 
@@ -47,12 +132,12 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
 def test_a_bad_configuration_is_refused_naming_the_problem(
     tmp_path: Path, changes: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(pb.ConfigError, match=message):
-        pb.load_config(write_config(tmp_path, **changes))
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config(tmp_path, **changes))
 
 
 def test_the_wrapper_exits_2_on_a_bad_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert pb.main(["--config", str(write_config(tmp_path, host="")), "run"]) == pb.EXIT_BAD_INPUT
+    assert main(["--config", str(write_config(tmp_path, host="")), "run"]) == EXIT_BAD_INPUT
     assert "'host' is missing" in capsys.readouterr().err
 
 
@@ -79,7 +164,7 @@ def test_the_wrapper_exits_2_on_a_bad_configuration(tmp_path: Path, capsys: pyte
     ],
 )
 def test_restic_errors_become_one_line_a_person_can_act_on(stderr: str, expected: str) -> None:
-    assert expected in pb.explain(stderr, "sftp:r:/repo")
+    assert expected in explain(stderr, "sftp:r:/repo")
 
 
 # What OpenSSH's sftp-server answers to any errno it has no code for, ENOSPC included.
@@ -95,8 +180,8 @@ SFTP_DF = (
 
 
 def test_the_free_space_of_an_sftp_repository_is_read_from_sftp_df() -> None:
-    assert pb.parse_sftp_df(SFTP_DF) == 96 * 1024
-    assert pb.parse_sftp_df("sftp> df /repo\nCouldn't statvfs: Operation unsupported\n") is None
+    assert parse_sftp_df(SFTP_DF) == 96 * 1024
+    assert parse_sftp_df("sftp> df /repo\nCouldn't statvfs: Operation unsupported\n") is None
 
 
 def test_a_generic_sftp_failure_on_a_full_repository_says_repository_full(
@@ -112,19 +197,19 @@ def test_a_generic_sftp_failure_on_a_full_repository_says_repository_full(
     )
     sftp.chmod(0o755)
     config = {**BASE, "sftp_command": "ssh -F /c repo -s sftp", "sftp": str(sftp)}
-    assert pb.sftp_free_bytes(config, "sftp:r:/repo") == 96 * 1024
-    full = pb.diagnose(config, SFTP_FAILURE, "sftp:r:/repo")
+    assert sftp_free_bytes(config, "sftp:r:/repo") == 96 * 1024
+    full = diagnose(config, SFTP_FAILURE, "sftp:r:/repo")
     assert full == "repository full: no space left on the backup host (sftp:r:/repo, 96 KiB free)"
     # Room enough: the failure is something else, said as restic said it.
-    monkeypatch.setattr(pb, "sftp_free_bytes", lambda config, repository: 10 << 30)
-    assert pb.diagnose(config, SFTP_FAILURE, "sftp:r:/repo").startswith("restic failed (sftp:r:/repo): Fatal: unable")
+    replace(monkeypatch, "sftp_free_bytes", lambda config, repository: 10 << 30)
+    assert diagnose(config, SFTP_FAILURE, "sftp:r:/repo").startswith("restic failed (sftp:r:/repo): Fatal: unable")
     # A known error is never second-guessed, and a local repository is never asked over SFTP.
-    monkeypatch.setattr(pb, "sftp_free_bytes", lambda config, repository: 0)
-    assert "wrong repository password" in pb.diagnose(config, "Fatal: wrong password or no key found", "sftp:r:/repo")
+    replace(monkeypatch, "sftp_free_bytes", lambda config, repository: 0)
+    assert "wrong repository password" in diagnose(config, "Fatal: wrong password or no key found", "sftp:r:/repo")
     local = {**BASE, "sftp_command": ""}
     monkeypatch.undo()
-    assert pb.sftp_free_bytes(local, "/srv/c") is None
-    assert pb.diagnose(local, "write /srv/c/data/1: no space left on device", "/srv/c").startswith("repository full")
+    assert sftp_free_bytes(local, "/srv/c") is None
+    assert diagnose(local, "write /srv/c/data/1: no space left on device", "/srv/c").startswith("repository full")
 
 
 def test_a_failed_check_names_the_client_and_its_repository(
@@ -140,9 +225,9 @@ def test_a_failed_check_names_the_client_and_its_repository(
         "Fatal: repository contains errors\n"
     )
     restic = f"[ \"$1\" = check ] || exit 0; printf %s '{stderr}' >&2; exit 1"
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", restic, "restic", *args])
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", restic, "restic", *args])
     config = {**BASE, "status_dir": str(tmp_path)}
-    assert pb.command_check(config, "100%", pb.Log(None), prune=False) == pb.EXIT_FAILED
+    assert command_check(config, "100%", Log(None), prune=False) == EXIT_FAILED
     said = (
         "db1's repository sftp:r:/repo contains errors: "
         "error for tree 7d43735d: decrypting blob 7d43735d3f failed: ciphertext verification failed (and 1 more)"
@@ -166,7 +251,7 @@ def test_a_failed_check_names_the_client_and_its_repository(
     ],
 )
 def test_a_restic_failure_says_whether_the_other_jobs_can_still_run(stderr: str, kind: str) -> None:
-    assert type(pb.repository_error(pb.explain(stderr, "sftp:r:/repo"))).__name__ == kind
+    assert type(repository_error(explain(stderr, "sftp:r:/repo"))).__name__ == kind
 
 
 # A stand-in restic for the run's lock and repository handling: every call is written to
@@ -191,24 +276,24 @@ def run_with_fake_restic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags
     (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "data" / "a.txt").write_text("a")
     script = FAKE_RESTIC.format(state=state)
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
     jobs = [{"name": name, "type": "files", "paths": [str(tmp_path / "data")]} for name in ("etc", "www")]
     config = {**BASE, "status_dir": str(tmp_path / "status"), "keep": {"daily": 7}, "jobs": jobs}
-    code = pb.command_run(config, [], pb.Log(None))
+    code = command_run(config, [], Log(None))
     return code, (state / "calls.log").read_text().split()
 
 
 def test_a_run_unlocks_only_when_a_stale_lock_is_in_its_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # No lock: no `restic unlock` (each restic command derives the key, ~0.5 s).
-    assert run_with_fake_restic(tmp_path, monkeypatch) == (pb.EXIT_OK, ["backup", "forget"] * 2)
+    assert run_with_fake_restic(tmp_path, monkeypatch) == (EXIT_OK, ["backup", "forget"] * 2)
     # A crashed run's lock stops the first forget: unlock, forget again, and the run passes.
     code, calls = run_with_fake_restic(tmp_path, monkeypatch, "stale")
-    assert (code, calls) == (pb.EXIT_OK, ["backup", "forget", "unlock", "forget", "backup", "forget"])
+    assert (code, calls) == (EXIT_OK, ["backup", "forget", "unlock", "forget", "backup", "forget"])
 
 
 def test_a_live_lock_fails_the_job_after_one_unlock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, calls = run_with_fake_restic(tmp_path, monkeypatch, "live")
-    assert code == pb.EXIT_FAILED
+    assert code == EXIT_FAILED
     assert calls == ["backup", "forget", "unlock", "forget"] * 2
     errors = json.loads((tmp_path / "status" / "run.json").read_text())["errors"]
     assert errors == [f"{job}: repository is locked by another process (sftp:r:/repo)" for job in ("etc", "www")]
@@ -216,7 +301,7 @@ def test_a_live_lock_fails_the_job_after_one_unlock(tmp_path: Path, monkeypatch:
 
 def test_an_unusable_repository_fails_every_job_on_one_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, calls = run_with_fake_restic(tmp_path, monkeypatch, "down")
-    assert (code, calls) == (pb.EXIT_FAILED, ["backup"])
+    assert (code, calls) == (EXIT_FAILED, ["backup"])
     status = json.loads((tmp_path / "status" / "run.json").read_text())
     refused = "backup host refused the connection (sftp:r:/repo)"
     assert status["errors"] == [f"etc: {refused}", f"www: not run: {refused}"]
@@ -224,19 +309,19 @@ def test_an_unusable_repository_fails_every_job_on_one_attempt(tmp_path: Path, m
 
 
 def test_retention_is_per_job_tag_and_refuses_to_keep_nothing() -> None:
-    args = pb.forget_args("db-dump", {"daily": 7, "weekly": 5, "monthly": 12})
+    args = forget_args("db-dump", {"daily": 7, "weekly": 5, "monthly": 12})
     assert args[:6] == ["forget", "--json", "--tag", "job:db-dump", "--group-by", "host,tags"]
     assert args[6:-2] == ["--keep-daily", "7", "--keep-weekly", "5", "--keep-monthly", "12"]
     # A snapshot pinned after a mass loss (its successor's manifest showed it) is never forgotten.
     assert args[-2:] == ["--keep-tag", "portalops-pinned"]
-    with pytest.raises(pb.ConfigError, match="keeps nothing"):
-        pb.forget_args("db-dump", {})
+    with pytest.raises(ConfigError, match="keeps nothing"):
+        forget_args("db-dump", {})
 
 
 def test_retention_keeps_every_snapshot_of_the_last_hours_and_the_last_few() -> None:
     # A second backup the same day must not prune the day's earlier, good one (one per day would).
     keep = {"monthly": 12, "within": "48h", "daily": 7, "last": 3, "weekly": 5}
-    assert pb.keep_policy(keep) == [
+    assert keep_policy(keep) == [
         "--keep-within",
         "48h",
         "--keep-last",
@@ -249,7 +334,7 @@ def test_retention_keeps_every_snapshot_of_the_last_hours_and_the_last_few() -> 
         "12",
     ]
     for duration in ("7d", "1y6m", "2d12h", "30d"):
-        assert pb.keep_policy({"within": duration}) == ["--keep-within", duration]
+        assert keep_policy({"within": duration}) == ["--keep-within", duration]
 
 
 @pytest.mark.parametrize(
@@ -272,8 +357,8 @@ def test_retention_keeps_every_snapshot_of_the_last_hours_and_the_last_few() -> 
     ],
 )
 def test_a_zero_or_nonsense_retention_is_refused_naming_it(keep: dict[str, Any], message: str) -> None:
-    with pytest.raises(pb.ConfigError, match=re.escape(message)):
-        pb.keep_policy(keep)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        keep_policy(keep)
 
 
 def test_a_bad_retention_stops_the_run_before_any_backup_or_forget(
@@ -287,7 +372,7 @@ def test_a_bad_retention_stops_the_run_before_any_backup_or_forget(
     config = write_config(
         tmp_path, restic=str(restic), lock_file=str(tmp_path / "lock"), keep={"within": "48h"}, jobs=[job]
     )
-    assert pb.main(["--config", str(config), "run"]) == pb.EXIT_BAD_INPUT
+    assert main(["--config", str(config), "run"]) == EXIT_BAD_INPUT
     assert "keep.last 0 must be" in capsys.readouterr().err
     assert not calls.exists(), "restic ran despite a refused retention"
 
@@ -300,11 +385,11 @@ def test_future_dated_snapshots_are_named_and_clock_skew_is_not() -> None:
         {"id": "c" * 64, "short_id": "cccccccc", "time": "2099-01-01T00:00:00+00:00", "hostname": "db1"},
         {"id": "d" * 64, "short_id": "dddddddd", "time": "2026-12-03T06:30:00Z", "hostname": "web1"},
     ]
-    assert pb.future_snapshots(listed, moment) == [
+    assert future_snapshots(listed, moment) == [
         "dddddddd 2026-12-03T06:30:00Z web1",
         "cccccccc 2099-01-01T00:00:00Z db1",
     ]
-    assert pb.future_snapshots(listed[:2], moment) == []
+    assert future_snapshots(listed[:2], moment) == []
 
 
 # The backup host's restic: `snapshots` lists the second copy (SNAPSHOTS), every call is logged.
@@ -315,10 +400,10 @@ case "$1" in snapshots) cat {state}/snapshots.json ;; forget) echo '[]' ;; esac"
 def run_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snapshots: list[dict[str, Any]]) -> list[str]:
     (tmp_path / "snapshots.json").write_text(json.dumps(snapshots))
     script = FAKE_COPY_RESTIC.format(state=tmp_path)
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
     copies = [{"name": "web1", "from_repo": "/f", "from_password_file": "/p", "to_repo": "/t", "password_file": "/q"}]
     config = {**BASE, "status_dir": str(tmp_path / "status"), "keep": {"within": "48h", "daily": 7}, "copies": copies}
-    code = pb.command_copy(config, pb.Log(None))
+    code = command_copy(config, Log(None))
     calls = (tmp_path / "calls.log").read_text().split()
     (tmp_path / "calls.log").unlink()
     return [str(code), *calls]
@@ -327,8 +412,8 @@ def run_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snapshots: list[di
 def test_the_second_copy_is_never_pruned_while_a_snapshot_is_dated_in_the_future(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    now = pb.now()
-    real = {"id": "a" * 64, "short_id": "aaaaaaaa", "time": pb.stamp(now - dt.timedelta(hours=3)), "hostname": "web1"}
+    moment = now()
+    real = {"id": "a" * 64, "short_id": "aaaaaaaa", "time": stamp(moment - dt.timedelta(hours=3)), "hostname": "web1"}
     assert run_copy(tmp_path, monkeypatch, [real]) == ["0", "copy", "snapshots", "forget"]
     forged = {"id": "f" * 64, "short_id": "ffffffff", "time": "2099-01-01T00:00:00Z", "hostname": "web1"}
     assert run_copy(tmp_path, monkeypatch, [real, forged]) == ["1", "copy", "snapshots"]
@@ -344,14 +429,14 @@ HANGING_RESTIC = "printf 'CREATE DATABASE wp;\\n'; exec sleep 60"
 
 
 def test_a_dump_stream_that_hangs_ends_at_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", HANGING_RESTIC])
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", HANGING_RESTIC])
     config = {**BASE, "stream_timeout_s": 1}
     dump = snap("cccc", "db-dump", "2026-11-27T01:29:00Z")
     begin = dt.datetime.now()
-    with pytest.raises(pb.JobError, match="restic dump of snapshot cccc timed out after 1 s"):
-        pb.fetch_dump(config, dump, tmp_path / "dump.sql")
-    with pytest.raises(pb.JobError, match="restic dump of snapshot cccc timed out after 1 s"):
-        pb.snapshot_manifest(config, pb.LOGICAL, dump)
+    with pytest.raises(JobError, match="restic dump of snapshot cccc timed out after 1 s"):
+        fetch_dump(config, dump, tmp_path / "dump.sql")
+    with pytest.raises(JobError, match="restic dump of snapshot cccc timed out after 1 s"):
+        snapshot_manifest(config, LOGICAL, dump)
     assert (dt.datetime.now() - begin).total_seconds() < 20
 
 
@@ -362,13 +447,13 @@ def test_a_deadline_interrupts_first_and_kills_after_its_grace() -> None:
     # Ignores SIGINT, as a restic stuck in I/O may: SIGKILL after the grace ends it.
     stubborn = subprocess.Popen(["sh", "-c", "trap '' INT; exec sleep 60"])
     quick = subprocess.Popen(["sleep", "60"])
-    with pb.Deadline(0.5, grace=1) as deadline:
+    with Deadline(0.5, grace=1) as deadline:
         deadline.watch(stubborn, signal.SIGINT)
         deadline.watch(quick, signal.SIGINT)
         assert quick.wait(timeout=10) == -signal.SIGINT
         assert stubborn.wait(timeout=10) == -signal.SIGKILL
     assert deadline.expired
-    with pb.Deadline(5) as unused:
+    with Deadline(5) as unused:
         done = subprocess.Popen(["true"])
         unused.watch(done)
         done.wait(timeout=10)
@@ -379,7 +464,7 @@ def test_the_drills_dump_load_ends_at_its_deadline(tmp_path: Path, monkeypatch: 
     (tmp_path / "mariadb").write_text("#!/bin/sh\nexec cat >/dev/null\n")
     (tmp_path / "mariadb").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", HANGING_RESTIC])
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", HANGING_RESTIC])
     config = {**BASE, "sources": {"db1": "sftp:r:/repo"}, "stream_timeout_s": 1}
     with pytest.raises(drill.DrillError, match="did not finish within 1 s"):
         drill.Drill(config, {}).load_dump("db1", "cccc" * 8, "db-dump.sql")
@@ -387,19 +472,19 @@ def test_the_drills_dump_load_ends_at_its_deadline(tmp_path: Path, monkeypatch: 
 
 def test_the_rolling_check_reads_every_part_over_n_weeks() -> None:
     start = dt.date(2026, 12, 28)  # across a year boundary
-    parts = {pb.rolling_subset(start + dt.timedelta(weeks=w), 4) for w in range(4)}
+    parts = {rolling_subset(start + dt.timedelta(weeks=w), 4) for w in range(4)}
     assert parts == {"1/4", "2/4", "3/4", "4/4"}
 
 
 def test_restic_summary_is_found_among_status_lines() -> None:
     out = '{"message_type":"status","percent_done":0.5}\n{"message_type":"summary","snapshot_id":"abc"}\n'
-    assert pb.summary_of(out)["snapshot_id"] == "abc"
-    with pytest.raises(pb.JobError, match="no summary"):
-        pb.summary_of('{"message_type":"status"}\n')
+    assert summary_of(out)["snapshot_id"] == "abc"
+    with pytest.raises(JobError, match="no summary"):
+        summary_of('{"message_type":"status"}\n')
 
 
 def test_restic_times_with_nanoseconds_parse() -> None:
-    moment = pb.parse_time("2026-11-27T14:35:23.123456789+08:00")
+    moment = parse_time("2026-11-27T14:35:23.123456789+08:00")
     assert moment == dt.datetime(2026, 11, 27, 6, 35, 23, 123456, tzinfo=dt.UTC)
 
 
@@ -415,14 +500,14 @@ def samples(text: str) -> dict[str, str]:
 
 
 def test_metrics_show_success_and_the_snapshot() -> None:
-    found = samples(pb.metrics(status(True)))
+    found = samples(metrics(status(True)))
     assert found['portalops_backup_last_run_success{host="db1",command="run"}'] == "1"
     assert found['portalops_backup_job_duration_seconds{host="db1",job="db-dump"}'] == "2.500"
     assert found['portalops_backup_job_snapshot_info{host="db1",job="db-dump",snapshot_id="0bd9a2d9"}'] == "1"
 
 
 def test_metrics_of_a_failed_run_leave_no_stale_success() -> None:
-    found = samples(pb.metrics(status(False)))
+    found = samples(metrics(status(False)))
     assert found['portalops_backup_last_run_success{host="db1",command="run"}'] == "0"
     assert found['portalops_backup_job_success{host="db1",job="db-dump"}'] == "0"
     assert found['portalops_backup_exit_code{host="db1",command="run"}'] == "1"
@@ -436,10 +521,10 @@ def manifest(rows: int, checksum: str = "111") -> dict[str, Any]:
 
 
 def test_a_restored_database_is_compared_table_by_table() -> None:
-    assert pb.compare_database(manifest(5), manifest(5)) == []
-    assert pb.compare_database(manifest(5), manifest(4)) == ["wp.wp_posts: 4 rows, manifest 5"]
-    assert pb.compare_database(manifest(5), manifest(5, "222")) == ["wp.wp_posts: checksum 222, manifest 111"]
-    assert pb.compare_database(manifest(5), {"databases": {}}) == ["wp: missing"]
+    assert compare_database(manifest(5), manifest(5)) == []
+    assert compare_database(manifest(5), manifest(4)) == ["wp.wp_posts: 4 rows, manifest 5"]
+    assert compare_database(manifest(5), manifest(5, "222")) == ["wp.wp_posts: checksum 222, manifest 111"]
+    assert compare_database(manifest(5), {"databases": {}}) == ["wp: missing"]
 
 
 def test_writes_during_a_backup_allow_counts_between_the_two_manifests() -> None:
@@ -456,7 +541,7 @@ def test_files_manifest_catches_a_changed_a_missing_file_and_a_wrong_link(tmp_pa
     (source / "uploads" / "b.txt").write_text("text")
     (source / "themes").symlink_to("/usr/share/wordpress/wp-content/themes")
     (source / "cache.tmp").write_text("skip me")
-    taken = pb.files_manifest([str(source)], exclude=["*.tmp"])
+    taken = files_manifest([str(source)], exclude=["*.tmp"])
     assert taken["count"] == 2
     assert str(source / "themes") in taken["links"]
 
@@ -465,7 +550,7 @@ def test_files_manifest_catches_a_changed_a_missing_file_and_a_wrong_link(tmp_pa
     (copy / "uploads").mkdir(parents=True)
     (copy / "uploads" / "a.jpg").write_bytes(b"IMAGE")
     (copy / "themes").symlink_to("/elsewhere")
-    problems = pb.compare_files(taken, restored)
+    problems = compare_files(taken, restored)
     assert f"{source}/uploads/a.jpg: sha256 differs from the manifest" in problems
     assert f"{source}/uploads/b.txt: not restored" in problems
     assert any("symlink" in p for p in problems)
@@ -474,19 +559,19 @@ def test_files_manifest_catches_a_changed_a_missing_file_and_a_wrong_link(tmp_pa
 def test_unchanged_files_are_not_read_again_but_changed_ones_are(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("one")
     cache: dict[str, list[Any]] = {}
-    first = pb.files_manifest([str(tmp_path)], cache=cache)
+    first = files_manifest([str(tmp_path)], cache=cache)
     # A poisoned cache entry with the file's real size and mtime is trusted: the file was not read.
     info = (tmp_path / "a").stat()
     cache[str(tmp_path / "a")] = [info.st_size, info.st_mtime_ns, "cached"]
-    assert pb.files_manifest([str(tmp_path)], cache=cache)["files"][str(tmp_path / "a")]["sha256"] == "cached"
+    assert files_manifest([str(tmp_path)], cache=cache)["files"][str(tmp_path / "a")]["sha256"] == "cached"
     (tmp_path / "a").write_text("two!")
-    again = pb.files_manifest([str(tmp_path)], cache=cache)["files"][str(tmp_path / "a")]["sha256"]
+    again = files_manifest([str(tmp_path)], cache=cache)["files"][str(tmp_path / "a")]["sha256"]
     assert again not in {"cached", first["files"][str(tmp_path / "a")]["sha256"]}
 
 
 def test_a_missing_path_fails_the_files_job(tmp_path: Path) -> None:
-    with pytest.raises(pb.JobError, match="does not exist"):
-        pb.files_manifest([str(tmp_path / "nope")])
+    with pytest.raises(JobError, match="does not exist"):
+        files_manifest([str(tmp_path / "nope")])
 
 
 def drill_result(ok: bool = True) -> dict[str, Any]:
@@ -561,8 +646,8 @@ def site_tree(root: Path) -> Path:
 
 def test_verify_files_names_changed_missing_and_added_files_and_links(tmp_path: Path) -> None:
     tree = site_tree(tmp_path)
-    manifest = pb.files_manifest([str(tree)])
-    assert pb.files_diff(manifest, pb.live_files_manifest([str(tree)], None)) == {
+    manifest = files_manifest([str(tree)])
+    assert files_diff(manifest, live_files_manifest([str(tree)], None)) == {
         "changed": [],
         "missing": [],
         "added": [],
@@ -574,7 +659,7 @@ def test_verify_files_names_changed_missing_and_added_files_and_links(tmp_path: 
     links = tree / "portal/wp-content/themes"
     links.unlink()
     links.symlink_to("/tmp/evil-themes")
-    diff = pb.files_diff(manifest, pb.live_files_manifest([str(tree)], None))
+    diff = files_diff(manifest, live_files_manifest([str(tree)], None))
     assert diff == {
         "changed": sorted([str(uploads / "2026/11/logo.png"), str(links)]),
         "missing": [str(uploads / "2026/11/photo.jpg")],
@@ -585,11 +670,11 @@ def test_verify_files_names_changed_missing_and_added_files_and_links(tmp_path: 
 def test_verify_files_reads_every_file_again_even_with_size_and_mtime_kept(tmp_path: Path) -> None:
     tree = site_tree(tmp_path)
     logo = tree / "portal/wp-content/uploads/2026/11/logo.png"
-    manifest = pb.files_manifest([str(tree)], cache={})
+    manifest = files_manifest([str(tree)], cache={})
     info = logo.stat()
     logo.write_bytes(b"\x89PNG lOgo")  # same size
     os.utime(logo, ns=(info.st_atime_ns, info.st_mtime_ns))  # same mtime: a hash cache would miss it
-    assert pb.files_diff(manifest, pb.live_files_manifest([str(tree)], None))["changed"] == [str(logo)]
+    assert files_diff(manifest, live_files_manifest([str(tree)], None))["changed"] == [str(logo)]
 
 
 def test_a_top_path_gone_entirely_is_all_missing_not_an_error(tmp_path: Path) -> None:
@@ -597,18 +682,18 @@ def test_a_top_path_gone_entirely_is_all_missing_not_an_error(tmp_path: Path) ->
     config = tmp_path / "etc-wordpress"
     config.mkdir()
     (config / "config-portal.php").write_text("<?php")
-    manifest = pb.files_manifest([str(tree), str(config)])
+    manifest = files_manifest([str(tree), str(config)])
     (config / "config-portal.php").unlink()
     config.rmdir()
-    diff = pb.files_diff(manifest, pb.live_files_manifest([str(tree), str(config)], None))
+    diff = files_diff(manifest, live_files_manifest([str(tree), str(config)], None))
     assert diff["missing"] == [str(config / "config-portal.php")] and not diff["changed"]
 
 
 def test_excluded_files_are_not_reported_as_added(tmp_path: Path) -> None:
     tree = site_tree(tmp_path)
-    manifest = pb.files_manifest([str(tree)], ["*.tmp"])
+    manifest = files_manifest([str(tree)], ["*.tmp"])
     (tree / "portal/wp-content/uploads/upload.tmp").write_text("partial")
-    assert pb.files_diff(manifest, pb.live_files_manifest([str(tree)], ["*.tmp"]))["added"] == []
+    assert files_diff(manifest, live_files_manifest([str(tree)], ["*.tmp"]))["added"] == []
 
 
 def test_the_newest_or_the_named_files_snapshot_is_chosen() -> None:
@@ -616,17 +701,17 @@ def test_the_newest_or_the_named_files_snapshot_is_chosen() -> None:
         {"id": "aaaa1111", "short_id": "aaaa1111", "time": "2026-11-26T02:00:00.123456789Z"},
         {"id": "bbbb2222", "short_id": "bbbb2222", "time": "2026-11-27T02:00:00.5Z"},
     ]
-    assert pb.pick_files_snapshot(listed, "cms-files", None)["id"] == "bbbb2222"
-    assert pb.pick_files_snapshot(listed, "cms-files", "aaaa")["id"] == "aaaa1111"
-    with pytest.raises(pb.JobError, match="snapshot cccc of job cms-files not found"):
-        pb.pick_files_snapshot(listed, "cms-files", "cccc")
-    with pytest.raises(pb.JobError, match="no snapshot of job cms-files"):
-        pb.pick_files_snapshot([], "cms-files", None)
+    assert pick_snapshot(listed, "cms-files", None, "the repository")["id"] == "bbbb2222"
+    assert pick_snapshot(listed, "cms-files", "aaaa", "the repository")["id"] == "aaaa1111"
+    with pytest.raises(JobError, match="snapshot cccc of job cms-files not found"):
+        pick_snapshot(listed, "cms-files", "cccc", "the repository")
+    with pytest.raises(JobError, match="no snapshot of job cms-files"):
+        pick_snapshot([], "cms-files", None, "the repository")
 
 
 def test_a_restic_include_pattern_matches_only_its_own_path() -> None:
-    assert pb.restic_include("/u/2026/a[1]*?.png") == r"/u/2026/a\[1\]\*\?.png"
-    assert pb.restic_include("/var/lib/wordpress/sites/portal/x.php") == "/var/lib/wordpress/sites/portal/x.php"
+    assert restic_include("/u/2026/a[1]*?.png") == r"/u/2026/a\[1\]\*\?.png"
+    assert restic_include("/var/lib/wordpress/sites/portal/x.php") == "/var/lib/wordpress/sites/portal/x.php"
 
 
 def test_evidence_keeps_the_files_as_found_with_their_sha256_root_only(tmp_path: Path) -> None:
@@ -635,8 +720,8 @@ def test_evidence_keeps_the_files_as_found_with_their_sha256_root_only(tmp_path:
     shell.write_text("<?php eval($_POST['c']);")
     link = tree / "portal/wp-content/themes"
     evidence = tmp_path / "evidence/20261127T180000Z"
-    sums = pb.keep_evidence([str(shell), str(link), str(tree / "gone.php")], evidence, {"job": "cms-files"})
-    assert sums[str(shell)] == pb.sha256_file(shell) and str(link) not in sums
+    sums = keep_evidence([str(shell), str(link), str(tree / "gone.php")], evidence, {"job": "cms-files"})
+    assert sums[str(shell)] == sha256_file(shell) and str(link) not in sums
     assert evidence.stat().st_mode & 0o777 == 0o700
     with tarfile.open(evidence / "evidence.tar") as tar:
         members = {m.name: m for m in tar.getmembers()}
@@ -645,7 +730,7 @@ def test_evidence_keeps_the_files_as_found_with_their_sha256_root_only(tmp_path:
         assert extracted is not None and extracted.read() == shell.read_bytes()
     listed = (evidence / "SHA256SUMS").read_text()
     assert f"{sums[str(shell)]}  {shell}\n" in listed
-    assert f"{pb.sha256_file(evidence / 'evidence.tar')}  evidence.tar\n" in listed
+    assert f"{sha256_file(evidence / 'evidence.tar')}  evidence.tar\n" in listed
     assert json.loads((evidence / "details.json").read_text()) == {"job": "cms-files"}
 
 
@@ -657,12 +742,12 @@ def test_a_restored_file_replaces_the_live_one_with_the_snapshots_mode_and_paren
     source.parent.chmod(0o750)
     source.write_bytes(b"the photo")
     source.chmod(0o640)
-    pb.put_in_place(source, live, staging)
+    put_in_place(source, live, staging)
     assert live.read_bytes() == b"the photo" and live.stat().st_mode & 0o777 == 0o640
     assert live.parent.stat().st_mode & 0o777 == 0o750
     source.write_bytes(b"the photo again")
     live.write_bytes(b"defaced")
-    pb.put_in_place(source, live, staging)
+    put_in_place(source, live, staging)
     assert live.read_bytes() == b"the photo again"
     assert [p.name for p in live.parent.iterdir()] == ["photo.jpg"], "no temporary file left behind"
 
@@ -675,7 +760,7 @@ def test_a_restored_link_replaces_a_changed_link(tmp_path: Path) -> None:
     source = staging / str(live).lstrip("/")
     source.parent.mkdir(parents=True)
     source.symlink_to("/usr/share/wordpress/wp-content/themes")
-    pb.put_in_place(source, live, staging)
+    put_in_place(source, live, staging)
     assert os.readlink(live) == "/usr/share/wordpress/wp-content/themes"
 
 
@@ -683,26 +768,26 @@ def test_added_files_are_moved_into_the_evidence_never_deleted(tmp_path: Path) -
     tree = site_tree(tmp_path)
     shell = tree / "portal/wp-content/uploads/x.php"
     shell.write_text("<?php")
-    moved = pb.quarantine([str(shell), str(tree / "already-gone.php")], tmp_path / "evidence")
+    moved = quarantine([str(shell), str(tree / "already-gone.php")], tmp_path / "evidence")
     assert moved == [str(shell)] and not shell.exists()
     assert (tmp_path / "evidence/quarantine" / str(shell).lstrip("/")).read_text() == "<?php"
 
 
 def test_evidence_directories_never_collide(tmp_path: Path) -> None:
     moment = dt.datetime(2026, 11, 27, 18, 0, tzinfo=dt.UTC)
-    first = pb.unique_directory(tmp_path, moment)
+    first = unique_directory(tmp_path, moment)
     first.mkdir()
     assert first.name == "20261127T180000Z"
-    assert pb.unique_directory(tmp_path, moment).name == "20261127T180000Z-2"
+    assert unique_directory(tmp_path, moment).name == "20261127T180000Z-2"
 
 
 def test_files_commands_refuse_a_database_or_unknown_job() -> None:
     config = {"jobs": [{"name": "db-dump", "type": "mariadb-dump"}, {"name": "cms-files", "type": "files"}]}
-    assert pb.files_job(config, "cms-files")["name"] == "cms-files"
-    with pytest.raises(pb.ConfigError, match="not a files job"):
-        pb.files_job(config, "db-dump")
-    with pytest.raises(pb.ConfigError, match="no such job: www"):
-        pb.files_job(config, "www")
+    assert files_job(config, "cms-files")["name"] == "cms-files"
+    with pytest.raises(ConfigError, match="not a files job"):
+        files_job(config, "db-dump")
+    with pytest.raises(ConfigError, match="no such job: www"):
+        files_job(config, "www")
 
 
 # --------------------------------------------------------------------------- database restore (l1_database_lost)
@@ -725,28 +810,28 @@ def test_the_restore_takes_the_newest_physical_backup_then_the_newest_dump() -> 
         snap("dddd", "db-dump", "2026-11-25T01:29:00Z"),
         snap("eeee", "etc", "2026-11-27T09:00:00Z"),
     ]
-    order = pb.restore_candidates(listed, DB_JOBS)
+    order = restore_candidates(listed, DB_JOBS)
     assert [(kind, s["short_id"]) for kind, s in order] == [("mariadb-backup", "bbbb"), ("mariadb-dump", "cccc")]
     # A chosen snapshot is restored alone: no fallback to one the person did not choose.
-    assert [s["short_id"] for _, s in pb.restore_candidates(listed, DB_JOBS, "dddd")] == ["dddd"]
-    with pytest.raises(pb.JobError, match="no snapshot eeee of a database job"):
-        pb.restore_candidates(listed, DB_JOBS, "eeee")
-    with pytest.raises(pb.JobError, match="no snapshot of a database job"):
-        pb.restore_candidates(listed[-1:], DB_JOBS)
+    assert [s["short_id"] for _, s in restore_candidates(listed, DB_JOBS, "dddd")] == ["dddd"]
+    with pytest.raises(JobError, match="no snapshot eeee of a database job"):
+        restore_candidates(listed, DB_JOBS, "eeee")
+    with pytest.raises(JobError, match="no snapshot of a database job"):
+        restore_candidates(listed[-1:], DB_JOBS)
 
 
 def test_only_the_dump_is_restored_when_there_is_no_physical_backup() -> None:
-    order = pb.restore_candidates([snap("cccc", "db-dump", "2026-11-27T01:29:00Z")], DB_JOBS)
+    order = restore_candidates([snap("cccc", "db-dump", "2026-11-27T01:29:00Z")], DB_JOBS)
     assert [(kind, s["short_id"]) for kind, s in order] == [("mariadb-dump", "cccc")]
 
 
 def test_a_restore_is_verified_exactly_or_between_the_manifests_of_a_busy_backup() -> None:
-    assert pb.manifest_problems(manifest(5), manifest(5)) == []
-    assert pb.manifest_problems(manifest(5), manifest(5, "999")) == ["wp.wp_posts: checksum 999, manifest 111"]
+    assert manifest_problems(manifest(5), manifest(5)) == []
+    assert manifest_problems(manifest(5), manifest(5, "999")) == ["wp.wp_posts: checksum 999, manifest 111"]
     busy = {**manifest(5), "consistent": False, "after": manifest(7)}
-    assert pb.manifest_problems(busy, manifest(6, "999")) == []
-    assert pb.manifest_problems(busy, manifest(8)) == ["wp.wp_posts: 8 rows, outside 5..7 seen during the backup"]
-    assert pb.manifest_problems(busy, {"databases": {"wp": {"tables": {}}}}) == ["wp.wp_posts: missing"]
+    assert manifest_problems(busy, manifest(6, "999")) == []
+    assert manifest_problems(busy, manifest(8)) == ["wp.wp_posts: 8 rows, outside 5..7 seen during the backup"]
+    assert manifest_problems(busy, {"databases": {"wp": {"tables": {}}}}) == ["wp.wp_posts: missing"]
 
 
 def test_lost_or_corrupted_is_told_apart_from_changed_since_the_backup() -> None:
@@ -768,19 +853,19 @@ def test_lost_or_corrupted_is_told_apart_from_changed_since_the_backup() -> None
 
     # New posts, changed options, the only comment deleted, an extra plugin table: the site's normal work.
     normal = live(wp_posts=45, wp_options=140, wp_links=0, wp_comments=0, wp_plugin=3)
-    assert pb.health_problems(backup, normal) == []
-    assert pb.changes_since(backup, live(wp_posts=45, wp_options=150, wp_links=0, wp_comments=1)) == [
+    assert health_problems(backup, normal) == []
+    assert changes_since(backup, live(wp_posts=45, wp_options=150, wp_links=0, wp_comments=1)) == [
         "wp.wp_posts 40 -> 45 rows"
     ]
-    assert pb.health_problems(backup, live(wp_options=150, wp_links=0, wp_comments=1)) == ["wp.wp_posts: missing"]
-    assert pb.health_problems(backup, live(wp_posts=0, wp_options=150, wp_links=0, wp_comments=1)) == [
+    assert health_problems(backup, live(wp_options=150, wp_links=0, wp_comments=1)) == ["wp.wp_posts: missing"]
+    assert health_problems(backup, live(wp_posts=0, wp_options=150, wp_links=0, wp_comments=1)) == [
         "wp.wp_posts: empty, the backup had 40 rows"
     ]
     # Fewer rows is a change, not a loss (the core tables' emptied rule is for posts, options and users).
-    assert pb.health_problems(backup, live(wp_posts=19, wp_options=150, wp_links=0, wp_comments=1)) == []
-    assert pb.health_problems(backup, {"databases": {}}) == ["wp: missing"]
+    assert health_problems(backup, live(wp_posts=19, wp_options=150, wp_links=0, wp_comments=1)) == []
+    assert health_problems(backup, {"databases": {}}) == ["wp: missing"]
     unreadable = {"databases": {}, "errors": ["wp: unreadable: mariadb query failed: Table 'wp.wp_posts' is marked"]}
-    assert pb.health_problems(backup, unreadable) == unreadable["errors"]
+    assert health_problems(backup, unreadable) == unreadable["errors"]
 
 
 def test_only_wordpress_core_tables_can_be_lost_a_plugin_table_or_a_spam_purge_is_a_change() -> None:
@@ -801,44 +886,44 @@ def test_only_wordpress_core_tables_can_be_lost_a_plugin_table_or_a_spam_purge_i
 
     # A plugin dropped its own tables, spam comments purged (even all of them), a multisite blog gone.
     site_work = live(wp_posts=401, wp_options=140, wp_users=3, wp_comments=0, wp_commentmeta=12, wp_new=1)
-    assert pb.health_problems(backup, site_work) == []
-    assert "wp.wp_yoast_indexable gone (800 rows at the backup)" in pb.changes_since(backup, site_work)
-    assert "wp.wp_comments 5000 -> 0 rows" in pb.changes_since(backup, site_work)
+    assert health_problems(backup, site_work) == []
+    assert "wp.wp_yoast_indexable gone (800 rows at the backup)" in changes_since(backup, site_work)
+    assert "wp.wp_comments 5000 -> 0 rows" in changes_since(backup, site_work)
     # A core table missing, or posts, options or users emptied, is lost.
     lost = live(wp_posts=400, wp_options=0, wp_users=3, wp_comments=5000)
-    assert pb.health_problems(backup, lost) == [
+    assert health_problems(backup, lost) == [
         "wp.wp_options: empty, the backup had 150 rows",
         "wp.wp_commentmeta: missing",
     ]
-    assert pb.core_tables(["wp_posts", "wp_2_posts", "wp_term_taxonomy", "wp_wc_sessions"]) == {
+    assert core_tables(["wp_posts", "wp_2_posts", "wp_term_taxonomy", "wp_wc_sessions"]) == {
         "wp_posts": "posts",
         "wp_term_taxonomy": "term_taxonomy",
     }
-    assert pb.core_tables(["site7_options", "site7_links", "wp_links"]) == {
+    assert core_tables(["site7_options", "site7_links", "wp_links"]) == {
         "site7_options": "options",
         "site7_links": "links",
     }
 
 
 def test_the_dump_stream_carries_its_manifest_on_the_last_line() -> None:
-    line = pb.MANIFEST_MARK + json.dumps(manifest(5)) + "\n"
-    assert pb.manifest_from_dump(b"INSERT ...;\n-- Dump completed\n" + line.encode()) == manifest(5)
-    with pytest.raises(pb.JobError, match="no manifest line"):
-        pb.manifest_from_dump(b"-- Dump completed\n")
+    line = MANIFEST_MARK + json.dumps(manifest(5)) + "\n"
+    assert manifest_from_dump(b"INSERT ...;\n-- Dump completed\n" + line.encode()) == manifest(5)
+    with pytest.raises(JobError, match="no manifest line"):
+        manifest_from_dump(b"-- Dump completed\n")
 
 
 def test_the_rpo_is_the_time_since_the_restored_snapshot_and_the_datadir_is_kept_aside() -> None:
     moment = dt.datetime(2026, 11, 27, 2, 0, 30, tzinfo=dt.UTC)
     taken = snap("bbbb", "db-physical", "2026-11-27T01:30:00.987654321Z")
-    assert pb.rpo_seconds(taken["time"], moment) == 1829.0
-    assert pb.rpo_line(taken, moment).startswith("RPO (data-loss window): 1829 s = 30.5 min; writes after ")
-    assert "2026-11-27T01:30:00Z (snapshot bbbb)" in pb.rpo_line(taken, moment)
-    assert pb.aside_path(Path("/var/lib/mysql"), moment) == Path("/var/lib/mysql.before-restore-20261127T020030Z")
+    assert rpo_seconds(taken["time"], moment) == 1829.0
+    assert rpo_line(taken, moment).startswith("RPO (data-loss window): 1829 s = 30.5 min; writes after ")
+    assert "2026-11-27T01:30:00Z (snapshot bbbb)" in rpo_line(taken, moment)
+    assert aside_path(Path("/var/lib/mysql"), moment) == Path("/var/lib/mysql.before-restore-20261127T020030Z")
 
 
 def test_restore_database_is_refused_without_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, restic="true", lock_file=str(tmp_path / "lock"), jobs=DB_JOBS, keep={"daily": 7})
-    assert pb.main(["--config", str(config), "restore-database"]) == pb.EXIT_BAD_INPUT
+    assert main(["--config", str(config), "restore-database"]) == EXIT_BAD_INPUT
     assert "repeat with --yes" in capsys.readouterr().err
 
 
@@ -848,23 +933,23 @@ def test_check_database_passes_a_written_database_and_fails_a_lost_table(
     """The runbook's guard: a database that only changed since the backup is never restored."""
     config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
     kept = {**manifest(5), "kind": "mariadb", "job": "db-physical", "taken": "2026-11-27T01:30:00Z"}
-    pb.keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
+    keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
     tables: dict[str, dict[str, Any]] = {"wp_posts": {"rows": 6, "checksum": None}}
-    monkeypatch.setattr(pb, "database_manifest", lambda dbs, *a, **k: {"databases": {"wp": {"tables": dict(tables)}}})
-    log = pb.Log(None)
-    assert pb.command_check_database(config, log) == pb.EXIT_OK
+    replace(monkeypatch, "database_manifest", lambda dbs, *a, **k: {"databases": {"wp": {"tables": dict(tables)}}})
+    log = Log(None)
+    assert command_check_database(config, log) == EXIT_OK
     out = capsys.readouterr().out
     assert "snapshot bbbbbbbb of db-physical" in out and "changed since the backup: wp.wp_posts 5 -> 6 rows" in out
     tables.clear()
     tables["wp_options"] = {"rows": 3, "checksum": None}
-    assert pb.command_check_database(config, log) == pb.EXIT_FAILED
+    assert command_check_database(config, log) == EXIT_FAILED
     assert "LOST OR CORRUPTED: wp.wp_posts: missing" in capsys.readouterr().out
     # A restore that did not verify, with no backup since, is not a healthy database either.
     tables.clear()
     tables["wp_posts"] = {"rows": 5, "checksum": None}
     failed = {"command": "restore-database", "finished": "2026-11-27T03:00:00Z", "ok": False, "errors": ["x: missing"]}
     (tmp_path / "restore-database.json").write_text(json.dumps(failed))
-    assert pb.command_check_database(config, log) == pb.EXIT_FAILED
+    assert command_check_database(config, log) == EXIT_FAILED
     assert "did not verify: x: missing" in capsys.readouterr().out
 
 
@@ -886,13 +971,13 @@ def test_check_database_that_cannot_read_the_server_is_unknown_never_lost(
     """A server starting after a crash, refusing, out of connections or in a lock wait: exit 75, not 'lost'."""
     config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
     kept = {**manifest(5), "kind": "mariadb", "job": "db-physical", "taken": "2026-11-27T01:30:00Z"}
-    pb.keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
+    keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
 
     def unreadable(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise pb.JobError(f"mariadb query failed: {error}")
+        raise JobError(f"mariadb query failed: {error}")
 
-    monkeypatch.setattr(pb, "database_manifest", unreadable)
-    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_UNKNOWN == 75
+    replace(monkeypatch, "database_manifest", unreadable)
+    assert command_check_database(config, Log(None)) == EXIT_UNKNOWN == 75
     out = capsys.readouterr().out
     assert "LOST" not in out
     assert out.splitlines()[-1] == (
@@ -906,13 +991,13 @@ def test_check_database_with_a_table_the_server_says_is_not_there_is_still_lost(
 ) -> None:
     config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
     kept = {**manifest(5), "kind": "mariadb", "job": "db-physical", "taken": "2026-11-27T01:30:00Z"}
-    pb.keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
+    keep_manifest(config, "db-physical", kept, {"snapshot_id": "bbbb" * 8})
 
     def missing(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise pb.JobError("mariadb query failed: ERROR 1146 (42S02): Table 'wp.wp_posts' doesn't exist")
+        raise JobError("mariadb query failed: ERROR 1146 (42S02): Table 'wp.wp_posts' doesn't exist")
 
-    monkeypatch.setattr(pb, "database_manifest", missing)
-    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_FAILED
+    replace(monkeypatch, "database_manifest", missing)
+    assert command_check_database(config, Log(None)) == EXIT_FAILED
 
 
 def test_a_failed_physical_restore_falls_back_to_the_dump_and_says_so(
@@ -924,18 +1009,18 @@ def test_a_failed_physical_restore_falls_back_to_the_dump_and_says_so(
 
     def physical(*args: Any) -> dict[str, Any]:
         done.append("physical")
-        raise pb.JobError("mariadb-backup --move-back failed: disk full")
+        raise JobError("mariadb-backup --move-back failed: disk full")
 
     def logical(config: dict[str, Any], snapshot: dict[str, Any], databases: list[str], *args: Any) -> dict[str, Any]:
         done.append(f"logical {snapshot['short_id']} {databases}")
         return manifest(5)
 
-    monkeypatch.setattr(pb, "run_restic", lambda *a, **k: None)
-    monkeypatch.setattr(pb, "database_snapshots", lambda config: listed)
-    monkeypatch.setattr(pb, "restore_physical", physical)
-    monkeypatch.setattr(pb, "restore_logical", logical)
-    monkeypatch.setattr(pb, "live_manifest", lambda dbs, newest, checksums=True: {**manifest(5), "errors": []})
-    assert pb.command_restore_database(config, None, True, pb.Log(None)) == pb.EXIT_OK
+    replace(monkeypatch, "run_restic", lambda *a, **k: None)
+    replace(monkeypatch, "database_snapshots", lambda config: listed)
+    replace(monkeypatch, "restore_physical", physical)
+    replace(monkeypatch, "restore_logical", logical)
+    replace(monkeypatch, "live_manifest", lambda dbs, newest, checksums=True: {**manifest(5), "errors": []})
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_OK
     assert done == ["physical", "logical cccc ['wp']"]
     out = capsys.readouterr().out
     result = json.loads(out.splitlines()[-1])
@@ -947,12 +1032,12 @@ def test_a_failed_physical_restore_falls_back_to_the_dump_and_says_so(
 
 def test_a_half_done_physical_restore_puts_the_old_data_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(pb, "systemctl", lambda *args: calls.append(args))
+    replace(monkeypatch, "systemctl", lambda *args: calls.append(args))
     datadir, aside = tmp_path / "mysql", tmp_path / "mysql.before-restore-x"
     (datadir / "half").mkdir(parents=True)
     (aside / "wp").mkdir(parents=True)
     moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
-    pb.put_back(datadir, aside, moment, pb.Log(None))
+    put_back(datadir, aside, moment, Log(None))
     assert (datadir / "wp").is_dir() and not aside.exists()
     assert (tmp_path / "mysql.failed-restore-20261127T020000Z" / "half").is_dir()
     assert calls == [("stop", "mariadb"), ("start", "mariadb")]
@@ -1030,7 +1115,7 @@ DUMP = (
     b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `wp` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
     b"USE `wp`;\nDROP TABLE IF EXISTS `wp_posts`;\nCREATE TABLE `wp_posts` (\n  `ID` int\n);\n"
     b"INSERT INTO `wp_posts` VALUES (1),(2);\n-- Dump completed on 2026-11-27  1:29:00\n"
-    + (pb.MANIFEST_MARK + json.dumps(DUMP_MANIFEST) + "\n").encode()
+    + (MANIFEST_MARK + json.dumps(DUMP_MANIFEST) + "\n").encode()
 )
 LIVE = {"wp": {"wp_posts": 0, "wp_options": 7}, "mysql": {"user": 3}}
 MOMENT = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
@@ -1049,20 +1134,20 @@ def fake_dump_restore(
     (bin_dir / "mariadb").write_text(f"#!/bin/sh\ncat > {loaded}\n{client}\n")
     (bin_dir / "mariadb").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", f"cat {tmp_path / 'dump'}; exit {code}"])
-    monkeypatch.setattr(pb, "restic_env", lambda config: dict(os.environ))
-    monkeypatch.setattr(pb, "server_answers", lambda: True)
-    monkeypatch.setattr(pb, "check_room", lambda *args: "")
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", f"cat {tmp_path / 'dump'}; exit {code}"])
+    replace(monkeypatch, "restic_env", lambda config: dict(os.environ))
+    replace(monkeypatch, "server_answers", lambda: True)
+    replace(monkeypatch, "check_room", lambda *args: "")
     server = FakeServer(loaded, LIVE)
-    monkeypatch.setattr(pb, "mariadb", server)
-    monkeypatch.setattr(pb, "live_manifest", server.manifest)
+    replace(monkeypatch, "mariadb", server)
+    replace(monkeypatch, "live_manifest", server.manifest)
     config = {**BASE, "status_dir": str(tmp_path), "restore_dir": str(tmp_path / "restore")}
     return config, server
 
 
 def restore(config: dict[str, Any], tmp_path: Path, **kwargs: Any) -> dict[str, Any]:
-    found: dict[str, Any] = pb.restore_logical(
-        config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path / "no", MOMENT, pb.Log(None), **kwargs
+    found: dict[str, Any] = restore_logical(
+        config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path / "no", MOMENT, Log(None), **kwargs
     )
     return found
 
@@ -1070,7 +1155,7 @@ def restore(config: dict[str, Any], tmp_path: Path, **kwargs: Any) -> dict[str, 
 def test_the_dump_touches_nothing_until_the_whole_dump_is_read_and_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    line = (pb.MANIFEST_MARK + json.dumps(DUMP_MANIFEST) + "\n").encode()
+    line = (MANIFEST_MARK + json.dumps(DUMP_MANIFEST) + "\n").encode()
     for dump, code, message in [
         (DUMP, 1, "restic"),  # restic dump failed half-way
         (b"CREATE DATABASE wp;\nINSERT INTO", 0, "incomplete"),  # cut: no 'Dump completed', no manifest
@@ -1079,7 +1164,7 @@ def test_the_dump_touches_nothing_until_the_whole_dump_is_read_and_complete(
         case = tmp_path / str(len(dump) + code)
         case.mkdir()
         config, server = fake_dump_restore(case, monkeypatch, dump, code)
-        with pytest.raises(pb.Untouched, match=message):
+        with pytest.raises(Untouched, match=message):
             restore(config, case)
         assert server.changes() == [] and not server.loaded.exists()
         assert server.databases == LIVE
@@ -1133,7 +1218,7 @@ def test_a_logical_restore_that_fails_before_its_swap_drops_its_new_databases_on
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: str, dump: bytes, message: str
 ) -> None:
     config, server = fake_dump_restore(tmp_path, monkeypatch, dump, client=client)
-    with pytest.raises(pb.Untouched, match=message):
+    with pytest.raises(Untouched, match=message):
         restore(config, tmp_path)
     assert server.databases == LIVE
     assert "RENAME" not in " ".join(server.sql)
@@ -1144,10 +1229,10 @@ def test_a_restore_stopped_by_its_deadline_mid_load_leaves_the_live_databases_an
 ) -> None:
     config, server = fake_dump_restore(tmp_path, monkeypatch, DUMP, client="exec sleep 30")
     config |= {"jobs": DB_JOBS, "mariadb_datadir": str(tmp_path / "mysql")}
-    monkeypatch.setattr(pb, "run_restic", lambda *a, **k: None)
-    monkeypatch.setattr(pb, "database_snapshots", lambda config: [snap("cccc", "db-dump", "2026-11-27T01:29:00Z")])
-    with pytest.raises(pb.DeadlinePassed):
-        pb.command_restore_database(config, None, True, pb.Log(None), logical=True, deadline=1.5)
+    replace(monkeypatch, "run_restic", lambda *a, **k: None)
+    replace(monkeypatch, "database_snapshots", lambda config: [snap("cccc", "db-dump", "2026-11-27T01:29:00Z")])
+    with pytest.raises(DeadlinePassed):
+        command_restore_database(config, None, True, Log(None), logical=True, deadline=1.5)
     assert server.databases == LIVE  # the new database dropped, the live one never touched
     status = json.loads((tmp_path / "restore-database.json").read_text())
     assert status["ok"] is False and status["restore"]["phase"] == "loading"
@@ -1155,25 +1240,25 @@ def test_a_restore_stopped_by_its_deadline_mid_load_leaves_the_live_databases_an
     assert status["errors"] == ["stopped during loading: the restore's deadline of 2 s passed"]
     # check-database does not count a restore that never touched the live databases against them.
     kept = {**DUMP_MANIFEST, "kind": "mariadb", "job": "db-dump", "taken": "2026-11-27T01:29:00Z"}
-    pb.keep_manifest(config, "db-dump", kept, {"snapshot_id": "cccc" * 8})
-    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_FAILED  # wp.wp_posts is empty...
+    keep_manifest(config, "db-dump", kept, {"snapshot_id": "cccc" * 8})
+    assert command_check_database(config, Log(None)) == EXIT_FAILED  # wp.wp_posts is empty...
     server.databases["wp"]["wp_posts"] = 2
-    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_OK  # ...and fine once it is not
+    assert command_check_database(config, Log(None)) == EXIT_OK  # ...and fine once it is not
 
 
 def test_dump_lines_are_renamed_only_where_they_name_a_database() -> None:
     names = {"wp": "wp__new", "we`ird": "w2"}
-    assert pb.restore_line(b"USE `wp`;\n", names) == b"USE `wp__new`;\n"
-    assert pb.restore_line(b"USE `we``ird`;\n", names) == b"USE `w2`;\n"
+    assert restore_line(b"USE `wp`;\n", names) == b"USE `wp__new`;\n"
+    assert restore_line(b"USE `we``ird`;\n", names) == b"USE `w2`;\n"
     create = b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `wp` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
-    assert pb.restore_line(create, names) == b"CREATE DATABASE `wp__new` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
+    assert restore_line(create, names) == b"CREATE DATABASE `wp__new` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;\n"
     for line in (
         b"INSERT INTO `wp_posts` VALUES (1,'USE `wp`;\\nDROP DATABASE wp');\n",
         b"  `use` int,\n",
         b"-- Current Database: `wp`\n",
         b"DROP TABLE IF EXISTS `wp_posts`;\n",
     ):
-        assert pb.restore_line(line, names) == line
+        assert restore_line(line, names) == line
     for line in (
         b"USE `other`;\n",
         b"use wp;\n",
@@ -1181,47 +1266,47 @@ def test_dump_lines_are_renamed_only_where_they_name_a_database() -> None:
         b"/*!50003 ALTER DATABASE `wp` CHARACTER SET latin1 */ ;;\n",
         b"CREATE SCHEMA `x`;\n",
     ):
-        with pytest.raises(pb.Untouched, match="does not carry out"):
-            pb.restore_line(line, names)
+        with pytest.raises(Untouched, match="does not carry out"):
+            restore_line(line, names)
 
 
 def test_new_and_evidence_database_names_fit_mariadb_and_never_equal_a_live_one() -> None:
-    assert pb.restore_id(MOMENT) == "20261127T020000Z"
-    assert pb.side_database("wp", "before", "20261127T020000Z") == "wp__portalops_before_20261127T020000Z"
+    assert restore_id(MOMENT) == "20261127T020000Z"
+    assert side_database("wp", "before", "20261127T020000Z") == "wp__portalops_before_20261127T020000Z"
     long = "a_county_portal_database_with_a_long_name"
-    names = {pb.side_database(long, role, "20261127T020000Z") for role in ("before", "restore")}
+    names = {side_database(long, role, "20261127T020000Z") for role in ("before", "restore")}
     assert all(len(n) <= 64 and n.endswith("_20261127T020000Z") and n != long for n in names) and len(names) == 2
-    assert pb.side_database(long + "x", "before", "20261127T020000Z") not in names
+    assert side_database(long + "x", "before", "20261127T020000Z") not in names
 
 
 def test_the_swap_moves_every_live_table_out_before_any_new_one_in() -> None:
-    statement = pb.swap_statement(
+    statement = swap_statement(
         {"b": (["t"], ["t", "u"]), "a": ([], ["t"])}, {"a": ("a_new", "a_old"), "b": ("b_new", "b_old")}
     )
     assert statement == (
         "RENAME TABLE `b`.`t` TO `b_old`.`t`, `a_new`.`t` TO `a`.`t`, `b_new`.`t` TO `b`.`t`, `b_new`.`u` TO `b`.`u`"
     )
-    assert pb.swap_statement({"a": ([], [])}, {"a": ("n", "o")}) == ""
+    assert swap_statement({"a": ([], [])}, {"a": ("n", "o")}) == ""
 
 
 def test_a_logical_restore_needs_room_for_the_dump_the_load_and_its_binary_log() -> None:
     mib = 1 << 20
-    needs = pb.logical_needs(100 * mib, 300 * mib)
+    needs = logical_needs(100 * mib, 300 * mib)
     assert needs == {"dump file": 100 * mib, "new databases": 450 * mib, "binary log": 100 * mib}
     one = {what: (1, "/var/lib") for what in needs}
-    assert pb.space_refusal(needs, one, {1: 906 * mib}) == ""
-    refused = pb.space_refusal(needs, one, {1: 905 * mib})
+    assert space_refusal(needs, one, {1: 906 * mib}) == ""
+    refused = space_refusal(needs, one, {1: 905 * mib})
     assert refused.startswith("not enough room for a logical restore, nothing changed: 906 MiB needed (dump file")
     assert refused.endswith("905 MiB free")
     apart = {"dump file": (1, "/var/lib"), "new databases": (1, "/var/lib"), "binary log": (2, "/var/log/mysql")}
-    assert pb.space_refusal(needs, apart, {1: 806 * mib, 2: 356 * mib}) == ""
-    assert "binary log 100 MiB in /var/log/mysql" in pb.space_refusal(needs, apart, {1: 806 * mib, 2: 355 * mib})
+    assert space_refusal(needs, apart, {1: 806 * mib, 2: 356 * mib}) == ""
+    assert "binary log 100 MiB in /var/log/mysql" in space_refusal(needs, apart, {1: 806 * mib, 2: 355 * mib})
 
 
 def test_a_logical_restore_refused_for_room_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, server = fake_dump_restore(tmp_path, monkeypatch, DUMP)
-    monkeypatch.setattr(pb, "check_room", lambda *args: "not enough room for a logical restore, nothing changed: x")
-    with pytest.raises(pb.Untouched, match="not enough room"):
+    replace(monkeypatch, "check_room", lambda *args: "not enough room for a logical restore, nothing changed: x")
+    with pytest.raises(Untouched, match="not enough room"):
         restore(config, tmp_path)
     assert server.sql == [] and not (tmp_path / "restore").exists()
 
@@ -1230,26 +1315,26 @@ def test_discarding_evidence_takes_a_restore_id_and_drops_only_its_databases(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = FakeServer(tmp_path / "none", {"wp": {"t": 1}, BEFORE: {"t": 1}, NEW: {}, "wp__portalops_before_x": {}})
-    monkeypatch.setattr(pb, "mariadb", server)
+    replace(monkeypatch, "mariadb", server)
     config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
     for bad in ("wp", "", "20261127T020000Z; DROP DATABASE wp", "x", "2026-11-27T02:00:00Z"):
-        assert pb.command_discard_evidence(config, bad, pb.Log(None)) == pb.EXIT_BAD_INPUT
-    assert pb.command_discard_evidence(config, "20261127T020000Z", pb.Log(None)) == pb.EXIT_OK
+        assert command_discard_evidence(config, bad, Log(None)) == EXIT_BAD_INPUT
+    assert command_discard_evidence(config, "20261127T020000Z", Log(None)) == EXIT_OK
     assert set(server.databases) == {"wp", "wp__portalops_before_x"}
-    assert pb.command_discard_evidence(config, "20261127T020000Z", pb.Log(None)) == pb.EXIT_FAILED
+    assert command_discard_evidence(config, "20261127T020000Z", Log(None)) == EXIT_FAILED
     assert "no evidence of restore 20261127T020000Z" in capsys.readouterr().out
 
 
 def test_whether_a_restore_changed_the_live_databases_only_ever_grows() -> None:
-    assert pb.changed_so_far(False, False) is False
-    assert pb.changed_so_far(False, None) is None and pb.changed_so_far(None, False) is None
-    assert pb.changed_so_far(None, True) is True and pb.changed_so_far(True, False) is True
+    assert changed_so_far(False, False) is False
+    assert changed_so_far(False, None) is None and changed_so_far(None, False) is None
+    assert changed_so_far(None, True) is True and changed_so_far(True, False) is True
 
 
 def mount_point(monkeypatch: pytest.MonkeyPatch, datadir: Path) -> None:
     """``datadir`` behaves as a mount point: never renamed, on a filesystem of its own."""
-    monkeypatch.setattr(pb, "is_mount", lambda path: path == datadir)
-    monkeypatch.setattr(pb, "same_filesystem", lambda path, other: datadir not in (path, other))
+    replace(monkeypatch, "is_mount", lambda path: path == datadir)
+    replace(monkeypatch, "same_filesystem", lambda path, other: datadir not in (path, other))
     real_rename = Path.rename
 
     def rename(self: Path, target: Any) -> Any:
@@ -1275,8 +1360,8 @@ def physical_restore_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> t
         (prepared / "portalops-manifest.json").write_text(json.dumps(manifest(5)))
 
     calls: list[Any] = []
-    monkeypatch.setattr(pb, "run_restic", restic)
-    monkeypatch.setattr(pb, "systemctl", lambda *args: calls.append(args))
+    replace(monkeypatch, "run_restic", restic)
+    replace(monkeypatch, "systemctl", lambda *args: calls.append(args))
     return config, datadir, calls
 
 
@@ -1285,7 +1370,7 @@ def test_a_move_aside_that_fails_half_way_on_a_mount_point_is_undone(
 ) -> None:
     config, datadir, calls = physical_restore_setup(tmp_path, monkeypatch)
     mount_point(monkeypatch, datadir)
-    real_move, moves = pb.shutil.move, []
+    real_move, moves = shutil.move, []
 
     def move(source: str, target: str) -> Any:
         moves.append(source)
@@ -1293,26 +1378,26 @@ def test_a_move_aside_that_fails_half_way_on_a_mount_point_is_undone(
             raise OSError(28, "No space left on device")
         return real_move(source, target)
 
-    monkeypatch.setattr(pb.shutil, "move", move)
+    monkeypatch.setattr(shutil, "move", move)
     moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
     with pytest.raises(OSError, match="No space"):
-        pb.restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, pb.Log(None))
+        restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, Log(None))
     assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
     assert all((datadir / name / "data").read_text() == name for name in ("ibdata1", "mysql", "wp"))
-    assert not pb.aside_path(datadir, moment).exists()
+    assert not aside_path(datadir, moment).exists()
     assert calls == [("stop", "mariadb"), ("stop", "mariadb"), ("start", "mariadb")]
 
 
 def test_a_mount_point_gets_its_entries_back_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(pb, "systemctl", lambda *args: calls.append(args))
+    replace(monkeypatch, "systemctl", lambda *args: calls.append(args))
     datadir, aside = tmp_path / "mysql", tmp_path / "mysql.before-restore-x"
     (datadir / "half").mkdir(parents=True)
     (aside / "wp").mkdir(parents=True)
     inode = datadir.stat().st_ino
     mount_point(monkeypatch, datadir)
     moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
-    pb.put_back(datadir, aside, moment, pb.Log(None))
+    put_back(datadir, aside, moment, Log(None))
     assert datadir.stat().st_ino == inode and [p.name for p in datadir.iterdir()] == ["wp"] and not aside.exists()
     assert (tmp_path / "mysql.failed-restore-20261127T020000Z" / "half").is_dir()
 
@@ -1322,31 +1407,31 @@ def test_the_physical_path_is_refused_without_room_to_keep_a_mount_point_aside(
 ) -> None:
     config, datadir, calls = physical_restore_setup(tmp_path, monkeypatch)
     mount_point(monkeypatch, datadir)
-    monkeypatch.setattr(pb.shutil, "disk_usage", lambda path: type("usage", (), {"free": 4})())
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: type("usage", (), {"free": 4})())
     moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
-    with pytest.raises(pb.JobError, match=r"not enough room .* physical path refused"):
-        pb.restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, pb.Log(None))
+    with pytest.raises(JobError, match=r"not enough room .* physical path refused"):
+        restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, Log(None))
     assert calls == [] and sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
     # Moved within one filesystem (a rename), no room is needed.
-    monkeypatch.setattr(pb, "same_filesystem", lambda path, other: True)
-    assert pb.room_aside(datadir, pb.aside_path(datadir, moment)) == ""
+    replace(monkeypatch, "same_filesystem", lambda path, other: True)
+    assert room_aside(datadir, aside_path(datadir, moment)) == ""
 
 
 def test_sigterm_puts_the_old_data_directory_back_and_ends_the_wrapper(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, datadir, calls = physical_restore_setup(tmp_path, monkeypatch)
-    real_run = pb.subprocess.run
+    real_run = subprocess.run
 
     def run(argv: list[str], *args: Any, **kwargs: Any) -> Any:
         if argv[0] == "mariadb-backup":
             (datadir / "half").mkdir()
-            os.kill(os.getpid(), pb.signal.SIGTERM)  # the runbook step's timeout
+            os.kill(os.getpid(), signal.SIGTERM)  # the runbook step's timeout
         return real_run(argv, *args, **kwargs)
 
-    monkeypatch.setattr(pb.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     restore = snap("bbbb", "db-physical", "2026-11-27T01:30:00Z")
-    monkeypatch.setattr(pb, "database_snapshots", lambda config: [restore])
+    replace(monkeypatch, "database_snapshots", lambda config: [restore])
     path = write_config(tmp_path, **{**config, "restic": "true", "lock_file": str(tmp_path / "lock")})
     path.write_text(json.dumps({**json.loads(path.read_text()), "jobs": DB_JOBS, "keep": {"daily": 7}}))
     path.write_text(json.dumps({**json.loads(path.read_text()), "mariadb_datadir": str(datadir)}))
@@ -1354,12 +1439,12 @@ def test_sigterm_puts_the_old_data_directory_back_and_ends_the_wrapper(
     def unhandled(signum: int, frame: object) -> None:
         raise RuntimeError("SIGTERM not handled by the wrapper")  # without it, pytest itself would end
 
-    before = pb.signal.signal(pb.signal.SIGTERM, unhandled)
+    before = signal.signal(signal.SIGTERM, unhandled)
     try:
-        assert pb.main(["--config", str(path), "restore-database", "--yes"]) == 128 + pb.signal.SIGTERM
-        assert pb.signal.getsignal(pb.signal.SIGTERM) == unhandled  # main puts the previous handler back
+        assert main(["--config", str(path), "restore-database", "--yes"]) == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) == unhandled  # main puts the previous handler back
     finally:
-        pb.signal.signal(pb.signal.SIGTERM, before)
+        signal.signal(signal.SIGTERM, before)
     assert "stopped by signal" in capsys.readouterr().err
     assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
     assert calls[-1] == ("start", "mariadb")
@@ -1368,7 +1453,7 @@ def test_sigterm_puts_the_old_data_directory_back_and_ends_the_wrapper(
 # --------------------------------------------------------------------------- mass loss and point-in-time recovery
 
 BINLOG = Path(__file__).parent / "data" / "binlog"
-THRESHOLDS = pb.loss_thresholds({})
+THRESHOLDS = loss_thresholds({})
 
 
 def site(posts: int = 40, pages: int = 5, users: int = 4, options: int = 150) -> dict[str, Any]:
@@ -1387,14 +1472,14 @@ def site(posts: int = 40, pages: int = 5, users: int = 4, options: int = 150) ->
 def test_a_mass_deletion_of_published_content_is_lost_naming_table_and_counts() -> None:
     backup = site()
     # All published posts deleted: pages, revisions and attachments keep wp_posts far from empty.
-    assert pb.health_problems(backup, site(posts=0)) == []
-    assert pb.mass_loss(backup, site(posts=0), THRESHOLDS) == [
+    assert health_problems(backup, site(posts=0)) == []
+    assert mass_loss(backup, site(posts=0), THRESHOLDS) == [
         "wp.wp_posts: 40 of 40 published posts gone since the backup (40 -> 0)"
     ]
-    assert pb.mass_loss(backup, site(posts=31), THRESHOLDS) == [
+    assert mass_loss(backup, site(posts=31), THRESHOLDS) == [
         "wp.wp_posts: 9 of 40 published posts gone since the backup (40 -> 31)"
     ]
-    assert pb.mass_loss(backup, site(pages=1, users=1, options=60), THRESHOLDS) == [
+    assert mass_loss(backup, site(pages=1, users=1, options=60), THRESHOLDS) == [
         "wp.wp_posts: 4 of 5 published pages gone since the backup (5 -> 1)",
         "wp.wp_users: 3 of 4 rows gone since the backup (4 -> 1)",
         "wp.wp_options: 90 of 150 rows gone since the backup (150 -> 60)",
@@ -1405,36 +1490,36 @@ def test_editing_since_the_backup_is_not_lost() -> None:
     backup = site()
     # A few posts deleted (20 % is the line, not crossed), new ones written, options churned, a user gone.
     for edited in (site(posts=32), site(posts=45), site(posts=3 + 30), site(users=3, options=120), site(pages=3)):
-        assert pb.mass_loss(backup, edited, THRESHOLDS) == [], edited
+        assert mass_loss(backup, edited, THRESHOLDS) == [], edited
     # Below min_count nothing is mass: a small site's editor deletes 2 of its 3 posts.
-    assert pb.mass_loss(site(posts=3), site(posts=1), THRESHOLDS) == []
+    assert mass_loss(site(posts=3), site(posts=1), THRESHOLDS) == []
     # The thresholds are the configuration's, over the defaults.
-    assert pb.loss_thresholds({"loss_thresholds": {"published_percent": 5}})["published_percent"] == 5
-    assert pb.mass_loss(backup, site(posts=37), pb.loss_thresholds({"loss_thresholds": {"published_percent": 5}}))
+    assert loss_thresholds({"loss_thresholds": {"published_percent": 5}})["published_percent"] == 5
+    assert mass_loss(backup, site(posts=37), loss_thresholds({"loss_thresholds": {"published_percent": 5}}))
 
 
 def test_an_older_manifest_without_published_counts_still_works() -> None:
     old = site()
     del old["databases"]["wp"]["published"]
-    assert pb.mass_loss(old, site(posts=0), THRESHOLDS) == []
-    assert pb.mass_loss(old, site(users=1), THRESHOLDS) == ["wp.wp_users: 3 of 4 rows gone since the backup (4 -> 1)"]
+    assert mass_loss(old, site(posts=0), THRESHOLDS) == []
+    assert mass_loss(old, site(users=1), THRESHOLDS) == ["wp.wp_users: 3 of 4 rows gone since the backup (4 -> 1)"]
 
 
 def test_check_database_calls_a_mass_deletion_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = {**BASE, "status_dir": str(tmp_path), "jobs": DB_JOBS}
-    pb.keep_manifest(config, "db-physical", {**site(), "job": "db-physical", "taken": "x"}, {"snapshot_id": "b" * 32})
+    keep_manifest(config, "db-physical", {**site(), "job": "db-physical", "taken": "x"}, {"snapshot_id": "b" * 32})
     live = site()
-    monkeypatch.setattr(pb, "database_manifest", lambda dbs, *a, **k: live)
-    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_OK
+    replace(monkeypatch, "database_manifest", lambda dbs, *a, **k: live)
+    assert command_check_database(config, Log(None)) == EXIT_OK
     live = site(posts=2)
-    assert pb.command_check_database(config, pb.Log(None)) == pb.EXIT_FAILED
+    assert command_check_database(config, Log(None)) == EXIT_FAILED
     assert "lost or corrupted: wp.wp_posts: 38 of 40 published posts gone" in capsys.readouterr().out.splitlines()[-1]
 
 
 def transactions(name: str) -> list[dict[str, Any]]:
-    return list(pb.parse_binlog(iter((BINLOG / name).read_text().splitlines()), "mariadb-bin.000001"))
+    return list(parse_binlog(iter((BINLOG / name).read_text().splitlines()), "mariadb-bin.000001"))
 
 
 def test_the_binary_log_is_read_into_transactions_with_rows_and_published_posts_per_table() -> None:
@@ -1464,7 +1549,7 @@ def news(posts: int = 10) -> dict[str, Any]:
 def first_accident(name: str, manifest: dict[str, Any]) -> tuple[int, str]:
     running: dict[str, int] = {}
     for txn in transactions(name):
-        why = pb.destructive(txn, manifest, running, THRESHOLDS)
+        why = destructive(txn, manifest, running, THRESHOLDS)
         if why:
             return txn["start"], why
     return 0, ""
@@ -1478,17 +1563,17 @@ def test_the_replay_stops_before_the_mass_deletion_not_before_the_editing_ahead_
     # Without the deletion, the dropped core table is the accident.
     running: dict[str, int] = {}
     drop = transactions("mass-delete.txt")[7]
-    assert pb.destructive(drop, news(), running, THRESHOLDS) == "dropped wp_news.wp_users"
+    assert destructive(drop, news(), running, THRESHOLDS) == "dropped wp_news.wp_users"
     # A table or database the backup does not hold is not the site's: no stop.
-    assert pb.destructive(drop, {"databases": {}}, running, THRESHOLDS) == ""
+    assert destructive(drop, {"databases": {}}, running, THRESHOLDS) == ""
 
 
 def test_a_mass_change_of_published_content_and_a_truncate_are_accidents_a_publish_is_not() -> None:
     found = transactions("mass-change.txt")
     running: dict[str, int] = {}
     assert found[0]["tables"]["wp_news.wp_posts"]["published"] == {"post": 1}  # a draft published
-    assert pb.destructive(found[0], news(), running, THRESHOLDS) == ""
-    assert pb.destructive(found[1], news(), running, THRESHOLDS) == (
+    assert destructive(found[0], news(), running, THRESHOLDS) == ""
+    assert destructive(found[1], news(), running, THRESHOLDS) == (
         "changed the title or content of 13 of 11 published posts of wp_news.wp_posts"
     )
     assert found[2]["dropped"] == ["wp_news.wp_options"]
@@ -1506,33 +1591,33 @@ def test_many_small_deletions_stop_where_they_cross_the_threshold() -> None:
                 "wp_news.wp_posts": {"insert": 0, "update": 0, "delete": 1, "published": {"post": -1}, "changed": {}}
             },
         }
-        stops.append(pb.destructive(txn, news(posts=20), running, THRESHOLDS))
+        stops.append(destructive(txn, news(posts=20), running, THRESHOLDS))
     assert stops[:4] == ["", "", "", ""]  # 4 of 20 is 20 %: not more
     assert stops[4] == "took the published posts of wp_news.wp_posts 5 below the backup's 20"
 
 
 def test_binary_log_positions_and_files_from_the_backup_on() -> None:
-    assert pb.parse_position("mariadb-bin.000002\t4567\t0-1-33") == ("mariadb-bin.000002", 4567)
-    assert pb.parse_position("/var/log/mysql/mariadb-bin.000002:4567") == ("mariadb-bin.000002", 4567)
+    assert parse_position("mariadb-bin.000002\t4567\t0-1-33") == ("mariadb-bin.000002", 4567)
+    assert parse_position("/var/log/mysql/mariadb-bin.000002:4567") == ("mariadb-bin.000002", 4567)
     with pytest.raises(ValueError, match="not a binary log position"):
-        pb.parse_position("yesterday")
+        parse_position("yesterday")
     logs = [Path(f"/var/log/mysql/mariadb-bin.00000{n}") for n in (3, 4, 5, 6)]
-    assert [p.name for p in pb.files_from(logs, "mariadb-bin.000004")] == [
+    assert [p.name for p in files_from(logs, "mariadb-bin.000004")] == [
         "mariadb-bin.000004",
         "mariadb-bin.000005",
         "mariadb-bin.000006",
     ]
-    assert [p.name for p in pb.files_from(logs, "mariadb-bin.000004", "mariadb-bin.000005")] == [
+    assert [p.name for p in files_from(logs, "mariadb-bin.000004", "mariadb-bin.000005")] == [
         "mariadb-bin.000004",
         "mariadb-bin.000005",
     ]
-    with pytest.raises(pb.JobError, match="purged or lost"):
-        pb.files_from(logs, "mariadb-bin.000002")
+    with pytest.raises(JobError, match="purged or lost"):
+        files_from(logs, "mariadb-bin.000002")
 
 
 def test_the_index_lists_the_binary_logs_oldest_first(tmp_path: Path) -> None:
     (tmp_path / "mariadb-bin.index").write_text("/var/log/mysql/mariadb-bin.000007\n./mariadb-bin.000008\n")
-    assert pb.binlog_files(tmp_path / "mariadb-bin.index") == [
+    assert binlog_files(tmp_path / "mariadb-bin.index") == [
         Path("/var/log/mysql/mariadb-bin.000007"),
         tmp_path / "mariadb-bin.000008",
     ]
@@ -1549,13 +1634,13 @@ def test_the_rpo_of_a_point_in_time_recovery_is_the_time_since_the_accident() ->
         "how": "found in the binary log",
         "accident_time": "2026-11-27T09:00:00Z",
     }
-    assert pb.pitr_rpo_seconds(replay, moment) == 42.0
-    line = pb.pitr_rpo_line(taken, replay, moment)
+    assert pitr_rpo_seconds(replay, moment) == 42.0
+    line = pitr_rpo_line(taken, replay, moment)
     assert line.startswith("RPO (data-loss window): 42 s = 0.7 min; snapshot bbbb of 2026-11-27T01:30:00Z restored")
     assert "stopping before the transaction of 2026-11-27T09:00:00Z (found in the binary log: deleted" in line
-    assert pb.pitr_rpo_seconds({**replay, "to": "end"}, moment) == 0.0
-    assert pb.pitr_rpo_seconds({**replay, "accident_time": ""}, moment) is None
-    assert pb.until_time("2026-11-27T09:00:00Z") == dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+    assert pitr_rpo_seconds({**replay, "to": "end"}, moment) == 0.0
+    assert pitr_rpo_seconds({**replay, "accident_time": ""}, moment) is None
+    assert until_time("2026-11-27T09:00:00Z") == dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 
 
 def fake_binlog_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: int = 0) -> list[Path]:
@@ -1575,28 +1660,28 @@ def test_the_scan_finds_the_accident_or_stops_where_a_person_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = fake_binlog_reader(tmp_path, monkeypatch, "mass-delete.txt")
-    found = pb.scan_binlog(files, 9837, news(), THRESHOLDS, None)
+    found = scan_binlog(files, 9837, news(), THRESHOLDS, None)
     assert found["stop"] == ("mariadb-bin.000001", 12471) and found["transactions"] == 5
     assert found["reason"].startswith("deleted or unpublished 12 of 12 published posts")
     # --until: exactly there, even past the accident.
     until = dt.datetime(2026, 12, 3, 1, 27, 45).astimezone()
-    assert pb.scan_binlog(files, 9837, news(), THRESHOLDS, until)["stop"] == ("mariadb-bin.000001", 12471)
+    assert scan_binlog(files, 9837, news(), THRESHOLDS, until)["stop"] == ("mariadb-bin.000001", 12471)
     late = dt.datetime(2026, 12, 3, 1, 28).astimezone()
-    assert pb.scan_binlog(files, 9837, news(), THRESHOLDS, late)["stop"] is None
+    assert scan_binlog(files, 9837, news(), THRESHOLDS, late)["stop"] is None
 
 
 def test_an_unreadable_binary_log_means_no_replay_said_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = fake_binlog_reader(tmp_path, monkeypatch, "mass-change.txt", code=1)
-    with pytest.raises(pb.JobError, match=r"cannot read .*read_log_event"):
-        pb.scan_binlog(files, 4, {"databases": {}}, THRESHOLDS, None)
+    with pytest.raises(JobError, match=r"cannot read .*read_log_event"):
+        scan_binlog(files, 4, {"databases": {}}, THRESHOLDS, None)
     manifest = {"databases": {}, "binlog_position": "mariadb-bin.000001\t4\t0-1-1"}
-    replay = pb.point_in_time({}, manifest, files, None, None, pb.Log(None))
+    replay = point_in_time({}, manifest, files, None, None, Log(None))
     assert replay["replayed"] is False and "cannot read" in replay["error"]
     # Purged since the backup, or the backup recorded no position: the same, named.
-    assert "purged or lost" in pb.point_in_time({}, manifest, [], None, None, pb.Log(None))["error"]
-    assert "no binary log position" in pb.point_in_time({}, news(), files, None, None, pb.Log(None))["error"]
+    assert "purged or lost" in point_in_time({}, manifest, [], None, None, Log(None))["error"]
+    assert "no binary log position" in point_in_time({}, news(), files, None, None, Log(None))["error"]
     assert capsys.readouterr().out.count("point-in-time: NOT DONE, the database is the backup alone") == 3
 
 
@@ -1605,11 +1690,11 @@ def test_the_room_check_reads_this_hosts_filesystems_and_the_dumps_size(
 ) -> None:
     config = {**BASE, "restore_dir": str(tmp_path / "not" / "yet"), "binlog_index": str(tmp_path / "none" / "x.index")}
     free = shutil.disk_usage(tmp_path).free
-    monkeypatch.setattr(pb, "schema_bytes", lambda databases: 0)
-    monkeypatch.setattr(pb, "snapshot_size", lambda config, snapshot: 1 << 20)
-    assert pb.check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path) == ""
-    monkeypatch.setattr(pb, "snapshot_size", lambda config, snapshot: free)
-    refused = pb.check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path)
+    replace(monkeypatch, "schema_bytes", lambda databases: 0)
+    replace(monkeypatch, "snapshot_size", lambda config, snapshot: 1 << 20)
+    assert check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path) == ""
+    replace(monkeypatch, "snapshot_size", lambda config, snapshot: free)
+    refused = check_room(config, snap("cccc", "db-dump", "2026-11-27T01:29:00Z"), ["wp"], tmp_path)
     assert refused.startswith("not enough room") and f"in {tmp_path}" in refused and "binary log" not in refused
 
 
@@ -1618,27 +1703,27 @@ def test_the_room_check_reads_this_hosts_filesystems_and_the_dumps_size(
 
 def test_a_snapshot_with_mass_loss_against_its_predecessor_is_flagged_and_editing_is_not() -> None:
     good = {**site(), "snapshot_id": "aaaa1111"}
-    assert pb.loss_against(good, {**site(posts=0), "snapshot_id": "bbbb2222"}, THRESHOLDS) == [
+    assert loss_against(good, {**site(posts=0), "snapshot_id": "bbbb2222"}, THRESHOLDS) == [
         "wp.wp_posts: 40 of 40 published posts gone since the backup (40 -> 0)"
     ]
-    assert pb.loss_against(good, {**site(posts=36), "snapshot_id": "bbbb2222"}, THRESHOLDS) == []
+    assert loss_against(good, {**site(posts=36), "snapshot_id": "bbbb2222"}, THRESHOLDS) == []
     # Nothing to compare with (a first backup, an unreadable kept manifest) or the same snapshot: no flag.
-    assert pb.loss_against(None, {**site(posts=0), "snapshot_id": "bbbb2222"}, THRESHOLDS) == []
-    assert pb.loss_against(good, {**site(posts=0), "snapshot_id": "aaaa1111"}, THRESHOLDS) == []
-    assert pb.loss_against({"snapshot_id": "aaaa1111"}, site(posts=0), THRESHOLDS) == []
+    assert loss_against(None, {**site(posts=0), "snapshot_id": "bbbb2222"}, THRESHOLDS) == []
+    assert loss_against(good, {**site(posts=0), "snapshot_id": "aaaa1111"}, THRESHOLDS) == []
+    assert loss_against({"snapshot_id": "aaaa1111"}, site(posts=0), THRESHOLDS) == []
 
 
 def test_a_pinned_snapshot_is_known_by_its_new_id_and_the_id_it_had_before_restic_tag() -> None:
     pinned = {"id": "c" * 64, "short_id": "cccccccc", "original": "a" * 64, "time": "2026-12-03T01:00:00Z"}
-    assert pb.same_snapshot(pinned, "cccc") and pb.same_snapshot(pinned, "aaaaaaaa")
-    assert not pb.same_snapshot(pinned, "bbbb") and not pb.same_snapshot(pinned, "")
+    assert same_snapshot(pinned, "cccc") and same_snapshot(pinned, "aaaaaaaa")
+    assert not same_snapshot(pinned, "bbbb") and not same_snapshot(pinned, "")
     forgotten = [
         {"keep": [{"id": "c" * 64, "tags": ["portalops", "job:db-dump", "portalops-pinned"]}, {"id": "d" * 64}]},
         {"keep": [{"id": "e" * 64, "tags": ["portalops", "job:db-dump"]}], "remove": [{"id": "f" * 64}]},
     ]
-    assert pb.pinned_in(json.dumps(forgotten)) == {"c" * 64}
-    assert pb.pinned_in("null") == set()
-    assert pb.pinned_in("not json") is None
+    assert pinned_in(json.dumps(forgotten)) == {"c" * 64}
+    assert pinned_in("null") == set()
+    assert pinned_in("not json") is None
 
 
 # restic for the pin flow: `tag --add` pins (the snapshot gets a new id), `tag --remove` unpins;
@@ -1667,7 +1752,7 @@ def pin_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> t
     for flag in flags:
         (state / flag).touch()
     script = FAKE_PIN_RESTIC.format(state=state)
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
+    replace(monkeypatch, "restic_argv", lambda config, *args: ["sh", "-c", script, "restic", *args])
     jobs = [{"name": "db-dump", "type": "mariadb-dump", "databases": ["wp"]}]
     config = {**BASE, "status_dir": str(tmp_path / "status"), "keep": {"last": 1}, "jobs": jobs}
     return config, state
@@ -1679,12 +1764,12 @@ def backups_of(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, *manifes
 
     def job(config: dict[str, Any], job: dict[str, Any], run_id: str, log: Any) -> dict[str, Any]:
         snapshot_id, manifest = queue.pop(0)
-        pb.keep_manifest(config, job["name"], {**manifest, "job": job["name"]}, {"snapshot_id": snapshot_id})
+        keep_manifest(config, job["name"], {**manifest, "job": job["name"]}, {"snapshot_id": snapshot_id})
         return {"snapshot_id": snapshot_id}
 
-    monkeypatch.setitem(pb.JOBS, "mariadb-dump", job)
+    monkeypatch.setitem(JOBS, "mariadb-dump", job)
     while queue:
-        pb.command_run(config, [], pb.Log(None))
+        command_run(config, [], Log(None))
 
 
 def run_status(config: dict[str, Any]) -> dict[str, Any]:
@@ -1717,7 +1802,7 @@ def test_mass_loss_pins_the_predecessor_flags_the_job_and_forget_keeps_the_pin(
             "release": "portalops-backup release cccccccc",
         }
     ]
-    found = samples(pb.metrics(run_status(config)))
+    found = samples(metrics(run_status(config)))
     assert found['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "1"
     # Later runs (no new loss) keep the flag while the pin exists...
     backups_of(config, monkeypatch, ("d" * 64, site(posts=0)), ("e" * 64, site(posts=1)))
@@ -1726,7 +1811,7 @@ def test_mass_loss_pins_the_predecessor_flags_the_job_and_forget_keeps_the_pin(
     (state / "tagged").unlink()
     backups_of(config, monkeypatch, ("f" * 64, site(posts=1)))
     assert "mass_loss" not in run_status(config)["jobs"][0]
-    assert samples(pb.metrics(run_status(config)))['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "0"
+    assert samples(metrics(run_status(config)))['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "0"
     assert json.loads((tmp_path / "status" / "pins.json").read_text()) == []
 
 
@@ -1740,7 +1825,7 @@ def test_a_pin_that_fails_fails_the_job_before_its_forget(tmp_path: Path, monkey
     assert job["error"].startswith("mass loss against snapshot aaaaaaaa (wp.wp_posts: 40 of 40 published posts gone")
     assert job["error"].endswith("forget skipped")
     assert job["mass_loss"][0]["pinned_snapshot"] is None
-    assert samples(pb.metrics(run_status(config)))['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "1"
+    assert samples(metrics(run_status(config)))['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "1"
 
 
 def test_release_says_what_it_releases_refuses_an_unknown_id_and_clears_the_flag(
@@ -1749,17 +1834,17 @@ def test_release_says_what_it_releases_refuses_an_unknown_id_and_clears_the_flag
     config, state = pin_setup(tmp_path, monkeypatch)
     backups_of(config, monkeypatch, ("a" * 64, site()), ("b" * 64, site(posts=0)))
     capsys.readouterr()
-    assert pb.command_status(config) == pb.EXIT_OK
+    assert command_status(config) == EXIT_OK
     shown = capsys.readouterr().out
     assert "MASS LOSS in snapshot bbbbbbbb: wp.wp_posts: 40 of 40 published posts gone" in shown
     assert "pinned snapshots: 1 (release with: portalops-backup release ID)" in shown
     assert "cccccccc db-dump taken 2026-12-03T01:00:00Z: pinned " in shown
     # An id that names no pinned snapshot: refused, nothing untagged.
-    assert pb.command_release(config, "bbbb", pb.Log(None)) == pb.EXIT_BAD_INPUT
+    assert command_release(config, "bbbb", Log(None)) == EXIT_BAD_INPUT
     assert "no pinned snapshot bbbb (pinned: cccccccc); nothing released" in capsys.readouterr().err
     assert "tag --remove" not in (state / "calls.log").read_text()
     # The id it had before the pin works too (it is what last night's log named).
-    assert pb.command_release(config, "aaaaaaaa", pb.Log(None)) == pb.EXIT_OK
+    assert command_release(config, "aaaaaaaa", Log(None)) == EXIT_OK
     said = capsys.readouterr().out
     assert said.startswith("releasing snapshot cccccccc of db-dump taken 2026-12-03T01:00:00Z (pinned ")
     assert "snapshot bbbbbbbb showed wp.wp_posts: 40 of 40 published posts gone" in said
@@ -1770,16 +1855,16 @@ def test_release_says_what_it_releases_refuses_an_unknown_id_and_clears_the_flag
 
 def test_metrics_carry_the_mass_loss_flag_of_a_job_not_run_this_time() -> None:
     flagged = {"name": "db-physical", "ok": True, "duration_s": 1, "mass_loss": [{"pinned_snapshot": "cccccccc"}]}
-    found = samples(pb.metrics({**status(True), "not_run": [flagged]}))
+    found = samples(metrics({**status(True), "not_run": [flagged]}))
     assert found['portalops_backup_mass_loss{host="db1",job="db-dump"}'] == "0"
     assert found['portalops_backup_mass_loss{host="db1",job="db-physical"}'] == "1"
 
 
 def test_the_second_copy_keeps_pinned_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, ...]] = []
-    monkeypatch.setattr(pb, "restic_argv", lambda config, *args: seen.append(args) or ["sh", "-c", "echo '[]'"])
+    replace(monkeypatch, "restic_argv", lambda config, *args: seen.append(args) or ["sh", "-c", "echo '[]'"])
     copies = [{"name": "web1", "from_repo": "/f", "from_password_file": "/p", "to_repo": "/t", "password_file": "/q"}]
     config = {**BASE, "status_dir": str(tmp_path), "keep": {"within": "48h", "daily": 7}, "copies": copies}
-    assert pb.command_copy(config, pb.Log(None)) == pb.EXIT_OK
+    assert command_copy(config, Log(None)) == EXIT_OK
     forget = next(args for args in seen if args[0] == "forget")
     assert forget[-2:] == ("--keep-tag", "portalops-pinned")

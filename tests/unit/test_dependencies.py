@@ -6,7 +6,8 @@
   are not imported, used the way its entry below says).
 - Development (requirements-dev.in): the same for the tests and the roles' molecule tests, and every
   tool is run by the Makefile or the scripts.
-- Host-side scripts (roles/*/files) run on the managed hosts' Debian Python: standard library only.
+- Host-side code (portalops_host/, the scripts in roles/*/files) runs on the managed hosts' Debian Python:
+  standard library only.
 - Both locks pin every package, with hashes, the development lock at the runtime lock's versions.
 
 Distribution names map to import names here by hand (pyyaml gives ``yaml``, chinesecalendar gives
@@ -26,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_CODE = ("portalops", "runbooks", "scripts", "plugins")
-FIRST_PARTY = {"portalops", "tests"}
+FIRST_PARTY = {"portalops", "portalops_host", "tests"}
 # Modules that exist only for the type checker (``if TYPE_CHECKING:`` imports).
 TYPING_ONLY = {"_typeshed"}
 
@@ -253,9 +254,10 @@ def test_every_development_requirement_is_used() -> None:
 
 def test_host_side_scripts_use_the_standard_library_only() -> None:
     files = [p for p in python_files("roles") if "files" in p.relative_to(ROOT).parts[2:3]]
+    files += list(python_files("portalops_host"))
     assert files
     siblings = {p.stem for p in files}
-    found = third_party(imports(files), local=siblings)
+    found = third_party(imports(files), local=siblings | {"portalops_host"})
     assert not found, f"the hosts' Python has the standard library only: {found}"
 
 

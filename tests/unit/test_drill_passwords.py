@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.hostscripts import load
-
-pb = load("portalops_backup", "roles/restic_backup/files/portalops_backup.py")
-drill = load("portalops_drill", "roles/restore_drill/files/portalops_drill.py")
+from portalops_host import drill
+from portalops_host.restic import restic_env
 
 CONFIG = {
     "sources": {"web1": "sftp:r:/web1/repo", "db1": "sftp:r:/db1/repo"},
@@ -20,7 +18,7 @@ CONFIG = {
 def test_each_source_is_read_with_its_own_password_file() -> None:
     for host in ("web1", "db1"):
         repo = drill.repo_config(CONFIG, host)
-        env = pb.restic_env(repo)
+        env = restic_env(repo)
         assert env["RESTIC_REPOSITORY"] == f"sftp:r:/{host}/repo"
         assert env["RESTIC_PASSWORD_FILE"] == f"/etc/portalops/drill-restic-{host}.pass"
 
@@ -33,5 +31,5 @@ def test_a_source_without_a_password_is_refused() -> None:
 
 def test_an_older_configuration_with_one_password_file_still_reads() -> None:
     config = {key: value for key, value in CONFIG.items() if key != "password_files"} | {"password_file": "/one"}
-    env = pb.restic_env(drill.repo_config(config, "web1"))
+    env = restic_env(drill.repo_config(config, "web1"))
     assert env["RESTIC_PASSWORD_FILE"].endswith("/one")

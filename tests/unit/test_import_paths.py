@@ -1,6 +1,7 @@
 """Code finds portalops as installed (`pip install -e .`, make setup), never by editing sys.path, and
 nothing outside tests/ imports from tests/ (issue 17).
 
+The hosts' commands likewise import portalops_host from the system Python's path, where the roles install it.
 A script that edits sys.path works only from the checkout it sits in and hides a missing install;
 a benchmark that imports a test helper breaks when the tests move. Only tests' conftest may touch
 sys.path.
@@ -17,10 +18,6 @@ from portalops.inventory import REPO_ROOT
 from tests.unit.test_dependencies import imports
 
 SYS_PATH = re.compile(r"\bsys\.path\b(?!_)")
-# Programs that run on the managed hosts import the host-side script from where the roles install
-# it; they go with the host-side package (issue 17), not with the controller's imports.
-HOST_SIDE = 'sys.path.insert(0, "/usr/local/lib/portalops")'
-HOST_SIDE_FILES = {"roles/restore_drill/files/portalops_drill.py", "scripts/bench_backup.py"}
 
 
 def python_files() -> Iterator[Path]:
@@ -56,7 +53,7 @@ def test_no_sys_path_edit_outside_tests_conftest() -> None:
         if (path.name == "conftest.py" and name.startswith("tests/")) or path.resolve() == Path(__file__).resolve():
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if SYS_PATH.search(line) and not (line.strip() == HOST_SIDE and name in HOST_SIDE_FILES):
+            if SYS_PATH.search(line):
                 offenders.append(f"{name}:{number}: {line.strip()}")
     assert not offenders, "import portalops as installed (the virtualenv's Python), not via sys.path:\n" + "\n".join(
         offenders

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from portalops.inventory import REPO_ROOT
 from portalops.runbook import hostcheck
 from portalops.runbook.checks import (
-    BACKUP_CONFIG,
+    HOST_TOOL,
     backups_younger_than,
     certificates_valid_for,
     disk_below,
@@ -29,17 +30,23 @@ def run(command: str, tmp_path: Path, path: str = "") -> tuple[int, str]:
 
 
 def with_config(tmp_path: Path) -> str:
-    """The check, reading a wrapper configuration whose status directory is ``tmp_path/status``."""
+    """The check as the runbook sends it, run by the role's portalops-host executable from this checkout and
+    reading a wrapper configuration whose status directory is ``tmp_path/status``."""
     config = tmp_path / "backup.json"
     config.write_text(json.dumps({"status_dir": str(tmp_path / "status")}))
     (tmp_path / "status").mkdir(exist_ok=True)
-    return backups_younger_than(26).replace(BACKUP_CONFIG, str(config))
+    tool = f"PYTHONPATH={REPO_ROOT} {sys.executable} {REPO_ROOT / 'roles/restic_backup/files/portalops_host_cli.py'}"
+    return f"{backups_younger_than(26).replace(HOST_TOOL, tool)} --config {config}"
 
 
 def status(tmp_path: Path, jobs: list[dict[str, object]]) -> str:
     command = with_config(tmp_path)
     (tmp_path / "status" / "run.json").write_text(json.dumps({"command": "run", "jobs": jobs}))
     return command
+
+
+def test_the_backup_check_is_the_host_command() -> None:
+    assert backups_younger_than(26) == "/usr/local/sbin/portalops-host check backup-age --hours 26"
 
 
 def test_fresh_backups_pass(tmp_path: Path) -> None:
