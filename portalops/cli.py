@@ -36,7 +36,7 @@ from portalops.monitoring import status as monitoring_status
 from portalops.monitoring.api import Alertmanager, Prometheus
 from portalops.probe import format_results, probe_inventory, to_json
 from portalops.responder.config import load_config
-from portalops.runbook import desk, hostcheck, lifecycle, registry
+from portalops.runbook import desk, lifecycle, registry, tiercheck
 from portalops.runbook.engine import Options
 from portalops.runbook.grading import WARN_FRACTION, grade_key, grade_label, suggest
 from portalops.runbook.journal import open_incident, start_of, utc_now
@@ -113,16 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_change_parser(commands)
     add_kb_parser(commands)
     add_drill_parser(commands)
-    hostcheck = commands.add_parser(
-        "host-check",
+    tier = commands.add_parser(
+        "tier-check",
         help="a check on the hosts of a pattern: 0 all sound, 1 one broken, 75 one could not tell (runbook steps)",
         epilog="exit codes: 0 every host of the pattern says sound (exit 0); 1 one says broken (any other exit);"
         " 75 none says broken but one could not tell (exit 75, a timeout, unreachable) or no host answered",
     )
-    hostcheck.add_argument("pattern", help="Ansible host pattern, e.g. db")
-    hostcheck.add_argument("check", help="the command each host runs, one argument (quoted)")
-    hostcheck.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
-    hostcheck.add_argument("--timeout", type=int, default=240, help="seconds the command may run on a host")
+    tier.add_argument("pattern", help="Ansible host pattern, e.g. db")
+    tier.add_argument("check", help="the command each host runs, one argument (quoted)")
+    tier.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
+    tier.add_argument("--timeout", type=int, default=240, help="seconds the command may run on a host")
     probe = commands.add_parser("probe", help="fetch every portal site from outside; status and per-phase timings")
     probe.add_argument("-i", "--inventory", help="inventory (default: inventory/lab)")
     probe.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -951,8 +951,8 @@ def run_cmdb_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.FAILED if silent else ExitCode.OK
 
 
-def run_host_check_command(args: argparse.Namespace, out: TextIO) -> int:
-    code, lines = hostcheck.run_check(args.pattern, str(args.inventory or LAB_INVENTORY), args.check, args.timeout)
+def run_tier_check_command(args: argparse.Namespace, out: TextIO) -> int:
+    code, lines = tiercheck.run_check(args.pattern, str(args.inventory or LAB_INVENTORY), args.check, args.timeout)
     print("\n".join(lines), file=out)
     return code
 
@@ -1158,8 +1158,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_change_command(args, out, err)
         if args.command == "kb":
             return run_kb_command(args, out, err)
-        if args.command == "host-check":
-            return run_host_check_command(args, out)
+        if args.command == "tier-check":
+            return run_tier_check_command(args, out)
         if args.command == "probe":
             return run_probe_command(args, out)
         if args.command == "drill":

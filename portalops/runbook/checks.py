@@ -5,7 +5,7 @@ verification alike. They run under ``sh`` on Debian 12 hosts, as root.
 
 from __future__ import annotations
 
-from portalops.runbook import hostcheck
+from portalops.runbook import tiercheck
 
 # The portal's probe, run on the controller against the inventory's portal_public_url.
 PROBE = "{{ python }} -m portalops.cli probe -i {{ inventory }}"
@@ -260,9 +260,9 @@ def restart_failed(*units: str) -> str:
 # runs during a backup.
 BACKUP_TOOL = "/usr/local/sbin/portalops-backup"
 CHECK_DATABASE = f"{BACKUP_TOOL} check-database"
-DATABASE_SOUND = hostcheck.command_line("db", CHECK_DATABASE)
+DATABASE_SOUND = tiercheck.command_line("db", CHECK_DATABASE)
 # php-fpm active on every host of the CMS tier (non-zero when one is not, or cannot tell).
-FPM_ACTIVE = hostcheck.command_line("cms", f"systemctl is-active {PHP_FPM}")
+FPM_ACTIVE = tiercheck.command_line("cms", f"systemctl is-active {PHP_FPM}")
 
 
 def writes_into_a_sound_database(start: str, otherwise: str) -> str:

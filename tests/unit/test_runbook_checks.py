@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from portalops.inventory import REPO_ROOT
-from portalops.runbook import hostcheck
+from portalops.runbook import tiercheck
 from portalops.runbook.checks import (
     HOST_TOOL,
     backups_younger_than,
@@ -171,7 +171,7 @@ def test_enable_false_leaves_a_disabled_unit_disabled(tmp_path: Path) -> None:
     assert rc == 0 and (tmp_path / "unit" / "enabled").read_text().strip() == "disabled"
 
 
-# --------------------------------------------------------------------------- host-check
+# --------------------------------------------------------------------------- tier-check
 
 DB1_SAYS = {"stdout": "check-database: said", "stderr": ""}
 
@@ -211,7 +211,7 @@ DB1_SAYS = {"stdout": "check-database: said", "stderr": ""}
         "ansible failed",
     ],
 )
-def test_host_check_keeps_the_three_states_through_ansibles_json(
+def test_tier_check_keeps_the_three_states_through_ansibles_json(
     tmp_path: Path, hosts: dict[str, object] | None, ansible_rc: int, want: tuple[int, str]
 ) -> None:
     """A fake `ansible` prints what the JSON callback prints (or, None, an error and no document)."""
@@ -225,7 +225,7 @@ def test_host_check_keeps_the_three_states_through_ansibles_json(
         f"cat {tmp_path}/printed\nexit {ansible_rc}\n"
     )
     (bin_dir / "ansible").chmod(0o755)
-    command = hostcheck.command_line("db", "/usr/local/sbin/portalops-backup check-database")
+    command = tiercheck.command_line("db", "/usr/local/sbin/portalops-backup check-database")
     command = command.replace("{{ inventory }}", "inv").replace("{{ python }}", sys.executable)
     rc, out = run(command, tmp_path, str(bin_dir))
     assert (rc, out.splitlines()[-1]) == want, out

@@ -1,4 +1,4 @@
-"""`portalops host-check`: a three-state check run on the hosts of a pattern, from the controller.
+"""`portalops tier-check`: a three-state check run on the hosts of a pattern, from the controller.
 
 A runbook step on the controller often has to ask a tier a question whose answer has three values:
 sound (exit 0), broken (1) or unknown (75: the check could not tell right now). ``ansible -o`` loses
@@ -108,6 +108,6 @@ def command_line(pattern: str, command: str, timeout: int = 240) -> str:
     """The step command that runs ``command`` as a three-state check on ``pattern``, for a runbook's
     controller step (``{{ inventory }}`` is filled in by the engine)."""
     return (
-        f"{{{{ python }}}} -m portalops.cli host-check {pattern} -i {{{{ inventory }}}} --timeout {timeout} "
+        f"{{{{ python }}}} -m portalops.cli tier-check {pattern} -i {{{{ inventory }}}} --timeout {timeout} "
         + shlex.quote(command)
     )
