@@ -51,7 +51,6 @@ class Resolved:
     def __init__(self) -> None:
         self._answers: dict[Hashable, tuple[tuple[object, ...], object]] = {}
         self._lock = threading.Lock()
-        self.asked = 0  # questions that went to Ansible (tests, benchmarks)
 
     def get(self, source: Path | str, question: Hashable, ask: Callable[[], T]) -> T:
         now = fingerprint(source)
@@ -62,7 +61,6 @@ class Resolved:
         answer = ask()
         with self._lock:
             self._answers[question] = (now, answer)
-            self.asked += 1
         return copy.deepcopy(answer)
 
     def clear(self) -> None:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
+from portalops.runbook.hosts import TIMED_OUT, UNKNOWN
 from portalops.vault import ansible_env
 
-SOUND, BROKEN, UNKNOWN = 0, 1, 75
-TIMED_OUT = 124  # coreutils timeout, which wraps the command on the host
+SOUND, BROKEN = 0, 1  # UNKNOWN (75) and TIMED_OUT (124, coreutils timeout on the host): as the runbooks' hosts say
 
 
 @dataclass(frozen=True)
