@@ -66,13 +66,21 @@ def resolve_vars(
     source: str | Path, hosts: Sequence[str], expressions: Mapping[str, str], exact: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Render ``expressions`` for each of ``hosts`` (host patterns unless ``exact``) of the inventory at ``source``;
-    asked of Ansible once per process while the inventory is unchanged (:class:`portalops.inventory.Resolved`)."""
+    asked of Ansible once per process while the inventory is unchanged (:class:`portalops.inventory.Resolved`).
+
+    Named hosts are answered from one render of every host: a drill connects to one host, then
+    another, then the runbook's targets, and each list would otherwise be a new Ansible process."""
     if not hosts:
         return {}
     refuse_lab_password(source)
-    question = ("vars", str(Path(source).resolve()), tuple(hosts), tuple(expressions.items()))
-    found = RESOLVED.get(source, question, lambda: _render(source, hosts, expressions))
-    missing = sorted(set(hosts) - set(found)) if exact else ([] if found else list(hosts))
+    patterns = ["all"] if exact else list(hosts)
+    question = ("vars", str(Path(source).resolve()), tuple(patterns), tuple(expressions.items()))
+    found = RESOLVED.get(source, question, lambda: _render(source, patterns, expressions))
+    if not exact:
+        if not found:
+            raise BadInput(f"inventory {source} has no host {', '.join(hosts)}")
+        return found
+    missing = sorted(set(hosts) - set(found))
     if missing:
         raise BadInput(f"inventory {source} has no host {', '.join(missing)}")
-    return found
+    return {host: found[host] for host in hosts}

@@ -9,6 +9,7 @@ import pytest
 
 from portalops.errors import BadInput
 from portalops.inventory import load_inventory, parse_inventory
+from portalops.runbook.resolve import resolve_vars
 
 
 def test_groups_are_flattened_through_children(inventory_json: dict[str, Any]) -> None:
@@ -65,3 +66,26 @@ def test_one_process_asks_ansible_once_until_the_inventory_or_its_environment_ch
     monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "prod@/nowhere")
     load_inventory(inventory)
     assert len(asked) == 3
+
+
+def test_named_hosts_are_answered_from_one_render_of_every_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drill connects to db1, then to web1, then to the runbook's targets: one Ansible process, not three."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    asked: list[str] = []
+
+    def ansible(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        asked.append(argv[3])  # the host pattern
+        plays = [{"tasks": [{"hosts": {h: {"msg": {"address": h}} for h in ("web1", "db1")}}]}]
+        return subprocess.CompletedProcess(argv, 0, json.dumps({"plays": plays}), "")
+
+    monkeypatch.setattr("portalops.runbook.resolve.run", ansible)
+    assert resolve_vars(inventory, ["db1"], {"address": "ansible_host"}) == {"db1": {"address": "db1"}}
+    assert list(resolve_vars(inventory, ["web1", "db1"], {"address": "ansible_host"})) == ["web1", "db1"]
+    assert asked == ["all"]
+    with pytest.raises(BadInput, match="no host cms1"):
+        resolve_vars(inventory, ["cms1", "web1"], {"address": "ansible_host"})
+    assert resolve_vars(inventory, ["web"], {"address": "ansible_host"}, exact=False)  # a pattern is its own question
+    assert asked == ["all", "web"]
