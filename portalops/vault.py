@@ -152,8 +152,8 @@ def label_of(vaulttext: str) -> str:
 def opens_with(vaulttext: str, password: bytes) -> bool:
     """Whether ``password`` decrypts ``vaulttext``, whatever label the vault carries."""
     # Ansible is heavy and untyped; only this check needs it.
-    from ansible.errors import AnsibleError  # type: ignore[import-untyped]
-    from ansible.parsing.vault import CIPHER_MAPPING, VaultSecret, parse_vaulttext_envelope  # type: ignore[import-untyped]
+    from ansible.errors import AnsibleError
+    from ansible.parsing.vault import CIPHER_MAPPING, VaultSecret, parse_vaulttext_envelope
 
     try:
         ciphertext, _version, cipher, _label = parse_vaulttext_envelope(vaulttext.strip().encode())

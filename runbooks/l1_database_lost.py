@@ -73,8 +73,8 @@ EVIDENCE = (
 
 # WordPress's core tables, after the site's table prefix: check-database's CORE_TABLES (a unit test keeps
 # the two the same).
-CORE_TABLES = ("posts", "postmeta", "options", "users", "usermeta", "terms", "termmeta", "term_taxonomy")
-CORE_TABLES += ("term_relationships", "comments", "commentmeta", "links")
+CORE_TABLES: tuple[str, ...] = ("posts", "postmeta", "options", "users", "usermeta", "terms", "termmeta")
+CORE_TABLES += ("term_taxonomy", "term_relationships", "comments", "commentmeta", "links")
 _CORE = "|".join(CORE_TABLES)
 # Each site's tables as mysqld_exporter lists them (exporters_mysqld_table_schemas), grouped by database and
 # table prefix: a prefix with at least half of the core tables is a WordPress site, and one with fewer than

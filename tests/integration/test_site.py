@@ -321,7 +321,9 @@ def test_sudo_use_is_logged(converged: LabConfig) -> None:
 
 
 def file_hash(host: str, path: str) -> str:
-    return ansible(host, "ansible.builtin.stat", f"path={path} checksum_algorithm=sha256")[host]["stat"]["checksum"]
+    stat = ansible(host, "ansible.builtin.stat", f"path={path} checksum_algorithm=sha256")[host]["stat"]
+    checksum: str = stat["checksum"]
+    return checksum
 
 
 def test_a_missing_or_ill_typed_variable_stops_before_any_change(converged: LabConfig) -> None:

@@ -31,7 +31,7 @@ YEAR = parse_period("2026")
 NOW = datetime(2026, 12, 5, 4, 0, tzinfo=UTC)  # 2026-12-05 12:00 in Beijing
 DOMAINS = {"portal.lab.test": "portal", "www.portal.lab.test": "portal", "news.lab.test": "news"}
 # What the recorded lines hold for 2026 (Beijing days), line by line in the data file's comments above.
-EXPECTED = {
+EXPECTED: dict[str, Any] = {
     "first": "2026-01-01T00:00:00+08:00",
     "last": "2026-12-04T16:30:00+00:00",
     "days": {"2026-01-01": 1, "2026-12-02": 1, "2026-12-04": 15, "2026-12-05": 1},
@@ -215,7 +215,12 @@ def test_security_counts_checks_problems_and_drills_of_the_year(tmp_path: Path) 
     assert found["unreadable"] == ["reports/drills/20260401T000000Z.json: JSONDecodeError"]
 
 
-SITE = {"name": "portal", "title": "某县人民政府门户网站", "url": "https://portal.lab.test/", "domains": []}
+SITE: dict[str, Any] = {
+    "name": "portal",
+    "title": "某县人民政府门户网站",
+    "url": "https://portal.lab.test/",
+    "domains": [],
+}
 
 
 def sources(tmp_path: Path, visit_errors: list[str] | None = None) -> annual.Sources:

@@ -1580,7 +1580,7 @@ def test_a_mass_change_of_published_content_and_a_truncate_are_accidents_a_publi
 
 
 def test_many_small_deletions_stop_where_they_cross_the_threshold() -> None:
-    one = {"start": 1, "time": None, "dropped": [], "tables": {}}
+    one: dict[str, Any] = {"start": 1, "time": None, "dropped": [], "tables": {}}
     running: dict[str, int] = {}
     stops = []
     for number in range(12):
@@ -1862,7 +1862,12 @@ def test_metrics_carry_the_mass_loss_flag_of_a_job_not_run_this_time() -> None:
 
 def test_the_second_copy_keeps_pinned_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, ...]] = []
-    replace(monkeypatch, "restic_argv", lambda config, *args: seen.append(args) or ["sh", "-c", "echo '[]'"])
+
+    def restic_argv(config: Any, *args: str) -> list[str]:
+        seen.append(args)
+        return ["sh", "-c", "echo '[]'"]
+
+    replace(monkeypatch, "restic_argv", restic_argv)
     copies = [{"name": "web1", "from_repo": "/f", "from_password_file": "/p", "to_repo": "/t", "password_file": "/q"}]
     config = {**BASE, "status_dir": str(tmp_path), "keep": {"within": "48h", "daily": 7}, "copies": copies}
     assert command_copy(config, Log(None)) == EXIT_OK

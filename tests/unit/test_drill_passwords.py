@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from portalops_host import drill
 from portalops_host.restic import restic_env
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "sources": {"web1": "sftp:r:/web1/repo", "db1": "sftp:r:/db1/repo"},
     "repository": "",
     "password_files": {"web1": "/etc/portalops/drill-restic-web1.pass", "db1": "/etc/portalops/drill-restic-db1.pass"},

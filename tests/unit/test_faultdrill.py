@@ -311,8 +311,10 @@ def test_via_the_monitoring_an_incident_left_open_or_never_opened_fails_the_dril
     item = faultdrill.fault("nginx_stopped")
     open_left = Watched(incident="first", incidents=["first"], exit=RunbookExit.RECOVERED, opened_s=9.0, notes=["x"])
     result = make_drill(monkeypatch, []).run_via_monitoring(
-        "l1_portal_unreachable", item, FakeWatch(tmp_path, open_left)
-    )  # type: ignore[arg-type]
+        "l1_portal_unreachable",
+        item,
+        FakeWatch(tmp_path, open_left),  # type: ignore[arg-type]
+    )
     assert not result.ok and result.notes[0] == "x"
     never = Watched(notes=["no incident for the runbook opened within 600 s of the injection"])
     result = make_drill(monkeypatch, []).run_via_monitoring("l1_portal_unreachable", item, FakeWatch(tmp_path, never))  # type: ignore[arg-type]

@@ -61,7 +61,7 @@ def test_sources_left_out_are_refused_by_the_argument_spec(tmp_path: Path) -> No
 
 
 def test_sources_named_explicitly_pass(tmp_path: Path) -> None:
-    allow = [
+    allow: list[dict[str, Any]] = [
         {"port": 443, "proto": "tcp", "sources": ["0.0.0.0/0", "::/0"], "comment": "https from anywhere"},
         {"port": 8080, "proto": "tcp", "sources": ["10.89.60.12"], "comment": "one host"},
         {"port": "3306-3307", "proto": "tcp", "sources": ["2001:db8::/32"], "comment": "an IPv6 network"},

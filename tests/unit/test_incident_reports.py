@@ -159,8 +159,12 @@ def test_the_responders_clock_cache_reads_a_journal_again_only_when_it_changed(
 ) -> None:
     """The responder sweeps every minute: unchanged journals are not read again, a grade recorded since is seen."""
     read: list[Path] = []
-    real = reporting.read_events
-    monkeypatch.setattr(reporting, "read_events", lambda path: read.append(path) or real(path))
+
+    def reading(path: Path) -> list[dict[str, Any]]:
+        read.append(path)
+        return read_events(path)
+
+    monkeypatch.setattr(reporting, "read_events", reading)
     cache: reporting.ClockCache = {}
     assert reporting.clocks(root, cache) == [] and read
     read.clear()

@@ -718,8 +718,8 @@ def test_interaction_read_through_the_edge_from_a_path_on_the_site(fake_portal: 
 def test_interaction_without_a_source_is_not_checked_and_a_silent_one_cannot_be_told(fake_portal: str) -> None:
     settings = Settings(fake_portal, depth=0)
 
-    def item(**source: str) -> veto.Item:
-        report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, **source)
+    def item(interaction_source: str = "") -> veto.Item:
+        report = inspect_site("portal", ["portal.lab.test"], [], settings, NOW, interaction_source=interaction_source)
         return next(i for i in report.items if i.id == "interaction")
 
     assert item().status == veto.NOT_CHECKED

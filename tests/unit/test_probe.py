@@ -185,7 +185,7 @@ def test_plain_http_has_no_tls_phase(http_server: str) -> None:
 
 def test_targets_come_from_portal_sites_and_the_fetched_lab_ca(tmp_path: Path) -> None:
     (tmp_path / "web1-ca.crt").write_text("x")
-    hostvars = {
+    hostvars: dict[str, dict[str, Any]] = {
         "db1": {"sites": [], "url": "https://127.0.0.1:8443", "groups": ["db"], "ca_dir": str(tmp_path)},
         "web1": {
             "sites": [{"name": "portal", "domains": ["portal.lab.test", "www.portal.lab.test"]}, {"name": "news"}],

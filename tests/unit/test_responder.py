@@ -710,7 +710,11 @@ def test_an_l1_run_waiting_for_hosts_goes_before_the_l2_and_l3_runs_that_waited_
     for incident, level in (("L3-run", 3), ("L2-run", 2), ("L1-run", 1)):
         threads.append(threading.Thread(target=runner, args=("r", incident, lambda line: None, level)))
         threads[-1].start()
-        wait_for(lambda incident=incident: incident in runner._waiting)
+
+        def waiting(incident: str = incident) -> bool:
+            return incident in runner._waiting
+
+        wait_for(waiting)
     with guard:
         since_l1_waits = len(attempts)
     time.sleep(0.1)  # some rounds of retries: only the L1 run tries

@@ -120,7 +120,7 @@ def take_elsewhere(lock_dir: Path, hosts: str) -> None:
 def test_a_second_runbook_run_exits_3_naming_the_holder(lock_dir: Path, tmp_path: Path) -> None:
     with held_elsewhere(lock_dir, "web1") as holder:
         code, _, err = cli("runbook", "run", "l1_portal_unreachable", "--yes", "--incidents", str(tmp_path))
-    assert code == ExitCode.ENVIRONMENT == 3
+    assert code == 3 and code == ExitCode.ENVIRONMENT
     assert err.startswith(f"portalops: web1 of inventory {LAB} is busy: runbook l1_portal_unreachable by ")
     assert f"pid {holder.pid} (incident 20261203T010000Z-l1_portal_unreachable)" in err
     assert list(tmp_path.iterdir()) == []  # no incident opened

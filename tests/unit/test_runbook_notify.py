@@ -102,7 +102,7 @@ def test_every_channel_delivers_to_its_local_receiver(smtp: Any, http: Any) -> N
     mail = email.message_from_bytes(smtp.received[0], policy=email.policy.default)
     assert mail["Subject"] == NOTICE.title
     assert mail["To"] == "oncall@portal.lab.test"
-    assert "web1 nginx inactive" in mail.get_content()  # type: ignore[attr-defined]
+    assert "web1 nginx inactive" in mail.get_content()
 
     by_path = {path: (query, body) for path, query, body in http.requests}
     query, body = by_path["/cgi-bin/webhook/send"]

@@ -12,8 +12,8 @@ from portalops.runbook.workcal import TZ, WorkCalendar, deadlines
 CAL = WorkCalendar()
 
 
-def beijing(*args: int) -> datetime:
-    return datetime(*args, tzinfo=TZ)  # type: ignore[misc]
+def beijing(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=TZ)
 
 
 def due(level: Level, start: datetime) -> dict[str, datetime]:

@@ -190,7 +190,8 @@ class RecordedPrometheus(Prometheus):
 
     def __init__(self, answers: dict[str, Any], dead: bool = False) -> None:
         super().__init__("http://mon1.lab.test:9090")
-        self.answers, self.dead, self.asked = answers, dead, []
+        self.answers, self.dead = answers, dead
+        self.asked: list[str] = []
 
     def _answer(self, expr: str) -> Any:
         self.asked.append(expr)

@@ -6,6 +6,7 @@ but its own repository; and the second copy keeps its snapshots when the client 
 import json
 import shlex
 import uuid
+from typing import Any
 
 import testinfra
 
@@ -23,18 +24,20 @@ SFTP = "sftp -F /etc/portalops/backup-ssh.conf -b - portalops-backup-repository"
 def client_restic(args: str) -> str:
     """restic on the client, as the wrapper calls it (backup.json: repository, SFTP command, password)."""
     config = json.loads(CLIENT.check_output("cat /etc/portalops/backup.json"))
-    return CLIENT.check_output(
+    out: str = CLIENT.check_output(
         f"restic --no-cache -r {config['repository']} -o sftp.command={shlex.quote(config['sftp_command'])} "
         f"--password-file {config['password_file']} {args}"
     )
+    return out
 
 
-def repository_snapshots(repository: str, password_file: str) -> list[dict]:
+def repository_snapshots(repository: str, password_file: str) -> list[dict[str, Any]]:
     """Snapshots of a repository read on the repository host itself, with root's password file."""
     out = REPOSITORY.check_output(
         f"restic --no-cache --no-lock -r {repository} --password-file {password_file} snapshots --json"
     )
-    return json.loads(out or "[]")
+    snapshots: list[dict[str, Any]] = json.loads(out or "[]")
+    return snapshots
 
 
 def metrics(host: testinfra.host.Host, path: str) -> dict[str, str]:
@@ -43,7 +46,7 @@ def metrics(host: testinfra.host.Host, path: str) -> dict[str, str]:
     return dict(line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
 
 
-def back_up() -> tuple[str, dict]:
+def back_up() -> tuple[str, dict[str, Any]]:
     """New data on the client and a run of the nightly command: the token written and the new snapshot."""
     token = uuid.uuid4().hex
     CLIENT.check_output(f"mkdir -p {DATA} && echo {token} > {DATA}/{token}.txt")

@@ -15,7 +15,8 @@ CENTRAL = "/var/log/central"
 
 def central_grep(token: str) -> str:
     """The central copy's lines holding token ('' when none)."""
-    return SERVER.run(f"grep -rh -- {token} {CENTRAL}").stdout
+    lines: str = SERVER.run(f"grep -rh -- {token} {CENTRAL}").stdout
+    return lines
 
 
 def arrives(token: str, timeout: float = 40.0) -> str:

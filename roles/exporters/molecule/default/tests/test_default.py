@@ -4,6 +4,7 @@ import re
 import time
 
 import pytest
+from testinfra.host import Host
 
 # Talk to the container directly: one podman exec per check, not one Ansible run.
 testinfra_hosts = ["podman://exporters"]
@@ -11,11 +12,12 @@ testinfra_hosts = ["podman://exporters"]
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 
 
-def scrape(host, port, path="/metrics"):
-    return host.check_output(f"curl -sSf --max-time 10 http://127.0.0.1:{port}{path}")
+def scrape(host: Host, port: int, path: str = "/metrics") -> str:
+    out: str = host.check_output(f"curl -sSf --max-time 10 http://127.0.0.1:{port}{path}")
+    return out
 
 
-def sample(text, name):
+def sample(text: str, name: str) -> float:
     """The value of the first sample whose name and labels start with ``name``."""
     for line in text.splitlines():
         if line.startswith(name):
@@ -31,7 +33,7 @@ def sample(text, name):
         ("prometheus-nginx-exporter", 9113),
     ],
 )
-def test_exporter_runs_on_the_private_address_only(host, service, port):
+def test_exporter_runs_on_the_private_address_only(host: Host, service: str, port: int) -> None:
     assert host.service(service).is_running
     assert host.service(service).is_enabled
     assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
@@ -39,14 +41,14 @@ def test_exporter_runs_on_the_private_address_only(host, service, port):
     assert not host.socket(f"tcp://:::{port}").is_listening
 
 
-def test_node_textfile_collector_reads_the_backup_metrics(host):
+def test_node_textfile_collector_reads_the_backup_metrics(host: Host) -> None:
     metrics = scrape(host, 9100)
     assert sample(metrics, "node_textfile_scrape_error") == 0
     assert sample(metrics, 'portalops_backup_last_run_success{command="run",host="exporters"}') == 1
     assert sample(metrics, 'portalops_backup_job_success{host="exporters",job="mariadb"}') == 1
 
 
-def test_node_collectors(host):
+def test_node_collectors(host: Host) -> None:
     metrics = scrape(host, 9100)
     assert sample(metrics, 'node_scrape_collector_success{collector="systemd"}') == 1
     assert 'node_systemd_unit_state{name="mariadb.service",state="active"' in metrics
@@ -54,7 +56,7 @@ def test_node_collectors(host):
     assert 'collector="thermal_zone"' not in metrics
 
 
-def test_mysqld_exporter_sees_the_server(host):
+def test_mysqld_exporter_sees_the_server(host: Host) -> None:
     metrics = scrape(host, 9104)
     assert sample(metrics, "mysql_up") == 1
     assert sample(metrics, "mysql_exporter_last_scrape_error") == 0
@@ -62,7 +64,7 @@ def test_mysqld_exporter_sees_the_server(host):
     assert "mysql_binlog_files" in metrics
 
 
-def test_mysqld_exporter_user_has_least_privilege(host):
+def test_mysqld_exporter_user_has_least_privilege(host: Host) -> None:
     grants = host.check_output("mariadb -N -B -e \"SHOW GRANTS FOR 'prometheus_exporter'@'localhost'\"")
     lines = sorted(grants.splitlines())
     assert len(lines) == 4, lines
@@ -78,7 +80,7 @@ def test_mysqld_exporter_user_has_least_privilege(host):
     assert hosts.split() == ["localhost"]
 
 
-def test_mysqld_exporter_config_is_for_the_exporter_only(host):
+def test_mysqld_exporter_config_is_for_the_exporter_only(host: Host) -> None:
     cnf = host.file("/etc/prometheus/mysqld-exporter.cnf")
     assert cnf.user == "prometheus"
     assert cnf.group == "prometheus"
@@ -86,7 +88,7 @@ def test_mysqld_exporter_config_is_for_the_exporter_only(host):
     assert "molecule-exporter-password" in cnf.content_string
 
 
-def test_nginx_status_on_loopback_and_exporter(host):
+def test_nginx_status_on_loopback_and_exporter(host: Host) -> None:
     assert "Active connections" in scrape(host, 8081, "/stub_status")
     assert not host.socket("tcp://0.0.0.0:8081").is_listening
     metrics = scrape(host, 9113)
@@ -95,13 +97,13 @@ def test_nginx_status_on_loopback_and_exporter(host):
 
 
 @pytest.mark.parametrize("pool", ["portal", "news"])
-def test_phpfpm_status_through_nginx(host, pool):
+def test_phpfpm_status_through_nginx(host: Host, pool: str) -> None:
     status = host.check_output(f"curl -sSf http://127.0.0.1:8081/php-fpm/{pool}?json")
     assert f'"pool":"wordpress-{pool}"' in status
     assert host.socket(f"unix:///run/php/wordpress-{pool}-status.sock").is_listening
 
 
-def test_phpfpm_metrics_reach_node_exporter(host):
+def test_phpfpm_metrics_reach_node_exporter(host: Host) -> None:
     # The timer writes every 15 s; start it once more so this test does not wait for it.
     host.check_output("systemctl start portalops-phpfpm-metrics.service")
     prom = host.file(f"{TEXTFILE_DIR}/portalops_phpfpm.prom")
@@ -115,7 +117,7 @@ def test_phpfpm_metrics_reach_node_exporter(host):
     assert host.service("portalops-phpfpm-metrics.timer").is_enabled
 
 
-def test_broken_status_configs_are_refused_by_their_checks(host):
+def test_broken_status_configs_are_refused_by_their_checks(host: Host) -> None:
     """The checks the role's templates use as validate: a broken candidate never replaces a working file."""
     host.check_output(
         "printf 'server { listen 127.0.0.1:8081; location = /x { stub_statusx; } }' > /tmp/bad-status.conf"
@@ -129,7 +131,7 @@ def test_broken_status_configs_are_refused_by_their_checks(host):
     assert host.run(f"{check} /etc/php/8.2/fpm/pool.d/zz-portalops-status.conf").rc == 0
 
 
-def test_role_files_are_recorded_for_the_tampering_check(host):
+def test_role_files_are_recorded_for_the_tampering_check(host: Host) -> None:
     recorded = host.file("/etc/portalops/code-files.d/exporters.json").content_string
     assert "/etc/nginx/conf.d/portalops-status.conf" in recorded
     assert "/etc/php/8.2/fpm/pool.d/zz-portalops-status.conf" in recorded

@@ -1,6 +1,7 @@
 """What mariadb leaves on a host, observed from inside it."""
 
 import pytest
+from testinfra.host import Host
 
 # Talk to the container directly: one podman exec per check, not one Ansible run.
 testinfra_hosts = ["podman://mariadb"]
@@ -10,29 +11,29 @@ SITES = [("wp_portal", "wp_portal"), ("wp_news", "wp_news")]
 CLIENT = "127.0.0.1"
 
 
-def sql(host, query, database=""):
+def sql(host: Host, query: str, database: str = "") -> list[list[str]]:
     """Run a query as root through the socket; rows as lists of columns."""
     out = host.check_output(f'mariadb -N -B -e "{query}" {database}')
     return [line.split("\t") for line in out.splitlines()]
 
 
-def variable(host, name):
+def variable(host: Host, name: str) -> str:
     return sql(host, f"SELECT @@GLOBAL.{name}")[0][0]
 
 
-def test_mariadb_runs_and_is_enabled(host):
+def test_mariadb_runs_and_is_enabled(host: Host) -> None:
     assert host.service("mariadb").is_running
     assert host.service("mariadb").is_enabled
 
 
-def test_listens_on_the_bind_address_only(host):
+def test_listens_on_the_bind_address_only(host: Host) -> None:
     assert host.socket("tcp://127.0.0.1:3306").is_listening
     assert not host.socket("tcp://0.0.0.0:3306").is_listening
     assert not host.socket("tcp://:::3306").is_listening
     assert variable(host, "bind_address") == "127.0.0.1"
 
 
-def test_no_anonymous_users_and_root_on_the_socket_only(host):
+def test_no_anonymous_users_and_root_on_the_socket_only(host: Host) -> None:
     assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE User = ''") == [["0"]]
     assert sql(host, "SELECT Host FROM mysql.user WHERE User = 'root'") == [["localhost"]]
     plugin = sql(host, "SELECT JSON_VALUE(Priv, '$.plugin') FROM mysql.global_priv WHERE User = 'root'")
@@ -41,13 +42,13 @@ def test_no_anonymous_users_and_root_on_the_socket_only(host):
     assert host.run("mariadb -h 127.0.0.1 -u root -e 'SELECT 1' </dev/null").rc != 0
 
 
-def test_no_test_database(host):
+def test_no_test_database(host: Host) -> None:
     assert sql(host, "SHOW DATABASES LIKE 'test'") == []
     assert sql(host, "SELECT COUNT(*) FROM mysql.db WHERE Db LIKE 'test%'") == [["0"]]
 
 
 @pytest.mark.parametrize("db,user", SITES)
-def test_site_database_and_user(host, db, user):
+def test_site_database_and_user(host: Host, db: str, user: str) -> None:
     assert sql(host, "SELECT @@character_set_database", database=db) == [["utf8mb4"]]
     assert [h for u, h in sql(host, "SELECT User, Host FROM mysql.user") if u == user] == [CLIENT]
     grants = [row[0] for row in sql(host, f"SHOW GRANTS FOR '{user}'@'{CLIENT}'")]
@@ -64,7 +65,7 @@ def test_site_database_and_user(host, db, user):
 TLS = "--ssl --ssl-ca=/etc/mysql/tls/db-ca.crt --ssl-verify-server-cert"
 
 
-def test_site_user_logs_in_over_tls_and_sees_only_its_database(host):
+def test_site_user_logs_in_over_tls_and_sees_only_its_database(host: Host) -> None:
     cmd = host.run(f"mariadb {TLS} -N -B -h 127.0.0.1 -u wp_portal -pmolecule-portal-pw -e 'SHOW DATABASES'")
     assert cmd.rc == 0, cmd.stderr
     assert set(cmd.stdout.split()) == {"information_schema", "wp_portal"}
@@ -74,14 +75,14 @@ def test_site_user_logs_in_over_tls_and_sees_only_its_database(host):
     assert cipher.split("\t")[1].strip(), cipher
 
 
-def test_plaintext_tcp_is_refused(host):
+def test_plaintext_tcp_is_refused(host: Host) -> None:
     cmd = host.run("mariadb --skip-ssl -h 127.0.0.1 -u wp_portal -pmolecule-portal-pw -e 'SELECT 1'")
     assert cmd.rc != 0
     assert variable(host, "require_secure_transport") == "1"
     assert sql(host, "SELECT DISTINCT ssl_type FROM mysql.user WHERE User LIKE 'wp\\_%'") == [["ANY"]]
 
 
-def test_tls_key_is_private_and_old_protocols_are_off(host):
+def test_tls_key_is_private_and_old_protocols_are_off(host: Host) -> None:
     assert host.file("/etc/mysql/tls/server.key").mode == 0o640
     assert host.file("/etc/mysql/tls/server.key").group == "mysql"
     assert host.file("/etc/mysql/tls/ca/db-ca.key").mode == 0o600
@@ -89,13 +90,13 @@ def test_tls_key_is_private_and_old_protocols_are_off(host):
     assert variable(host, "tls_version") == "TLSv1.2,TLSv1.3"
 
 
-def test_security_settings(host):
+def test_security_settings(host: Host) -> None:
     assert variable(host, "local_infile") == "0"
     assert sql(host, "SHOW GLOBAL VARIABLES LIKE 'have_symlink'") == [["have_symlink", "DISABLED"]]
     assert variable(host, "skip_name_resolve") == "1"
 
 
-def test_slow_query_log_and_binlog(host):
+def test_slow_query_log_and_binlog(host: Host) -> None:
     assert variable(host, "slow_query_log") == "1"
     assert variable(host, "slow_query_log_file") == "/var/log/mysql/mariadb-slow.log"
     assert variable(host, "log_bin") == "1"

@@ -4,9 +4,11 @@ import base64
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from testinfra.host import Host
 
 # Talk to the container directly: one podman exec per check, not one Ansible run.
 testinfra_hosts = ["podman://monitoring"]
@@ -17,51 +19,53 @@ ALERT_RULES = yaml.safe_load((Path(__file__).resolve().parents[3] / "files" / "p
 ALERT_TESTS = Path(__file__).resolve().parents[1] / "rules" / "alert-tests.yml"
 
 
-def put(host, path, text):
+def put(host: Host, path: str, text: str) -> None:
     """Write a file on the host (one command, no shell quoting of its text)."""
     encoded = base64.b64encode(text.encode()).decode()
     host.check_output(f"echo {encoded} | base64 -d > {path}")
 
 
-def get_json(host, url):
+def get_json(host: Host, url: str) -> Any:
     return json.loads(host.check_output(f"curl -fsS '{url}'"))
 
 
-def query(host, promql):
+def query(host: Host, promql: str) -> list[dict[str, Any]]:
     out = host.check_output(f"curl -fsS --get --data-urlencode 'query={promql}' http://127.0.0.1:9090/api/v1/query")
-    return json.loads(out)["data"]["result"]
+    result: list[dict[str, Any]] = json.loads(out)["data"]["result"]
+    return result
 
 
-def probe(host, domain):
+def probe(host: Host, domain: str) -> str:
     """blackbox's verdict on one domain, asked directly (module and target as Prometheus sends them)."""
     url = f"http://127.0.0.1:9115/probe?module=http_portal_{domain}&target=https://127.0.0.1/&debug=true"
-    return host.check_output(f"curl -fsS '{url}'")
+    verdict: str = host.check_output(f"curl -fsS '{url}'")
+    return verdict
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_services_run_and_are_enabled(host, service):
+def test_services_run_and_are_enabled(host: Host, service: str) -> None:
     assert host.service(service).is_running
     assert host.service(service).is_enabled
 
 
-def test_prometheus_and_alertmanager_are_ready(host):
+def test_prometheus_and_alertmanager_are_ready(host: Host) -> None:
     assert host.run("curl -fsS http://127.0.0.1:9090/-/ready").rc == 0
     assert host.run("curl -fsS http://127.0.0.1:9093/-/ready").rc == 0
 
 
-def test_blackbox_listens_on_loopback_only(host):
+def test_blackbox_listens_on_loopback_only(host: Host) -> None:
     assert host.socket("tcp://127.0.0.1:9115").is_listening
     assert not host.socket("tcp://0.0.0.0:9115").is_listening
 
 
-def test_retention_is_thirteen_months_or_more(host):
+def test_retention_is_thirteen_months_or_more(host: Host) -> None:
     flags = get_json(host, "http://127.0.0.1:9090/api/v1/status/flags")["data"]
     assert flags["storage.tsdb.retention.time"] == "400d"
 
 
-def test_prometheus_lists_the_configured_targets(host):
+def test_prometheus_lists_the_configured_targets(host: Host) -> None:
     active = get_json(host, "http://127.0.0.1:9090/api/v1/targets")["data"]["activeTargets"]
-    by_job = {}
+    by_job: dict[str, set[str]] = {}
     for target in active:
         by_job.setdefault(target["labels"]["job"], set()).add(target["labels"]["instance"])
     assert by_job["mysqld"] == {"db-standin"}
@@ -80,26 +84,26 @@ def test_prometheus_lists_the_configured_targets(host):
     assert mysqld["scrapeUrl"] == "http://127.0.0.2:9104/metrics"
 
 
-def test_blackbox_passes_a_page_with_the_title_through_the_edge(host):
+def test_blackbox_passes_a_page_with_the_title_through_the_edge(host: Host) -> None:
     out = probe(host, "portal.test")
     assert "probe_success 1" in out, out
     # SNI: the certificate was verified against the edge's CA for the domain's name.
     assert "probe_ssl_earliest_cert_expiry" in out
 
 
-def test_blackbox_fails_a_defaced_page(host):
+def test_blackbox_fails_a_defaced_page(host: Host) -> None:
     out = probe(host, "news.test")
     assert "probe_success 0" in out
     assert "Body matched regular expression" in out, out
 
 
-def test_blackbox_fails_a_stale_page(host):
+def test_blackbox_fails_a_stale_page(host: Host) -> None:
     out = probe(host, "stale.test")
     assert "probe_success 0" in out
     assert "X-Cache-Status" in out, out
 
 
-def test_the_defacement_probe_fails_only_a_defaced_page(host):
+def test_the_defacement_probe_fails_only_a_defaced_page(host: Host) -> None:
     verdicts = {}
     for domain in ("portal.test", "news.test", "stale.test"):
         url = f"http://127.0.0.1:9115/probe?module=http_portal_defacement_{domain}&target=https://127.0.0.1/"
@@ -109,7 +113,7 @@ def test_the_defacement_probe_fails_only_a_defaced_page(host):
     assert verdicts == {"portal.test": (True, False), "news.test": (False, True), "stale.test": (True, False)}
 
 
-def test_prometheus_records_the_probes_and_the_availability(host):
+def test_prometheus_records_the_probes_and_the_availability(host: Host) -> None:
     # Each site's series appears at the first once-a-minute evaluation after its first probe, and
     # the probes are spread over the interval: wait for every series the test reads.
     deadline = time.monotonic() + 150
@@ -125,7 +129,7 @@ def test_prometheus_records_the_probes_and_the_availability(host):
     assert margin and float(margin[0]["value"][1]) == pytest.approx(-0.95)
 
 
-def test_recording_and_extra_rules_are_loaded(host):
+def test_recording_and_extra_rules_are_loaded(host: Host) -> None:
     groups = get_json(host, "http://127.0.0.1:9090/api/v1/rules")["data"]["groups"]
     names = {rule["name"] for group in groups for rule in group["rules"]}
     assert "portalops:site_availability:veto_margin_7d" in names
@@ -133,7 +137,7 @@ def test_recording_and_extra_rules_are_loaded(host):
     assert "MoleculeGoodRule" in names
 
 
-def test_a_broken_rule_file_did_not_replace_the_working_one(host):
+def test_a_broken_rule_file_did_not_replace_the_working_one(host: Host) -> None:
     # side_effect.yml offered a broken version; promtool refused it and the good one stayed.
     installed = host.file("/etc/prometheus/rules/portalops-extra.yml")
     assert installed.contains("MoleculeGoodRule")
@@ -142,7 +146,7 @@ def test_a_broken_rule_file_did_not_replace_the_working_one(host):
     assert host.run("promtool check rules /etc/prometheus/rules/portalops-extra.yml").rc == 0
 
 
-def test_alertmanager_sends_to_the_webhook_with_the_token_kept_apart(host):
+def test_alertmanager_sends_to_the_webhook_with_the_token_kept_apart(host: Host) -> None:
     status = get_json(host, "http://127.0.0.1:9093/api/v2/status")
     config = status["config"]["original"]
     assert "http://127.0.0.1:9099/alerts" in config
@@ -156,7 +160,7 @@ def test_alertmanager_sends_to_the_webhook_with_the_token_kept_apart(host):
     assert "group_wait: 5s" in config
 
 
-def test_the_alert_rules_from_the_runbooks_are_loaded(host):
+def test_the_alert_rules_from_the_runbooks_are_loaded(host: Host) -> None:
     assert host.run("promtool check rules /etc/prometheus/rules/portalops-alerts.yml").rc == 0
     groups = get_json(host, "http://127.0.0.1:9090/api/v1/rules?type=alert")["data"]["groups"]
     loaded = {group["name"]: [rule["name"] for rule in group["rules"]] for group in groups}
@@ -167,7 +171,7 @@ def test_the_alert_rules_from_the_runbooks_are_loaded(host):
             assert rule["health"] == "ok", rule
 
 
-def test_the_probe_alerts_fire_for_the_broken_pages_and_reach_alertmanager(host):
+def test_the_probe_alerts_fire_for_the_broken_pages_and_reach_alertmanager(host: Host) -> None:
     """news.test is defaced (PortalDefaced, not also PortalWrongContent), stale.test is stale
     (PortalWrongContent), portal.test is sound (no alert); the Watchdog reaches Alertmanager."""
     probe_alerts = {"PortalSiteDown", "PortalWrongContent", "PortalDefaced"}
@@ -199,7 +203,7 @@ def test_the_probe_alerts_fire_for_the_broken_pages_and_reach_alertmanager(host)
     assert {"Watchdog", "PortalDefaced"} <= received
 
 
-def test_the_alert_rules_fire_as_promtool_tests_say(host):
+def test_the_alert_rules_fire_as_promtool_tests_say(host: Host) -> None:
     """The rules' semantics, with the host's promtool: which alert fires, when, with which labels
     (alert-tests.yml). The annotations are left out of the copy under test (they hold templates)."""
     stripped = {

@@ -1,31 +1,32 @@
 """What nginx_portal leaves on a host, observed from inside it."""
 
 import pytest
+from testinfra.host import Host
 
 # Talk to the container directly: one podman exec per check, not one Ansible run.
 testinfra_hosts = ["podman://nginx-portal"]
 
 
-def test_nginx_runs_and_listens_on_80_and_443(host):
+def test_nginx_runs_and_listens_on_80_and_443(host: Host) -> None:
     assert host.service("nginx").is_running
     assert host.service("nginx").is_enabled
     assert host.socket("tcp://0.0.0.0:80").is_listening
     assert host.socket("tcp://0.0.0.0:443").is_listening
 
 
-def test_health_endpoint_answers_on_both_ports(host):
+def test_health_endpoint_answers_on_both_ports(host: Host) -> None:
     assert host.check_output("curl -s http://127.0.0.1/healthz") == "ok"
     assert host.check_output("curl -sk https://127.0.0.1/healthz") == "ok"
 
 
-def test_http_redirects_to_https(host):
+def test_http_redirects_to_https(host: Host) -> None:
     out = host.check_output(
         "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: news.test' http://127.0.0.1/a?b=1"
     )
     assert out == "301 https://news.test/a?b=1"
 
 
-def test_the_certificate_verifies_against_the_lab_ca_for_every_domain(host):
+def test_the_certificate_verifies_against_the_lab_ca_for_every_domain(host: Host) -> None:
     ca = host.check_output("ls /etc/nginx/tls/ca/*.crt | head -1")
     for domain in ("portal.test", "www.portal.test", "news.test"):
         cmd = host.run(
@@ -35,31 +36,31 @@ def test_the_certificate_verifies_against_the_lab_ca_for_every_domain(host):
 
 
 @pytest.mark.parametrize("flag", ["-tls1", "-tls1_1"])
-def test_old_tls_is_refused(host, flag):
+def test_old_tls_is_refused(host: Host, flag: str) -> None:
     cmd = host.run(f"openssl s_client {flag} -cipher DEFAULT@SECLEVEL=0 -connect 127.0.0.1:443 </dev/null")
     assert cmd.rc != 0
 
 
-def test_security_headers_and_no_version(host):
+def test_security_headers_and_no_version(host: Host) -> None:
     headers = host.check_output("curl -sk -D - -o /dev/null -H 'Host: portal.test' https://127.0.0.1/healthz").lower()
     assert "server: nginx\r\n" in headers
     assert "strict-transport-security: max-age=" in headers
 
 
-def test_private_keys_are_root_only(host):
+def test_private_keys_are_root_only(host: Host) -> None:
     for key in host.check_output("find /etc/nginx/tls -name '*.key'").split():
         assert host.file(key).mode == 0o600, key
         assert host.file(key).user == "root", key
 
 
-def test_xmlrpc_is_blocked(host):
+def test_xmlrpc_is_blocked(host: Host) -> None:
     code = host.check_output(
         "curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'Host: portal.test' https://127.0.0.1/xmlrpc.php"
     )
     assert code == "403"
 
 
-def test_the_proxy_verifies_the_cms_over_tls(host):
+def test_the_proxy_verifies_the_cms_over_tls(host: Host) -> None:
     config = host.check_output("nginx -T 2>/dev/null")
     for directive in (
         "proxy_ssl_verify on;",

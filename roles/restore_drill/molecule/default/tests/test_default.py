@@ -6,6 +6,7 @@ reads the repositories and changes nothing in them."""
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import testinfra
 
@@ -17,9 +18,10 @@ REPORTS = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "drills"
 SFTP = "sftp -F /etc/portalops/backup-ssh.conf -b - portalops-backup-repository"
 
 
-def report() -> dict:
+def report() -> dict[str, Any]:
     """The newest drill report (its name is the drill's start, UTC)."""
-    return json.loads(max(REPORTS.glob("*.json")).read_text())
+    found: dict[str, Any] = json.loads(max(REPORTS.glob("*.json")).read_text())
+    return found
 
 
 def test_the_drill_report_says_pass_for_every_check() -> None:
