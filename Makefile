@@ -55,8 +55,8 @@ test-serial:  ## the same layers one after the other, all output on the terminal
 	@python3 scripts/test_lanes.py --serial
 
 lint: setup  ## ruff, mypy (strict), yamllint, ansible-lint (production profile)
-	ruff check portalops portalops_host tests scripts roles runbooks
-	ruff format --check portalops portalops_host tests scripts roles runbooks
+	ruff check portalops portalops_host tests scripts roles runbooks plugins
+	ruff format --check portalops portalops_host tests scripts roles runbooks plugins
 	mypy
 	yamllint --strict .
 	ansible-lint
