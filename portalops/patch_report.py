@@ -1,7 +1,5 @@
-"""Helpers of playbooks/patch.yml that are easier to get right (and test) in Python.
+"""The report of a patch run (playbooks/patch.yml; its judgements are portalops.patch_run).
 
-python -m portalops.patch_report pending --mode security|full   < apt-get -s output
-    the upgrades a run applies, as JSON (name, old, new, origin)
 python -m portalops.patch_report report --run-dir DIR --started T [--stopped-at HOST --why TEXT]
     reports/patch/<UTC timestamp>.json and .md from each host's result; exit 1 when a host failed
 """
@@ -10,28 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-# apt-get -s: "Inst openssl [3.0.11-1~deb12u1] (3.0.11-1~deb12u2 Debian-Security:12/stable-security [amd64])"
-INST = re.compile(r"^Inst (?P<name>\S+) (?:\[(?P<old>[^\]]+)\] )?\((?P<new>\S+) (?P<origin>[^)]*)\)")
-
-
-def pending(simulation: str, mode: str) -> list[dict[str, str]]:
-    """The upgrades apt would make; security mode keeps those from a Debian-Security origin."""
-    found = []
-    for line in simulation.splitlines():
-        match = INST.match(line)
-        if not match:
-            continue
-        item = {k: v or "" for k, v in match.groupdict().items()}
-        if mode == "security" and "Debian-Security" not in item["origin"]:
-            continue
-        found.append(item)
-    return found
 
 
 def host_packages(result: dict[str, Any]) -> list[dict[str, str]]:
@@ -96,19 +76,12 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m portalops.patch_report")
     sub = parser.add_subparsers(dest="command", required=True)
-    pend = sub.add_parser("pending")
-    pend.add_argument("--mode", choices=["security", "full"], required=True)
     rep = sub.add_parser("report")
     rep.add_argument("--run-dir", type=Path, required=True)
     rep.add_argument("--started", type=float, required=True)
     rep.add_argument("--stopped-at", default="")
     rep.add_argument("--why", default="")
     args = parser.parse_args(argv)
-    if args.command == "pending":
-        found = pending(sys.stdin.read(), args.mode)
-        lines = [f"{p['name']}: {p['old'] or '(new)'} -> {p['new']}" for p in found] or ["nothing to upgrade"]
-        print(json.dumps({"packages": found, "lines": lines}))
-        return 0
     report = build(args.run_dir, args.started, args.stopped_at, args.why)
     out_dir = args.run_dir.parent
     base = out_dir / report["run"]

@@ -1,4 +1,4 @@
-"""patch.yml's Python helpers: pending upgrades from apt's simulation, and the run report."""
+"""patch.yml's run report (pending upgrades from apt's simulation: test_patch_run.py)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,6 @@ from pathlib import Path
 import pytest
 
 from portalops import patch_report
-
-SIMULATION = """NOTE: This is only a simulation!
-Reading package lists...
-Inst libssl3 [3.0.11-1~deb12u1] (3.0.11-1~deb12u2 Debian-Security:12/stable-security [amd64])
-Inst openssl [3.0.11-1~deb12u1] (3.0.11-1~deb12u2 Debian-Security:12/stable-security [amd64]) []
-Inst portalops-canary [1.0] (1.1 portalops-lab:lab [all])
-Inst newdep (2.0 Debian:12.8/stable [amd64])
-Conf libssl3 (3.0.11-1~deb12u2 Debian-Security:12/stable-security [amd64])
-"""
-
-
-def test_security_mode_keeps_only_debian_security_upgrades() -> None:
-    found = patch_report.pending(SIMULATION, "security")
-    assert [(p["name"], p["old"], p["new"]) for p in found] == [
-        ("libssl3", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2"),
-        ("openssl", "3.0.11-1~deb12u1", "3.0.11-1~deb12u2"),
-    ]
-
-
-def test_full_mode_keeps_everything_including_new_dependencies() -> None:
-    names = [p["name"] for p in patch_report.pending(SIMULATION, "full")]
-    assert names == ["libssl3", "openssl", "portalops-canary", "newdep"]
-    assert patch_report.pending(SIMULATION, "full")[3]["old"] == ""
 
 
 def write_host(run_dir: Path, host: str, gate: list[str], mtime: int) -> None:
