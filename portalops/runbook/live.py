@@ -41,9 +41,14 @@ def connections_for(rendered: dict[str, dict[str, object]], hosts: Sequence[str]
     return connections
 
 
+# What a run renders of every host, once (portalops.runbook.resolve): how to connect, and whom to tell. The
+# drills' own connections ask the same question, so a drill and the run it starts share one answer.
+RUN_VARS: dict[str, str] = {**CONNECTION_VARS, "notify": "portalops_notify | default(None)"}
+
+
 def ssh_hosts(source: str, hosts: Sequence[str]) -> dict[str, Host]:
     """Root shells on inventory hosts, connected as runbook steps connect."""
-    connections = connections_for(resolve_vars(source, list(hosts), dict(CONNECTION_VARS)), hosts)
+    connections = connections_for(resolve_vars(source, list(hosts), RUN_VARS), hosts)
     return {name: SshHost(connection) for name, connection in connections.items()}
 
 
@@ -94,8 +99,7 @@ def live_runtime(
 ) -> Runtime:
     hosts = list(dict.fromkeys(h for p in plan for h in p.hosts))
     first = hosts[0] if hosts else next(iter(inventory.hostvars))
-    expressions = {**CONNECTION_VARS, "notify": "portalops_notify | default(None)"}
-    rendered = resolve_vars(source, list(dict.fromkeys([*hosts, first])), expressions)
+    rendered = resolve_vars(source, list(dict.fromkeys([*hosts, first])), RUN_VARS)
     connections = connections_for(rendered, hosts)
 
     def ssh(name: str) -> Host:
