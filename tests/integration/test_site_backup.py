@@ -453,6 +453,64 @@ def test_a_corrupted_pack_fails_check_drill_and_nightly(first_night: Any, corrup
     assert "db1/repo" in problems, problems
 
 
+PACKAGE_PLAY = """\
+- name: Install the host-side package
+  hosts: web1
+  gather_facts: false
+  tasks:
+    - name: Install the host-side package
+      ansible.builtin.include_role:
+        name: restic_backup
+        tasks_from: package
+"""
+
+
+def installed_modules(host: str, package: str) -> dict[str, str]:
+    """name: "sha1 mode owner:group" of each module of the installed package."""
+    listed = on(
+        host,
+        f"cd {package} && for f in *.py; do echo $f $(sha1sum < $f | cut -d' ' -f1) $(stat -c '%a %U:%G' $f); done",
+    )
+    return {name: rest for name, rest in (line.split(" ", 1) for line in listed.stdout.splitlines())}
+
+
+def test_the_host_package_is_put_right_and_then_left_alone(converged: LabConfig, tmp_path: Path) -> None:
+    """A module changed, its mode changed, a module the package no longer has: one run puts them right, check
+    mode first only reports them, and a run after that changes nothing."""
+    from tests.integration.helpers import changed_tasks, playbook
+
+    play = tmp_path / "package.yml"
+    play.write_text(PACKAGE_PLAY)
+    package = on("web1", "python3 -c \"import sysconfig; print(sysconfig.get_path('purelib'))\"").stdout.strip()
+    package += "/portalops_host"
+    wanted = {
+        path.name: f"{hashlib.sha1(path.read_bytes(), usedforsecurity=False).hexdigest()} 644 root:root"
+        for path in sorted((REPO_ROOT / "portalops_host").glob("*.py"))
+    }
+    assert installed_modules("web1", package) == wanted
+    on("web1", f"echo '# drift' >> {package}/times.py && chmod 0600 {package}/log.py && touch {package}/retired.py")
+    try:
+        code, stats, output = playbook(str(play), "--check", "--diff")
+        assert code == 0, output[-3000:]
+        assert sorted(changed_tasks(output)) == [
+            "web1: restic_backup : package | Install the portalops_host modules that differ",
+            "web1: restic_backup : package | Remove the modules the package no longer has",
+        ]
+        assert set(installed_modules("web1", package)) == set(wanted) | {"retired.py"}  # check mode changed nothing
+
+        code, stats, output = playbook(str(play))
+        assert code == 0, output[-3000:]
+        assert stats["web1"]["changed"] == 2, changed_tasks(output)
+        assert installed_modules("web1", package) == wanted
+    finally:
+        # Whatever failed above, the lab is left with the package as the checkout has it.
+        on("web1", f"rm -f {package}/retired.py")
+        playbook(str(play))
+    for extra in ((), ("--check", "--diff")):
+        code, stats, output = playbook(str(play), *extra)
+        assert code == 0 and stats["web1"]["changed"] == 0, changed_tasks(output)
+
+
 def test_nightly_passes_on_a_healthy_lab(first_night: Any) -> None:
     night = nightly()
     assert night.returncode == 0, night.stdout + night.stderr
