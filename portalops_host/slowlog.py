@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,10 +40,14 @@ def slow_queries_since(lines: Iterable[str], since: float) -> int:
 
 
 def command_slow_queries(log: Path) -> int:
-    """Exit 0 when the slow log at ``log`` holds no query of the last hour, 1 when it does. Its last
-    :data:`TAIL_LINES` lines are read."""
-    with log.open(errors="replace") as handle:
-        lines = collections.deque(handle, maxlen=TAIL_LINES)
+    """Exit 0 when the slow log at ``log`` holds no query of the last hour, 1 when it does, 75 when it cannot
+    be read. Its last :data:`TAIL_LINES` lines are read."""
+    try:
+        with log.open(errors="replace") as handle:
+            lines = collections.deque(handle, maxlen=TAIL_LINES)
+    except OSError as exc:
+        print(f"cannot read the slow log: {exc}", file=sys.stderr)
+        return 75
     count = slow_queries_since(lines, time.time() - 3600)
     print(f"{count} slow queries (over long_query_time) in the last hour")
     return 1 if count else 0
