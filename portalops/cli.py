@@ -34,7 +34,7 @@ from portalops.monitoring import deadman as monitoring_deadman
 from portalops.monitoring import endpoints as monitoring_endpoints
 from portalops.monitoring import status as monitoring_status
 from portalops.monitoring.api import Alertmanager, Prometheus
-from portalops.probe import format_results, probe_inventory, to_json
+from portalops.probe import format_results, probe_inventory, to_json, within
 from portalops.responder.config import load_config
 from portalops.runbook import desk, lifecycle, registry, tiercheck
 from portalops.runbook.engine import Options
@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--cafile", action="append", default=[], help="also trust this CA (repeatable)")
     probe.add_argument("--timeout", type=float, default=10.0, help="seconds per site and phase")
     add_vault_id(probe)
+    probe_check = commands.add_parser(
+        "probe-check",
+        help="judge `portalops probe --json` on stdin: every site up, each within --within seconds (runbook steps)",
+        epilog="exit codes: 0 every site answered in time; 1 one failed or was slow, no result or no site",
+    )
+    probe_check.add_argument("--within", type=float, required=True, help="the longest a site's total may take, seconds")
     responder = commands.add_parser(
         "responder",
         help="Alertmanager's webhook receiver: opens the incident, notifies, starts the runbook (a service)",
@@ -963,6 +969,20 @@ def run_probe_command(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.FAILED
 
 
+def run_probe_check_command(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    try:
+        results = json.loads(stdin.read())
+    except ValueError:
+        print("the probe gave no result", file=err)
+        return ExitCode.FAILED
+    lines, ok = within(results, args.within)
+    if not results:
+        print("the probe found no site", file=err)
+        return ExitCode.FAILED
+    print("\n".join(lines), file=out)
+    return ExitCode.OK if ok else ExitCode.FAILED
+
+
 def run_inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.depth < 0 or args.max_requests < 1 or args.time_budget <= 0:
         raise BadInput("--depth must be 0 or more, --max-requests and --time-budget above 0")
@@ -1162,6 +1182,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
             return run_tier_check_command(args, out)
         if args.command == "probe":
             return run_probe_command(args, out)
+        if args.command == "probe-check":
+            return run_probe_check_command(args, sys.stdin, out, err)
         if args.command == "drill":
             return run_drill_command(args, out, err)
         if args.command == "responder":

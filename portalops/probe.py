@@ -335,3 +335,18 @@ _PHASES = ("dns", "connect", "tls", "first_byte", "total")
 
 def to_json(results: Sequence[ProbeResult]) -> str:
     return json.dumps([asdict(r) for r in results], indent=2, ensure_ascii=False)
+
+
+def within(results: Sequence[dict[str, Any]], seconds: float) -> tuple[list[str], bool]:
+    """The probe's ``--json`` results (``results``) as a line per site and a verdict line, and whether every
+    site answered, each within ``seconds`` in total (the l2_slow_response runbook)."""
+    lines, slow = [], []
+    for r in results:
+        total = (r.get("timings_ms") or {}).get("total")
+        fast = total is not None and total <= seconds * 1000
+        verdict = "ok" if r.get("ok") else "FAILED " + str(r.get("error") or r.get("status"))
+        lines.append(f"{r.get('site')} {r.get('domain')} total {total} ms {verdict}{'' if fast else ' SLOW'}")
+        if not (fast and r.get("ok")):
+            slow.append(str(r.get("site")))
+    lines.append(f"over {seconds:g} s or failing: " + ", ".join(slow) if slow else f"every site within {seconds:g} s")
+    return lines, not slow

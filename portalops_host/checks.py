@@ -34,7 +34,7 @@ def command_backup_age(config_path: Path, hours: float) -> int:
     """Every backup job of this host succeeded in its last run, within ``hours`` (the l3_backup_stale runbook)."""
     try:
         config = json.loads(config_path.read_text())
-        status = json.loads(Path(f"{config.get('status_dir') or DEFAULT_STATUS_DIR}/run.json").read_text())
+        status = json.loads(Path(status_dir(config), "run.json").read_text())
     except (OSError, ValueError) as exc:
         print(f"no backup status: {exc}", file=sys.stderr)
         return 1
@@ -42,3 +42,19 @@ def command_backup_age(config_path: Path, hours: float) -> int:
     for line in lines:
         print(line)
     return 0 if fresh else 1
+
+
+def status_dir(config: dict[str, Any]) -> str:
+    """Where portalops-backup keeps its status (run.json, manifests) by its configuration."""
+    return str(config.get("status_dir") or DEFAULT_STATUS_DIR)
+
+
+def command_status_dir(config_path: Path) -> int:
+    """Print the status directory; the default when the configuration cannot be read (a host not backed up
+    yet keeps nothing elsewhere)."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        config = {}
+    print(status_dir(config if isinstance(config, dict) else {}))
+    return 0

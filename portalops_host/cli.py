@@ -2,6 +2,16 @@
 
     portalops-host check backup-age --hours H [--config FILE]
         every portalops-backup job of this host succeeded in its last run, within H hours
+    portalops-host check certificates --days D
+        every certificate nginx serves (nginx -T) is valid D more days
+    portalops-host check edge-content
+        each site nginx serves answers https://127.0.0.1/ with a whole WordPress page
+    portalops-host check fpm-saturation --minutes M --pools GLOB --log FILE
+        no php-fpm pool runs its pm.max_children, nor logged reaching it in the last M minutes
+    portalops-host check slow-queries --log FILE
+        MariaDB's slow log holds no query of the last hour
+    portalops-host backup status-dir [--config FILE]
+        the directory portalops-backup keeps its status in
 
 Exit codes: 0 as wanted, 1 not, 2 bad arguments.
 """
@@ -11,11 +21,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from portalops_host.checks import command_backup_age
+from portalops_host.certificates import command_certificates
+from portalops_host.checks import command_backup_age, command_status_dir
 from portalops_host.config import CONFIG
+from portalops_host.edge import command_edge_content
+from portalops_host.phpfpm import command_fpm_saturation
+from portalops_host.slowlog import command_slow_queries
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portalops-host", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="a check a runbook runs on this host")
@@ -23,5 +37,34 @@ def main(argv: list[str] | None = None) -> int:
     age = checks.add_parser("backup-age", help="every backup job succeeded in its last run, within --hours")
     age.add_argument("--hours", type=float, required=True, help="the oldest a last success may be")
     age.add_argument("--config", default=str(CONFIG), help="portalops-backup's configuration (default %(default)s)")
-    args = parser.parse_args(argv)
-    return command_backup_age(Path(args.config), args.hours)
+    certificates = checks.add_parser("certificates", help="every certificate nginx serves is valid --days more")
+    certificates.add_argument("--days", type=int, required=True, help="the fewest days a certificate may have left")
+    checks.add_parser("edge-content", help="each site's front page through this edge is a whole page")
+    fpm = checks.add_parser("fpm-saturation", help="no php-fpm pool at pm.max_children, nor lately")
+    fpm.add_argument("--minutes", type=int, required=True, help="how far back the log counts")
+    fpm.add_argument("--pools", required=True, help="the pools' files (a glob)")
+    fpm.add_argument("--log", required=True, help="php-fpm's log")
+    slow = checks.add_parser("slow-queries", help="MariaDB's slow log holds no query of the last hour")
+    slow.add_argument("--log", required=True, help="the slow query log")
+    backup = commands.add_parser("backup", help="what portalops-backup's configuration says")
+    answers = backup.add_subparsers(dest="answer", required=True)
+    status_dir = answers.add_parser("status-dir", help="the directory portalops-backup keeps its status in")
+    status_dir.add_argument(
+        "--config", default=str(CONFIG), help="portalops-backup's configuration (default %(default)s)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "backup":
+        return command_status_dir(Path(args.config))
+    if args.check == "backup-age":
+        return command_backup_age(Path(args.config), args.hours)
+    if args.check == "certificates":
+        return command_certificates(args.days)
+    if args.check == "edge-content":
+        return command_edge_content()
+    if args.check == "fpm-saturation":
+        return command_fpm_saturation(args.pools, Path(args.log), args.minutes)
+    return command_slow_queries(Path(args.log))

@@ -25,7 +25,7 @@ import sys
 from dataclasses import replace
 
 from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, manual, verify
-from portalops.runbook.checks import CACHE_EMPTY, PROBE, PURGE_CACHE
+from portalops.runbook.checks import CACHE_EMPTY, HOST_TOOL, PROBE, PURGE_CACHE
 
 # The backup job holding each site's data (inventory/lab/group_vars/cms/backup.yml).
 FILES_JOB = "cms-files"
@@ -87,37 +87,9 @@ RECENT_CHANGES = (
     "echo '--- SSH logins in the last 3 days'; "
     "journalctl -u ssh --since '-3 days' --no-pager 2>/dev/null | grep -E 'Accepted|session opened' | tail -n 15; true"
 )
-# Each site's front page through this edge, as visitors get it: a whole WordPress page with a title.
-EDGE_CONTENT_SCRIPT = (
-    "import re, ssl, subprocess, sys, urllib.request\n"
-    "conf = subprocess.run(['nginx', '-T'], capture_output=True, text=True).stdout\n"
-    "names = []\n"
-    "for line in conf.splitlines():\n"
-    "    words = line.split()\n"
-    "    if len(words) > 1 and words[0] == 'server_name' and words[1].rstrip(';') != '_':\n"
-    "        names.append(words[1].rstrip(';'))\n"
-    "names = list(dict.fromkeys(names))\n"
-    "context = ssl.create_default_context()\n"
-    "context.check_hostname = False\n"
-    "context.verify_mode = ssl.CERT_NONE\n"
-    "bad = not names\n"
-    "for name in names:\n"
-    "    request = urllib.request.Request('https://127.0.0.1/', headers={'Host': name})\n"
-    "    try:\n"
-    "        response = urllib.request.urlopen(request, context=context, timeout=20)\n"
-    "        body = response.read().decode('utf-8', 'replace')\n"
-    "        status = response.status\n"
-    "    except Exception as exc:\n"
-    "        body, status = str(exc), None\n"
-    "    title = re.search('<title>(.*?)</title>', body, re.S)\n"
-    "    whole = bool(re.search('<meta name=.generator. content=.WordPress', body)) and '</html>' in body\n"
-    "    broken = 'Fatal error' in body or 'Parse error' in body\n"
-    "    ok = status == 200 and whole and bool(title) and not broken\n"
-    "    print(name, status, len(body), 'bytes', title.group(1) if title else 'NO TITLE', 'ok' if ok else 'NOT OK')\n"
-    "    bad = bad or not ok\n"
-    "sys.exit(1 if bad else 0)\n"
-)
-EDGE_CONTENT = f'python3 -c "{EDGE_CONTENT_SCRIPT}"'
+# Each site's front page through this edge, as visitors get it: a whole WordPress page with a title
+# (portalops_host.edge).
+EDGE_CONTENT = f"{HOST_TOOL} check edge-content"
 
 # The defacement probe (job http_portal_defacement, the monitoring role) fails only on a text of
 # portal_probe_forbidden in a page: a signature no real page holds, so one probe is enough.

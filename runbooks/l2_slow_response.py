@@ -16,6 +16,7 @@ import sys
 
 from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import (
+    HOST_TOOL,
     MARIADB_SLOW_LOG,
     NGINX_ACCESS_LOG,
     PHP_FPM,
@@ -32,24 +33,7 @@ TIERS = ("web", "cms", "db")
 SLOW_QUERIES = (
     f"[ -r {MARIADB_SLOW_LOG} ] || {{ echo 'no slow log at {MARIADB_SLOW_LOG}'; exit 0; }}; "
     f"tail -n 12 {MARIADB_SLOW_LOG}; echo '---'; "
-    f'tail -n 20000 {MARIADB_SLOW_LOG} | python3 -c "'
-    "import datetime, sys, time\n"
-    "since, when, count = time.time() - 3600, None, 0\n"
-    "for line in sys.stdin:\n"
-    "    if line.startswith('# Time:'):\n"
-    "        parts = line[7:].split()\n"
-    "        try:\n"
-    "            when = time.mktime(time.strptime(' '.join(parts[:2]), '%y%m%d %H:%M:%S'))\n"
-    "        except ValueError:\n"
-    "            try:\n"
-    "                when = datetime.datetime.fromisoformat(parts[0].replace('Z', '+00:00')).timestamp()\n"
-    "            except (ValueError, IndexError):\n"
-    "                when = None\n"
-    "    elif line.startswith('# Query_time:') and when is not None and when >= since:\n"
-    "        count += 1\n"
-    "print('%d slow queries (over long_query_time) in the last hour' % count)\n"
-    "sys.exit(1 if count else 0)\n"
-    '"'
+    f"{HOST_TOOL} check slow-queries --log {MARIADB_SLOW_LOG}"
 )
 
 PRESSURE = (

@@ -11,17 +11,10 @@ from portalops.runbook import tiercheck
 PROBE = "{{ python }} -m portalops.cli probe -i {{ inventory }}"
 # Debian 12's PHP (the wordpress role's wordpress_php_version names the same unit).
 PHP_FPM = "php8.2-fpm"
-# The backup wrapper's configuration names its status directory (restic_backup_status_dir).
-BACKUP_CONFIG = "/etc/portalops/backup.json"
-# The host-side checks (portalops_host.cli), installed with the package by the restic_backup role.
+# The host-side checks (portalops_host.cli), installed with the package by the base role on every host.
 HOST_TOOL = "/usr/local/sbin/portalops-host"
-DEFAULT_STATUS_DIR = "/var/lib/portalops/backup"
-# Shell: sets $status_dir from the wrapper's configuration.
-STATUS_DIR = (
-    'status_dir=$(python3 -c "import json; '
-    f"print(json.load(open('{BACKUP_CONFIG}')).get('status_dir') or '{DEFAULT_STATUS_DIR}')\" 2>/dev/null "
-    f"|| echo {DEFAULT_STATUS_DIR}); "
-)
+# Shell: sets $status_dir from the backup wrapper's configuration (restic_backup_status_dir).
+STATUS_DIR = f"status_dir=$({HOST_TOOL} backup status-dir); "
 
 
 def unit_active(*units: str) -> str:
@@ -87,29 +80,8 @@ def disk_below(percent: int) -> str:
 
 
 def certificates_valid_for(days: int) -> str:
-    """Every certificate nginx serves (``nginx -T``) is valid for ``days`` more days."""
-    script = (
-        "import datetime, sys\n"
-        "from cryptography import x509\n"
-        "paths = sys.stdin.read().split()\n"
-        "if not paths:\n"
-        "    sys.exit('nginx -T names no ssl_certificate')\n"
-        "bad = False\n"
-        "now = datetime.datetime.utcnow()\n"
-        "for path in paths:\n"
-        "    with open(path, 'rb') as handle:\n"
-        "        cert = x509.load_pem_x509_certificate(handle.read())\n"
-        "    left = cert.not_valid_after - now\n"
-        f"    short = left < datetime.timedelta(days={days})\n"
-        "    when = cert.not_valid_after.isoformat()\n"
-        f"    print(path, 'expires', when, '(%d days)' % left.days, 'UNDER {days}' * short)\n"
-        "    bad = bad or short\n"
-        "sys.exit(1 if bad else 0)\n"
-    )
-    return (
-        'nginx -T 2>/dev/null | awk \'$1 == "ssl_certificate" { sub(/;$/, "", $2); print $2 }\' | sort -u'
-        f' | python3 -c "{script}"'
-    )
+    """Every certificate nginx serves (``nginx -T``) is valid for ``days`` more days (portalops_host.certificates)."""
+    return f"{HOST_TOOL} check certificates --days {days}"
 
 
 def backups_younger_than(hours: int) -> str:
@@ -147,28 +119,8 @@ def unit_reload(unit: str) -> str:
 
 
 def probe_within(seconds: float) -> str:
-    """The probe (as :data:`PROBE`): every site answers, each within ``seconds`` in total."""
-    script = (
-        "import json, sys\n"
-        "try:\n"
-        "    results = json.load(sys.stdin)\n"
-        "except ValueError:\n"
-        "    sys.exit('the probe gave no result')\n"
-        "slow = []\n"
-        "for r in results:\n"
-        "    total = (r.get('timings_ms') or {}).get('total')\n"
-        f"    fast = total is not None and total <= {seconds * 1000:g}\n"
-        "    verdict = 'ok' if r.get('ok') else 'FAILED ' + str(r.get('error') or r.get('status'))\n"
-        "    verdict += '' if fast else ' SLOW'\n"
-        "    print(r.get('site'), r.get('domain'), 'total', total, 'ms', verdict)\n"
-        "    if not (fast and r.get('ok')):\n"
-        "        slow.append(str(r.get('site')))\n"
-        "if not results:\n"
-        "    sys.exit('the probe found no site')\n"
-        f"print('over {seconds:g} s or failing: ' + ', '.join(slow) if slow else 'every site within {seconds:g} s')\n"
-        "sys.exit(1 if slow else 0)\n"
-    )
-    return f'{PROBE} --json | {{{{ python }}}} -c "{script}"'
+    """The probe (as :data:`PROBE`): every site answers, each within ``seconds`` in total (portalops.probe.within)."""
+    return f"{PROBE} --json | {{{{ python }}}} -m portalops.cli probe-check --within {seconds:g}"
 
 
 def filesystems_below(percent: int, *paths: str) -> str:
@@ -182,49 +134,9 @@ def filesystems_below(percent: int, *paths: str) -> str:
 
 
 def fpm_pools_not_saturated(minutes: int = 10) -> str:
-    """No php-fpm pool runs its pm.max_children, nor logged reaching it in the last ``minutes``."""
-    script = (
-        "import glob, subprocess, sys, time\n"
-        "limits = {}\n"
-        f"for path in sorted(glob.glob('{PHP_FPM_POOLS}')):\n"
-        "    name = path.rsplit('/', 1)[-1][:-5]\n"
-        "    for line in open(path):\n"
-        "        key, _, value = line.partition('=')\n"
-        "        if key.strip() == 'pm.max_children':\n"
-        "            limits[name] = int(value.split(';')[0])\n"
-        "if not limits:\n"
-        f"    sys.exit('no pool in {PHP_FPM_POOLS} sets pm.max_children')\n"
-        "children = {}\n"
-        "for line in subprocess.run(['ps', '-eo', 'args='], capture_output=True, text=True).stdout.splitlines():\n"
-        "    words = line.split()\n"
-        "    if len(words) > 2 and words[:2] == ['php-fpm:', 'pool']:\n"
-        "        children[words[2]] = children.get(words[2], 0) + 1\n"
-        "reached = {}\n"
-        f"since = time.time() - {minutes} * 60\n"
-        "try:\n"
-        f"    lines = open('{PHP_FPM_LOG}', errors='replace').readlines()[-5000:]\n"
-        "except OSError:\n"
-        "    lines = []\n"
-        "for line in lines:\n"
-        # pm = dynamic logs 'reached pm.max_children setting', pm = ondemand 'reached max_children setting'.
-        "    if line.startswith('[') and ('reached pm.max_children' in line or 'reached max_children' in line):\n"
-        "        try:\n"
-        "            when = time.mktime(time.strptime(line[1:21], '%d-%b-%Y %H:%M:%S'))\n"
-        "        except ValueError:\n"
-        "            continue\n"
-        "        pool = line.split('[pool ', 1)[-1].split(']', 1)[0]\n"
-        "        if when >= since:\n"
-        "            reached[pool] = reached.get(pool, 0) + 1\n"
-        "full = []\n"
-        "for name, limit in sorted(limits.items()):\n"
-        "    busy, hits = children.get(name, 0), reached.get(name, 0)\n"
-        f"    print(name + ': %d of %d children, %d reached pm.max_children in {minutes} min' % (busy, limit, hits))\n"
-        "    if busy >= limit or hits:\n"
-        "        full.append(name)\n"
-        "print('saturated: ' + ', '.join(full) if full else 'no pool saturated')\n"
-        "sys.exit(1 if full else 0)\n"
-    )
-    return f'python3 -c "{script}"'
+    """No php-fpm pool runs its pm.max_children, nor logged reaching it in the last ``minutes``
+    (portalops_host.phpfpm)."""
+    return f"{HOST_TOOL} check fpm-saturation --minutes {minutes} --pools '{PHP_FPM_POOLS}' --log {PHP_FPM_LOG}"
 
 
 def no_failed_units() -> str:

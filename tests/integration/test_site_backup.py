@@ -493,8 +493,8 @@ def test_the_host_package_is_put_right_and_then_left_alone(converged: LabConfig,
         code, stats, output = playbook(str(play), "--check", "--diff")
         assert code == 0, output[-3000:]
         assert sorted(changed_tasks(output)) == [
-            "web1: restic_backup : package | Install the portalops_host modules that differ",
-            "web1: restic_backup : package | Remove the modules the package no longer has",
+            "web1: base : portalops_host | Install the portalops_host modules that differ",
+            "web1: base : portalops_host | Remove the modules the package no longer has",
         ]
         assert set(installed_modules("web1", package)) == set(wanted) | {"retired.py"}  # check mode changed nothing
 

@@ -37,3 +37,16 @@ def replace(monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> None:
     for module in holders:
         if vars(module)[name] is original:
             monkeypatch.setattr(module, name, value)
+
+
+# The role's portalops-host executable (the base role installs it as /usr/local/sbin/portalops-host), run from
+# this checkout by this interpreter.
+HOST_TOOL_HERE = f"PYTHONPATH={REPO_ROOT} {sys.executable} {REPO_ROOT / 'roles/base/files/portalops_host_cli.py'}"
+
+
+def on_this_machine(command: str) -> str:
+    """A runbook's shell command with its ``portalops-host`` calls run by :data:`HOST_TOOL_HERE`."""
+    from portalops.runbook.checks import HOST_TOOL
+
+    assert HOST_TOOL in command, command
+    return command.replace(HOST_TOOL, HOST_TOOL_HERE)

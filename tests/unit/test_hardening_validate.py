@@ -28,13 +28,15 @@ PLAY = """\
 ADMIN = ["192.0.2.0/24"]
 
 
-def validate(tmp_path: Path, allow: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+def validate(tmp_path: Path, allow: list[dict[str, Any]], ssh_client: str = "") -> subprocess.CompletedProcess[str]:
     (tmp_path / "play.yml").write_text(PLAY)
     (tmp_path / "vars.json").write_text(
         json.dumps({"hardening_admin_networks": ADMIN, "hardening_nftables_allow": allow})
     )
     # No SSH_CLIENT: the check of the address Ansible connects from has nothing to test on localhost.
     env = {key: value for key, value in os.environ.items() if key != "SSH_CLIENT"}
+    if ssh_client:  # as sshd sets it for the account Ansible connects as: address, its port, ours
+        env["SSH_CLIENT"] = f"{ssh_client} 50022 22"
     env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
     return subprocess.run(
         ["ansible-playbook", "-i", "localhost,", str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'vars.json'}"],
@@ -68,3 +70,19 @@ def test_sources_named_explicitly_pass(tmp_path: Path) -> None:
     ]
     result = validate(tmp_path, allow)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+HTTPS = [{"port": 443, "proto": "tcp", "sources": ["0.0.0.0/0"], "comment": "https"}]
+
+
+def test_ansible_connecting_from_an_admin_network_passes(tmp_path: Path) -> None:
+    result = validate(tmp_path, HTTPS, ssh_client="192.0.2.77")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Check the admin networks contain the address Ansible connects from" in result.stdout
+
+
+def test_ansible_connecting_from_outside_the_admin_networks_is_refused(tmp_path: Path) -> None:
+    result = validate(tmp_path, HTTPS, ssh_client="198.51.100.7")
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "SSH client 198.51.100.7 is in none of hardening_admin_networks" in result.stdout
+    assert "the firewall would lock Ansible out" in result.stdout

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from portalops.inventory import REPO_ROOT
 from portalops.runbook import tiercheck
 from portalops.runbook.checks import (
-    HOST_TOOL,
     backups_younger_than,
     certificates_valid_for,
     disk_below,
     unit_restart,
 )
 from portalops.runbook.hosts import LocalHost
+from tests.unit.hostscripts import on_this_machine
 from tests.unit.test_probe import make_cert
 
 
@@ -35,8 +34,7 @@ def with_config(tmp_path: Path) -> str:
     config = tmp_path / "backup.json"
     config.write_text(json.dumps({"status_dir": str(tmp_path / "status")}))
     (tmp_path / "status").mkdir(exist_ok=True)
-    tool = f"PYTHONPATH={REPO_ROOT} {sys.executable} {REPO_ROOT / 'roles/restic_backup/files/portalops_host_cli.py'}"
-    return f"{backups_younger_than(26).replace(HOST_TOOL, tool)} --config {config}"
+    return f"{on_this_machine(backups_younger_than(26))} --config {config}"
 
 
 def status(tmp_path: Path, jobs: list[dict[str, object]]) -> str:
@@ -91,11 +89,10 @@ def test_certificate_check_reads_what_nginx_serves(tmp_path: Path) -> None:
     nginx = bin_dir / "nginx"
     nginx.write_text(f"#!/bin/sh\necho 'server {{'\necho '    ssl_certificate {cert};'\necho '}}'\n")
     nginx.chmod(0o755)
-    (bin_dir / "python3").symlink_to(sys.executable)  # the hosts' python3 has cryptography, as ours does
-    rc, out = run(certificates_valid_for(7), tmp_path, str(bin_dir))
+    rc, out = run(on_this_machine(certificates_valid_for(7)), tmp_path, str(bin_dir))
     assert rc == 0, out
     assert f"{cert} expires" in out
-    rc, out = run(certificates_valid_for(30), tmp_path, str(bin_dir))
+    rc, out = run(on_this_machine(certificates_valid_for(30)), tmp_path, str(bin_dir))
     assert rc == 1
     assert "UNDER 30" in out
 

@@ -40,6 +40,7 @@ from portalops.runbook.notify import Notifier
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import describe, fill, make_plan
 from portalops.runbook.registry import get
+from tests.unit.hostscripts import on_this_machine
 
 DISK = get("l2_disk_pressure")
 SLOW = get("l2_slow_response")
@@ -426,10 +427,9 @@ def test_probe_threshold(tmp_path: Path) -> None:
 
 
 def _bin(tmp_path: Path, ps_lines: tuple[str, ...] = ()) -> Path:
-    """Commands the hosts have: python3 (ours) and a ``ps`` printing ``ps_lines``."""
+    """A ``ps`` printing ``ps_lines``, as the hosts have."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(sys.executable)
     (bin_dir / "ps").write_text("#!/bin/sh\ncat <<'EOF'\n" + "\n".join(ps_lines) + "\nEOF\n")
     (bin_dir / "ps").chmod(0o755)
     return bin_dir
@@ -459,7 +459,7 @@ def test_pool_saturation(tmp_path: Path, busy: int, warned_min_ago: int | None, 
             f"[{when}] WARNING: [pool wordpress-main] server reached max_children setting (10), consider raising"
         )
     log.write_text("\n".join(lines) + "\n")
-    command = (
+    command = on_this_machine(
         fpm_pools_not_saturated(10).replace(PHP_FPM_POOLS, f"{pools}/wordpress-*.conf").replace(PHP_FPM_LOG, str(log))
     )
     rc, out = _local(command, tmp_path, bin_dir)
@@ -476,7 +476,7 @@ def test_slow_query_count_covers_the_last_hour(tmp_path: Path) -> None:
         return f"# Time: {stamp}\n# User@Host: wp[wp] @ cms1 []\n# Query_time: 3.2  Lock_time: 0.0\nSELECT 1;\n"
 
     log.write_text(entry(150) + entry(30) + entry(5))
-    command = SLOW.step("slow_queries").run.replace(MARIADB_SLOW_LOG, str(log))
+    command = on_this_machine(SLOW.step("slow_queries").run.replace(MARIADB_SLOW_LOG, str(log)))
     rc, out = _local(command, tmp_path, bin_dir)
     assert (rc, out.splitlines()[-1]) == (1, "2 slow queries (over long_query_time) in the last hour")
     log.write_text(entry(150))

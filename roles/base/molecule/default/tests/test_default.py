@@ -48,3 +48,13 @@ def test_sudo_logs_every_command_and_the_rules_are_valid(host: Host) -> None:
     assert 'logfile="/var/log/sudo.log"' in logging.content_string
     assert host.run("visudo -c").rc == 0
     assert "%portaladm" in host.file("/etc/sudoers.d/20-portalops-admins").content_string
+
+
+def test_the_runbooks_host_checks_are_installed_and_answer(host: Host) -> None:
+    tool = host.file("/usr/local/sbin/portalops-host")
+    assert tool.mode == 0o755
+    assert host.check_output("/usr/local/sbin/portalops-host backup status-dir") == "/var/lib/portalops/backup"
+    # No backup has run on this host: the backup check says broken, with its reason.
+    result = host.run("/usr/local/sbin/portalops-host check backup-age --hours 26")
+    assert result.rc == 1
+    assert "no backup status" in result.stderr
