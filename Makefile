@@ -65,7 +65,7 @@ unit: setup  ## fast tests, no hosts
 	pytest -q tests/unit
 
 integration: setup  ## the lab: real hosts (root, podman)
-	pytest -q --durations=30 tests/integration
+	pytest -q --durations=30 --junitxml=.lab/logs/integration.xml tests/integration
 
 molecule: setup lab-image  ## every role's molecule scenario (converge, idempotence, check, verify), MOLECULE_JOBS (2) at a time
 	$(BIN)/python scripts/molecule_all.py --jobs $(MOLECULE_JOBS)

@@ -8,8 +8,11 @@ into that waiting, so they run beside it in a second lane, one scenario at a
 time. The lab lane streams to the terminal; the side lane writes
 .lab/logs/test-side.log, says on the terminal when each of its layers ends, and
 is printed in full at the end. Then one table: each layer, its result, its wall
-time. Exit status 1 when any layer failed; every layer runs even when another
-failed, so one CI run names every failure.
+time and how busy the machine's CPUs were meanwhile (so the next speed-up is chosen by
+numbers: a lane that waits leaves cores idle, a lane that computes does not), and the
+lab tests' wall time per module (from pytest's JUnit XML). Exit status 1 when any
+layer failed; every layer runs even when another failed, so one CI run names every
+failure.
 
 Standard library only: it starts before the virtualenv exists (`make setup` is
 its first layer). Usage: scripts/test_lanes.py [--serial]
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +53,8 @@ SIDE_LANE = ("lint", "unit", "molecule")
 CONVERGE_DONE = "converge.done"  # in LOGS
 WAITS_FOR_CONVERGE = ("molecule",)
 WAIT_LIMIT = 45 * 60
+STAT = Path("/proc/stat")
+INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration target writes it
 
 
 @dataclass
@@ -56,6 +62,7 @@ class Layer:
     name: str
     code: int | None = None
     seconds: float = 0.0
+    cpu: float | None = None  # the machine's CPUs busy while this layer ran (0..1)
 
     @property
     def result(self) -> str:
@@ -90,9 +97,10 @@ class Lane:
                         stderr=out,
                         start_new_session=True,
                     )
-                started = time.monotonic()
+                started, jiffies = time.monotonic(), cpu_jiffies()
                 layer.code = self.process.wait()
                 layer.seconds = time.monotonic() - started
+                layer.cpu = busy_between(jiffies, cpu_jiffies())
                 if self.log:
                     say(f"[beside the lab] {layer.name}: {layer.result} in {layer.seconds:.0f} s (log: {self.log})")
         finally:
@@ -120,21 +128,73 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+def cpu_jiffies(stat: Path = STAT) -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat; None where there is none."""
+    try:
+        first = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    ticks = [int(x) for x in first[1:9]]
+    idle = sum(ticks[3:5])
+    return sum(ticks) - idle, sum(ticks)
+
+
+def busy_between(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The fraction of CPU time that was busy between two readings of cpu_jiffies."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def run_first(layers: list[Layer]) -> bool:
     for layer in layers:
-        started = time.monotonic()
+        started, jiffies = time.monotonic(), cpu_jiffies()
         layer.code = subprocess.run([*MAKE, layer.name], cwd=REPO, check=False).returncode
         layer.seconds = time.monotonic() - started
+        layer.cpu = busy_between(jiffies, cpu_jiffies())
         if layer.code != 0:
             return False
     return True
 
 
-def table(layers: list[Layer], wall: float) -> str:
-    rows = [f"{'layer':<12} {'result':<12} {'wall':>8}"]
-    rows += [f"{x.name:<12} {x.result:<12} {x.seconds / 60:7.1f}m" for x in layers]
-    rows.append(f"{'make test':<12} {'':<12} {wall / 60:7.1f}m")
+def percent(fraction: float | None) -> str:
+    return "?" if fraction is None else f"{fraction:.0%}"
+
+
+def table(layers: list[Layer], wall: float, cpu: float | None, alone: tuple[float, float | None] | None) -> str:
+    rows = [f"{'layer':<12} {'result':<12} {'wall':>8} {'cpu busy':>9}"]
+    rows += [f"{x.name:<12} {x.result:<12} {x.seconds / 60:7.1f}m {percent(x.cpu):>9}" for x in layers]
+    rows.append(f"{'make test':<12} {'':<12} {wall / 60:7.1f}m {percent(cpu):>9}")
+    if alone:
+        rows.append(
+            f"(the lab lane alone, after the side lane ended: {alone[0] / 60:.1f}m, cpu busy {percent(alone[1])})"
+        )
     return "\n".join(rows)
+
+
+def by_module(junit: Path) -> list[tuple[str, float, int]]:
+    """Seconds (setup, call and teardown) and tests per test module, slowest first, from pytest's JUnit XML."""
+    totals: dict[str, tuple[float, int]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - pytest's own file of this run
+        parts = case.get("classname", "").split(".")
+        module = ".".join(parts[: next((i + 1 for i, p in enumerate(parts) if p.startswith("test_")), len(parts))])
+        seconds, count = totals.get(module, (0.0, 0))
+        totals[module] = (seconds + float(case.get("time") or 0), count + 1)
+    return sorted(((m, s, n) for m, (s, n) in totals.items()), key=lambda row: -row[1])
+
+
+def module_table(junit: Path) -> str:
+    try:
+        rows = by_module(junit)
+    except (OSError, ET.ParseError) as error:
+        return f"(no time per lab test module: {error})"
+    lines = [f"{'lab test module':<48} {'tests':>5} {'wall':>8}"]
+    lines += [
+        f"{module.removeprefix('tests.integration.'):<48} {count:>5} {seconds / 60:7.1f}m"
+        for module, seconds, count in rows
+    ]
+    return "\n".join(lines)
 
 
 def terminate(signum: int, _frame: object) -> None:
@@ -160,10 +220,13 @@ def main() -> int:
         nice=not args.serial,
     )
     layers = [*first, *side.layers, *lab.layers]
+    at_start = cpu_jiffies()
+    alone: tuple[float, float | None] | None = None
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)
         converge_done = LOGS / CONVERGE_DONE
         converge_done.unlink(missing_ok=True)
+        (LOGS / INTEGRATION_XML).unlink(missing_ok=True)  # a table of this run's lab tests only
         env = {
             **os.environ,
             "MOLECULE_JOBS": "2" if args.serial else "1",
@@ -176,13 +239,21 @@ def main() -> int:
             else:
                 lab_thread_done = threading.Event()
                 side.wait_for = lambda: converge_done.exists() or lab_thread_done.is_set()
-                beside = threading.Thread(target=side.run, args=(env,), daemon=True)
+                side_ended: list[tuple[float, tuple[int, int] | None]] = []
+
+                def side_then_mark() -> None:
+                    side.run(env)
+                    side_ended.append((time.monotonic(), cpu_jiffies()))
+
+                beside = threading.Thread(target=side_then_mark, daemon=True)
                 beside.start()
                 try:
                     lab.run(env)
                 finally:
                     lab_thread_done.set()
                 beside.join()
+                if side_ended and (lab_ended := time.monotonic()) > side_ended[0][0]:
+                    alone = (lab_ended - side_ended[0][0], busy_between(side_ended[0][1], cpu_jiffies()))
         finally:
             # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.
             side.stop()
@@ -190,7 +261,9 @@ def main() -> int:
         if side.log and side.log.exists():  # the side lane wrote a log only beside the lab
             say(f"--- the layers beside the lab ({side.log}) ---")
             sys.stdout.write(side.log.read_text(errors="replace"))
-    say(table(layers, time.monotonic() - began))
+    if (LOGS / INTEGRATION_XML).exists() and lab.layers[0].code is not None:
+        say(module_table(LOGS / INTEGRATION_XML))
+    say(table(layers, time.monotonic() - began, busy_between(at_start, cpu_jiffies()), alone))
     return 0 if all(x.code == 0 for x in layers) else 1
 
 

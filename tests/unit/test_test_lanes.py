@@ -99,3 +99,45 @@ def test_the_lanes_get_sigint_at_its_default_even_when_started_with_it_ignored(f
     states = {line.split()[0]: line.split()[1] for line in fake_make.read_text().splitlines()}
     assert set(states) == {"setup", "lab-image", "lint", "unit", "molecule", "integration"}
     assert set(states.values()) == {"default"}
+
+
+def test_cpu_busy_is_the_share_of_non_idle_jiffies_between_two_readings(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice, as /proc/stat's first line has them
+    stat.write_text("cpu  100 0 50 800 50 0 0 0 7 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n")
+    before = lanes.cpu_jiffies(stat)
+    assert before == (150, 1000)  # idle and iowait are not busy; guest is inside user already
+    stat.write_text("cpu  400 0 150 1250 100 0 0 0 7 0\n")
+    assert lanes.busy_between(before, lanes.cpu_jiffies(stat)) == 400 / 900
+    assert lanes.cpu_jiffies(tmp_path / "none") is None
+    assert lanes.busy_between(None, before) is None
+    assert lanes.busy_between(before, before) is None  # no time passed: no share
+
+
+def test_the_lab_tests_are_summed_per_module_slowest_first(tmp_path: Path) -> None:
+    junit = tmp_path / "integration.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.integration.test_site" name="test_second_run" time="600.5"/>'
+        '<testcase classname="tests.integration.test_site" name="test_check" time="130"/>'
+        '<testcase classname="tests.integration.test_site_patch.TestRollout" name="test_rollout" time="900"/>'
+        '<testcase classname="tests.integration.test_lab" name="test_up" time="1.5"/>'
+        "</testsuite></testsuites>"
+    )
+    assert lanes.by_module(junit) == [
+        ("tests.integration.test_site_patch", 900.0, 1),
+        ("tests.integration.test_site", 730.5, 2),
+        ("tests.integration.test_lab", 1.5, 1),
+    ]
+    shown = lanes.module_table(junit).splitlines()
+    assert shown[1].split() == ["test_site_patch", "1", "15.0m"]
+    assert "no time per lab test module" in lanes.module_table(tmp_path / "missing.xml")
+
+
+def test_the_table_says_how_busy_the_cpus_were(fake_make: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lanes.main()
+    rows = capsys.readouterr().out.splitlines()
+    header = next(i for i, row in enumerate(rows) if row.startswith("layer "))
+    assert header and rows[header].split()[-2:] == ["cpu", "busy"]
+    # every layer and the whole have a share of busy CPU (this machine has a /proc/stat)
+    assert all(row.split()[-1].endswith("%") for row in rows[header + 1 : header + 8]), rows[header:]
