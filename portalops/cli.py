@@ -34,14 +34,14 @@ from portalops.monitoring import deadman as monitoring_deadman
 from portalops.monitoring import endpoints as monitoring_endpoints
 from portalops.monitoring import status as monitoring_status
 from portalops.monitoring.api import Alertmanager, Prometheus
-from portalops.probe import format_results, probe_inventory, to_json, within
+from portalops.probe import PROBE_VARS, format_results, probe_inventory, to_json, within
 from portalops.responder.config import load_config
 from portalops.runbook import desk, lifecycle, registry, tiercheck
 from portalops.runbook.engine import Options
 from portalops.runbook.grading import WARN_FRACTION, grade_key, grade_label, suggest
 from portalops.runbook.journal import open_incident, start_of, utc_now
 from portalops.runbook.levels import Level
-from portalops.runbook.live import INCIDENTS_DIR, run_live
+from portalops.runbook.live import INCIDENTS_DIR, RUN_VARS, run_live
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.overall import load_inputs
 from portalops.runbook.planning import context_for, describe, make_plan
@@ -56,6 +56,7 @@ from portalops.runbook.reporting import (
     record_sent,
     warn,
 )
+from portalops.runbook.resolve import resolve_together
 from portalops.runbook.workcal import local_text
 from portalops.service import annual, annual_render, changes, kb, problems
 from portalops.service import report as service_report
@@ -606,6 +607,8 @@ def run_drill_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         return ExitCode.OK
     progress, _confirm = terminal(err)
     drill = faultdrill.Drill(str(args.inventory or LAB_INVENTORY), progress)
+    # What the drill and the run it starts will ask of the inventory, in one Ansible process.
+    resolve_together(drill.source, PROBE_VARS, faultdrill.SITE_VARS, RUN_VARS)
     if args.drill_command == "inject":
         host = drill.inject(faultdrill.fault(args.fault))
         print(f"{args.fault} injected on {host}; `portalops drill undo {args.fault}` undoes it", file=out)

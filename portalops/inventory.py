@@ -14,7 +14,7 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -26,9 +26,10 @@ from portalops.vault import LAB_INVENTORY, REPO_ROOT, ansible_env, refuse_lab_pa
 __all__ = ["LAB_INVENTORY", "REPO_ROOT", "Inventory", "Resolved", "load_inventory", "parse_inventory"]
 
 T = TypeVar("T")
+Fingerprint = tuple[object, ...]
 
 
-def fingerprint(source: Path | str) -> tuple[object, ...]:
+def fingerprint(source: Path | str) -> Fingerprint:
     """What Ansible's answer about ``source`` depends on, cheaply: every file of the inventory (path,
     size, mtime) and the ANSIBLE_* environment (the vault identities, the configuration)."""
     path = Path(source)
@@ -40,32 +41,86 @@ def fingerprint(source: Path | str) -> tuple[object, ...]:
         except FileNotFoundError:
             continue
         seen.append((str(name), stat.st_size, stat.st_mtime_ns))
-    ansible = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ANSIBLE_")))
+    # As Ansible is started for ``source`` (ansible_env: the configuration, the lab's vault identity), so a
+    # command a run starts with that environment holds the same fingerprint as the run.
+    ansible = tuple(sorted((k, v) for k, v in ansible_env(source).items() if k.startswith("ANSIBLE_")))
     return (str(path.resolve()), tuple(seen), ansible)
 
 
 class Resolved:
     """Answers Ansible gave in this process, by question, kept while the inventory and the Ansible
-    environment stay as they were. Each caller gets its own copy (callers may change what they get)."""
+    environment stay as they were. Each caller gets its own copy (callers may change what they get).
+
+    A run hands answers on to the portalops commands its steps start (``portalops probe``) through
+    the environment (:meth:`export`, ``$PORTALOPS_RESOLVED``): the child takes an answer only while its
+    own fingerprint of the inventory is the one the answer was given for, else it asks Ansible."""
 
     def __init__(self) -> None:
-        self._answers: dict[Hashable, tuple[tuple[object, ...], object]] = {}
+        self._answers: dict[Hashable, tuple[Fingerprint, object]] = {}
+        self._inherited: dict[str, tuple[str, object]] | None = None
         self._lock = threading.Lock()
 
     def get(self, source: Path | str, question: Hashable, ask: Callable[[], T]) -> T:
         now = fingerprint(source)
         with self._lock:
-            kept = self._answers.get(question)
+            kept = self._answers.get(question) or self._inherited_answer(question, now)
         if kept is not None and kept[0] == now:
             return cast(T, copy.deepcopy(kept[1]))
         answer = ask()
-        with self._lock:
-            self._answers[question] = (now, answer)
+        self.put(source, question, answer, now)
         return copy.deepcopy(answer)
+
+    def put(self, source: Path | str, question: Hashable, answer: object, now: Fingerprint | None = None) -> None:
+        """Keep ``answer`` as Ansible's answer to ``question`` about ``source`` as it is now."""
+        now = fingerprint(source) if now is None else now
+        with self._lock:
+            self._answers[question] = (now, copy.deepcopy(answer))
+
+    def holds(self, source: Path | str, question: Hashable) -> bool:
+        now = fingerprint(source)
+        with self._lock:
+            kept = self._answers.get(question)
+        return kept is not None and kept[0] == now
+
+    def export(self, source: Path | str, questions: Sequence[Hashable]) -> dict[str, str]:
+        """``$PORTALOPS_RESOLVED`` with the answers held for ``questions`` about ``source`` as it is now
+        (none held: an empty dict). Only questions whose answers hold no secret belong here, and only
+        while they are small: an environment variable has a limit (MAX_ARG_STRLEN, 128 KiB)."""
+        now = fingerprint(source)
+        with self._lock:
+            held = [(q, self._answers[q][1]) for q in questions if self._answers.get(q, (None,))[0] == now]
+        if not held:
+            return {}
+        text = json.dumps({"fingerprint": _key(now), "answers": [[_key(q), answer] for q, answer in held]})
+        return {SHARED_ENV: text} if len(text) <= SHARED_LIMIT else {}
+
+    def _inherited_answer(self, question: Hashable, now: Fingerprint) -> tuple[Fingerprint, object] | None:
+        if self._inherited is None:
+            self._inherited = _parse_shared(os.environ.get(SHARED_ENV, ""))
+        found = self._inherited.get(_key(question))
+        return (now, found[1]) if found is not None and found[0] == _key(now) else None
 
     def clear(self) -> None:
         with self._lock:
             self._answers.clear()
+            self._inherited = None
+
+
+SHARED_ENV = "PORTALOPS_RESOLVED"
+SHARED_LIMIT = 64 * 1024
+
+
+def _key(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _parse_shared(text: str) -> dict[str, tuple[str, object]]:
+    """The answers a parent handed down, by question; anything unreadable is no answer (the child asks Ansible)."""
+    try:
+        data = json.loads(text) if text else {}
+        return {str(q): (str(data["fingerprint"]), answer) for q, answer in data.get("answers", [])}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 RESOLVED = Resolved()

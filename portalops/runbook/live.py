@@ -8,13 +8,14 @@ from pathlib import Path
 
 from portalops.errors import EnvironmentProblem
 from portalops.inventory import REPO_ROOT, Inventory, load_inventory
+from portalops.probe import PROBE_VARS
 from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
 from portalops.runbook.hosts import Host, LocalHost, SshHost
 from portalops.runbook.lock import TargetLock
 from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
 from portalops.runbook.planning import PlannedStep, context_for, expand, make_plan
-from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
+from portalops.runbook.resolve import CONNECTION_VARS, resolve_together, resolve_vars, shared_answers
 from portalops.runbook.ssh import Connection, connection_from_vars
 from portalops.service.changes import INCIDENT_VARIABLE, RECORDS_VARIABLE
 from portalops.vault import ansible_env
@@ -99,6 +100,9 @@ def live_runtime(
 ) -> Runtime:
     hosts = list(dict.fromkeys(h for p in plan for h in p.hosts))
     first = hosts[0] if hosts else next(iter(inventory.hostvars))
+    # One Ansible process for the run's variables and the probe's; the probe steps' `portalops probe`
+    # gets the probe's from this run (shared_answers) instead of asking Ansible again.
+    resolve_together(source, RUN_VARS, PROBE_VARS)
     rendered = resolve_vars(source, list(dict.fromkeys([*hosts, first])), RUN_VARS)
     connections = connections_for(rendered, hosts)
 
@@ -107,7 +111,9 @@ def live_runtime(
 
     # The runbooks' own ansible and ansible-playbook steps open the vault as portalops does; the steps'
     # records (changes, an incident's evidence) go where this run's incident is.
-    local, opened = controller({**ansible_env(source), RECORDS_VARIABLE: str(incidents)})
+    local, opened = controller(
+        {**ansible_env(source), RECORDS_VARIABLE: str(incidents), **shared_answers(source, PROBE_VARS)}
+    )
     return Runtime(
         hosts=ssh,
         local=local,

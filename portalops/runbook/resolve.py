@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
-from portalops.errors import BadInput
+from portalops.errors import BadInput, PortalopsError
 from portalops.inventory import RESOLVED
 from portalops.proc import run
 from portalops.vault import ansible_env, refuse_lab_password
@@ -74,8 +74,9 @@ def resolve_vars(
         return {}
     refuse_lab_password(source)
     patterns = ["all"] if exact else list(hosts)
-    question = ("vars", str(Path(source).resolve()), tuple(patterns), tuple(expressions.items()))
-    found = RESOLVED.get(source, question, lambda: _render(source, patterns, expressions))
+    found = RESOLVED.get(
+        source, _question(source, patterns, expressions), lambda: _render(source, patterns, expressions)
+    )
     if not exact:
         if not found:
             raise BadInput(f"inventory {source} has no host {', '.join(hosts)}")
@@ -84,3 +85,35 @@ def resolve_vars(
     if missing:
         raise BadInput(f"inventory {source} has no host {', '.join(missing)}")
     return {host: found[host] for host in hosts}
+
+
+def _question(source: str | Path, patterns: Sequence[str], expressions: Mapping[str, str]) -> tuple[object, ...]:
+    return ("vars", str(Path(source).resolve()), tuple(patterns), tuple(expressions.items()))
+
+
+def resolve_together(source: str | Path, *sets: Mapping[str, str]) -> None:
+    """Ask Ansible once for several sets of expressions of every host, and keep each set's answer as
+    ``resolve_vars`` would have got it alone: a drill needs the probe's, the first site's and the run's
+    variables, each otherwise its own Ansible process. Sets already answered are not asked again.
+
+    When the joint render fails (one expression fails on one host), nothing is kept: each set, asked
+    alone later, then gets its own answer or its own error."""
+    refuse_lab_password(source)
+    wanted = [dict(s) for s in dict.fromkeys(tuple(s.items()) for s in sets)]
+    wanted = [s for s in wanted if not RESOLVED.holds(source, _question(source, ["all"], s))]
+    if len(wanted) < 2:
+        return
+    joint = {f"{i}.{name}": expr for i, one in enumerate(wanted) for name, expr in one.items()}
+    try:
+        found = _render(source, ["all"], joint)
+    except PortalopsError:
+        return
+    for i, one in enumerate(wanted):
+        answer = {host: {name: values[f"{i}.{name}"] for name in one} for host, values in found.items()}
+        RESOLVED.put(source, _question(source, ["all"], one), answer)
+
+
+def shared_answers(source: str | Path, *sets: Mapping[str, str]) -> dict[str, str]:
+    """The environment that hands this process's answers for ``sets`` (of every host) on to the portalops
+    commands it starts. Only for sets that hold no secret."""
+    return RESOLVED.export(source, [_question(source, ["all"], s) for s in sets])

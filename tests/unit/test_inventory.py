@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from portalops.errors import BadInput
-from portalops.inventory import load_inventory, parse_inventory
-from portalops.runbook.resolve import resolve_vars
+from portalops.errors import BadInput, CommandFailed
+from portalops.inventory import RESOLVED, SHARED_ENV, load_inventory, parse_inventory
+from portalops.runbook.resolve import resolve_together, resolve_vars, shared_answers
 
 
 def test_groups_are_flattened_through_children(inventory_json: dict[str, Any]) -> None:
@@ -89,3 +89,97 @@ def test_named_hosts_are_answered_from_one_render_of_every_host(
         resolve_vars(inventory, ["cms1", "web1"], {"address": "ansible_host"})
     assert resolve_vars(inventory, ["web"], {"address": "ansible_host"}, exact=False)  # a pattern is its own question
     assert asked == ["all", "web"]
+
+
+def fake_ansible(asked: list[dict[str, str]], fail_on: str = "") -> Any:
+    """`ansible … -m debug` as the JSON callback prints it: each expression rendered as '<host>:<expression>'."""
+
+    def ansible(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        body = argv[-1].removeprefix("msg={{ {").removesuffix("} }}")
+        pairs = (pair.split(": ", 1) for pair in body.split(", "))
+        expressions = {json.loads(name): expr.removeprefix("(").removesuffix(")") for name, expr in pairs}
+        asked.append(expressions)
+        if fail_on in expressions.values():
+            raise CommandFailed(f"render variables: exit 2: {fail_on} is undefined")
+        hosts = {h: {"msg": {name: f"{h}:{expr}" for name, expr in expressions.items()}} for h in ("web1", "db1")}
+        return subprocess.CompletedProcess(argv, 0, json.dumps({"plays": [{"tasks": [{"hosts": hosts}]}]}), "")
+
+    return ansible
+
+
+def test_sets_asked_together_are_one_process_and_each_answer_as_if_asked_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drill asks for the probe's, the first site's and the run's variables: one Ansible process."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    asked: list[dict[str, str]] = []
+    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible(asked))
+    probe, site = {"url": "portal_public_url"}, {"site": "portal_sites", "url": "other_url"}
+    resolve_together(inventory, probe, site, probe)
+    assert len(asked) == 1 and set(asked[0].values()) == {"portal_public_url", "portal_sites", "other_url"}
+    assert resolve_vars(inventory, ["all"], probe, exact=False) == {
+        "web1": {"url": "web1:portal_public_url"},
+        "db1": {"url": "db1:portal_public_url"},
+    }
+    assert resolve_vars(inventory, ["db1"], site) == {"db1": {"site": "db1:portal_sites", "url": "db1:other_url"}}
+    resolve_together(inventory, probe, site)  # both held: not asked again
+    assert len(asked) == 1
+
+
+def test_a_joint_render_that_fails_keeps_nothing_and_each_set_gets_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    asked: list[dict[str, str]] = []
+    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible(asked, fail_on="portal_sites"))
+    good, bad = {"url": "portal_public_url"}, {"site": "portal_sites"}
+    resolve_together(inventory, good, bad)
+    assert resolve_vars(inventory, ["web1"], good) == {"web1": {"url": "web1:portal_public_url"}}
+    with pytest.raises(CommandFailed, match="portal_sites is undefined"):
+        resolve_vars(inventory, ["web1"], bad)
+    assert len(asked) == 3  # together, then each alone
+
+
+def test_a_command_a_run_starts_takes_the_runs_answer_only_for_the_same_inventory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`portalops probe` started by a runbook step reads the probe's variables the run rendered
+    ($PORTALOPS_RESOLVED); an inventory changed since, or no answer handed down, asks Ansible."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    asked: list[dict[str, str]] = []
+    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible(asked))
+    probe, secret = {"url": "portal_public_url"}, {"notify": "portalops_notify"}
+    resolve_together(inventory, probe, secret)
+    handed = shared_answers(inventory, probe)
+    assert "portalops_notify" not in handed[SHARED_ENV]  # only the sets named are handed down
+    parent = resolve_vars(inventory, ["all"], probe, exact=False)
+    RESOLVED.clear()  # the child: a new process, with the parent's environment
+    monkeypatch.setenv(SHARED_ENV, handed[SHARED_ENV])
+    assert resolve_vars(inventory, ["all"], probe, exact=False) == parent
+    assert len(asked) == 1
+    resolve_vars(inventory, ["all"], secret, exact=False)  # not handed down: asked
+    assert len(asked) == 2
+    RESOLVED.clear()
+    inventory.write_text(inventory.read_text() + "# edited after the run rendered it\n")
+    resolve_vars(inventory, ["all"], probe, exact=False)
+    assert len(asked) == 3
+    RESOLVED.clear()
+    monkeypatch.setenv(SHARED_ENV, "{not json")
+    resolve_vars(inventory, ["all"], probe, exact=False)
+    assert len(asked) == 4
+
+
+def test_answers_too_large_for_the_environment_are_not_handed_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    web1:\n")
+    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible([]))
+    probe = {"url": "portal_public_url"}
+    resolve_vars(inventory, ["all"], probe, exact=False)
+    assert shared_answers(inventory, probe)
+    monkeypatch.setattr("portalops.inventory.SHARED_LIMIT", 10)
+    assert shared_answers(inventory, probe) == {}
