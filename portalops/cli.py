@@ -35,6 +35,7 @@ from portalops.monitoring import endpoints as monitoring_endpoints
 from portalops.monitoring import status as monitoring_status
 from portalops.monitoring.api import Alertmanager, Prometheus
 from portalops.probe import PROBE_VARS, format_results, probe_inventory, to_json, within
+from portalops.resolve import resolve_together
 from portalops.responder.config import load_config
 from portalops.runbook import desk, lifecycle, registry, tiercheck
 from portalops.runbook.engine import Options
@@ -56,7 +57,6 @@ from portalops.runbook.reporting import (
     record_sent,
     warn,
 )
-from portalops.runbook.resolve import resolve_together
 from portalops.runbook.workcal import local_text
 from portalops.service import annual, annual_render, changes, kb, problems
 from portalops.service import report as service_report

@@ -30,6 +30,7 @@ from portalops.errors import BadInput, EnvironmentProblem
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab.config import lab_config
 from portalops.probe import ProbeResult, probe_inventory
+from portalops.resolve import resolve_vars
 from portalops.responder.runner import BUSY
 from portalops.runbook import registry
 from portalops.runbook.checks import PHP_FPM, PHP_FPM_LOG, STATUS_DIR
@@ -40,7 +41,6 @@ from portalops.runbook.lock import TargetLock
 from portalops.runbook.outcome import RunbookExit
 from portalops.runbook.planning import expand
 from portalops.runbook.plans import DRILLS_FILE, PLANS_DIR
-from portalops.runbook.resolve import resolve_vars
 
 T = TypeVar("T")
 

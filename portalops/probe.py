@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from portalops.errors import BadInput
-from portalops.runbook.resolve import resolve_vars
+from portalops.resolve import resolve_vars
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

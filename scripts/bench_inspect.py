@@ -39,7 +39,7 @@ from portalops.lab.config import lab_config
 from portalops.lab.podman import Podman
 from portalops.lab.wordpress import run_php
 from portalops.probe import PROBE_VARS, targets_from_vars
-from portalops.runbook.resolve import resolve_vars
+from portalops.resolve import resolve_vars
 from portalops.vault import LAB_INVENTORY, ansible_env
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ from portalops.inspect.report import inspect_inventory, load_sites, push_metrics
 from portalops.inspect.site import SiteReport
 from portalops.inspect.words import WordMatcher
 from portalops.inventory import load_inventory
+from portalops.resolve import resolve_vars
 from portalops.runbook.live import ssh_hosts
-from portalops.runbook.resolve import resolve_vars
 from portalops.wpphp import CMS_GROUP
 
 # Whom l2_content_stale tells (the content editors of portalops_contacts) and how (portalops_notify).

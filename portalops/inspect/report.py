@@ -22,9 +22,9 @@ from portalops.inspect.site import Settings, SiteReport, inspect_site
 from portalops.inventory import Inventory
 from portalops.monitoring import api, endpoints
 from portalops.probe import PROBE_VARS, targets_from_vars
+from portalops.resolve import CONNECTION_VARS, resolve_vars
 from portalops.runbook.hosts import SshHost
 from portalops.runbook.live import connections_for
-from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
 
 INSPECT_VARS = {
     **PROBE_VARS,

@@ -9,13 +9,13 @@ from pathlib import Path
 from portalops.errors import EnvironmentProblem
 from portalops.inventory import REPO_ROOT, Inventory, load_inventory
 from portalops.probe import PROBE_VARS
+from portalops.resolve import CONNECTION_VARS, resolve_together, resolve_vars, shared_answers
 from portalops.runbook.engine import Options, RunResult, Runtime, run_runbook
 from portalops.runbook.hosts import Host, LocalHost, SshHost
 from portalops.runbook.lock import TargetLock
 from portalops.runbook.model import Runbook
 from portalops.runbook.notify import Notifier, channels_from_config
 from portalops.runbook.planning import PlannedStep, context_for, expand, make_plan
-from portalops.runbook.resolve import CONNECTION_VARS, resolve_together, resolve_vars, shared_answers
 from portalops.runbook.ssh import Connection, connection_from_vars
 from portalops.service.changes import INCIDENT_VARIABLE, RECORDS_VARIABLE
 from portalops.vault import ansible_env
@@ -42,7 +42,7 @@ def connections_for(rendered: dict[str, dict[str, object]], hosts: Sequence[str]
     return connections
 
 
-# What a run renders of every host, once (portalops.runbook.resolve): how to connect, and whom to tell. The
+# What a run renders of every host, once (portalops.resolve): how to connect, and whom to tell. The
 # drills' own connections ask the same question, so a drill and the run it starts share one answer.
 RUN_VARS: dict[str, str] = {**CONNECTION_VARS, "notify": "portalops_notify | default(None)"}
 

@@ -22,11 +22,11 @@ import yaml
 
 from portalops.errors import BadInput
 from portalops.inventory import REPO_ROOT
+from portalops.resolve import resolve_vars
 from portalops.runbook.alerts import WATCHDOG, ordered
 from portalops.runbook.levels import LEVELS, Level
 from portalops.runbook.model import Runbook
 from portalops.runbook.plandoc import MARK, cell, contacts_from, deadline_table, level_table
-from portalops.runbook.resolve import resolve_vars
 
 # National grades (《国家网络安全事件应急预案》, GB/T 20986-2023): key, 中文, roman, English.
 GRADES: tuple[tuple[str, str, str, str], ...] = (

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from portalops.errors import BadInput
+from portalops.resolve import resolve_vars
 from portalops.runbook import lifecycle
 from portalops.runbook.desk import describe_lifecycle
 from portalops.runbook.grading import WARN_FRACTION, Clock, clock_of, grade_label, report_hours
@@ -32,7 +33,6 @@ from portalops.runbook.live import INCIDENTS_DIR
 from portalops.runbook.notify import Notice, Notifier, channels_from_config
 from portalops.runbook.overall import GRADES
 from portalops.runbook.record import write_record
-from portalops.runbook.resolve import resolve_vars
 from portalops.runbook.workcal import local_text
 
 STAGES = ("initial", "follow-up", "final")

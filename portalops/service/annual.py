@@ -28,12 +28,12 @@ from portalops.inspect.edge import Edge
 from portalops.inspect.report import INSPECT_VARS, prometheus_from_vars, settings_from_vars
 from portalops.inspect.site import Unreadable, parse_gmt, rest
 from portalops.monitoring.api import Prometheus, Unreachable
+from portalops.resolve import CONNECTION_VARS, resolve_vars
 from portalops.runbook.checks import NGINX_ACCESS_LOG as LOG
 from portalops.runbook.hosts import Host, SshHost
 from portalops.runbook.journal import parse_stamp, stamp
 from portalops.runbook.live import connections_for
 from portalops.runbook.plandoc import contacts_from, security_officer
-from portalops.runbook.resolve import CONNECTION_VARS, resolve_vars
 from portalops.runbook.workcal import TZ
 from portalops.service import problems, visits
 from portalops.service.period import Period

@@ -9,7 +9,7 @@ import pytest
 
 from portalops.errors import BadInput, CommandFailed
 from portalops.inventory import RESOLVED, SHARED_ENV, load_inventory, parse_inventory
-from portalops.runbook.resolve import resolve_together, resolve_vars, shared_answers
+from portalops.resolve import resolve_together, resolve_vars, shared_answers
 
 
 def test_groups_are_flattened_through_children(inventory_json: dict[str, Any]) -> None:
@@ -81,7 +81,7 @@ def test_named_hosts_are_answered_from_one_render_of_every_host(
         plays = [{"tasks": [{"hosts": {h: {"msg": {"address": h}} for h in ("web1", "db1")}}]}]
         return subprocess.CompletedProcess(argv, 0, json.dumps({"plays": plays}), "")
 
-    monkeypatch.setattr("portalops.runbook.resolve.run", ansible)
+    monkeypatch.setattr("portalops.resolve.run", ansible)
     assert resolve_vars(inventory, ["db1"], {"address": "ansible_host"}) == {"db1": {"address": "db1"}}
     assert list(resolve_vars(inventory, ["web1", "db1"], {"address": "ansible_host"})) == ["web1", "db1"]
     assert asked == ["all"]
@@ -114,7 +114,7 @@ def test_sets_asked_together_are_one_process_and_each_answer_as_if_asked_alone(
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
     asked: list[dict[str, str]] = []
-    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible(asked))
+    monkeypatch.setattr("portalops.resolve.run", fake_ansible(asked))
     probe, site = {"url": "portal_public_url"}, {"site": "portal_sites", "url": "other_url"}
     resolve_together(inventory, probe, site, probe)
     assert len(asked) == 1 and set(asked[0].values()) == {"portal_public_url", "portal_sites", "other_url"}
@@ -133,7 +133,7 @@ def test_a_joint_render_that_fails_keeps_nothing_and_each_set_gets_its_own_error
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
     asked: list[dict[str, str]] = []
-    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible(asked, fail_on="portal_sites"))
+    monkeypatch.setattr("portalops.resolve.run", fake_ansible(asked, fail_on="portal_sites"))
     good, bad = {"url": "portal_public_url"}, {"site": "portal_sites"}
     resolve_together(inventory, good, bad)
     assert resolve_vars(inventory, ["web1"], good) == {"web1": {"url": "web1:portal_public_url"}}
@@ -150,7 +150,7 @@ def test_a_command_a_run_starts_takes_the_runs_answer_only_for_the_same_inventor
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
     asked: list[dict[str, str]] = []
-    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible(asked))
+    monkeypatch.setattr("portalops.resolve.run", fake_ansible(asked))
     probe, secret = {"url": "portal_public_url"}, {"notify": "portalops_notify"}
     resolve_together(inventory, probe, secret)
     handed = shared_answers(inventory, probe)
@@ -177,7 +177,7 @@ def test_answers_too_large_for_the_environment_are_not_handed_down(
 ) -> None:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n")
-    monkeypatch.setattr("portalops.runbook.resolve.run", fake_ansible([]))
+    monkeypatch.setattr("portalops.resolve.run", fake_ansible([]))
     probe = {"url": "portal_public_url"}
     resolve_vars(inventory, ["all"], probe, exact=False)
     assert shared_answers(inventory, probe)

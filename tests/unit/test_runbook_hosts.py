@@ -21,6 +21,7 @@ import pytest
 from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
 
 from portalops.inventory import REPO_ROOT
+from portalops.resolve import CONNECTION_VARS, adhoc_argv, parse_adhoc, resolve_vars
 from portalops.runbook.hosts import (
     TIMED_OUT,
     UNREACHABLE,
@@ -30,7 +31,6 @@ from portalops.runbook.hosts import (
     kill_grace,
     remote_command,
 )
-from portalops.runbook.resolve import CONNECTION_VARS, adhoc_argv, parse_adhoc, resolve_vars
 from portalops.runbook.ssh import Connection, SshConfigFiles, connection_from_vars
 
 
