@@ -1,9 +1,9 @@
 """The judgements of a patch run (playbooks/patch.yml over the patching role), as pure functions.
 
 The role's tasks observe - stat, dpkg, df, the backup status, apt's simulation, needrestart, the
-gate's probes - and hand the registered results to these functions through the filter plugin
-plugins/filter/portalops_patch.py; what they answer (a list of problems, the hosts in order, the
-upgrades to apply) is what the tasks act on. Standard library only: the filter plugin loads this
+gate's probes - and hand the registered results to these functions through the role's filter plugin
+roles/patching/filter_plugins/portalops_patching.py; what they answer (a list of problems, the hosts
+in order, the upgrades to apply) is what the tasks act on. Standard library only: the filter plugin loads this
 file by itself, from its own checkout.
 """
 

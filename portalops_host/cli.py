@@ -12,13 +12,17 @@
         MariaDB's slow log holds no query of the last hour
     portalops-host backup status-dir [--config FILE]
         the directory portalops-backup keeps its status in
+    portalops-host visits --log FILE --start ISO --end ISO --domains JSON
+        visits and unique visitors per site and Beijing day in the access log and its rotations (JSON)
 
-Exit codes: 0 as wanted, 1 not, 2 bad arguments.
+Exit codes: 0 as wanted, 1 not (visits: a log it cannot read), 2 bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import datetime
 from pathlib import Path
 
 from portalops_host.certificates import command_certificates
@@ -27,6 +31,7 @@ from portalops_host.config import CONFIG
 from portalops_host.edge import command_edge_content
 from portalops_host.phpfpm import command_fpm_saturation
 from portalops_host.slowlog import command_slow_queries
+from portalops_host.visits import command_visits
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     status_dir.add_argument(
         "--config", default=str(CONFIG), help="portalops-backup's configuration (default %(default)s)"
     )
+    visits = commands.add_parser("visits", help="visits per site and day from the edge's access log (JSON)")
+    visits.add_argument("--log", required=True, help="the access log; its rotations are read too")
+    visits.add_argument("--start", required=True, type=datetime.fromisoformat, help="the period's start")
+    visits.add_argument("--end", required=True, type=datetime.fromisoformat, help="the period's end (excluded)")
+    visits.add_argument("--domains", required=True, type=json.loads, help="domain -> site, a JSON object")
     return parser
 
 
@@ -59,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "backup":
         return command_status_dir(Path(args.config))
+    if args.command == "visits":
+        return command_visits(args.log, args.start, args.end, args.domains)
     if args.check == "backup-age":
         return command_backup_age(Path(args.config), args.hours)
     if args.check == "certificates":

@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+from portalops_host.files import compare_files
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf")}
@@ -75,61 +80,74 @@ CONFIG = {
     ],
 }
 
-# Runs inside the container (python3 of the image): `create` writes the uploads, `change`
-# rewrites and adds about 1 % of their bytes. Seeded, so every run measures the same data.
-GENERATE_UPLOADS = r"""
-import os, random, sys
-root, mode = sys.argv[1], sys.argv[2]
-rng = random.Random(20240601 if mode == "create" else 20250101)
-words = ("county board meeting agenda minutes permit road closure notice budget hearing zoning "
-         "library hours election polling place recycling schedule park district sheriff office "
-         "public works water main repair tax assessment property records court calendar").split()
-corpus = " ".join(random.Random(7).choice(words) for _ in range(600000)).encode()
-KIB, MIB = 1 << 10, 1 << 20
+# The uploads, written on the controller in a staging directory and copied into the container with tar:
+# `create` writes them, `change` rewrites and adds about 1 % of their bytes. Seeded, so every run measures
+# the same data (the same bytes as when the container's python3 generated them).
+WORDS = (
+    "county", "board", "meeting", "agenda", "minutes", "permit", "road", "closure", "notice", "budget", "hearing",
+    "zoning", "library", "hours", "election", "polling", "place", "recycling", "schedule", "park", "district",
+    "sheriff", "office", "public", "works", "water", "main", "repair", "tax", "assessment", "property", "records",
+    "court", "calendar",
+)  # fmt: skip
+KIB = 1 << 10
 
-def body(size, text):
-    if not text:
-        return rng.randbytes(size)
-    start = rng.randrange(len(corpus) - size) if size < len(corpus) else 0
-    return (corpus * (1 + size // len(corpus)))[start:start + size]
 
-def write(path, size, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(body(size, text))
-    return size
+class Uploads:
+    """The uploads' generator over the staging directory ``root`` (the container's :data:`UPLOADS`)."""
 
-def month(i):
-    return f"{root}/{2019 + i % 6}/{1 + (i // 6) % 12:02d}"
+    def __init__(self, root: Path, mode: str) -> None:
+        self.root = root
+        self.rng = random.Random(20240601 if mode == "create" else 20250101)  # noqa: S311 - data, not secrets
+        # Each word drawn by a fresh Random(7), so the corpus is one word repeated, as the benchmark's
+        # data has always been (its text files compress as they did).
+        self.corpus = " ".join(random.Random(7).choice(WORDS) for _ in range(600000)).encode()  # noqa: S311
+        self.written: list[str] = []  # paths relative to root, in the order written
 
-total = 0
-if mode == "create":
-    for i in range(4000):
-        text = i % 4 == 0
-        name = f"{month(i)}/{'notice' if text else 'photo'}-{i:05d}.{'html' if text else 'jpg'}"
-        total += write(name, rng.randint(10 * KIB, 100 * KIB), text)
-    for i in range(100):
-        text = i % 3 == 0
-        name = f"{month(i)}/{'records' if text else 'document'}-{i:03d}.{'csv' if text else 'pdf'}"
-        total += write(name, rng.randint(1 * MIB, 5 * MIB), text)
-    for i in range(10):
-        total += write(f"{month(i)}/video-{i:02d}.mp4", 50 * MIB, False)
-    print(f"{total} bytes in 4110 files")
-else:
-    files = sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
-    budget = sum(os.path.getsize(f) for f in files) // 100
-    small = [f for f in files if os.path.getsize(f) < MIB]
-    changed = added = 0
-    for path in rng.sample(small, len(small)):
-        if changed >= budget // 2:
-            break
-        changed += write(path, os.path.getsize(path), path.endswith(".html"))
-    i = 0
-    while changed + added < budget:
-        added += write(f"{root}/2025/01/new-{i:04d}.jpg", rng.randint(10 * KIB, 100 * KIB), False)
-        i += 1
-    print(f"{changed + added} bytes: {changed} rewritten, {added} in {i} new files")
-"""
+    def body(self, size: int, text: bool) -> bytes:
+        if not text:
+            return self.rng.randbytes(size)
+        start = self.rng.randrange(len(self.corpus) - size) if size < len(self.corpus) else 0
+        return (self.corpus * (1 + size // len(self.corpus)))[start : start + size]
+
+    def write(self, path: str, size: int, text: bool) -> int:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(self.body(size, text))
+        self.written.append(os.path.relpath(path, self.root))
+        return size
+
+    def month(self, i: int) -> str:
+        return f"{self.root}/{2019 + i % 6}/{1 + (i // 6) % 12:02d}"
+
+    def create(self) -> str:
+        total = 0
+        for i in range(4000):
+            text = i % 4 == 0
+            name = f"{self.month(i)}/{'notice' if text else 'photo'}-{i:05d}.{'html' if text else 'jpg'}"
+            total += self.write(name, self.rng.randint(10 * KIB, 100 * KIB), text)
+        for i in range(100):
+            text = i % 3 == 0
+            name = f"{self.month(i)}/{'records' if text else 'document'}-{i:03d}.{'csv' if text else 'pdf'}"
+            total += self.write(name, self.rng.randint(1 * MIB, 5 * MIB), text)
+        for i in range(10):
+            total += self.write(f"{self.month(i)}/video-{i:02d}.mp4", 50 * MIB, False)
+        return f"{total} bytes in 4110 files"
+
+    def change(self) -> str:
+        files = sorted(os.path.join(d, f) for d, _, names in os.walk(self.root) for f in names)
+        budget = sum(os.path.getsize(f) for f in files) // 100
+        small = [f for f in files if os.path.getsize(f) < MIB]
+        changed = added = 0
+        for path in self.rng.sample(small, len(small)):
+            if changed >= budget // 2:
+                break
+            changed += self.write(path, os.path.getsize(path), path.endswith(".html"))
+        i = 0
+        while changed + added < budget:
+            added += self.write(f"{self.root}/2025/01/new-{i:04d}.jpg", self.rng.randint(10 * KIB, 100 * KIB), False)
+            i += 1
+        return f"{changed + added} bytes: {changed} rewritten, {added} in {i} new files"
+
 
 # A WordPress-shaped wp_posts (the wrapper's manifest reads post_title, post_type, post_status,
 # post_date of any *_posts table), filled from the Sequence engine in one statement.
@@ -178,16 +196,6 @@ SELECT seq, 1 + seq % 7, d, d - INTERVAL 1 HOUR,
        '', IF(seq % 10 = 0, 'draft', 'publish'), CONCAT('post-', seq), d, d - INTERVAL 1 HOUR,
        CONCAT('https://portal.example.gov/?p=', seq), IF(seq % 20 = 0, 'page', 'post')
 FROM (SELECT seq, TIMESTAMP '2016-01-01 08:00:00' + INTERVAL seq * 17 MINUTE AS d FROM seq_1_to_200000) AS s;
-"""
-
-VERIFY_FILES = r"""
-import json, sys
-from pathlib import Path
-from portalops_host.files import compare_files
-root = Path(sys.argv[1])
-manifest = json.loads((root / sys.argv[2].lstrip("/")).read_text())
-problems = compare_files(manifest, root)
-print(json.dumps({"count": manifest["count"], "problems": problems[:5], "problem_count": len(problems)}))
 """
 
 
@@ -354,10 +362,29 @@ def prepare() -> None:
     inside(f"install -d {OUT}")
 
 
-def generate() -> tuple[int, int]:
-    """The uploads and the database; returns the uploads' bytes and the table's row count."""
+def copy_in(uploads: Uploads) -> None:
+    """The files ``uploads`` wrote into :data:`UPLOADS` in the container (root's, 0644 and 0755), by tar: a
+    file already there is replaced."""
+    names = uploads.root.parent / "names"
+    names.write_text("".join(f"{name}\0" for name in uploads.written))
+    argv = ["tar", "-C", str(uploads.root), "--owner=0", "--group=0", "--numeric-owner", "--mode=u=rw,go=r"]
+    with subprocess.Popen([*argv, "--null", "-T", str(names), "-cf", "-"], stdout=subprocess.PIPE) as pack:
+        unpack = subprocess.run(
+            ["podman", "exec", "--interactive", NAME, "tar", "-xf", "-", "-C", UPLOADS],
+            env=ENV, stdin=pack.stdout, capture_output=True, text=True, check=False, timeout=3600,
+        )  # fmt: skip
+    if pack.returncode != 0 or unpack.returncode != 0:
+        raise BenchError(f"copying the uploads into {NAME} failed: {unpack.stderr.strip()[-300:]}")
+
+
+def generate(staging: Path) -> tuple[int, int]:
+    """The uploads (written in ``staging``, copied in) and the database; returns the uploads' bytes and the
+    table's row count."""
     progress(f"generating about 1 GiB of uploads in {UPLOADS} (4000 small, 100 medium, 10 large files)")
-    print("  " + inside(f"python3 - {UPLOADS} create", stdin=GENERATE_UPLOADS, what="generating uploads").strip())
+    uploads = Uploads(staging, "create")
+    print("  " + uploads.create())
+    inside(f"install -d -m 0755 {UPLOADS}")
+    copy_in(uploads)
     progress(f"generating {DATABASE}.wp_posts ({ROWS} rows)")
     inside("mariadb", stdin=CREATE_DATABASE, what="generating the database")
     return uploads_bytes(), count_rows()
@@ -380,12 +407,25 @@ def check_rows(what: str) -> None:
 # --------------------------------------------------------------------------- measures
 
 
-def measure_files(rows: list[Row]) -> dict[str, Row]:
+def verify_restore(restore: str, manifest: str) -> list[str]:
+    """The restored tree ``restore`` in the container against the snapshot's manifest of the files (restored
+    with it at ``manifest``), read here through the container's mounted file system."""
+    mounted = Path(podman("mount", NAME, what="podman mount").strip())
+    try:
+        root = mounted / restore.lstrip("/")
+        return compare_files(json.loads((root / manifest.lstrip("/")).read_text()), root)
+    finally:
+        podman("unmount", NAME, what="podman unmount")
+
+
+def measure_files(rows: list[Row], staging: Path) -> dict[str, Row]:
     size = uploads_bytes()
     full = backup("backup uploads, full (first run)", "uploads")
     same = backup("backup uploads, no change", "uploads")
     progress("changing about 1 % of the uploads' bytes")
-    print("  " + inside(f"python3 - {UPLOADS} change", stdin=GENERATE_UPLOADS, what="changing uploads").strip())
+    uploads = Uploads(staging, "change")
+    print("  " + uploads.change())
+    copy_in(uploads)
     size = uploads_bytes()
     changed = backup("backup uploads, 1 % changed", "uploads")
     tar = timed(
@@ -405,11 +445,9 @@ def measure_files(rows: list[Row]) -> dict[str, Row]:
         f"rm -rf {OUT}/restore",
     )
     progress("  verifying the restored files against the snapshot's manifest (sha256 of each)")
-    verdict = json.loads(
-        inside(f"python3 - {OUT}/restore {STATUS}/manifests/uploads.json", stdin=VERIFY_FILES, what="verify")
-    )
-    if verdict["problem_count"]:
-        raise BenchError(f"file restore: {verdict['problem_count']} problems, e.g. {verdict['problems'][0]}")
+    problems = verify_restore(f"{OUT}/restore", f"{STATUS}/manifests/uploads.json")
+    if problems:
+        raise BenchError(f"file restore: {len(problems)} problems, e.g. {problems[0]}")
     inside(f"rm -rf {OUT}/restore")
     found = {"full": full, "same": same, "changed": changed, "tar": tar, "cp": copy, "restore": restore}
     rows += found.values()
@@ -494,12 +532,13 @@ def interrupted(signum: int, frame: FrameType | None) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
+    staging = Path(tempfile.mkdtemp(prefix="portalops-bench-backup-", dir="/var/tmp")) / "uploads"
     try:
         start_container()
         prepare()
-        uploads, table_rows = generate()
+        uploads, table_rows = generate(staging)
         rows: list[Row] = []
-        files = measure_files(rows)
+        files = measure_files(rows, staging)
         db = measure_database(rows)
         report(rows, files, db, uploads, table_rows)
     except BenchError as exc:
@@ -509,8 +548,9 @@ def main() -> int:
         print("bench-backup: interrupted", file=sys.stderr)
         return 130
     finally:
-        progress(f"removing {NAME}")
+        progress(f"removing {NAME} and the staged uploads")
         remove_container()
+        shutil.rmtree(staging.parent, ignore_errors=True)
     return 0
 
 

@@ -18,6 +18,7 @@ removed from every host, as the converged lab has them; reports/patch/ keeps the
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from portalops.ansible_json import callback_document
 from portalops.inventory import load_inventory
 from portalops.lab import aptrepo
 from portalops.lab.config import lab_config
+from portalops.patch_run import BACKUP_STATUS, backup_age_hours
 from portalops.vault import LAB_INVENTORY, ansible_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,15 +90,14 @@ def expect_versions(version: str, after: str) -> None:
 
 
 def oldest_backup_hours(host: str) -> float:
-    """Hours since the oldest job of the host last succeeded (as patch.yml's pre-check counts); inf when none."""
-    script = (
-        "import json,time\n"
-        "try: d=json.load(open('/var/lib/portalops/backup/run.json'))\n"
-        "except (OSError, ValueError): print('inf'); raise SystemExit\n"
-        "ts=[float(j.get('last_success_ts') or 0) for j in d.get('jobs',[])+d.get('not_run',[])]\n"
-        "print((time.time()-min(ts))/3600 if ts and min(ts)>0 else 'inf')\n"
-    )
-    return float(on(host, f'python3 -c "{script}"').strip())
+    """Hours since the oldest job of the host last succeeded, as patch.yml's pre-check counts them
+    (portalops.patch_run.backup_age_hours on the host's status file); inf when none or unreadable."""
+    try:
+        status = json.loads(on(host, f"cat {BACKUP_STATUS}", check=False) or "{}")
+    except ValueError:
+        return math.inf
+    age = backup_age_hours(status, time.time()) if isinstance(status, dict) else None
+    return math.inf if age is None else age
 
 
 def fresh_backups() -> None:

@@ -2,8 +2,8 @@
 
 Filled from its sources, never typed: items published per configured section class (the site's REST API
 through the edge, classes as ``portalops inspect`` gives them: portal_sites[].sections, else keywords),
-visits and unique visitors from the edge's access logs (:mod:`portalops.service.visits`, run on each web
-host; the logs are kept 180 days, so the figure covers the days the logs still hold, and the form says
+visits and unique visitors from the edge's access logs (``portalops-host visits``, portalops_host.visits, run
+on each web host; the logs are kept 180 days, so the figure covers the days the logs still hold, and the form says
 which), security checks (the audit, inspection and restore-drill reports under ``reports/``), problems
 found and corrected (the problem records), monitoring (Prometheus' probes of the site), emergency drills
 (fault and restore drills) and the security owner (the security officer of ``portalops_contacts``). Every
@@ -15,6 +15,7 @@ The sections follow the form: 信息发布, 专栏专题, 解读回应, 办事�
 from __future__ import annotations
 
 import json
+import shlex
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,13 +30,14 @@ from portalops.inspect.report import INSPECT_VARS, prometheus_from_vars, setting
 from portalops.inspect.site import Unreadable, parse_gmt, rest
 from portalops.monitoring.api import Prometheus, Unreachable
 from portalops.resolve import CONNECTION_VARS, resolve_vars
+from portalops.runbook.checks import HOST_TOOL
 from portalops.runbook.checks import NGINX_ACCESS_LOG as LOG
 from portalops.runbook.hosts import Host, SshHost
 from portalops.runbook.journal import parse_stamp, stamp
 from portalops.runbook.live import connections_for
 from portalops.runbook.plandoc import contacts_from, security_officer
 from portalops.runbook.workcal import TZ
-from portalops.service import problems, visits
+from portalops.service import problems
 from portalops.service.period import Period
 from portalops.service.report import REPORT_DIRS, load_reports
 
@@ -203,8 +205,15 @@ def gather_publishing(edge: Edge, period: Period, configured: Sequence[Mapping[s
 # --------------------------------------------------------------------------- visits (the edge's logs)
 
 
+def visits_command(log: str, period: Period, domains: Mapping[str, str]) -> str:
+    """The shell line that counts the visits of ``period`` in a web host's access log ``log`` and its
+    rotations (``domains``: domain -> site); it prints portalops_host.visits.aggregate's JSON and ``files``."""
+    words = [HOST_TOOL, "visits", "--log", log, "--start", period.start.isoformat(), "--end", period.end.isoformat()]
+    return shlex.join([*words, "--domains", json.dumps(dict(domains))])
+
+
 def merge_visits(found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Each web host's :func:`visits.aggregate`, summed: lines per day, and per site and day."""
+    """Each web host's ``portalops-host visits`` answer, summed: lines per day, and per site and day."""
     days: dict[str, int] = {}
     sites: dict[str, dict[str, dict[str, int]]] = {}
     for answer in found.values():
@@ -261,16 +270,13 @@ def site_visits(merged: Mapping[str, Any], site: str) -> dict[str, Any]:
 def gather_visits(
     hosts: Mapping[str, Host], logs: Mapping[str, str], period: Period, domains: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
-    """:mod:`visits` run on each web host over its access log (``logs``: host -> path); the answers merged,
-    and what went wrong on which host."""
-    source = Path(visits.__file__).read_text(encoding="utf-8")
+    """``portalops-host visits`` run on each web host over its access log (``logs``: host -> path); the answers
+    merged, and what went wrong on which host."""
     answers, errors = {}, []
     for name, host in sorted(hosts.items()):
         log = logs.get(name, LOG)
         try:
-            result = host.run(
-                visits.remote_command(source, log, period.start, period.end, dict(domains)), VISIT_TIMEOUT_S
-            )
+            result = host.run(visits_command(log, period, domains), VISIT_TIMEOUT_S)
             if not result.ok:
                 errors.append(f"{name}: reading {log}: {result.why_unknown()}")
                 continue

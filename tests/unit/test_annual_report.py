@@ -17,12 +17,14 @@ import pytest
 
 from portalops.cli import main
 from portalops.inventory import REPO_ROOT
-from portalops.runbook.hosts import Host, LocalHost
+from portalops.runbook.hosts import CommandResult, Host, LocalHost
 from portalops.runbook.plandoc import security_officer
 from portalops.runbook.workcal import TZ
-from portalops.service import annual, problems, visits
+from portalops.service import annual, problems
 from portalops.service.annual_render import TITLE, markdown, to_html
 from portalops.service.period import parse_period
+from portalops_host import visits
+from tests.unit.hostscripts import on_this_machine
 from tests.unit.test_dependencies import imports
 from tests.unit.test_service_report import RecordedPrometheus, _vector
 
@@ -104,10 +106,17 @@ def rotated(directory: Path) -> str:
     return str(log)
 
 
+class HereHost(LocalHost):
+    """This machine as a web host: the form's ``portalops-host`` command run from this checkout."""
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        return super().run(on_this_machine(command), timeout)
+
+
 def test_the_host_side_run_reads_the_rotations_and_answers_the_same_json(tmp_path: Path) -> None:
     """The command the form sends to each web host, run here by bash: the same figures from the same lines."""
     log = rotated(tmp_path)
-    hosts: dict[str, Host] = {"web1": LocalHost(tmp_path)}
+    hosts: dict[str, Host] = {"web1": HereHost(tmp_path)}
     merged, errors = annual.gather_visits(hosts, {"web1": log}, YEAR, DOMAINS)
     assert errors == []
     assert merged["days"] == EXPECTED["days"] and merged["sites"] == EXPECTED["sites"]
@@ -120,13 +129,13 @@ def test_the_host_side_run_reads_the_rotations_and_answers_the_same_json(tmp_pat
 
 def test_a_host_that_cannot_read_its_log_is_named_and_no_visit_is_made_up(tmp_path: Path) -> None:
     merged, errors = annual.gather_visits(
-        {"web1": LocalHost(tmp_path)}, {"web1": str(tmp_path / "nothing" / "access.log")}, YEAR, DOMAINS
+        {"web1": HereHost(tmp_path)}, {"web1": str(tmp_path / "nothing" / "access.log")}, YEAR, DOMAINS
     )
     assert errors == [] and merged["days"] == {}  # no file: no line, and the coverage says none
     log = tmp_path / "access.log"
     log.write_text(lines()[0], encoding="utf-8")
     (tmp_path / "access.log-20261204-000000.gz").write_bytes(b"not gzip")  # a damaged rotation
-    merged, errors = annual.gather_visits({"web1": LocalHost(tmp_path)}, {"web1": str(log)}, YEAR, DOMAINS)
+    merged, errors = annual.gather_visits({"web1": HereHost(tmp_path)}, {"web1": str(log)}, YEAR, DOMAINS)
     assert len(errors) == 1 and errors[0].startswith(f"web1: reading {log}: exit 1:"), errors
     assert "gzip" in errors[0].lower() and merged["sites"] == {}
 

@@ -7,8 +7,6 @@ that touches nothing (every task of it is an assert, evaluated on the controller
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,17 +16,9 @@ import yaml
 
 from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
 from portalops.inventory import REPO_ROOT
+from tests.roleplay import role_entry_play, run_play
 
-PLAY = """\
-- name: Check the backup_repository role's input
-  hosts: backup
-  gather_facts: false
-  tasks:
-    - name: Check the input
-      ansible.builtin.include_role:
-        name: backup_repository
-        tasks_from: validate
-"""
+PLAY = role_entry_play("backup_repository", "validate", "backup")
 TASK = "backup_repository : validate | Check the repository host is not also a backup client or drill host"
 # Test data, not the vault's: one password per client host, all different, and the copy's.
 SECRETS = {
@@ -39,30 +29,14 @@ SECRETS = {
 
 
 def validate(tmp_path: Path, inventory: Path) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "play.yml").write_text(PLAY)
     # Local connection and no become: nothing reaches a host, even with the lab's inventory.
-    (tmp_path / "vars.json").write_text(json.dumps({**SECRETS, "ansible_connection": "local", "ansible_become": False}))
-    # The lab's vault opens with its committed lab-only password, named here rather than taken from the shell.
-    env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_VAULT_IDENTITY_LIST"}
-    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
-    # The lab's cached facts are neither read nor written.
-    env["ANSIBLE_CACHE_PLUGIN"] = "memory"
+    variables = {**SECRETS, "ansible_connection": "local", "ansible_become": False}
+    # The lab's vault opens with its committed lab-only password, named here rather than taken from the shell;
+    # the lab's cached facts are neither read nor written.
+    env: dict[str, str | None] = {"ANSIBLE_VAULT_IDENTITY_LIST": None, "ANSIBLE_CACHE_PLUGIN": "memory"}
     env.update(JSON_CALLBACK_ENV)
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            *("--vault-id", f"lab@{REPO_ROOT / 'inventory/vault-password.LAB-ONLY'}"),
-            *("-i", str(inventory)),
-            str(tmp_path / "play.yml"),
-            *("-e", f"@{tmp_path / 'vars.json'}"),
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    vault = f"lab@{REPO_ROOT / 'inventory/vault-password.LAB-ONLY'}"
+    return run_play(tmp_path, PLAY, variables, inventory, "--vault-id", vault, env=env)
 
 
 def check_result(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -6,47 +6,22 @@ every host before any change; here it runs against localhost with a connection t
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from portalops.inventory import REPO_ROOT
+from tests.roleplay import role_entry_play, run_play
 
-PLAY = """\
-- name: Check the hardening role's input
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Check the input
-      ansible.builtin.include_role:
-        name: hardening
-        tasks_from: validate
-"""
+PLAY = role_entry_play("hardening", "validate", "localhost", local=True)
 ADMIN = ["192.0.2.0/24"]
 
 
 def validate(tmp_path: Path, allow: list[dict[str, Any]], ssh_client: str = "") -> subprocess.CompletedProcess[str]:
-    (tmp_path / "play.yml").write_text(PLAY)
-    (tmp_path / "vars.json").write_text(
-        json.dumps({"hardening_admin_networks": ADMIN, "hardening_nftables_allow": allow})
-    )
-    # No SSH_CLIENT: the check of the address Ansible connects from has nothing to test on localhost.
-    env = {key: value for key, value in os.environ.items() if key != "SSH_CLIENT"}
-    if ssh_client:  # as sshd sets it for the account Ansible connects as: address, its port, ours
-        env["SSH_CLIENT"] = f"{ssh_client} 50022 22"
-    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'vars.json'}"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    variables = {"hardening_admin_networks": ADMIN, "hardening_nftables_allow": allow}
+    # No SSH_CLIENT: the check of the address Ansible connects from has nothing to test on localhost;
+    # with ``ssh_client``, as sshd sets it for the account Ansible connects as: address, its port, ours.
+    env = {"SSH_CLIENT": f"{ssh_client} 50022 22" if ssh_client else None}
+    return run_play(tmp_path, PLAY, variables, "localhost,", env=env)
 
 
 def test_an_empty_sources_list_is_refused_not_read_as_anywhere(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from portalops_host.cli import main
 from portalops_host.edge import page_line, server_names
 from portalops_host.phpfpm import children, max_children, reached, saturation
 from portalops_host.slowlog import entry_time, slow_queries_since
+from portalops_host.visits import aggregate, is_visit, parse
 
 DATA = Path(__file__).parent / "data" / "hostchecks"
 
@@ -227,3 +228,28 @@ def test_every_site_up_within_the_time_passes() -> None:
         ["main www.example.cn total None ms FAILED connection refused SLOW", "over 2 s or failing: main"],
         False,
     )
+
+
+# --------------------------------------------------------------------------- visits (web tier)
+
+LAB_DOMAINS = {"portal.lab.test": "portal", "www.portal.lab.test": "portal", "news.lab.test": "news"}
+RUN = "annual-3874e129c7"  # the integration test run whose browsers and robot the recording holds
+
+
+def test_every_line_of_the_recorded_access_log_is_read_and_only_the_browsers_pages_are_visits() -> None:
+    """What the README says the recording holds, counted by the log's own text: 400 lines of one Beijing day,
+    none unread; the visits are the test browsers' pages only (9 a site: 3 browsers x 3 pages, all 200), by 3
+    visitors a site; monitors, the static file, the missing page, the HEAD and the robot are none."""
+    lines = recorded("web1-nginx-access.log").splitlines(keepends=True)
+    found = aggregate(lines, datetime(2026, 12, 5, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC), LAB_DOMAINS)
+    assert found["days"] == {"2026-12-05": 400}
+    assert (found["unparsed"], found["unattributed"]) == (0, 0)
+    assert found["sites"] == {
+        "news": {"2026-12-05": {"views": 9, "visitors": 3}},
+        "portal": {"2026-12-05": {"views": 9, "visitors": 3}},
+    }
+    assert (found["first"], found["last"]) == ("2026-12-05T05:44:17+00:00", "2026-12-05T06:03:25+00:00")
+    entries = [parse(line) for line in lines]
+    visits = [e for e in entries if e is not None and is_visit(e)]
+    assert len(visits) == 18 and all(RUN in e["agent"] and "Firefox" in e["agent"] for e in visits)
+    assert {e["target"].split("=")[0] for e in visits} == {"/", "/?p", "/?s"}

@@ -9,7 +9,6 @@ where the binaries are.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from portalops.inventory import REPO_ROOT
+from tests.roleplay import role_entry_play, run_play
 
 LAB_SITES: list[dict[str, Any]] = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())[
     "portal_sites"
@@ -39,16 +39,7 @@ INVENTORY = {
         }
     }
 }
-PLAY = """\
-- name: Render the monitoring role's files
-  hosts: monitoring
-  gather_facts: false
-  tasks:
-    - name: Check the input
-      ansible.builtin.include_role:
-        name: monitoring
-        tasks_from: validate
-        public: true
+RENDER = """\
     - name: Render
       ansible.builtin.template:
         src: "{{ role_dir }}/templates/{{ item.value }}"
@@ -56,13 +47,15 @@ PLAY = """\
         mode: "0600"
       loop: "{{ templates | dict2items }}"
 """
+PLAY = role_entry_play(
+    "monitoring", "validate", "monitoring", name="Render the monitoring role's files", public=True, then=RENDER
+)
 TOKEN = "unit-test-token-value"  # noqa: S105 - test data: the text that must never show
 
 
 def render(tmp_path: Path, **variables: Any) -> subprocess.CompletedProcess[str]:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    (tmp_path / "play.yml").write_text(PLAY)
     (tmp_path / "hosts.yml").write_text(json.dumps(INVENTORY))
     given = {
         "portal_sites": LAB_SITES,
@@ -72,25 +65,7 @@ def render(tmp_path: Path, **variables: Any) -> subprocess.CompletedProcess[str]
         "templates": TEMPLATES,
         **variables,
     }
-    (tmp_path / "vars.json").write_text(json.dumps(given))
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-v",
-            "-i",
-            str(tmp_path / "hosts.yml"),
-            str(tmp_path / "play.yml"),
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_play(tmp_path, PLAY, given, tmp_path / "hosts.yml", "-v")
 
 
 @pytest.fixture(scope="module")

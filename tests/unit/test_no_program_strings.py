@@ -14,7 +14,7 @@ import yaml
 
 from portalops.inventory import REPO_ROOT
 
-WHERE = ("portalops", "runbooks", "roles", "playbooks")
+WHERE = ("portalops", "runbooks", "roles", "playbooks", "scripts")
 # `python3 -c "..."` (any python, `{{ python }}` too, either quote) whose quoted program holds a newline.
 INLINE = re.compile(r"python[0-9.]*(?:\s*\}\})?\s+-c\s+([\"'])(?:(?!\1).)*\n", re.S)
 # A Python program fed on stdin: `python3 - <<EOF`, `python3 <<'EOF'`.

@@ -279,12 +279,20 @@ PLAYBOOK = """\
           gate: >-
             {{ [{'item': 'mariadb', 'rc': 3}] | patching_gate_problems(portal={'status': 200, 'content': 'T'},
                  database={'rc': 0, 'stdout': '1'}, title='T', url='u', db_host='db1') }}
+
+    # The filters are the patching role's (its filter_plugins): a play has them once it loads the role,
+    # which an import does when the play is read, before the task above runs; none of its tasks runs.
+    - name: Load the patching role
+      ansible.builtin.import_role:
+        name: patching
+        tasks_from: validate
+      when: false
 """
 
 
 def test_the_filter_plugin_hands_the_functions_to_jinja(tmp_path: Path) -> None:
-    """A real ansible-playbook with the repository's ansible.cfg; without PYTHONPATH the plugin finds
-    portalops/patch_run.py of its own checkout."""
+    """A real ansible-playbook with the repository's ansible.cfg, in a play that loads the patching role;
+    without PYTHONPATH the role's plugin finds portalops/patch_run.py of its own checkout."""
     (tmp_path / "filters.yml").write_text(PLAYBOOK)
     env = {
         **os.environ,

@@ -1,11 +1,11 @@
-"""Visits and unique visitors per site and Beijing day, from the edge's access log (nginx_portal's "portal" format).
+"""`portalops-host visits`: visits and unique visitors per site and Beijing day, from the edge's access log
+(nginx_portal's "portal" format), as JSON.
 
-Standard library only, because the same file runs on the web host: the annual form sends it there with
-``python3 -c`` (:func:`remote_command`), so 180 days of logs are read where they are kept and only the
-day counts cross the network. The log format (roles/nginx_portal/templates/etc/nginx/nginx.conf.j2) is the
-combined format followed by ``key=value`` fields; nginx escapes quotes inside quoted fields (``\\x22``), so
-one regular expression reads a line. There is no JSON log format to read instead: fail2ban and the
-slow-response runbook read this one.
+The annual form (portalops.service.annual) runs it on each web host, so 180 days of logs are read where
+they are kept and only the day counts cross the network. The log format
+(roles/nginx_portal/templates/etc/nginx/nginx.conf.j2) is the combined format followed by ``key=value``
+fields; nginx escapes quotes inside quoted fields (``\\x22``), so one regular expression reads a line. There
+is no JSON log format to read instead: fail2ban and the slow-response runbook read this one.
 
 A visit (访问量) is a page view: a GET answered 200 or 304, of a page (not a static file, not the admin, the
 REST API, the login or cron), by a client that is not a robot, a monitor or portalops' own tools. A unique
@@ -14,13 +14,11 @@ visitor (独立用户) is one address with one user agent on one day; the year's
 
 from __future__ import annotations
 
-import argparse
 import glob
 import gzip
 import json
 import os
 import re
-import shlex
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -127,24 +125,14 @@ def read_lines(paths: Iterable[str]) -> Iterator[str]:
             yield from opened
 
 
-def remote_command(source: str, log: str, start: datetime, end: datetime, domains: dict[str, str]) -> str:
-    """The shell line that runs this file on the web host; it prints :func:`aggregate`'s JSON."""
-    words = ["python3", "-c", source, "--log", log, "--start", start.isoformat(), "--end", end.isoformat()]
-    return shlex.join([*words, "--domains", json.dumps(domains)])
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description="visits per site and day from an nginx access log (JSON)")
-    parser.add_argument("--log", required=True)
-    parser.add_argument("--start", required=True, type=datetime.fromisoformat)
-    parser.add_argument("--end", required=True, type=datetime.fromisoformat)
-    parser.add_argument("--domains", required=True, type=json.loads)
-    args = parser.parse_args(argv)
-    files = log_files(args.log, args.start)
-    found = aggregate(read_lines(files), args.start, args.end, args.domains)
+def command_visits(log: str, start: datetime, end: datetime, domains: dict[str, str]) -> int:
+    """Print :func:`aggregate`'s JSON of the lines of ``log`` and its rotations dated in [start, end), with
+    ``files`` the files read; exit 0, or 1 when a file cannot be read (named on stderr, nothing printed)."""
+    files = log_files(log, start)
+    try:
+        found = aggregate(read_lines(files), start, end, domains)
+    except (OSError, EOFError) as exc:
+        print(f"cannot read {log} or a rotation of it: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps({"files": files, **found}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

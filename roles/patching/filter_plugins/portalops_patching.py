@@ -2,10 +2,11 @@
 
 A thin shim: the functions, their messages and their tests live in portalops/patch_run.py
 (tests/unit/test_patch_run.py); this file only names them for Jinja and gives the pre-check its
-limits and the clock. portalops.patch_run is loaded from this plugin's own checkout
-(plugins/filter/../../portalops), as the change callback loads its module, so a run judges with
-the code next to its playbook, not with another portalops on the path (under cron, or from a
-worktree); the module needs only the standard library.
+limits and the clock. It is the role's own (roles/patching/filter_plugins), so every play that loads
+the role has them, as the hardening role has its filter. portalops.patch_run is loaded from this
+plugin's own checkout (roles/patching/filter_plugins/../../../portalops), as the change callback loads
+its module, so a run judges with the code next to its playbook, not with another portalops on the path
+(under cron, or from a worktree); the module needs only the standard library.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PRIVATE = "_portalops_patching_filter_patch_run"
 
 
