@@ -107,12 +107,18 @@ def fake_ansible(asked: list[dict[str, str]], fail_on: str = "") -> Any:
     return ansible
 
 
-def test_sets_asked_together_are_one_process_and_each_answer_as_if_asked_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A drill asks for the probe's, the first site's and the run's variables: one Ansible process."""
+@pytest.fixture
+def two_hosts(tmp_path: Path) -> Path:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    return inventory
+
+
+def test_sets_asked_together_are_one_process_and_each_answer_as_if_asked_alone(
+    two_hosts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drill asks for the probe's, the first site's and the run's variables: one Ansible process."""
+    inventory = two_hosts
     asked: list[dict[str, str]] = []
     monkeypatch.setattr("portalops.resolve.run", fake_ansible(asked))
     probe, site = {"url": "portal_public_url"}, {"site": "portal_sites", "url": "other_url"}
@@ -128,10 +134,9 @@ def test_sets_asked_together_are_one_process_and_each_answer_as_if_asked_alone(
 
 
 def test_a_joint_render_that_fails_keeps_nothing_and_each_set_gets_its_own_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_hosts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    inventory = two_hosts
     asked: list[dict[str, str]] = []
     monkeypatch.setattr("portalops.resolve.run", fake_ansible(asked, fail_on="portal_sites"))
     good, bad = {"url": "portal_public_url"}, {"site": "portal_sites"}
@@ -143,12 +148,11 @@ def test_a_joint_render_that_fails_keeps_nothing_and_each_set_gets_its_own_error
 
 
 def test_a_command_a_run_starts_takes_the_runs_answer_only_for_the_same_inventory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_hosts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`portalops probe` started by a runbook step reads the probe's variables the run rendered
     ($PORTALOPS_RESOLVED); an inventory changed since, or no answer handed down, asks Ansible."""
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts:\n    web1:\n    db1:\n")
+    inventory = two_hosts
     asked: list[dict[str, str]] = []
     monkeypatch.setattr("portalops.resolve.run", fake_ansible(asked))
     probe, secret = {"url": "portal_public_url"}, {"notify": "portalops_notify"}
