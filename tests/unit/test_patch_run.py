@@ -7,8 +7,6 @@ finds "db1: the newest backup is 30.x h old (limit 26.0 h)" and "service nftable
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 from portalops import patch_run
 from portalops.ansible_json import callback_document
 from portalops.patch_run import Limits
-from portalops.vault import REPO_ROOT
+from tests.roleplay import run_play
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
@@ -293,22 +291,15 @@ PLAYBOOK = """\
 def test_the_filter_plugin_hands_the_functions_to_jinja(tmp_path: Path) -> None:
     """A real ansible-playbook with the repository's ansible.cfg, in a play that loads the patching role;
     without PYTHONPATH the role's plugin finds portalops/patch_run.py of its own checkout."""
-    (tmp_path / "filters.yml").write_text(PLAYBOOK)
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-    }
-    env.pop("PYTHONPATH", None)
-    extra = json.dumps({"df": DF, "simulation": SIMULATION, "tiers": {"web": ["web1"], "drill": ["drill1"]}})
-    done = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", extra, "filters.yml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    variables = {"df": DF, "simulation": SIMULATION, "tiers": {"web": ["web1"], "drill": ["drill1"]}}
+    done = run_play(
+        tmp_path,
+        PLAYBOOK,
+        variables,
+        "localhost,",
+        "-c",
+        "local",
+        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "PYTHONPATH": None},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     msg = callback_document(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]["msg"]
