@@ -41,6 +41,12 @@ MAKE = ["make", "--no-print-directory"]
 # takes what the lab lane leaves of the machine's two cores. (Processes a container runs are in
 # that container's cgroup, where the nice value weighs only against the container's own.)
 NICE = ["nice", "-n", "19"]
+# Each lane is a session of its own, and with the kernel's autogroup scheduling (Debian's default,
+# /proc/sys/kernel/sched_autogroup_enabled = 1) the CPU is shared between sessions first: a nice value
+# then weighs only against processes of the same session, and `nice -n 19` alone gave the side lane
+# as much CPU as the lab lane. The session's autogroup gets the nice value too (sched(7)).
+AUTOGROUP = "/proc/{pid}/autogroup"
+NICEST = 19
 
 # The layers; each is a make target that works alone (`make lint`, ...).
 FIRST = ("setup", "lab-image")  # before the lanes: both lanes need the venv and the image
@@ -97,6 +103,8 @@ class Lane:
                         stderr=out,
                         start_new_session=True,
                     )
+                if self.nice:
+                    lower_autogroup(self.process.pid)
                 started, jiffies = time.monotonic(), cpu_jiffies()
                 layer.code = self.process.wait()
                 layer.seconds = time.monotonic() - started
@@ -120,6 +128,16 @@ class Lane:
             if self.process and self.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                     os.killpg(self.process.pid, signal.SIGTERM)
+
+
+def lower_autogroup(pid: int, path: str = AUTOGROUP) -> bool:
+    """The lowest CPU priority for the session ``pid`` leads, against other sessions; False where the
+    kernel has no autogroups (then the nice value alone weighs, against every process)."""
+    try:
+        Path(path.format(pid=pid)).write_text(f"{NICEST}\n")
+    except OSError:  # no autogroup scheduling, or the session ended already
+        return False
+    return True
 
 
 def say(line: str) -> None:

@@ -19,8 +19,12 @@ FAKE_MAKE = """
 import os, sys, time
 layer = sys.argv[-1]
 ignored = int(open("/proc/self/status").read().split("SigIgn:")[1].split()[0], 16) & 2
+try:
+    group = open("/proc/self/autogroup").read().split()[-1]
+except OSError:
+    group = "none"
 with open(sys.argv[1], "a") as out:
-    out.write(f"{layer} {'ignored' if ignored else 'default'}\\n")
+    out.write(f"{layer} {'ignored' if ignored else 'default'} nice={os.nice(0)} autogroup={group}\\n")
 if layer == "integration" and os.environ.get("FAKE_CONVERGE_S"):  # as the conftest's converge fixture does
     time.sleep(float(os.environ["FAKE_CONVERGE_S"]))
     with open(sys.argv[1], "a") as out:
@@ -68,10 +72,26 @@ def test_molecule_waits_for_the_labs_converge_and_lint_and_unit_do_not(
     assert layers.index("unit") < layers.index("converged"), layers
 
 
+def test_the_side_lane_yields_the_cpu_to_the_lab_lane_also_across_sessions(fake_make: Path) -> None:
+    lanes.main()
+    seen = {line.split()[0]: line.split()[2:] for line in fake_make.read_text().splitlines() if "nice=" in line}
+    for layer in ("lint", "unit", "molecule"):
+        assert seen[layer][0] == "nice=19", seen
+    assert seen["integration"][0] == "nice=0", seen
+    if seen["integration"][1] != "autogroup=none":  # the kernel shares the CPU between sessions first
+        for layer in ("lint", "unit", "molecule"):
+            assert seen[layer][1] == "autogroup=19", seen
+        assert seen["integration"][1] == "autogroup=0", seen
+
+
+def test_lowering_the_autogroup_of_a_gone_session_is_no_error(tmp_path: Path) -> None:
+    assert lanes.lower_autogroup(1, str(tmp_path / "missing" / "{pid}")) is False
+
+
 def test_a_failed_setup_runs_nothing_else(fake_make: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lanes, "FIRST", ("unit",))  # the stand-in fails "unit"
     assert lanes.main() == 1
-    assert fake_make.read_text().split() == ["unit", "default"]
+    assert [line.split()[:2] for line in fake_make.read_text().splitlines()] == [["unit", "default"]]
 
 
 def test_the_lanes_get_sigint_at_its_default_even_when_started_with_it_ignored(fake_make: Path, tmp_path: Path) -> None:
