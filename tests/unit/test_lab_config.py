@@ -72,6 +72,7 @@ def test_container_args_define_the_host(inventory_json: dict[str, Any]) -> None:
     assert "--ip 10.89.60.11" in joined
     assert "--publish 127.0.0.1:8443:443" in joined
     assert "--label portalops.lab=portalops" in joined
+    assert "--cpu-shares 8192" in joined  # ahead of molecule's containers (1024) on the CPU
     assert args[-2:] == ["localhost/img:1", "/sbin/init"]
 
 
