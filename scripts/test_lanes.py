@@ -4,8 +4,8 @@
 The lab tests (tests/integration) spend most of their wall time waiting on
 hosts: services restarting, probes timing out, drills polling. The other
 layers (lint, unit tests, every role's molecule scenario) need no lab and fit
-into that waiting, so they run beside it in a second lane, one scenario at a
-time. The lab lane streams to the terminal; the side lane writes
+into that waiting, so they run beside it in a second lane (two scenarios at a
+time), at the lowest CPU priority. The lab lane streams to the terminal; the side lane writes
 .lab/logs/test-side.log, says on the terminal when each of its layers ends, and
 is printed in full at the end. Then one table: each layer, its result, its wall
 time and how busy the machine's CPUs were meanwhile (so the next speed-up is chosen by
@@ -247,7 +247,9 @@ def main() -> int:
         (LOGS / INTEGRATION_XML).unlink(missing_ok=True)  # a table of this run's lab tests only
         env = {
             **os.environ,
-            "MOLECULE_JOBS": "2" if args.serial else "1",
+            # Two at a time beside the lab too: one scenario alone uses about one core (its controller and its
+            # containers take turns), and the lab lane, first on the CPU, leaves one or both idle while it waits.
+            "MOLECULE_JOBS": "2",
             "PORTALOPS_CONVERGE_DONE": str(converge_done),
         }
         try:
