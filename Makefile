@@ -18,7 +18,7 @@ MOLECULE_JOBS ?= 2
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-lanes bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -109,6 +109,9 @@ lock:  ## re-pin requirements.lock (runtime) and requirements-dev.lock (+ dev to
 
 bench-lab: setup  ## image build, cold and warm `lab up`, against a bare podman baseline
 	$(BIN)/python scripts/bench_lab.py
+
+bench-lanes: setup lab-image  ## does make test's side lane (nice + autogroup) and molecule's containers yield the CPU to the lab lane? vs without
+	$(BIN)/python scripts/bench_lanes.py
 
 bench-converge: setup  ## site.yml from bare, and the idempotent re-run with our ansible.cfg vs stock settings
 	$(BIN)/python scripts/bench_converge.py
