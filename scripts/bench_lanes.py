@@ -6,7 +6,7 @@ BURN_S seconds) started as `make test` starts its lanes, printing the CPU second
 ratio; the baseline is the same contest measured in the same run with the setting under test left out:
 
 1. Sessions: the lab lane's way (a session of its own, nice 0) against the side lane's way
-   (test_lanes: a session of its own at `nice -n 19`, its autogroup lowered), baseline `nice -n 19` only.
+   (test_lanes: a session of its own at `nice -n 19`, its autogroup at nice 10), baseline `nice -n 19` only.
 2. Containers: a lab container (`--cpu-shares` as `portalops lab up` gives it) against a container as
    molecule starts one (no setting), baseline two containers without the setting.
 
@@ -44,9 +44,8 @@ ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf")}
 
 def burn(argv: list[str], side_autogroup: bool = False) -> float:
     """CPU seconds the burners of ``argv`` got; in a session of their own, as test_lanes starts a lane."""
+    argv = [*test_lanes.LOWER_AUTOGROUP, *argv] if side_autogroup else argv
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
-    if side_autogroup:
-        test_lanes.lower_autogroup(process.pid)
     out, _ = process.communicate(timeout=BURN_S * 10)
     if process.returncode != 0:
         sys.exit(f"bench-lanes: {' '.join(argv[:6])} ... exited {process.returncode}")
@@ -81,7 +80,7 @@ def main() -> int:
     base = contest((shell, False), ([*test_lanes.NICE, *shell], False))
     ours = contest((shell, False), ([*test_lanes.NICE, *shell], True))
     print(line("sessions, side at nice 19 only (baseline)", *base))
-    print(line("sessions, side at nice 19 + autogroup 19", *ours))
+    print(line("sessions, side at nice 19 + autogroup 10", *ours))
     for name in ("bench-lanes-lab", "bench-lanes-side"):
         subprocess.run(["podman", "rm", "-f", "-t", "0", name], env=ENV, capture_output=True, check=False)
     started = time.monotonic()

@@ -26,7 +26,11 @@ except OSError:
 with open(sys.argv[1], "a") as out:
     out.write(f"{layer} {'ignored' if ignored else 'default'} nice={os.nice(0)} autogroup={group}\\n")
 if layer == "integration" and os.environ.get("FAKE_CONVERGE_S"):  # as the conftest's converge fixture does
-    time.sleep(float(os.environ["FAKE_CONVERGE_S"]))
+    # Converging until the side lane's unit layer ran (at most FAKE_CONVERGE_S): a side lane that
+    # waited for the converge before lint or unit would show up after "converged", however slow it is.
+    waited = time.monotonic() + float(os.environ["FAKE_CONVERGE_S"])
+    while time.monotonic() < waited and "unit " not in open(sys.argv[1]).read():
+        time.sleep(0.05)
     with open(sys.argv[1], "a") as out:
         out.write("converged done\\n")
     open(os.environ["PORTALOPS_CONVERGE_DONE"], "w").close()
@@ -65,7 +69,7 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
 def test_molecule_waits_for_the_labs_converge_and_lint_and_unit_do_not(
     fake_make: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FAKE_CONVERGE_S", "1.5")
+    monkeypatch.setenv("FAKE_CONVERGE_S", "30")
     assert lanes.main() == 1
     layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
     assert layers.index("lint") < layers.index("converged") < layers.index("molecule"), layers
@@ -80,12 +84,8 @@ def test_the_side_lane_yields_the_cpu_to_the_lab_lane_also_across_sessions(fake_
     assert seen["integration"][0] == "nice=0", seen
     if seen["integration"][1] != "autogroup=none":  # the kernel shares the CPU between sessions first
         for layer in ("lint", "unit", "molecule"):
-            assert seen[layer][1] == "autogroup=19", seen
+            assert seen[layer][1] == "autogroup=10", seen
         assert seen["integration"][1] == "autogroup=0", seen
-
-
-def test_lowering_the_autogroup_of_a_gone_session_is_no_error(tmp_path: Path) -> None:
-    assert lanes.lower_autogroup(1, str(tmp_path / "missing" / "{pid}")) is False
 
 
 def test_a_failed_setup_runs_nothing_else(fake_make: Path, monkeypatch: pytest.MonkeyPatch) -> None:
