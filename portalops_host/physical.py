@@ -45,6 +45,8 @@ def open_network() -> bool:
     if not CLOSED_DROPIN.exists():
         return False
     CLOSED_DROPIN.unlink()
+    with contextlib.suppress(OSError):  # the directory too, unless another drop-in is in it
+        CLOSED_DROPIN.parent.rmdir()
     systemctl("daemon-reload")
     return True
 

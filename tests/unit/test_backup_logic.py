@@ -1481,6 +1481,7 @@ def test_a_physical_restore_is_checked_and_replayed_closed_to_the_network_then_r
     assert command_restore_database(config, None, True, Log(None)) == EXIT_OK
     # The site cannot write between the start and the checksums; the replay too runs before it can.
     assert seen == ["exact check, closed", "replay, closed", "sound check, open"]
+    assert not closed_dropin.parent.exists()  # no empty drop-in directory left under /run
     assert unit.open and unit.calls == [
         ("stop", "mariadb"),
         ("daemon-reload",),
