@@ -37,7 +37,7 @@ from portalops_host.logical import (
     restore_id,
     restore_logical,
 )
-from portalops_host.physical import aside_path, restore_physical
+from portalops_host.physical import aside_path, reopen, restore_physical
 from portalops_host.pitr import BINLOG_INDEX, NO_PITR, binlog_files, pitr_rpo_line, pitr_rpo_seconds, point_in_time
 from portalops_host.restic import explain, restic_argv, restic_env, run_restic
 from portalops_host.snapshots import job_of, named, newest
@@ -238,7 +238,9 @@ def command_restore_database(
                 continue
             used = (path, snapshot, manifest)
             break
-        progress("verifying the restored databases" if used else "giving up", False)
+        physical = used is not None and used[0] == "physical"
+        verifying = "verifying the restored databases" + (", closed to the network" if physical else "")
+        progress(verifying if used else "giving up", False)
         if used is None:
             problems = failures or ["nothing was restored"]
         else:
@@ -253,7 +255,9 @@ def command_restore_database(
                 restored = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
                 problems = health_problems(manifest, restored) + mass_loss(manifest, restored, loss_thresholds(config))
             else:
-                log(f"verify: the restored databases against the snapshot's manifest ({manifest_size(manifest)})")
+                # restore_physical started MariaDB with networking off: nobody but us writes it until reopen.
+                log(f"verify: the restored databases against the snapshot's manifest ({manifest_size(manifest)}, "
+                    "MariaDB closed to the network)")  # fmt: skip
                 restored = live_manifest(list(manifest["databases"]), newest_titles_count(manifest))
                 problems = restored["errors"] + manifest_problems(manifest, restored)
             for problem in problems[:50]:
@@ -262,11 +266,19 @@ def command_restore_database(
                 said = "are sound" if path == "logical" else "match the manifest"
                 log(f"verify: ok, {manifest_size(manifest)} {said}")
             if not problems and path == "physical":
+                # Still closed: the replay applies the work since the backup before the site writes again.
+                progress("replaying the binary log, closed to the network", False)
                 replay = point_in_time(config, manifest, binlogs, until, until_position, log)
             elif not problems:
                 replay = {"replayed": False, "error": "a dump records no binary log position"}
                 log(f"{NO_PITR}: {replay['error']}")
+            if path == "physical":
+                progress("reopening MariaDB to the network", False)
+                reopened = reopen(log)
+                if reopened:
+                    problems.append(reopened)
             if replay.get("replayed"):
+                progress("verifying after the binary log replay", False)
                 # Now the backup plus the work since: sound, and no mass loss against the backup.
                 replayed = live_manifest(list(manifest["databases"]), newest_titles_count(manifest), checksums=False)
                 after = health_problems(manifest, replayed) + mass_loss(manifest, replayed, loss_thresholds(config))
@@ -284,6 +296,10 @@ def command_restore_database(
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        # However the run ends (a failed check, an exception, SIGTERM, the deadline): never left closed.
+        reopened = reopen(log)
+        if reopened:
+            problems.append(reopened)
         finished = now()
         result = restore_result(config, state, used, replay, failures, problems, datadir, started, finished)
         simple_status(config, "restore-database", started, "; ".join(problems), {"restore": result})

@@ -21,6 +21,14 @@ def lock_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 
 
 @pytest.fixture(autouse=True)
+def closed_dropin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A physical restore in a unit test closes and reopens MariaDB with a drop-in here, never under /run."""
+    path = tmp_path_factory.mktemp("run") / "mariadb.service.d" / "zz-portalops-restore-closed.conf"
+    monkeypatch.setattr("portalops_host.physical.CLOSED_DROPIN", path)
+    return path
+
+
+@pytest.fixture(autouse=True)
 def nothing_resolved() -> Iterator[None]:
     """Each test asks Ansible (or its fake) afresh: what one test resolved is not another's answer."""
     from portalops.inventory import RESOLVED

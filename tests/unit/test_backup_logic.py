@@ -28,6 +28,7 @@ from portalops_host.errors import (
     ConfigError,
     DeadlinePassed,
     JobError,
+    Terminated,
     Untouched,
 )
 from portalops_host.files import (
@@ -66,7 +67,7 @@ from portalops_host.logical import (
     swap_statement,
 )
 from portalops_host.maintenance import command_check, command_copy, future_snapshots
-from portalops_host.physical import aside_path, put_back, restore_physical, room_aside
+from portalops_host.physical import aside_path, put_back, reopen, restore_physical, room_aside
 from portalops_host.pins import command_release, command_status, loss_against, pinned_in, same_snapshot
 from portalops_host.pitr import (
     binlog_files,
@@ -1415,6 +1416,144 @@ def test_the_physical_path_is_refused_without_room_to_keep_a_mount_point_aside(
     # Moved within one filesystem (a rename), no room is needed.
     replace(monkeypatch, "same_filesystem", lambda path, other: True)
     assert room_aside(datadir, aside_path(datadir, moment)) == ""
+
+
+class FakeMariadbUnit:
+    """mariadb.service as systemd runs it: a drop-in counts from the daemon-reload after it is written or
+    removed; a (re)start listens on the network unless the loaded drop-in sets --skip-networking."""
+
+    def __init__(self, dropin: Path) -> None:
+        self.dropin, self.loaded, self.running, self.closed = dropin, False, True, False
+        self.calls: list[tuple[str, ...]] = []
+        self.fail: set[str] = set()
+
+    def systemctl(self, *args: str) -> None:
+        self.calls.append(args)
+        if args[0] in self.fail:
+            self.fail.discard(args[0])
+            raise JobError(f"systemctl {' '.join(args)} failed: Job for mariadb.service failed")
+        if args[0] == "daemon-reload":
+            self.loaded = self.dropin.is_file() and "MYSQLD_OPTS=--skip-networking" in self.dropin.read_text()
+        elif args[0] == "stop":
+            self.running = False
+        elif args[0] in ("start", "restart"):
+            self.running, self.closed = True, self.loaded
+
+    def mariadb(self, sql: str, *args: Any, **kwargs: Any) -> list[list[str]]:
+        assert self.running and sql == "SELECT @@skip_networking", sql
+        return [["1" if self.closed else "0"]]
+
+    @property
+    def open(self) -> bool:
+        return self.running and not self.closed and not self.dropin.exists()
+
+
+def closed_restore_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> tuple[dict[str, Any], FakeMariadbUnit, list[str]]:
+    """A physical restore of snapshot bbbb whose move-back, MariaDB and binary log replay are fakes; the
+    list says, for each check, whether MariaDB was closed to the network while it ran."""
+    config, datadir, _ = physical_restore_setup(tmp_path, monkeypatch)
+    config = {**config, "jobs": DB_JOBS, "mariadb_datadir": str(datadir), "binlog_index": str(tmp_path / "none")}
+    unit, seen = FakeMariadbUnit(closed_dropin), []
+    replace(monkeypatch, "systemctl", unit.systemctl)
+    replace(monkeypatch, "mariadb", unit.mariadb)
+    replace(monkeypatch, "move_back", lambda prepared, datadir: (datadir / "wp").mkdir())
+    replace(monkeypatch, "database_snapshots", lambda config: [snap("bbbb", "db-physical", "2026-11-27T01:30:00Z")])
+
+    def live(databases: list[str], newest: int, checksums: bool = True) -> dict[str, Any]:
+        seen.append(f"{'exact' if checksums else 'sound'} check, {'closed' if unit.closed else 'open'}")
+        return {**manifest(5), "errors": []}
+
+    def replay(*args: Any) -> dict[str, Any]:
+        seen.append(f"replay, {'closed' if unit.closed else 'open'}")
+        return {"replayed": True, "from": "mariadb-bin.000001:4", "to": "end", "how": "found in the binary log"}
+
+    replace(monkeypatch, "live_manifest", live)
+    replace(monkeypatch, "point_in_time", replay)
+    return config, unit, seen
+
+
+def test_a_physical_restore_is_checked_and_replayed_closed_to_the_network_then_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_dropin: Path
+) -> None:
+    config, unit, seen = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_OK
+    # The site cannot write between the start and the checksums; the replay too runs before it can.
+    assert seen == ["exact check, closed", "replay, closed", "sound check, open"]
+    assert not closed_dropin.parent.exists()  # no empty drop-in directory left under /run
+    assert unit.open and unit.calls == [
+        ("stop", "mariadb"),
+        ("daemon-reload",),
+        ("start", "mariadb"),
+        ("daemon-reload",),
+        ("restart", "mariadb"),
+    ]
+    out = capsys.readouterr().out
+    closed = out.index("physical: MariaDB started with networking off for the exact check")
+    assert closed < out.index("verify: ok") < out.index("physical: MariaDB reopened to the network")
+    result = json.loads(out.splitlines()[-1])
+    assert result["problems"] == [] and result["path"] == "physical" and result["live_changed"] is True
+
+
+def test_a_physical_restore_that_fails_its_exact_check_is_reopened_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_dropin: Path
+) -> None:
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    replace(monkeypatch, "live_manifest", lambda *a, **k: {**manifest(5, "222"), "errors": []})
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_FAILED
+    assert unit.open and unit.calls[-2:] == [("daemon-reload",), ("restart", "mariadb")]
+    out = capsys.readouterr().out
+    assert "verify: DIFFERS: wp.wp_posts: checksum 222, manifest 111" in out
+    assert "physical: MariaDB reopened to the network" in out
+    assert "point-in-time" not in out and json.loads(out.splitlines()[-1])["problems"] == [
+        "wp.wp_posts: checksum 222, manifest 111"
+    ]
+
+
+@pytest.mark.parametrize("stop", [DeadlinePassed("the restore's deadline of 60 s passed"), Terminated("signal 15")])
+def test_a_restore_stopped_during_its_closed_check_still_reopens_mariadb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path, stop: BaseException
+) -> None:
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+
+    def stopped(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        assert unit.closed
+        raise stop
+
+    replace(monkeypatch, "live_manifest", stopped)
+    with pytest.raises(type(stop)):
+        command_restore_database(config, None, True, Log(None))
+    assert unit.open and unit.calls[-2:] == [("daemon-reload",), ("restart", "mariadb")]
+    status = json.loads((tmp_path / "restore-database.json").read_text())
+    assert status["ok"] is False and "stopped during verifying the restored databases, closed" in status["errors"][0]
+
+
+def test_a_restore_whose_reopen_fails_is_not_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_dropin: Path
+) -> None:
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    unit.fail.add("restart")
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_FAILED
+    problems = json.loads(capsys.readouterr().out.splitlines()[-1])["problems"]
+    assert problems == ["MariaDB could not be reopened to the network: systemctl restart mariadb failed: "
+                        "Job for mariadb.service failed"]  # fmt: skip
+
+
+def test_a_physical_restore_whose_closed_start_fails_puts_the_old_data_back_on_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    unit.fail.add("start")
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    datadir = Path(config["mariadb_datadir"])
+    with pytest.raises(JobError, match="systemctl start mariadb failed"):
+        restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, Log(None))
+    assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+    assert (datadir / "wp" / "data").read_text() == "wp"
+    # put_back removed the drop-in before its start: its own data, on the network as before.
+    assert unit.open and unit.calls[-3:] == [("stop", "mariadb"), ("daemon-reload",), ("start", "mariadb")]
+    assert not reopen(Log(None)) and unit.calls[-1] == ("start", "mariadb")  # nothing left to reopen
 
 
 def test_sigterm_puts_the_old_data_directory_back_and_ends_the_wrapper(
