@@ -81,7 +81,7 @@ def test_the_side_lane_yields_the_cpu_to_the_lab_lane_also_across_sessions(fake_
     seen = {line.split()[0]: line.split()[2:] for line in fake_make.read_text().splitlines() if "nice=" in line}
     for layer in ("lint", "unit", "molecule"):
         assert seen[layer][0] == "nice=19", seen
-    assert seen["integration"][0] == "nice=0", seen
+    assert seen["integration"][0] == f"nice={os.nice(0)}", seen  # as this test runs (in make test: the side lane's)
     if seen["integration"][1] != "autogroup=none":  # the kernel shares the CPU between sessions first
         for layer in ("lint", "unit", "molecule"):
             assert seen[layer][1] == "autogroup=10", seen
