@@ -246,7 +246,14 @@ class Lab:
         self.podman.preflight()
         removed = [c.name for c in self.podman.containers(self.config.label)]
         if removed:
-            self.podman.run("rm", "--force", "--time", "3", *removed, timeout=120)
+            try:
+                self.podman.run("rm", "--force", "--time", "3", *removed, timeout=120)
+            except CommandFailed:
+                # podman 4.3 fails a container that stopped while it stopped it ("cannot remove container ...
+                # could not be stopped: ... container state improper: stopped"); a second rm removes it.
+                left = [c.name for c in self.podman.containers(self.config.label)]
+                if left:
+                    self.podman.run("rm", "--force", "--time", "3", *left, timeout=120)
         net = self.podman.network_inspect(self.config.network)
         if net is not None and (net.get("labels") or {}).get("portalops.lab") == self.config.name:
             self.podman.run("network", "rm", "--force", self.config.network)

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from portalops.errors import BadInput
+from portalops.errors import BadInput, CommandFailed
 from portalops.inventory import parse_inventory
 from portalops.lab.config import container_args, lab_config, spec_hash_of
+from portalops.lab.lab import Lab
+from portalops.lab.podman import Container
 
 
 def config_of(data: dict[str, Any]) -> Any:
@@ -84,3 +86,37 @@ def test_spec_hash_changes_with_what_defines_the_host(inventory_json: dict[str, 
     assert base != spec_hash_of(container_args(config, web1, "img:2", "key-a"))
     assert base != spec_hash_of(container_args(config, web1, "img:1", "key-b"))
     assert base != spec_hash_of(container_args(config, config.host("db1"), "img:1", "key-a"))
+
+
+class RacingPodman:
+    """podman whose first `rm` fails as podman 4.3 does on a container that stopped meanwhile."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.left = list(names)
+        self.calls: list[tuple[str, ...]] = []
+
+    def preflight(self) -> None:
+        pass
+
+    def containers(self, label: str) -> list[Container]:
+        return [Container(name=n, id=n, state="exited", labels={"portalops.lab": "portalops"}) for n in self.left]
+
+    def network_inspect(self, name: str) -> None:
+        return None
+
+    def run(self, *args: str, **_: Any) -> None:
+        self.calls.append(args)
+        if args[0] == "rm":
+            if len(self.calls) == 1:
+                self.left = self.left[1:]  # podman removed the others before it failed
+                raise CommandFailed("podman rm: exit 2: container state improper: stopped")
+            self.left = [n for n in self.left if n not in args]
+
+
+def test_lab_down_removes_a_container_that_stopped_while_podman_stopped_it(inventory_json: dict[str, Any]) -> None:
+    podman = RacingPodman(["portalops-web1", "portalops-db1"])
+    said: list[str] = []
+    Lab(config_of(inventory_json), said.append, podman=podman).down()  # type: ignore[arg-type]
+    assert podman.left == [], podman.calls
+    assert podman.calls[-1] == ("rm", "--force", "--time", "3", "portalops-db1"), podman.calls
+    assert said == ["removed: portalops-web1, portalops-db1"], said
