@@ -5,7 +5,7 @@ The lab tests (tests/integration) spend most of their wall time waiting on
 hosts: services restarting, probes timing out, drills polling. The other
 layers (lint, unit tests, every role's molecule scenario) need no lab and fit
 into that waiting, so they run beside it in a second lane (two scenarios at a
-time), at the lowest CPU priority. The lab lane streams to the terminal; the side lane writes
+time), second on the CPU. The lab lane streams to the terminal; the side lane writes
 .lab/logs/test-side.log, says on the terminal when each of its layers ends, and
 is printed in full at the end. Then one table: each layer, its result, its wall
 time and how busy the machine's CPUs were meanwhile (so the next speed-up is chosen by
