@@ -42,9 +42,8 @@ BURN = f"for i in $(seq {CORES}); do timeout {BURN_S} sh -c 'while :; do :; done
 ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "lab" / "containers.conf")}
 
 
-def burn(argv: list[str], side_autogroup: bool = False) -> float:
+def burn(argv: list[str]) -> float:
     """CPU seconds the burners of ``argv`` got; in a session of their own, as test_lanes starts a lane."""
-    argv = [*test_lanes.LOWER_AUTOGROUP, *argv] if side_autogroup else argv
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
     out, _ = process.communicate(timeout=BURN_S * 10)
     if process.returncode != 0:
@@ -58,10 +57,10 @@ def seconds(times: str) -> float:
     return int(minutes) * 60 + float(rest)
 
 
-def contest(lab: tuple[list[str], bool], side: tuple[list[str], bool]) -> tuple[float, float]:
+def contest(lab: list[str], side: list[str]) -> tuple[float, float]:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        got_lab = pool.submit(burn, *lab)
-        got_side = pool.submit(burn, *side)
+        got_lab = pool.submit(burn, lab)
+        got_side = pool.submit(burn, side)
         return got_lab.result(), got_side.result()
 
 
@@ -69,30 +68,30 @@ def container(name: str, *options: str) -> list[str]:
     return ["podman", "run", "--rm", "--name", name, *options, STABLE_TAG, "bash", "-c", BURN]
 
 
+def share(lab: float, side: float) -> float:
+    return lab / (lab + side) if lab + side else 0.0
+
+
 def line(what: str, lab: float, side: float) -> str:
-    share = lab / (lab + side) if lab + side else 0.0
-    return f"{what:<44} lab {lab:6.1f} s  side {side:6.1f} s  lab's share {share:4.0%}"
+    return f"{what:<44} lab {lab:6.1f} s  side {side:6.1f} s  lab's share {share(lab, side):4.0%}"
 
 
 def main() -> int:
     shell = ["bash", "-c", BURN]
     print(f"bench-lanes: {CORES} cores, {BURN_S} s of busy loops per contest")
-    base = contest((shell, False), ([*test_lanes.NICE, *shell], False))
-    ours = contest((shell, False), ([*test_lanes.NICE, *shell], True))
+    base = contest(shell, [*test_lanes.NICE, *shell])
+    ours = contest(shell, [*test_lanes.LOWER_AUTOGROUP, *test_lanes.NICE, *shell])
     print(line("sessions, side at nice 19 only (baseline)", *base))
     print(line("sessions, side at nice 19 + autogroup 10", *ours))
     for name in ("bench-lanes-lab", "bench-lanes-side"):
         subprocess.run(["podman", "rm", "-f", "-t", "0", name], env=ENV, capture_output=True, check=False)
     started = time.monotonic()
-    base_c = contest((container("bench-lanes-lab"), False), (container("bench-lanes-side"), False))
-    ours_c = contest(
-        (container("bench-lanes-lab", "--cpu-shares", str(CPU_SHARES)), False), (container("bench-lanes-side"), False)
-    )
+    base_c = contest(container("bench-lanes-lab"), container("bench-lanes-side"))
+    ours_c = contest(container("bench-lanes-lab", "--cpu-shares", str(CPU_SHARES)), container("bench-lanes-side"))
     print(line("containers, no shares (baseline)", *base_c))
     print(line(f"containers, lab at --cpu-shares {CPU_SHARES}", *ours_c))
-    ratio = (ours[0] / (ours[0] + ours[1])) / (base[0] / (base[0] + base[1]))
-    ratio_c = (ours_c[0] / (ours_c[0] + ours_c[1])) / (base_c[0] / (base_c[0] + base_c[1]))
-    print(f"lab lane's CPU share against the baseline: sessions x{ratio:.2f}, containers x{ratio_c:.2f}")
+    sessions, containers = share(*ours) / share(*base), share(*ours_c) / share(*base_c)
+    print(f"lab lane's CPU share against the baseline: sessions x{sessions:.2f}, containers x{containers:.2f}")
     print(f"(containers measured in {time.monotonic() - started:.0f} s, image {STABLE_TAG})")
     return 0
 
