@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -63,6 +64,10 @@ WAITS_FOR_CONVERGE = ("molecule",)
 WAIT_LIMIT = 45 * 60
 STAT = Path("/proc/stat")
 INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration target writes it
+# In LOGS: one JSON line per lab test, the machine's busy and total CPU jiffies while it ran (setup and
+# teardown included), written by tests/integration/conftest.py where PORTALOPS_TEST_CPU_LOG names it. A
+# module that is slow with idle CPUs waits (for alerts, polls, timeouts); a busy one computes.
+INTEGRATION_CPU = "integration-cpu.jsonl"
 
 
 @dataclass
@@ -192,14 +197,33 @@ def by_module(junit: Path) -> list[tuple[str, float, int]]:
     return sorted(((m, s, n) for m, (s, n) in totals.items()), key=lambda row: -row[1])
 
 
-def module_table(junit: Path) -> str:
+def cpu_by_module(log: Path) -> dict[str, float]:
+    """Each module's share of busy CPU while its tests ran, from the lab tests' CPU log (INTEGRATION_CPU)."""
+    jiffies: dict[str, tuple[int, int]] = {}
+    try:
+        lines = log.read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+            module, busy, total = str(record["module"]), int(record["busy"]), int(record["total"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a killed run counts for nothing
+        was = jiffies.get(module, (0, 0))
+        jiffies[module] = (was[0] + busy, was[1] + total)
+    return {module: busy / total for module, (busy, total) in jiffies.items() if total > 0}
+
+
+def module_table(junit: Path, cpu_log: Path | None = None) -> str:
     try:
         rows = by_module(junit)
     except (OSError, ET.ParseError) as error:
         return f"(no time per lab test module: {error})"
-    lines = [f"{'lab test module':<48} {'tests':>5} {'wall':>8}"]
+    cpu = cpu_by_module(cpu_log) if cpu_log else {}
+    lines = [f"{'lab test module':<48} {'tests':>5} {'wall':>8} {'cpu busy':>9}"]
     lines += [
-        f"{module.removeprefix('tests.integration.'):<48} {count:>5} {seconds / 60:7.1f}m"
+        f"{module.removeprefix('tests.integration.'):<48} {count:>5} {seconds / 60:7.1f}m {percent(cpu.get(module)):>9}"
         for module, seconds, count in rows
     ]
     return "\n".join(lines)
@@ -235,12 +259,14 @@ def main() -> int:
         converge_done = LOGS / CONVERGE_DONE
         converge_done.unlink(missing_ok=True)
         (LOGS / INTEGRATION_XML).unlink(missing_ok=True)  # a table of this run's lab tests only
+        (LOGS / INTEGRATION_CPU).unlink(missing_ok=True)
         env = {
             **os.environ,
             # Two at a time beside the lab too: one scenario alone uses about one core (its controller and its
             # containers take turns), and the lab lane, first on the CPU, leaves one or both idle while it waits.
             "MOLECULE_JOBS": "2",
             "PORTALOPS_CONVERGE_DONE": str(converge_done),
+            "PORTALOPS_TEST_CPU_LOG": str(LOGS / INTEGRATION_CPU),
         }
         try:
             if args.serial:
@@ -272,7 +298,7 @@ def main() -> int:
             say(f"--- the layers beside the lab ({side.log}) ---")
             sys.stdout.write(side.log.read_text(errors="replace"))
     if (LOGS / INTEGRATION_XML).exists() and lab.layers[0].code is not None:
-        say(module_table(LOGS / INTEGRATION_XML))
+        say(module_table(LOGS / INTEGRATION_XML, LOGS / INTEGRATION_CPU))
     say(table(layers, time.monotonic() - began, busy_between(at_start, cpu_jiffies()), alone))
     return 0 if all(x.code == 0 for x in layers) else 1
 

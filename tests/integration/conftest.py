@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +14,30 @@ import pytest
 from portalops.inventory import load_inventory
 from portalops.lab.config import LabConfig, lab_config
 from tests.integration.helpers import failed_tasks, playbook, portalops
+from tests.unit.hostscripts import load
 
 SITE = "playbooks/site.yml"
+LANES = load("test_lanes", "scripts/test_lanes.py")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under `make test` (PORTALOPS_TEST_CPU_LOG): how busy the machine's CPUs were while each lab test ran,
+    its fixtures' setup and teardown included, for the table per module that `make test` prints."""
+    log = os.environ.get("PORTALOPS_TEST_CPU_LOG")
+    before, started = LANES.cpu_jiffies(), time.monotonic()
+    yield
+    after = LANES.cpu_jiffies()
+    if log and before and after:
+        record = {
+            "test": item.nodeid,
+            "module": item.module.__name__ if isinstance(item, pytest.Function) else item.nodeid,
+            "seconds": round(time.monotonic() - started, 1),
+            "busy": after[0] - before[0],
+            "total": after[1] - before[1],
+        }
+        with Path(log).open("a") as out:
+            out.write(json.dumps(record) + "\n")
 
 
 @pytest.fixture(scope="session")

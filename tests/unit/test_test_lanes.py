@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -150,8 +151,35 @@ def test_the_lab_tests_are_summed_per_module_slowest_first(tmp_path: Path) -> No
         ("tests.integration.test_lab", 1.5, 1),
     ]
     shown = lanes.module_table(junit).splitlines()
-    assert shown[1].split() == ["test_site_patch", "1", "15.0m"]
+    assert shown[1].split() == ["test_site_patch", "1", "15.0m", "?"]  # no CPU log: the share is unknown
     assert "no time per lab test module" in lanes.module_table(tmp_path / "missing.xml")
+
+
+def test_each_lab_test_module_says_how_busy_the_cpus_were_while_its_tests_ran(tmp_path: Path) -> None:
+    junit = tmp_path / "integration.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.integration.test_site_responder" name="test_drill" time="600"/>'
+        '<testcase classname="tests.integration.test_site" name="test_second_run" time="300"/>'
+        "</testsuite></testsuites>"
+    )
+    log = tmp_path / "integration-cpu.jsonl"
+    records = [
+        {"module": "tests.integration.test_site_responder", "busy": 30, "total": 200},
+        {"module": "tests.integration.test_site_responder", "busy": 20, "total": 200},
+        {"module": "tests.integration.test_site", "busy": 190, "total": 200},
+    ]
+    # the last line of a run killed while writing it counts for nothing
+    log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"module": "tests.integ')
+    assert lanes.cpu_by_module(log) == {
+        "tests.integration.test_site_responder": 50 / 400,
+        "tests.integration.test_site": 190 / 200,
+    }
+    shown = lanes.module_table(junit, log).splitlines()
+    assert shown[0].split()[-2:] == ["cpu", "busy"]
+    assert shown[1].split() == ["test_site_responder", "1", "10.0m", "12%"]
+    assert shown[2].split() == ["test_site", "1", "5.0m", "95%"]
+    assert lanes.cpu_by_module(tmp_path / "none.jsonl") == {}
 
 
 def test_the_table_says_how_busy_the_cpus_were(fake_make: Path, capsys: pytest.CaptureFixture[str]) -> None:
