@@ -146,7 +146,7 @@ class ResponderWatch:
         self,
         config: Config,
         progress: Callable[[str], None] = print,
-        poll: float = 2.0,
+        poll: float = 1.0,  # a look at Alertmanager and the journals: cheap; each stage is seen within 1 s
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

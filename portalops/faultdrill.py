@@ -820,18 +820,22 @@ class Drill:
             result.ok = False
         return result
 
-    def _when_busy_retry(self, action: Callable[[], T], wait: float) -> T:
-        """``action`` again every 5 s while another run holds its hosts (as a person would), up to ``wait`` s:
-        a run the monitoring started for a late or flapping alert may still be on them."""
+    def _when_busy_retry(self, action: Callable[[], T], wait: float, every: float = 1.0) -> T:
+        """``action`` again every ``every`` s while another run holds its hosts (as a person would), up to
+        ``wait`` s: a run the monitoring started for a late or flapping alert may still be on them. Taking a
+        free lock is cheap; the holder's run is what the drill waits for, so it goes on the moment that ends."""
         deadline = time.monotonic() + wait
+        said = ""
         while True:
             try:
                 return action()
             except EnvironmentProblem as busy:
                 if BUSY not in busy.message or time.monotonic() > deadline:
                     raise
-                self.progress(f"drill: {busy.message}; trying again in 5 s")
-                time.sleep(5)
+                if busy.message != said:
+                    self.progress(f"drill: {busy.message}; trying again every {every:g} s")
+                    said = busy.message
+                time.sleep(every)
 
     @contextlib.contextmanager
     def _when_free(self, hosts: Sequence[str], what: str, wait: float) -> Iterator[TargetLock]:

@@ -363,11 +363,11 @@ class Store:
         with self.lock:
             return dict(self.open)
 
-    def try_close(self, incident: str) -> dict[str, Any] | None:
-        """Close when the runbook verified recovery and the alert resolved; the ``closed`` event, or None."""
+    def closes_at(self, incident: str) -> datetime | None:
+        """When the incident closes if nothing changes: its verified recovery plus the settle, once every
+        alert of it resolved; None while it cannot close yet for another reason, or is closed."""
         with self.lock:
-            journal = self.journal(incident)
-            events = journal.events
+            events = self.journal(incident).events
             state = RunState.replay(events)
             if any(e.get("event") == "closed" for e in events):
                 return None
@@ -375,11 +375,20 @@ class Store:
                 return None
             if not any(e.get("event") == "alert_resolved" for e in events):
                 return None
+            return parse_stamp(str(state.end["ts"])) + self.settle
+
+    def try_close(self, incident: str) -> dict[str, Any] | None:
+        """Close when the runbook verified recovery and the alert resolved; the ``closed`` event, or None."""
+        with self.lock:
+            due = self.closes_at(incident)
+            if due is None or self.clock() < due:
+                return None  # the responder closes it when the settle passed (Responder.close schedules it)
+            journal = self.journal(incident)
+            events = journal.events
+            state = RunState.replay(events)
             start = state.start
             detected = parse_stamp(str(start["detected"]))
             recovered = parse_stamp(str(state.end["ts"]))
-            if self.clock() < recovered + self.settle:
-                return None  # the sweep closes it once the settle passed
             resolved = [e for e in events if e.get("event") == "alert_resolved"][-1]
             closed = journal.write(
                 "closed",

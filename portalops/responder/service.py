@@ -7,9 +7,10 @@ running the runbook, closing) goes to a thread pool, each step journalled in the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ from portalops.runbook.notify import Notice, Notifier
 from portalops.runbook.outcome import RunbookExit
 
 LOG = logging.getLogger("portalops.responder")
+CLOSE_MARGIN = 0.2  # s after the settle's end: the store's clock has then passed it, whatever the timer's jitter
+
+
+def _daemon_timer(delay: float, fn: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def is_heartbeat(alert: Alert) -> bool:
@@ -47,6 +56,10 @@ class Responder:
     _pending: set[Future[None]] = field(init=False, default_factory=set)
     _clocks: threading.Lock = field(init=False, default_factory=threading.Lock)  # one clock check at a time
     _clock_cache: reporting.ClockCache = field(init=False, default_factory=dict)  # journals read, by path
+    # Calls a function after so many seconds (a daemon timer; tests hand in their own).
+    later: Callable[[float, Callable[[], None]], object] | None = None
+    _closing: dict[str, object] = field(init=False, default_factory=dict)  # incident -> its settle's timer
+    _closing_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="responder")
@@ -167,6 +180,25 @@ class Responder:
         if closed is not None:
             LOG.info("incident %s closed: MTTD %s s, MTTR %s s", incident, closed["mttd_s"], closed["mttr_s"])
             self._notify(incident, closed_notice(start_event(self.store.events(incident)), incident, closed))
+            return
+        # Recovered and resolved, within the settle: closed the moment the settle passed, not at the sweep
+        # after it (up to a reconcile interval later, which told the duty team nothing more).
+        due = self.store.closes_at(incident)
+        if due is not None:
+            self._close_later(incident, max((due - self.store.clock()).total_seconds(), 0.0))
+
+    def _close_later(self, incident: str, delay: float) -> None:
+        """``close`` again once ``delay`` s passed; one pending per incident."""
+
+        def due() -> None:
+            with self._closing_lock:
+                self._closing.pop(incident, None)
+            with contextlib.suppress(RuntimeError):  # the responder shut down meanwhile: its pool takes no more
+                self._submit(self.close, incident)
+
+        with self._closing_lock:  # held while the timer starts: ``due`` cannot pop before it is recorded
+            if incident not in self._closing:
+                self._closing[incident] = (self.later or _daemon_timer)(delay + CLOSE_MARGIN, due)
 
     def sweep(self) -> None:
         """Close what a person's run recovered after the alert had resolved; warn of reporting clocks."""
@@ -198,6 +230,9 @@ class Responder:
 
     def shutdown(self) -> None:
         """Queued tasks are dropped; a run under way goes on in its own process (the unit's KillMode=process)."""
+        for timer in list(self._closing.values()):
+            if isinstance(timer, threading.Timer):
+                timer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -455,6 +455,51 @@ def test_the_same_fault_reported_late_joins_the_recovered_incident_and_pages_no_
     assert Store(world.root, "inventory/lab", RUNBOOKS).probation == {}
 
 
+def test_an_incident_closes_when_its_settle_ends_with_no_sweep_in_between(world: World) -> None:
+    """Recovered and resolved within the settle: it closes once the settle passed, not before, and not only
+    at the next reconciliation's sweep (an hour away here; a minute by default)."""
+    url = world.start(settle=1.5)
+    post(url, webhook(alert()))
+    world.responder.drain()
+    [incident] = world.incidents()
+    post(url, webhook(alert(status="resolved")))
+    world.responder.drain()
+    recovered = parse_time(world.events(incident, "end")[-1]["ts"], "ts")
+    assert not world.events(incident, "closed") or datetime.now(UTC) >= recovered + timedelta(seconds=1.5)
+    wait_for(lambda: world.events(incident, "closed"), seconds=5)
+    [closed] = world.events(incident, "closed")
+    assert parse_time(closed["ts"], "ts") >= recovered + timedelta(seconds=1.5)
+    assert world.peer.notices[-1]["event"] == "resolution"
+
+
+def test_a_pending_close_waits_for_the_settle_again_when_the_alert_fires_meanwhile(tmp_path: Path) -> None:
+    """The settle's timer only asks the store again: an alert firing again by then keeps the incident open."""
+    scheduled: list[tuple[float, Callable[[], None]]] = []
+    config = Config(incidents=tmp_path, inventory="inventory/lab", auto_run=("l1_portal_unreachable",), settle=60)
+    store = Store(tmp_path, config.inventory, RUNBOOKS, settle=60)
+    runner = FakeRunner(tmp_path)
+    responder = Responder(config, store, Notifier([]), runner, later=lambda s, fn: scheduled.append((s, fn)))
+    try:
+        responder.receive(parse_webhook(webhook(alert())), "webhook")
+        responder.drain()
+        [incident] = sorted(p.parent.name for p in tmp_path.glob("*/journal.jsonl"))
+        responder.receive(parse_webhook(webhook(alert(status="resolved"))), "webhook")
+        responder.drain()
+        [(delay, due)] = scheduled  # one timer, however many times it was asked
+        assert 59 <= delay <= 60.5, delay
+        responder.close(incident)
+        assert len(scheduled) == 1
+        responder.receive(parse_webhook(webhook(alert(starts="2026-03-10T02:00:00Z"))), "webhook")
+        responder.drain()
+        due()
+        responder.drain()
+        events = read_events(tmp_path / incident / "journal.jsonl")
+        assert store.firing(events), events
+        assert not [e for e in events if e["event"] == "closed"], events
+    finally:
+        responder.shutdown()
+
+
 def test_a_late_alert_that_keeps_firing_past_the_settle_moves_to_an_incident_of_its_own(world: World) -> None:
     """Joined after the recovery but still active a settle later: not the old fault's tail but a fault of its
     own, told and run like any; the old incident no longer waits for it and closes."""
