@@ -209,10 +209,13 @@ def before_restore(log: Log) -> str:
     anything is touched or any status written); a stale one, or one without an owner (the run lock, held
     by every restore, says no restore of this configuration runs), is removed and MariaDB reopened.
     '' or what failed (the restore goes on; its own reopen tries again)."""
-    found, owner = found_dropin()
+    try:
+        found, owner = found_dropin()
+    except OSError as exc:
+        raise JobError(f"cannot read {CLOSED_DROPIN}: {exc}; whether a restore runs cannot be told") from exc
     if found is Found.BUSY:
         raise LockError(f"refused: {said(found, owner)}")
-    if found in (Found.STALE, Found.UNOWNED, Found.MINE):
+    if found in (Found.STALE, Found.UNOWNED):
         log(f"restore-database: removing the {found.value} drop-in a previous restore left: {said(found, owner)}")
         return reopen(log)
     return ""
