@@ -204,11 +204,12 @@ def reopen(log: Log) -> str:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
-def before_restore(log: Log) -> str:
+def before_restore(log: Log) -> None:
     """A restore starts with no drop-in but its own: a running restore's refuses this one (LockError, before
     anything is touched or any status written); a stale one, or one without an owner (the run lock, held
-    by every restore, says no restore of this configuration runs), is removed and MariaDB reopened.
-    '' or what failed (the restore goes on; its own reopen tries again)."""
+    by every restore, says no restore of this configuration runs), is removed and MariaDB reopened. A reopen
+    that fails here is logged and the restore goes on: it stops and starts MariaDB itself (physical), or
+    fails on a server it cannot reach (logical), and says so then."""
     try:
         found, owner = found_dropin()
     except OSError as exc:
@@ -217,8 +218,7 @@ def before_restore(log: Log) -> str:
         raise LockError(f"refused: {said(found, owner)}")
     if found in (Found.STALE, Found.UNOWNED):
         log(f"restore-database: removing the {found.value} drop-in a previous restore left: {said(found, owner)}")
-        return reopen(log)
-    return ""
+        reopen(log)
 
 
 def unit_state(unit: str) -> str:

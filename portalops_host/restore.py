@@ -183,7 +183,7 @@ def command_restore_database(
         )
         return EXIT_BAD_INPUT
     # A running restore's drop-in refuses this one here, before any status is written; a stale one goes.
-    reopen_failed = before_restore(log)
+    before_restore(log)
     started = now()
     rid = restore_id(started)
     seconds = float(deadline or config.get("restore_timeout_s", RESTORE_TIMEOUT))
@@ -193,6 +193,7 @@ def command_restore_database(
     problems: list[str] = []
     used: tuple[str, dict[str, Any], dict[str, Any]] | None = None
     replay: dict[str, Any] = {}
+    reopen_failed = ""  # a failed reopen, whichever attempt: one problem
     state: dict[str, Any] = {"id": rid, "phase": "starting", "live_changed": False}
 
     def progress(phase: str, live_changed: bool | None, **extra: Any) -> None:
