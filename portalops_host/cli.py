@@ -10,12 +10,16 @@
         no php-fpm pool runs its pm.max_children, nor logged reaching it in the last M minutes
     portalops-host check slow-queries --log FILE
         MariaDB's slow log holds no query of the last hour
+    portalops-host check restore-closed
+        no restore-database left MariaDB closed to the network (75: a running restore's, busy)
+    portalops-host mariadb reopen-stale
+        a stale restore drop-in removed and MariaDB restarted on the network (75: a running restore's, left)
     portalops-host backup status-dir [--config FILE]
         the directory portalops-backup keeps its status in
     portalops-host visits --log FILE --start ISO --end ISO --domains JSON
         visits and unique visitors per site and Beijing day in the access log and its rotations (JSON)
 
-Exit codes: 0 as wanted, 1 not (visits: a log it cannot read), 2 bad arguments.
+Exit codes: 0 as wanted, 1 not (visits: a log it cannot read), 2 bad arguments, 75 cannot tell (or busy).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from pathlib import Path
 
 from portalops_host.certificates import command_certificates
 from portalops_host.checks import command_backup_age, command_status_dir
+from portalops_host.closed import command_reopen_stale, command_restore_closed
 from portalops_host.config import CONFIG
 from portalops_host.edge import command_edge_content
+from portalops_host.log import Log
 from portalops_host.phpfpm import command_fpm_saturation
 from portalops_host.slowlog import command_slow_queries
 from portalops_host.visits import command_visits
@@ -51,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     fpm.add_argument("--log", required=True, help="php-fpm's log")
     slow = checks.add_parser("slow-queries", help="MariaDB's slow log holds no query of the last hour")
     slow.add_argument("--log", required=True, help="the slow query log")
+    checks.add_parser("restore-closed", help="no restore-database left MariaDB closed to the network")
+    server = commands.add_parser("mariadb", help="MariaDB on this host")
+    server_acts = server.add_subparsers(dest="act", required=True)
+    server_acts.add_parser("reopen-stale", help="a stale restore drop-in removed, MariaDB restarted on the network")
     backup = commands.add_parser("backup", help="what portalops-backup's configuration says")
     answers = backup.add_subparsers(dest="answer", required=True)
     status_dir = answers.add_parser("status-dir", help="the directory portalops-backup keeps its status in")
@@ -69,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "backup":
         return command_status_dir(Path(args.config))
+    if args.command == "mariadb":
+        return command_reopen_stale(Log(None))
     if args.command == "visits":
         return command_visits(args.log, args.start, args.end, args.domains)
     if args.check == "backup-age":
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return command_certificates(args.days)
     if args.check == "edge-content":
         return command_edge_content()
+    if args.check == "restore-closed":
+        return command_restore_closed()
     if args.check == "fpm-saturation":
         return command_fpm_saturation(args.pools, Path(args.log), args.minutes)
     return command_slow_queries(Path(args.log))

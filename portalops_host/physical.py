@@ -7,78 +7,15 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from portalops_host.database import RESTORE_DIR, mariadb, systemctl
+from portalops_host.closed import close_network, networking_off, open_network
+from portalops_host.database import RESTORE_DIR, systemctl
 from portalops_host.errors import JobError
 from portalops_host.log import Log
 from portalops_host.restic import run_restic
-
-# While a physical restore verifies the restored data exactly, MariaDB listens on its unix socket only: the
-# site (cms1) cannot write it between the start and the checksums (WordPress writes transients on any page
-# view). A runtime drop-in, not `systemctl set-environment`: it applies to mariadb.service alone (the
-# manager's environment is every unit's, and a unit's own Environment= would silently override it), and
-# `systemctl status mariadb` shows it while it is there (a SIGKILLed restore's is seen, and the next
-# restore-database removes it; /run is gone at reboot). Debian's unit runs `mariadbd $MYSQLD_OPTS ...`;
-# 'zz-' sorts it after any other drop-in, so its Environment= wins.
-CLOSED_DROPIN = Path("/run/systemd/system/mariadb.service.d/zz-portalops-restore-closed.conf")
-CLOSED_UNIT = (
-    "# portalops-backup restore-database: MariaDB closed to the network while the restored data is checked\n"
-    "# exactly; removed (and MariaDB restarted) when the check ends, however it ends.\n"
-    "[Service]\n"
-    "Environment=MYSQLD_OPTS=--skip-networking\n"
-)
-
-
-def close_network() -> None:
-    """MariaDB's next start listens on its unix socket only (root's checks over it still work)."""
-    CLOSED_DROPIN.parent.mkdir(parents=True, exist_ok=True)
-    CLOSED_DROPIN.write_text(CLOSED_UNIT)
-    systemctl("daemon-reload")
-
-
-def open_network() -> bool:
-    """The drop-in gone (MariaDB's next start listens on the network again); whether there was one."""
-    if not CLOSED_DROPIN.exists():
-        return False
-    CLOSED_DROPIN.unlink()
-    with contextlib.suppress(OSError):  # the directory too, unless another drop-in is in it
-        CLOSED_DROPIN.parent.rmdir()
-    systemctl("daemon-reload")
-    return True
-
-
-def networking_off() -> bool | None:
-    """Whether the running server listens on its socket only (None: it does not say)."""
-    try:
-        rows = mariadb("SELECT @@skip_networking")
-    except (JobError, subprocess.TimeoutExpired):
-        return None
-    return bool(rows) and rows[0][0] == "1"
-
-
-def reopen(log: Log) -> str:
-    """MariaDB back on the network after a physical restore's closed check: the drop-in removed and the
-    server restarted (started if it was stopped). Safe to call again: without the drop-in nothing was
-    left closed (put_back already started the server normally, or no restore started it) and nothing is done.
-    SIGTERM and the deadline wait until it is done, so they never leave it half way. '' or what failed."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM, signal.SIGINT})
-    try:
-        try:
-            if not open_network():
-                return ""
-            log("physical: reopening MariaDB to the network (restart without --skip-networking)")
-            systemctl("restart", "mariadb")
-        except (JobError, OSError, subprocess.SubprocessError) as exc:
-            log(f"physical: MariaDB could NOT be reopened to the network: {exc}")
-            return f"MariaDB could not be reopened to the network: {exc}"
-        log("physical: MariaDB reopened to the network")
-        return ""
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def aside_path(datadir: Path, moment: dt.datetime, what: str = "before-restore") -> Path:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from portalops_host.closed import before_restore, reopen
 from portalops_host.database import (
     LOGICAL,
     PHYSICAL,
@@ -37,7 +38,7 @@ from portalops_host.logical import (
     restore_id,
     restore_logical,
 )
-from portalops_host.physical import aside_path, reopen, restore_physical
+from portalops_host.physical import aside_path, restore_physical
 from portalops_host.pitr import BINLOG_INDEX, NO_PITR, binlog_files, pitr_rpo_line, pitr_rpo_seconds, point_in_time
 from portalops_host.restic import explain, restic_argv, restic_env, run_restic
 from portalops_host.snapshots import job_of, named, newest
@@ -181,6 +182,8 @@ def command_restore_database(
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    # A running restore's drop-in refuses this one here, before any status is written; a stale one goes.
+    before_restore(log)
     started = now()
     rid = restore_id(started)
     seconds = float(deadline or config.get("restore_timeout_s", RESTORE_TIMEOUT))
@@ -190,6 +193,7 @@ def command_restore_database(
     problems: list[str] = []
     used: tuple[str, dict[str, Any], dict[str, Any]] | None = None
     replay: dict[str, Any] = {}
+    reopen_failed = ""  # a failed reopen, whichever attempt: one problem
     state: dict[str, Any] = {"id": rid, "phase": "starting", "live_changed": False}
 
     def progress(phase: str, live_changed: bool | None, **extra: Any) -> None:
@@ -274,9 +278,7 @@ def command_restore_database(
                 log(f"{NO_PITR}: {replay['error']}")
             if path == "physical":
                 progress("reopening MariaDB to the network", False)
-                reopened = reopen(log)
-                if reopened:
-                    problems.append(reopened)
+                reopen_failed = reopen(log) or reopen_failed
             if replay.get("replayed"):
                 progress("verifying after the binary log replay", False)
                 # Now the backup plus the work since: sound, and no mass loss against the backup.
@@ -296,10 +298,11 @@ def command_restore_database(
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-        # However the run ends (a failed check, an exception, SIGTERM, the deadline): never left closed.
-        reopened = reopen(log)
-        if reopened:
-            problems.append(reopened)
+        # However the run ends (a failed check, an exception, SIGTERM, the deadline): never left closed. A
+        # reopen that failed is one problem, named once here, whichever attempt failed (the latest says why).
+        reopen_failed = reopen(log) or reopen_failed
+        if reopen_failed:
+            problems.append(reopen_failed)
         finished = now()
         result = restore_result(config, state, used, replay, failures, problems, datadir, started, finished)
         simple_status(config, "restore-database", started, "; ".join(problems), {"restore": result})

@@ -33,11 +33,11 @@ from portalops.runbook.checks import (
     CHECK_DATABASE,
     DATABASE_SOUND,
     FPM_ACTIVE,
+    MARIADB_UP,
     PHP_FPM,
     PROBE,
+    mariadb_restart,
     recent_logs,
-    unit_active,
-    unit_restart,
     writes_into_a_sound_database,
 )
 
@@ -130,7 +130,7 @@ RUNBOOK = Runbook(
             "检查数据库 MariaDB",
             "Check MariaDB on the database tier",
             on=("db",),
-            run=unit_active("mariadb"),
+            run=MARIADB_UP,
         ),
         diagnose(
             "db_health",
@@ -142,11 +142,11 @@ RUNBOOK = Runbook(
         ),
         act(
             "start_mariadb",
-            "先重启 MariaDB（停止的服务不等于数据丢失）",
-            "Restart MariaDB first (a stopped server is not lost data)",
+            "先重启 MariaDB（停止的服务不等于数据丢失；先移除已中断的恢复遗留的禁网配置）",
+            "Restart MariaDB first (a stopped server is not lost data; a stale restore drop-in removed first)",
             on=("db",),
-            check=unit_active("mariadb"),
-            run=unit_restart("mariadb", wait=MARIADB_START_WAIT),
+            check=MARIADB_UP,
+            run=mariadb_restart(MARIADB_START_WAIT),
             timeout=MARIADB_START_WAIT + 60,
             kb="KB-mariadb-starting-refuses-connections",
         ),

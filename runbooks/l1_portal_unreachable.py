@@ -14,12 +14,14 @@ import sys
 from portalops.runbook import Alert, Level, Runbook, act, diagnose, escalate, verify
 from portalops.runbook.checks import (
     FPM_ACTIVE,
+    MARIADB_UP,
     NFTABLES_MANAGED,
     NFTABLES_RESTORE,
     PHP_FPM,
     PROBE,
     certificates_valid_for,
     disk_below,
+    mariadb_restart,
     recent_logs,
     unit_active,
     unit_restart,
@@ -119,7 +121,7 @@ RUNBOOK = Runbook(
             "检查数据库 MariaDB",
             "Check MariaDB on the database tier",
             on=("db",),
-            run=unit_active("mariadb"),
+            run=MARIADB_UP,
         ),
         diagnose(
             "firewall",
@@ -138,11 +140,11 @@ RUNBOOK = Runbook(
         ),
         act(
             "start_mariadb",
-            "重启 MariaDB",
-            "Restart MariaDB",
+            "重启 MariaDB（先移除已中断的恢复遗留的禁网配置）",
+            "Restart MariaDB (a stale restore drop-in that keeps it off the network removed first)",
             on=("db",),
-            check=unit_active("mariadb"),
-            run=unit_restart("mariadb", wait=240),  # a server still starting is waited for, never restarted
+            check=MARIADB_UP,
+            run=mariadb_restart(240),  # a server still starting is waited for, never restarted
             timeout=300,
             kb="KB-mariadb-starting-refuses-connections",
         ),

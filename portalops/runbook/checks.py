@@ -52,6 +52,20 @@ def unit_restart(unit: str, wait: int = 90, enable: bool = True) -> str:
     )
 
 
+# MariaDB up and on the network: no restore-database left it closed (portalops_host.closed: a SIGKILLed
+# restore's drop-in keeps --skip-networking at every start, so a restarted server comes back closed and the
+# site stays down). Exit 1 names a stale drop-in; 75 (busy) a running restore's, which reopens it itself and
+# must not be touched. Checked first: a restore stops MariaDB while it moves the data in.
+RESTORE_CLOSED = f"{HOST_TOOL} check restore-closed"
+MARIADB_UP = f"{RESTORE_CLOSED} && {unit_active('mariadb')}"
+
+
+def mariadb_restart(wait: int) -> str:
+    """:func:`unit_restart` of MariaDB after a stale restore drop-in is removed (and a running server, closed by
+    it, restarted on the network); a running restore's drop-in is left alone and nothing is restarted (75)."""
+    return f"{HOST_TOOL} mariadb reopen-stale && {unit_restart('mariadb', wait=wait)}"
+
+
 # The hardening role's tool: compares the loaded ruleset (nft -j) with what /etc/nftables.conf loads
 # into a scratch network namespace, names each difference, and restores it (exit 0/1/75: sound,
 # broken, unknown; JSON on stdout).

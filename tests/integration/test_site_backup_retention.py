@@ -6,6 +6,8 @@ one and nothing good was left to restore. Takes its own backups of db1 (depends 
 module's order) and leaves the site's posts as they were. The second copy on the backup host is
 never pruned while a client has dated a snapshot in the future. A backup whose manifest shows mass
 loss against its predecessor flags the job and pins the predecessor until a person releases it.
+A physical restore checks the restored data with MariaDB closed to the network; a SIGKILLed restore's closed
+drop-in is found, named and removed by l1_portal_unreachable, a running restore's left alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 import pytest
 
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import ENV, on
+from portalops_host.closed import CLOSED_DROPIN, Owner, dropin_text
+from portalops_host.times import now, stamp
+from tests.integration.helpers import ENV, incident_journal, on, portalops
 from tests.integration.test_site import SITES
 from tests.integration.test_site_backup import client_restic
 
@@ -246,6 +250,84 @@ def test_a_physical_restore_is_verified_while_the_site_writes_and_the_site_write
     last = on("cms1", f"rm -f {WRITES_STOP} && {writer_command(0.05)}").stdout.split()  # one attempt
     assert last[1:] == ["written"], last
     assert sql(PROBE) == last[0]
+
+
+# A restore's closed drop-in as portalops_host.closed writes it (its owner in a comment line).
+DROPIN = str(CLOSED_DROPIN)
+SKIP_NETWORKING = "SELECT @@skip_networking"
+
+
+def site_write() -> list[str]:
+    """One write of the first site over the network, as WordPress does: ['<time>', 'written'] or refused."""
+    return on("cms1", f"rm -f {WRITES_STOP} && {writer_command(0.05)}").stdout.split()
+
+
+def closed_by(pid: int, start: int) -> str:
+    """db1's MariaDB restarted closed by a restore drop-in that names ``pid`` (started at ``start``) as its owner,
+    as a restore leaves it; its text."""
+    boot = on("db1", "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    text = dropin_text(Owner(boot, pid, start, stamp(now())))
+    on("db1", f"mkdir -p {CLOSED_DROPIN.parent} && printf %s {shlex.quote(text)} > {DROPIN}")
+    on("db1", "systemctl daemon-reload && systemctl restart mariadb")
+    assert sql(SKIP_NETWORKING) == "1"
+    return text
+
+
+def step_events(events: list[dict[str, Any]], step: str) -> tuple[str, str, list[str]]:
+    """How the runbook's ``step`` ended, what its commands printed, and its findings."""
+    [end] = [e for e in events if e["event"] == "step_end" and e["step"] == step]
+    said = "\n".join(str(e.get("stdout", "")) for e in events if e["event"] == "command" and e.get("step") == step)
+    return str(end["result"]), said, [str(f) for f in end["findings"]]
+
+
+@pytest.fixture
+def restore_dropin(converged: LabConfig) -> Iterator[list[int]]:
+    """db1 without a restore drop-in afterwards, on the network, the processes the test started (pids in the
+    list) gone and the site's test writes deleted."""
+    started: list[int] = []
+    yield started
+    for pid in started:
+        on("db1", f"kill {pid}", check=False)
+    on("db1", f"rm -f {DROPIN}; rmdir {CLOSED_DROPIN.parent} 2>/dev/null; systemctl daemon-reload")
+    if sql(SKIP_NETWORKING) != "0":
+        on("db1", "systemctl restart mariadb")
+    sql(f"DELETE FROM {DATABASE}.wp_options WHERE option_name = 'portalops_race_probe'")
+    assert sql(SKIP_NETWORKING) == "0"
+
+
+def test_the_runbook_removes_a_killed_restores_drop_in_and_leaves_a_running_restores(
+    restore_dropin: list[int],
+) -> None:
+    # A SIGKILLed restore's drop-in (its pid gone), then MariaDB restarted as a person would: active, and
+    # closed to the network, so the site cannot reach it and `systemctl is-active` says all is well.
+    dead = int(on("db1", "sh -c 'echo $$'").stdout)
+    closed_by(dead, 1)
+    assert site_write()[1] == "refused", "the site reached a MariaDB closed to the network"
+    result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]  # recovered
+    events = incident_journal(result)
+    stale = f"STALE restore drop-in {DROPIN} (restore-database pid {dead}, closed at "
+    diagnosed, _, findings = step_events(events, "db_mariadb")
+    assert diagnosed == "problem" and any(stale in finding for finding in findings), findings
+    acted, said, _ = step_events(events, "start_mariadb")
+    assert acted == "done" and stale in said and "removed and MariaDB restarted: on the network" in said, said
+    assert on("db1", f"test -e {DROPIN}", check=False).returncode == 1
+    assert sql(SKIP_NETWORKING) == "0" and site_write()[1] == "written"
+
+    # A running restore's drop-in (a live process's pid and start time): busy, not broken. The runbook names
+    # it and leaves it and MariaDB alone: the restore reopens it when its check is done.
+    live = int(on("db1", "setsid sleep 900 > /dev/null 2>&1 < /dev/null & echo $!").stdout)
+    restore_dropin.append(live)
+    text = closed_by(live, int(on("db1", f"cut -d ' ' -f 22 /proc/{live}/stat").stdout))
+    invocation = on("db1", "systemctl show -p InvocationID --value mariadb").stdout
+    result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=900)
+    events = incident_journal(result)
+    busy = f"busy, not broken: a running restore (restore-database pid {live}, closed at "
+    acted, _, findings = step_events(events, "start_mariadb")
+    assert acted == "unknown" and any(busy in finding for finding in findings), findings
+    assert on("db1", f"cat {DROPIN}").stdout == text
+    assert on("db1", "systemctl show -p InvocationID --value mariadb").stdout == invocation  # not restarted
+    assert sql(SKIP_NETWORKING) == "1"
 
 
 CONFIG = "/etc/portalops/backup.json"

@@ -24,7 +24,7 @@ def lock_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 def closed_dropin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A physical restore in a unit test closes and reopens MariaDB with a drop-in here, never under /run."""
     path = tmp_path_factory.mktemp("run") / "mariadb.service.d" / "zz-portalops-restore-closed.conf"
-    monkeypatch.setattr("portalops_host.physical.CLOSED_DROPIN", path)
+    monkeypatch.setattr("portalops_host.closed.CLOSED_DROPIN", path)
     return path
 
 

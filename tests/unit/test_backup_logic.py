@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from portalops import drill_report
-from portalops_host import drill
+from portalops_host import closed, drill
 from portalops_host.backup import main
+from portalops_host.closed import reopen
 from portalops_host.config import load_config
 from portalops_host.database import LOGICAL, MANIFEST_MARK, compare_database, manifest_from_dump
 from portalops_host.errors import (
@@ -28,6 +29,7 @@ from portalops_host.errors import (
     ConfigError,
     DeadlinePassed,
     JobError,
+    LockError,
     Terminated,
     Untouched,
 )
@@ -67,7 +69,7 @@ from portalops_host.logical import (
     swap_statement,
 )
 from portalops_host.maintenance import command_check, command_copy, future_snapshots
-from portalops_host.physical import aside_path, put_back, reopen, restore_physical, room_aside
+from portalops_host.physical import aside_path, put_back, restore_physical, room_aside
 from portalops_host.pins import command_release, command_status, loss_against, pinned_in, same_snapshot
 from portalops_host.pitr import (
     binlog_files,
@@ -1538,6 +1540,82 @@ def test_a_restore_whose_reopen_fails_is_not_verified(
     problems = json.loads(capsys.readouterr().out.splitlines()[-1])["problems"]
     assert problems == ["MariaDB could not be reopened to the network: systemctl restart mariadb failed: "
                         "Job for mariadb.service failed"]  # fmt: skip
+
+
+class StuckDropin(type(Path())):  # type: ignore[misc]
+    """A drop-in that cannot be removed (a read-only /run, a permission): both reopen attempts fail."""
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+
+def test_a_reopen_that_fails_in_both_attempts_is_named_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_dropin: Path
+) -> None:
+    # The reopen after the check and the one in finally each failed: the restore's problems named it twice.
+    config = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)[0]
+    monkeypatch.setattr(closed, "CLOSED_DROPIN", StuckDropin(closed_dropin))
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert out.count("physical: MariaDB could NOT be reopened to the network") == 2  # tried twice, said twice
+    assert json.loads(out.splitlines()[-1])["problems"] == [
+        f"MariaDB could not be reopened to the network: [Errno 13] Permission denied: '{closed_dropin}'"
+    ]
+    status = json.loads((tmp_path / "restore-database.json").read_text())
+    assert status["errors"] == [f"MariaDB could not be reopened to the network: [Errno 13] Permission denied: "
+                                f"'{closed_dropin}'"]  # fmt: skip
+
+
+def test_a_restore_refuses_to_start_while_a_running_restore_holds_mariadb_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    # Its finally would have removed the other restore's drop-in and restarted MariaDB under its exact check.
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        closed_dropin.parent.mkdir(parents=True)
+        owner = closed.Owner(closed.boot_id(), other.pid, closed.process_start(other.pid) or 0, "2026-12-05T14:00:00Z")
+        closed_dropin.write_text(closed.dropin_text(owner))
+        before = closed_dropin.read_text()
+        with pytest.raises(
+            LockError, match=rf"refused: busy, not broken: a running restore \(restore-database pid {other.pid}"
+        ):
+            command_restore_database(config, None, True, Log(None))
+    finally:
+        other.kill()
+        other.wait()
+    assert closed_dropin.read_text() == before and unit.calls == []
+    assert not (tmp_path / "restore-database.json").exists()  # the running restore's status is its own
+
+
+@pytest.mark.parametrize("owned", [True, False], ids=["stale", "no-owner"])
+def test_a_restore_removes_a_stale_dropin_before_it_starts(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    closed_dropin: Path,
+    owned: bool,
+) -> None:
+    # A SIGKILLed restore's drop-in (its pid gone), or an older portalops-backup's without an owner: under the
+    # run lock no other restore runs, so it goes and MariaDB is reopened before anything else.
+    config, unit, seen = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    closed_dropin.parent.mkdir(parents=True)
+    owner = closed.Owner(closed.boot_id(), os.getpid(), 1, "2026-12-05T03:00:00Z")  # this pid, another process
+    dropin = closed.dropin_text(owner) if owned else "[Service]\nEnvironment=MYSQLD_OPTS=--skip-networking\n"
+    closed_dropin.write_text(dropin)
+    unit.systemctl("daemon-reload")
+    unit.systemctl("restart", "mariadb")
+    assert unit.closed
+    unit.calls.clear()
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_OK
+    assert unit.calls[:2] == [("daemon-reload",), ("restart", "mariadb")]  # before the restore's own stop
+    assert unit.calls[2] == ("stop", "mariadb")
+    out = capsys.readouterr().out
+    found = "stale" if owned else "unowned"
+    assert out.index(f"restore-database: removing the {found} drop-in a previous restore left") < out.index(
+        "physical: stopping MariaDB"
+    )
+    assert seen == ["exact check, closed", "replay, closed", "sound check, open"] and unit.open
 
 
 def test_a_physical_restore_whose_closed_start_fails_puts_the_old_data_back_on_the_network(
