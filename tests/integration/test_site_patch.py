@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from portalops import patch_run
 from portalops.inventory import REPO_ROOT
 from portalops.lab import aptrepo
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman, portalops, task_result
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
+BACKUP_CLIENTS = ["web1", "cms1", "db1"]  # the backup_clients group: the pre-check reads their status
 PATCH = "playbooks/patch.yml"
 
 
@@ -67,8 +70,20 @@ def repo(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) -> Iter
             f" >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {aptrepo.PACKAGE}",
         ),
     )
-    code, _, output = playbook("playbooks/backup.yml", log_name="backup-before-patch")
-    assert code == 0, failed_tasks(output)
+    # The pre-check refuses a client whose newest backup is older than 26 h. A backup an earlier module made
+    # (test_site_backup's, in make test) passes it with hours to spare and is not made again: backup.yml runs
+    # only on the clients without one younger than 2 h (the module takes minutes).
+    fresh_enough = patch_run.Limits(max_backup_age_hours=2.0)
+    stale = [
+        host
+        for host in BACKUP_CLIENTS
+        if patch_run.backup_problems(
+            on(host, f"cat {patch_run.BACKUP_STATUS}", check=False).stdout, fresh_enough, time.time()
+        )
+    ]
+    if stale:
+        code, _, output = playbook("playbooks/backup.yml", "--limit", ",".join(stale), log_name="backup-before-patch")
+        assert code == 0, failed_tasks(output)
     yield local
     # The repository's list files go with it; apt rebuilds its cache from the lists that remain.
     each(
