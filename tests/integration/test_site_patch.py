@@ -24,7 +24,6 @@ from portalops.lab.config import LabConfig
 from tests.integration.helpers import changed_tasks, failed_tasks, on, playbook, podman, portalops, task_result
 
 ROLLOUT = ["drill1", "backup1", "db1", "cms1", "web1"]
-BACKUP_CLIENTS = ["web1", "cms1", "db1"]  # the backup_clients group: the pre-check reads their status
 PATCH = "playbooks/patch.yml"
 
 
@@ -76,7 +75,7 @@ def repo(converged: LabConfig, tmp_path_factory: pytest.TempPathFactory) -> Iter
     fresh_enough = patch_run.Limits(max_backup_age_hours=2.0)
     stale = [
         host
-        for host in BACKUP_CLIENTS
+        for host in (h.name for h in converged.hosts if "backup_clients" in h.groups)  # the inventory's group
         if patch_run.backup_problems(
             on(host, f"cat {patch_run.BACKUP_STATUS}", check=False).stdout, fresh_enough, time.time()
         )
