@@ -469,6 +469,8 @@ def test_an_incident_closes_when_its_settle_ends_with_no_sweep_in_between(world:
     wait_for(lambda: world.events(incident, "closed"), seconds=5)
     [closed] = world.events(incident, "closed")
     assert parse_time(closed["ts"], "ts") >= recovered + timedelta(seconds=1.5)
+    # The resolution notice goes out after the closed line is written (another thread): wait for it to arrive.
+    wait_for(lambda: world.peer.notices and world.peer.notices[-1]["event"] == "resolution", seconds=5)
     assert world.peer.notices[-1]["event"] == "resolution"
 
 
