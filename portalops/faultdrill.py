@@ -44,6 +44,8 @@ from portalops.runbook.plans import DRILLS_FILE, PLANS_DIR
 
 T = TypeVar("T")
 
+BUSY_RETRY_S = 1.0  # how often a drill tries again for hosts another run holds
+
 REPORTS_DIR = REPO_ROOT / "reports" / "fault-drills"
 SITE_CERTS = "/etc/nginx/tls"
 LAB_CA = f"{SITE_CERTS}/ca"
@@ -820,8 +822,8 @@ class Drill:
             result.ok = False
         return result
 
-    def _when_busy_retry(self, action: Callable[[], T], wait: float, every: float = 1.0) -> T:
-        """``action`` again every ``every`` s while another run holds its hosts (as a person would), up to
+    def _when_busy_retry(self, action: Callable[[], T], wait: float) -> T:
+        """``action`` again every ``BUSY_RETRY_S`` s while another run holds its hosts (as a person would), up to
         ``wait`` s: a run the monitoring started for a late or flapping alert may still be on them. Taking a
         free lock is cheap; the holder's run is what the drill waits for, so it goes on the moment that ends."""
         deadline = time.monotonic() + wait
@@ -833,9 +835,9 @@ class Drill:
                 if BUSY not in busy.message or time.monotonic() > deadline:
                     raise
                 if busy.message != said:
-                    self.progress(f"drill: {busy.message}; trying again every {every:g} s")
+                    self.progress(f"drill: {busy.message}; trying again every {BUSY_RETRY_S:g} s")
                     said = busy.message
-                time.sleep(every)
+                time.sleep(BUSY_RETRY_S)
 
     @contextlib.contextmanager
     def _when_free(self, hosts: Sequence[str], what: str, wait: float) -> Iterator[TargetLock]:

@@ -368,24 +368,27 @@ class Store:
         alert of it resolved; None while it cannot close yet for another reason, or is closed."""
         with self.lock:
             events = self.journal(incident).events
-            state = RunState.replay(events)
-            if any(e.get("event") == "closed" for e in events):
-                return None
-            if state.end.get("outcome") != "recovered" or self.firing(events):
-                return None
-            if not any(e.get("event") == "alert_resolved" for e in events):
-                return None
-            return parse_stamp(str(state.end["ts"])) + self.settle
+            return self._closes_at(events, RunState.replay(events))
+
+    def _closes_at(self, events: list[dict[str, Any]], state: RunState) -> datetime | None:
+        """``closes_at`` of the incident whose journal is ``events``, replayed as ``state``."""
+        if any(e.get("event") == "closed" for e in events):
+            return None
+        if state.end.get("outcome") != "recovered" or self.firing(events):
+            return None
+        if not any(e.get("event") == "alert_resolved" for e in events):
+            return None
+        return parse_stamp(str(state.end["ts"])) + self.settle
 
     def try_close(self, incident: str) -> dict[str, Any] | None:
         """Close when the runbook verified recovery and the alert resolved; the ``closed`` event, or None."""
         with self.lock:
-            due = self.closes_at(incident)
-            if due is None or self.clock() < due:
-                return None  # the responder closes it when the settle passed (Responder.close schedules it)
             journal = self.journal(incident)
             events = journal.events
-            state = RunState.replay(events)
+            state = RunState.replay(events)  # once: the decision and the closed event read the same journal
+            due = self._closes_at(events, state)
+            if due is None or self.clock() < due:
+                return None  # the responder closes it when the settle passed (Responder.close schedules it)
             start = state.start
             detected = parse_stamp(str(start["detected"]))
             recovered = parse_stamp(str(state.end["ts"]))

@@ -12,7 +12,7 @@ import pytest
 from portalops import faultdrill
 from portalops.cli import main
 from portalops.drillwatch import Watched
-from portalops.errors import BadInput
+from portalops.errors import BadInput, EnvironmentProblem
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT
 from portalops.probe import ProbeResult
 from portalops.responder.config import Config
@@ -352,3 +352,33 @@ def test_a_drill_via_the_monitoring_is_not_recorded_for_the_plans() -> None:
     out, err = io.StringIO(), io.StringIO()
     code = main(["drill", "run", "l1_portal_unreachable", "--via-monitoring", "--record"], out, err)
     assert code == 2 and "--record keeps the runbook's own drill" in err.getvalue()
+
+
+def test_a_drill_tries_busy_hosts_again_every_second_and_anything_else_not_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another run holding the hosts is waited out, one try a second, said once; any other problem is raised."""
+    said: list[str] = []
+    slept: list[float] = []
+    monkeypatch.setattr("portalops.faultdrill.time.sleep", slept.append)
+    drill = make_drill(monkeypatch, [])
+    drill.progress = said.append
+    busy = "web1 of inventory lab is busy: runbook x"
+    answers: list[str | None] = [busy, busy, None]
+
+    def take() -> str:
+        problem = answers.pop(0)
+        if problem is not None:
+            raise EnvironmentProblem(problem)
+        return "taken"
+
+    assert drill._when_busy_retry(take, wait=60) == "taken"
+    assert slept == [1.0, 1.0]
+    assert said == [f"drill: {busy}; trying again every 1 s"]
+
+    def broken() -> str:
+        raise EnvironmentProblem("ssh: connection refused")
+
+    with pytest.raises(EnvironmentProblem, match="connection refused"):
+        drill._when_busy_retry(broken, wait=60)
+    assert slept == [1.0, 1.0]

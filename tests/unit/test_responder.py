@@ -873,6 +873,19 @@ def test_the_engine_runs_the_runbook_in_the_incident_the_responder_opened(tmp_pa
     assert "**closed**" in record
 
 
+def test_a_closed_incident_is_not_closed_again(tmp_path: Path) -> None:
+    """Once closed, the store neither closes it a second time nor schedules a close for it."""
+    store = Store(tmp_path, "inventory/lab", RUNBOOKS, settle=0)
+    got = store.receive(parse_webhook(webhook(alert()))[0], "webhook")
+    store.note(got.incident, "end", outcome="recovered", exit=0, summary="recovered")
+    store.receive(parse_webhook(webhook(alert(status="resolved")))[0], "webhook")
+    assert store.closes_at(got.incident) is not None
+    assert store.try_close(got.incident) is not None
+    assert store.closes_at(got.incident) is None
+    assert store.try_close(got.incident) is None
+    assert [e["event"] for e in store.events(got.incident)].count("closed") == 1
+
+
 @pytest.mark.parametrize("name", ["portalops-responder.yml", "portalops-responder-lab.yml"])
 def test_the_example_configurations_load_and_name_existing_runbooks(name: str) -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "contrib" / name)
