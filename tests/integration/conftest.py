@@ -20,6 +20,29 @@ SITE = "playbooks/site.yml"
 LANES = load("test_lanes", "scripts/test_lanes.py")
 
 
+# The modules that build the lab and test its converge run first, whatever their names.
+CONVERGE_FIRST = ("test_lab", "test_lab_faults", "test_site")
+
+
+def lab_order(module: str, waits: bool) -> int:
+    """Where a lab test module runs: the converge's modules first, then the modules marked ``waits`` (they spend
+    their time waiting for alerts, restarts and polls, with the CPUs mostly idle: `make test` starts molecule
+    beside the lab once the converge is over, and its CPU work fills that idle time), then the modules that
+    compute (restic, Lynis, apt), which get the cores once the side lane is done. Within each group: file order."""
+    return 0 if module in CONVERGE_FIRST else 1 if waits else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A stable sort on a key per module: each module's tests stay together and in their order; tests outside
+    # this directory (`pytest tests`) keep theirs, before the lab's.
+    here = Path(__file__).parent
+    items.sort(
+        key=lambda item: (
+            lab_order(item.path.stem, item.get_closest_marker("waits") is not None) if item.path.parent == here else -1
+        )
+    )
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """Under `make test` (PORTALOPS_TEST_CPU_LOG): how busy the machine's CPUs were while each lab test ran,

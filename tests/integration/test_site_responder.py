@@ -31,6 +31,9 @@ from portalops.vault import lab_secret
 from tests.browser import Browser
 from tests.integration.helpers import on, portalops, read_journal, running_responder
 
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
+
 LAB_CONFIG = REPO_ROOT / "contrib" / "portalops-responder-lab.yml"
 URL = "http://10.89.60.1:9099"
 DRILLS: list[dict[str, Any]] = []  # the drills of this module, in order, for the report after them

@@ -20,6 +20,9 @@ from tests.integration.helpers import on
 from tests.integration.test_site import SITES, get
 from tests.integration.test_site_runbooks import acted, drill
 
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
+
 BACKUP = "/usr/local/sbin/portalops-backup"
 STATUS = "/var/lib/portalops/backup/restore-database.json"
 SITE = SITES[0]

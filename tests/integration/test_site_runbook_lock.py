@@ -17,10 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.runbook.lock import LOCK_DIR, inventory_key, read_holder
 from tests.integration.helpers import ENV, on, portalops
+
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
 
 RUNBOOK = "l1_portal_unreachable"
 WEB1_LOCK = LOCK_DIR / inventory_key(str(LAB_INVENTORY)) / "web1.lock"

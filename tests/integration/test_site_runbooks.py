@@ -1,9 +1,9 @@
 """Fault drills: a fault injected into the converged lab, the runbook run as a responder would.
 
-Runs after the other test_site* modules (file order). Each drill is `portalops drill run RUNBOOK`:
-it breaks something real, runs `portalops runbook run ... --yes`, checks that the portal answers
-and no data was lost, undoes what is left and writes the MTTR. The tests then check the hosts,
-the exit code and the incident record an auditor reads.
+Runs right after the converge's modules (marked `waits`, see conftest.lab_order). Each drill is
+`portalops drill run RUNBOOK`: it breaks something real, runs `portalops runbook run ... --yes`, checks
+that the portal answers and no data was lost, undoes what is left and writes the MTTR. The tests then
+check the hosts, the exit code and the incident record an auditor reads.
 """
 
 from __future__ import annotations
@@ -12,9 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import on, portalops, read_journal
+
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
 
 INCIDENTS = REPO_ROOT / "incidents"
 REPORTS = REPO_ROOT / "reports" / "fault-drills"

@@ -19,6 +19,9 @@ from portalops.runbook.journal import parse_stamp
 from tests.integration.helpers import incident_journal, on, portalops
 from tests.integration.test_site import SITES, get
 
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
+
 SITE = SITES[0]
 TABLE = f"{SITE['db_name']}.wp_posts"
 BACKUP = "/usr/local/sbin/portalops-backup"

@@ -9,9 +9,14 @@ from __future__ import annotations
 import json
 import socket
 
+import pytest
+
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import on, portalops
 from tests.integration.test_site_runbooks import INCIDENTS, acted, drill, journal
+
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
 
 TOOL = "/usr/local/sbin/portalops-nftables"
 

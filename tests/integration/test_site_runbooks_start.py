@@ -11,12 +11,17 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+import pytest
+
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.runbook import registry
 from portalops.runbook.planning import context_for, fill
 from tests.integration.helpers import ENV, on
 from tests.integration.test_site_runbooks import INCIDENTS, acted, drill, journal
+
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
 
 BACKUP = "/usr/local/sbin/portalops-backup"
 

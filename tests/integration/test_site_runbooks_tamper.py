@@ -26,6 +26,9 @@ from portalops.runbook.journal import parse_stamp
 from tests.integration.helpers import incident_journal, on, portalops
 from tests.integration.test_site import SITES, get
 
+# Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
+
 BACKUP = "/usr/local/sbin/portalops-backup"
 MANIFEST = "/var/lib/portalops/backup/manifests/cms-files.json"
 EVIDENCE = "/var/lib/portalops/evidence"

@@ -189,3 +189,27 @@ def test_the_table_says_how_busy_the_cpus_were(fake_make: Path, capsys: pytest.C
     assert header and rows[header].split()[-2:] == ["cpu", "busy"]
     # every layer and the whole have a share of busy CPU (this machine has a /proc/stat)
     assert all(row.split()[-1].endswith("%") for row in rows[header + 1 : header + 8]), rows[header:]
+
+
+def test_the_lab_tests_that_wait_run_right_after_the_converge_beside_molecule() -> None:
+    """The lab lane's order as pytest collects it (no lab needed): the converge's modules first, then the
+    modules marked `waits` (drills, runbooks: CPUs idle, so molecule's CPU work fits beside them), then the
+    modules that compute; each group in file order, each module's tests together."""
+    repo = Path(__file__).resolve().parents[2]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/integration"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    ids = [line.split("::")[0].removeprefix("tests/integration/") for line in collected.splitlines() if "::" in line]
+    modules = list(dict.fromkeys(ids))
+    assert len(modules) == len([m for i, m in enumerate(ids) if i == 0 or ids[i - 1] != m]), "a module was split"
+    assert modules[:3] == ["test_lab.py", "test_lab_faults.py", "test_site.py"], modules
+    waiting = [m for m in modules if "pytestmark = pytest.mark.waits" in (repo / "tests/integration" / m).read_text()]
+    assert {"test_site_responder.py", "test_site_runbooks_db.py"} <= set(waiting), waiting
+    assert modules[3 : 3 + len(waiting)] == sorted(waiting), modules
+    assert modules[3 + len(waiting) :] == sorted(modules[3 + len(waiting) :]), modules
+    assert modules.index("test_site_responder.py") < modules.index("test_site_audit.py")
