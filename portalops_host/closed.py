@@ -6,7 +6,9 @@ site (cms1) cannot write it between the start and the checksums (WordPress write
 view). A runtime drop-in, not `systemctl set-environment`: it applies to mariadb.service alone (the
 manager's environment is every unit's, and a unit's own Environment= would silently override it), and
 `systemctl status mariadb` shows it while it is there; /run is empty after a reboot. Debian's unit runs
-`mariadbd $MYSQLD_OPTS ...`; 'zz-' sorts it after any other drop-in, so its Environment= wins.
+`mariadbd $MYSQLD_OPTS ...`; 'zz-' sorts it after any other drop-in, so its Environment= wins. The restore
+writes it before it stops MariaDB: while the server is stopped and its data directory moved, the drop-in says
+a restore runs (busy), so no runbook takes the stopped server for a broken one and starts it under the move.
 
 A restore that is SIGKILLed (or a host that stops it without rebooting) leaves the drop-in behind, and
 MariaDB, restarted by hand or by a runbook, comes back closed: the site is down and nothing says why. So
