@@ -166,23 +166,26 @@ def put_back(datadir: Path, aside: Path | None, moment: dt.datetime, log: Log, r
 
     ``restored``: the move aside finished (what the data directory holds now is the restore's, kept as
     failed-restore); otherwise it holds the entries the move did not reach, which stay. A mount point
-    gets its entries back one by one. MariaDB is started normally, on the network.
+    gets its entries back one by one. MariaDB is started normally, on the network: the restore's drop-in stays
+    while the data moves (a runbook sees a running restore, not a stopped server to start) and goes just before.
     """
     with contextlib.suppress(JobError):
         systemctl("stop", "mariadb")
-    with contextlib.suppress(JobError, OSError):
-        open_network()  # its own data back: on the network as before the restore
-    if aside is not None and aside.exists():
-        if restored and datadir.exists():
-            failed = aside_path(datadir, moment, "failed-restore")
-            move_aside(datadir, failed)
-            log(f"physical: the half-restored data directory is kept in {failed}")
-        if datadir.exists():
-            for entry in aside.iterdir():
-                shutil.move(str(entry), str(datadir / entry.name))
-            aside.rmdir()
-        else:
-            aside.rename(datadir)
-        log(f"physical: {aside} put back as {datadir}")
+    try:
+        if aside is not None and aside.exists():
+            if restored and datadir.exists():
+                failed = aside_path(datadir, moment, "failed-restore")
+                move_aside(datadir, failed)
+                log(f"physical: the half-restored data directory is kept in {failed}")
+            if datadir.exists():
+                for entry in aside.iterdir():
+                    shutil.move(str(entry), str(datadir / entry.name))
+                aside.rmdir()
+            else:
+                aside.rename(datadir)
+            log(f"physical: {aside} put back as {datadir}")
+    finally:
+        with contextlib.suppress(JobError, OSError):
+            open_network()  # its own data back: on the network as before the restore
     with contextlib.suppress(JobError):
         systemctl("start", "mariadb")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from portalops import drill_report
-from portalops_host import closed, drill
+from portalops_host import closed, drill, physical
 from portalops_host.backup import main
 from portalops_host.closed import reopen
 from portalops_host.config import load_config
@@ -1582,6 +1582,73 @@ def test_a_restore_that_fails_after_the_stop_leaves_no_dropin(
     assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
     status = json.loads((tmp_path / "restore-database.json").read_text())
     assert status["ok"] is False
+
+
+def test_a_failed_restore_keeps_its_dropin_while_it_puts_the_old_data_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    # put_back removed the drop-in right after its stop, before moving the half-restored data out and the old
+    # data back: the same window, a stopped server and no drop-in, for a runbook to start it under the move.
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    seen: list[str] = []
+    replace(monkeypatch, "systemctl", watched(unit, seen))
+    real_move_aside = physical.move_aside
+
+    def move_aside(datadir: Path, aside: Path) -> None:
+        seen.append(f"move {aside.name.split('-')[0]}-{aside.name.split('-')[1]}: {dropin_as_seen(unit)}")
+        real_move_aside(datadir, aside)
+
+    replace(monkeypatch, "move_aside", move_aside)
+
+    def move_back(prepared: Path, datadir: Path) -> None:
+        raise JobError("mariadb-backup --move-back failed: disk full")
+
+    replace(monkeypatch, "move_back", move_back)
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    datadir = Path(config["mariadb_datadir"])
+    real_rename = Path.rename
+
+    def rename(path: Path, target: Any) -> Path:
+        if Path(target) == datadir:
+            seen.append(f"put back {path.name.split('-')[0]}-{path.name.split('-')[1]}: {dropin_as_seen(unit)}")
+        return real_rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(JobError, match="disk full"):
+        restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, Log(None))
+    me = os.getpid()
+    assert seen == [
+        f"daemon-reload: running, busy {me}",
+        f"stop mariadb: running, busy {me}",
+        f"move mysql.before-restore: stopped, busy {me}",
+        f"stop mariadb: stopped, busy {me}",  # put_back
+        f"move mysql.failed-restore: stopped, busy {me}",  # the half-restored data out, still busy
+        f"put back mysql.before-restore: stopped, busy {me}",  # the old data in, still busy
+        "daemon-reload: stopped, none",  # then removed, loaded, and the start on the network
+        "start mariadb: stopped, none",
+    ]
+    assert unit.open and sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+
+
+def test_a_put_back_that_fails_still_leaves_no_dropin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    # A put-back whose move fails ends as it did before the drop-in came first: MariaDB stopped (never started
+    # on a half-put-back data directory) and no drop-in left to keep its next start closed.
+    unit = FakeMariadbUnit(closed_dropin)
+    replace(monkeypatch, "systemctl", unit.systemctl)
+    closed.close_network()
+    datadir, aside = tmp_path / "mysql", tmp_path / "mysql.before-restore-x"
+    (aside / "wp").mkdir(parents=True)
+
+    def rename(path: Path, target: Any) -> Path:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="I/O error"):
+        put_back(datadir, aside, dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC), Log(None), restored=False)
+    assert not closed_dropin.exists() and not unit.running
+    assert unit.calls == [("daemon-reload",), ("stop", "mariadb"), ("daemon-reload",)]
 
 
 def test_a_restore_that_cannot_close_mariadb_never_stops_it_and_leaves_no_dropin(
