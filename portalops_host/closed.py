@@ -90,7 +90,7 @@ def dropin_text(owner: Owner) -> str:
     """The drop-in: what it is, who wrote it and how to remove it, then the setting."""
     return (
         "# portalops-backup restore-database: MariaDB closed to the network (--skip-networking) while the\n"
-        "# restored data is checked exactly; the restore removes it (and restarts MariaDB) when the check ends.\n"
+        "# restored data is moved in and checked exactly; the restore removes it (and restarts MariaDB) when done.\n"
         f"# Written by pid {owner.pid} at {owner.since}. If that restore is gone (SIGKILL, a crash), this file is\n"
         "# stale and keeps MariaDB off the network at every start: `portalops-host mariadb reopen-stale`, or\n"
         f"# rm {CLOSED_DROPIN} && systemctl daemon-reload && systemctl restart mariadb\n"
@@ -142,7 +142,7 @@ def said(found: Found, owner: Owner | None) -> str:
     if found in (Found.BUSY, Found.MINE):
         return (
             f"busy, not broken: a running restore ({who}) holds MariaDB closed to the network ({CLOSED_DROPIN}) "
-            "while it checks the restored data; it reopens it when done: leave it alone"
+            "while it moves the restored data in and checks it; it reopens it when done: leave it alone"
         )
     remove = f"rm {CLOSED_DROPIN} && systemctl daemon-reload && systemctl restart mariadb"
     if found is Found.STALE:
