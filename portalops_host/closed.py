@@ -6,7 +6,9 @@ site (cms1) cannot write it between the start and the checksums (WordPress write
 view). A runtime drop-in, not `systemctl set-environment`: it applies to mariadb.service alone (the
 manager's environment is every unit's, and a unit's own Environment= would silently override it), and
 `systemctl status mariadb` shows it while it is there; /run is empty after a reboot. Debian's unit runs
-`mariadbd $MYSQLD_OPTS ...`; 'zz-' sorts it after any other drop-in, so its Environment= wins.
+`mariadbd $MYSQLD_OPTS ...`; 'zz-' sorts it after any other drop-in, so its Environment= wins. The restore
+writes it before it stops MariaDB: while the server is stopped and its data directory moved, the drop-in says
+a restore runs (busy), so no runbook takes the stopped server for a broken one and starts it under the move.
 
 A restore that is SIGKILLed (or a host that stops it without rebooting) leaves the drop-in behind, and
 MariaDB, restarted by hand or by a runbook, comes back closed: the site is down and nothing says why. So
@@ -88,7 +90,7 @@ def dropin_text(owner: Owner) -> str:
     """The drop-in: what it is, who wrote it and how to remove it, then the setting."""
     return (
         "# portalops-backup restore-database: MariaDB closed to the network (--skip-networking) while the\n"
-        "# restored data is checked exactly; the restore removes it (and restarts MariaDB) when the check ends.\n"
+        "# restored data is moved in and checked exactly; the restore removes it (and restarts MariaDB) when done.\n"
         f"# Written by pid {owner.pid} at {owner.since}. If that restore is gone (SIGKILL, a crash), this file is\n"
         "# stale and keeps MariaDB off the network at every start: `portalops-host mariadb reopen-stale`, or\n"
         f"# rm {CLOSED_DROPIN} && systemctl daemon-reload && systemctl restart mariadb\n"
@@ -140,7 +142,7 @@ def said(found: Found, owner: Owner | None) -> str:
     if found in (Found.BUSY, Found.MINE):
         return (
             f"busy, not broken: a running restore ({who}) holds MariaDB closed to the network ({CLOSED_DROPIN}) "
-            "while it checks the restored data; it reopens it when done: leave it alone"
+            "while it moves the restored data in and checks it; it reopens it when done: leave it alone"
         )
     remove = f"rm {CLOSED_DROPIN} && systemctl daemon-reload && systemctl restart mariadb"
     if found is Found.STALE:

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from portalops_host import closed
 from portalops_host.closed import close_network, networking_off, open_network
 from portalops_host.database import RESTORE_DIR, systemctl
 from portalops_host.errors import JobError
@@ -96,8 +97,9 @@ def move_aside(datadir: Path, aside: Path) -> None:
 def restore_physical(
     config: dict[str, Any], snapshot: dict[str, Any], datadir: Path, moment: dt.datetime, log: Log
 ) -> dict[str, Any]:
-    """restic restore the prepared backup, stop MariaDB, keep the data directory aside, move the backup in, start
-    it closed to the network (close_network). The caller checks the data exactly and then calls reopen, always."""
+    """restic restore the prepared backup, close MariaDB to the network (close_network: its next start), stop it,
+    keep the data directory aside, move the backup in, start it closed. The caller checks the data exactly and then
+    calls reopen, always."""
     work = Path(config.get("restore_dir", RESTORE_DIR)) / snapshot["short_id"]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, mode=0o700)
@@ -115,6 +117,17 @@ def restore_physical(
         refused = room_aside(datadir, aside)
         if refused:
             raise JobError(refused)
+        # Closed before the stop, not at the start: from here until reopen the drop-in names this restore, so
+        # `portalops-host check restore-closed` says busy (75) and no runbook starts MariaDB on a half-moved data
+        # directory while it is stopped. The daemon-reload does not touch the running server.
+        log(f"physical: closing MariaDB to the network for the restore (drop-in {closed.CLOSED_DROPIN}, owner pid "
+            f"{os.getpid()}) before stopping it: until it reopens, a runbook sees a running restore")  # fmt: skip
+        try:
+            close_network()
+        except BaseException:
+            with contextlib.suppress(JobError, OSError):
+                open_network()  # not stopped yet: the server runs on the network with its own data, as before
+            raise
         log("physical: stopping MariaDB")
         systemctl("stop", "mariadb")
         moved: Path | None = None
@@ -133,7 +146,6 @@ def restore_physical(
             move_back(prepared, datadir)
             datadir.chmod(mode)
             log("physical: starting MariaDB on the restored data, networking off (--skip-networking)")
-            close_network()
             systemctl("start", "mariadb")
             if networking_off():
                 log("physical: MariaDB started with networking off for the exact check")
@@ -154,23 +166,26 @@ def put_back(datadir: Path, aside: Path | None, moment: dt.datetime, log: Log, r
 
     ``restored``: the move aside finished (what the data directory holds now is the restore's, kept as
     failed-restore); otherwise it holds the entries the move did not reach, which stay. A mount point
-    gets its entries back one by one. MariaDB is started normally, on the network.
+    gets its entries back one by one. MariaDB is started normally, on the network: the restore's drop-in stays
+    while the data moves (a runbook sees a running restore, not a stopped server to start) and goes just before.
     """
     with contextlib.suppress(JobError):
         systemctl("stop", "mariadb")
-    with contextlib.suppress(JobError, OSError):
-        open_network()  # its own data back: on the network as before the restore
-    if aside is not None and aside.exists():
-        if restored and datadir.exists():
-            failed = aside_path(datadir, moment, "failed-restore")
-            move_aside(datadir, failed)
-            log(f"physical: the half-restored data directory is kept in {failed}")
-        if datadir.exists():
-            for entry in aside.iterdir():
-                shutil.move(str(entry), str(datadir / entry.name))
-            aside.rmdir()
-        else:
-            aside.rename(datadir)
-        log(f"physical: {aside} put back as {datadir}")
+    try:
+        if aside is not None and aside.exists():
+            if restored and datadir.exists():
+                failed = aside_path(datadir, moment, "failed-restore")
+                move_aside(datadir, failed)
+                log(f"physical: the half-restored data directory is kept in {failed}")
+            if datadir.exists():
+                for entry in aside.iterdir():
+                    shutil.move(str(entry), str(datadir / entry.name))
+                aside.rmdir()
+            else:
+                aside.rename(datadir)
+            log(f"physical: {aside} put back as {datadir}")
+    finally:
+        with contextlib.suppress(JobError, OSError):
+            open_network()  # its own data back: on the network as before the restore
     with contextlib.suppress(JobError):
         systemctl("start", "mariadb")

@@ -7,7 +7,8 @@ module's order) and leaves the site's posts as they were. The second copy on the
 never pruned while a client has dated a snapshot in the future. A backup whose manifest shows mass
 loss against its predecessor flags the job and pins the predecessor until a person releases it.
 A physical restore checks the restored data with MariaDB closed to the network; a SIGKILLed restore's closed
-drop-in is found, named and removed by l1_portal_unreachable, a running restore's left alone.
+drop-in is found, named and removed by l1_portal_unreachable, a running restore's left alone, also while the
+restore has MariaDB stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from portalops.lab.config import LabConfig
-from portalops_host.closed import CLOSED_DROPIN, Owner, dropin_text
+from portalops_host.closed import CLOSED_DROPIN, Owner, dropin_text, owner_of
 from portalops_host.times import now, stamp
 from tests.integration.helpers import ENV, incident_journal, on, portalops
 from tests.integration.test_site import SITES
@@ -328,6 +329,108 @@ def test_the_runbook_removes_a_killed_restores_drop_in_and_leaves_a_running_rest
     assert on("db1", f"cat {DROPIN}").stdout == text
     assert on("db1", "systemctl show -p InvocationID --value mariadb").stdout == invocation  # not restarted
     assert sql(SKIP_NETWORKING) == "1"
+
+
+RESTORE_OUT = "/root/portalops-test-frozen-restore.out"
+RESTORE_RC = "/root/portalops-test-frozen-restore.rc"
+RESTORE_STATUS = "/var/lib/portalops/backup/restore-database.json"
+
+
+def mariadb_state() -> str:
+    return on("db1", "systemctl is-active mariadb", check=False).stdout.strip()
+
+
+def to_group(group: int, signal: str) -> subprocess.CompletedProcess[str]:
+    """``signal`` (STOP, CONT, 0) to db1's process group ``group`` (bash's kill: dash's takes no '--')."""
+    return on("db1", f"bash -c 'kill -{signal} -- -{group}'", check=False)
+
+
+def restore_running(group: int) -> bool:
+    return to_group(group, "0").returncode == 0
+
+
+@pytest.fixture
+def frozen_restore(restore_dropin: list[int]) -> Iterator[Callable[[str], tuple[int, int]]]:
+    """Starts a physical `restore-database --yes` of a snapshot on db1 in a process group of its own and freezes
+    it (SIGSTOP to the group) as soon as MariaDB is no longer active: the restore in its stopped phase. Gives
+    the group and the restore's pid. Afterwards a restore still there is never left frozen: SIGTERM (it unwinds:
+    its own data back, MariaDB reopened), SIGCONT, waited for; its evidence directory is removed."""
+    aside = set(on("db1", ASIDE).stdout.split())
+    groups: list[int] = []
+
+    def start(snapshot: str) -> tuple[int, int]:
+        run = f"{BACKUP} restore-database --snapshot {snapshot} --yes > {RESTORE_OUT} 2>&1; echo $? > {RESTORE_RC}"
+        # Polled on db1 itself (every 20 ms): the stop takes seconds, the restore is frozen inside it.
+        script = (
+            f"rm -f {RESTORE_OUT} {RESTORE_RC}; setsid sh -c {shlex.quote(run)} < /dev/null > /dev/null 2>&1 & "
+            "group=$!; end=$(($(date +%s) + 600)); "
+            'while [ "$(systemctl is-active mariadb)" = active ] && kill -0 $group && [ $(date +%s) -lt $end ]; '
+            "do sleep 0.02; done; kill -STOP -- -$group; echo $group"
+        )
+        group = int(on("db1", f"bash -c {shlex.quote(script)}").stdout)
+        groups.append(group)
+        restore = on("db1", f"pgrep -P {group}", check=False).stdout.split()
+        assert restore_running(group) and len(restore) == 1, on("db1", f"cat {RESTORE_OUT}", check=False).stdout
+        return group, int(restore[0])
+
+    yield start
+    for group in groups:
+        if restore_running(group):
+            on("db1", f"pkill -TERM -P {group}", check=False)
+            to_group(group, "CONT")
+            end = time.monotonic() + 600
+            while restore_running(group) and time.monotonic() < end:
+                time.sleep(1)
+            assert not restore_running(group), "the test's restore did not end after SIGTERM"
+    on("db1", f"rm -f {RESTORE_OUT} {RESTORE_RC}")
+    for path in set(on("db1", ASIDE).stdout.split()) - aside:  # this test's restore evidence
+        on("db1", f"rm -rf {path}")
+
+
+def test_the_runbook_never_starts_mariadb_a_running_restore_has_stopped(
+    frozen_restore: Callable[[str], tuple[int, int]],
+) -> None:
+    # The restore wrote its drop-in only after the move-back: between its stop and then, the runbook saw a stopped
+    # MariaDB and no drop-in, broken, and started MariaDB under the restore (on a half-moved data directory, on
+    # the network). The drop-in exists from before the stop now: busy, unknown, and nothing is started.
+    physical = snapshot_of(database_backup(), "db-physical")
+    group, restore = frozen_restore(physical[:8])
+    end = time.monotonic() + 120
+    while mariadb_state() not in ("inactive", "failed") and time.monotonic() < end:
+        time.sleep(0.5)  # the stop job goes on in systemd while the restore is frozen
+    assert mariadb_state() == "inactive"
+    invocation = on("db1", "systemctl show -p InvocationID --value mariadb").stdout
+    try:
+        result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=900)
+        events = incident_journal(result)
+        busy = f"busy, not broken: a running restore (restore-database pid {restore}, closed at "
+        _, _, findings = step_events(events, "db_mariadb")  # a diagnosis is a problem when any host's is not ok
+        assert any(f"unknown (exit 75: {busy}" in finding for finding in findings), findings
+        acted, said, findings = step_events(events, "start_mariadb")
+        assert acted == "unknown" and any(busy in finding for finding in findings), [*findings, said]
+        assert mariadb_state() == "inactive", "the runbook started MariaDB under a running restore"
+        assert on("db1", "systemctl show -p InvocationID --value mariadb").stdout == invocation  # never started
+        owner = owner_of(on("db1", f"cat {DROPIN}").stdout)
+        assert owner is not None and owner.pid == restore
+    finally:
+        to_group(group, "CONT")  # never left frozen, whatever failed above (the fixture checks it ended)
+    end = time.monotonic() + 900
+    while restore_running(group) and time.monotonic() < end:
+        time.sleep(2)
+    output = on("db1", f"cat {RESTORE_OUT}").stdout
+    assert on("db1", f"cat {RESTORE_RC}").stdout.strip() == "0", output[-4000:]
+    assert output.index("physical: closing MariaDB to the network for the restore") < output.index(
+        "physical: stopping MariaDB"
+    )
+    finished = json.loads(output.strip().splitlines()[-1])
+    assert finished["path"] == "physical" and finished["problems"] == [], finished
+    assert finished["snapshot"].startswith(physical)
+    status = json.loads(on("db1", f"cat {RESTORE_STATUS}").stdout)
+    assert status["ok"] is True and status["restore"]["phase"] == "finished", status
+    assert "restore-database: verified in " in output
+    # Reopened: on the network, no drop-in, and the site writes.
+    assert on("db1", f"test -e {DROPIN}", check=False).returncode == 1
+    assert sql(SKIP_NETWORKING) == "0" and site_write()[1] == "written"
 
 
 CONFIG = "/etc/portalops/backup.json"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from portalops import drill_report
-from portalops_host import closed, drill
+from portalops_host import closed, drill, physical
 from portalops_host.backup import main
 from portalops_host.closed import reopen
 from portalops_host.config import load_config
@@ -1388,7 +1388,14 @@ def test_a_move_aside_that_fails_half_way_on_a_mount_point_is_undone(
     assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
     assert all((datadir / name / "data").read_text() == name for name in ("ibdata1", "mysql", "wp"))
     assert not aside_path(datadir, moment).exists()
-    assert calls == [("stop", "mariadb"), ("stop", "mariadb"), ("start", "mariadb")]
+    # Closed (its drop-in loaded) before the stop; put_back removes it (loaded) before its start on the network.
+    assert calls == [
+        ("daemon-reload",),
+        ("stop", "mariadb"),
+        ("stop", "mariadb"),
+        ("daemon-reload",),
+        ("start", "mariadb"),
+    ]
 
 
 def test_a_mount_point_gets_its_entries_back_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1485,8 +1492,8 @@ def test_a_physical_restore_is_checked_and_replayed_closed_to_the_network_then_r
     assert seen == ["exact check, closed", "replay, closed", "sound check, open"]
     assert not closed_dropin.parent.exists()  # no empty drop-in directory left under /run
     assert unit.open and unit.calls == [
+        ("daemon-reload",),  # closed before the stop: see test_the_dropin_names_the_restore_before_mariadb_stops
         ("stop", "mariadb"),
-        ("daemon-reload",),
         ("start", "mariadb"),
         ("daemon-reload",),
         ("restart", "mariadb"),
@@ -1496,6 +1503,166 @@ def test_a_physical_restore_is_checked_and_replayed_closed_to_the_network_then_r
     assert closed < out.index("verify: ok") < out.index("physical: MariaDB reopened to the network")
     result = json.loads(out.splitlines()[-1])
     assert result["problems"] == [] and result["path"] == "physical" and result["live_changed"] is True
+
+
+def dropin_as_seen(unit: FakeMariadbUnit) -> str:
+    """MariaDB's state and the drop-in as a runbook's `portalops-host check restore-closed` (another process) judges
+    it: 'stopped, busy <pid>', 'running, none', ..."""
+    text = unit.dropin.read_text() if unit.dropin.exists() else None
+    found, owner = closed.judge(text, closed.boot_id(), closed.process_start, 0)
+    return f"{'running' if unit.running else 'stopped'}, {found.value}" + (f" {owner.pid}" if owner else "")
+
+
+def watched(unit: FakeMariadbUnit, seen: list[str]) -> Any:
+    """``unit.systemctl`` noting, before each call, the call and what a runbook would find then."""
+    real = unit.systemctl
+
+    def systemctl(*args: str) -> None:
+        seen.append(f"{' '.join(args)}: {dropin_as_seen(unit)}")
+        real(*args)
+
+    return systemctl
+
+
+def test_the_dropin_names_the_restore_before_mariadb_stops_and_through_the_stopped_phase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_dropin: Path
+) -> None:
+    # The drop-in was written after the move-back: between the stop and it a runbook's MARIADB_UP (`check
+    # restore-closed && systemctl is-active mariadb`) found no drop-in and a stopped server, broken, and its
+    # start_mariadb started MariaDB on a half-moved data directory, open to the network. Busy throughout now.
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    seen: list[str] = []
+    replace(monkeypatch, "systemctl", watched(unit, seen))
+
+    def move_back(prepared: Path, datadir: Path) -> None:
+        seen.append(f"move-back: {dropin_as_seen(unit)}, check restore-closed {closed.command_restore_closed()}")
+        (datadir / "wp").mkdir()
+
+    replace(monkeypatch, "move_back", move_back)
+    assert command_restore_database(config, None, True, Log(None)) == EXIT_OK
+    me = os.getpid()
+    assert seen == [
+        f"daemon-reload: running, busy {me}",  # written, then loaded, while the server runs as it was
+        f"stop mariadb: running, busy {me}",
+        f"move-back: stopped, busy {me}, check restore-closed {EXIT_UNKNOWN}",
+        f"start mariadb: stopped, busy {me}",
+        "daemon-reload: running, none",  # reopen: removed, loaded, restarted on the network
+        "restart mariadb: running, none",
+    ]
+    out = capsys.readouterr().out
+    closing = out.index(f"physical: closing MariaDB to the network for the restore (drop-in {closed_dropin}, owner "
+                        f"pid {me}) before stopping it")  # fmt: skip
+    assert closing < out.index("physical: stopping MariaDB") < out.index("physical: MariaDB reopened to the network")
+    assert unit.open and not closed_dropin.exists()
+
+
+@pytest.mark.parametrize(
+    "failure", [JobError("mariadb-backup --move-back failed: disk full"), Terminated("stopped by signal 15")]
+)
+def test_a_restore_that_fails_after_the_stop_leaves_no_dropin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path, failure: BaseException
+) -> None:
+    # The drop-in now exists from before the stop: a failure (or SIGTERM) in the stopped phase must not leave it.
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    datadir = Path(config["mariadb_datadir"])
+
+    def move_back(prepared: Path, datadir: Path) -> None:
+        assert closed_dropin.exists() and not unit.running
+        (datadir / "half").mkdir()
+        raise failure
+
+    replace(monkeypatch, "move_back", move_back)
+    if isinstance(failure, JobError):
+        assert command_restore_database(config, None, True, Log(None)) == EXIT_FAILED
+    else:
+        with pytest.raises(Terminated):
+            command_restore_database(config, None, True, Log(None))
+    assert not closed_dropin.exists() and not closed_dropin.parent.exists()
+    assert unit.open  # put_back started the old data on the network; nothing was left for reopen
+    assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+    status = json.loads((tmp_path / "restore-database.json").read_text())
+    assert status["ok"] is False
+
+
+def test_a_failed_restore_keeps_its_dropin_while_it_puts_the_old_data_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    # put_back removed the drop-in right after its stop, before moving the half-restored data out and the old
+    # data back: the same window, a stopped server and no drop-in, for a runbook to start it under the move.
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    seen: list[str] = []
+    replace(monkeypatch, "systemctl", watched(unit, seen))
+    real_move_aside = physical.move_aside
+
+    def move_aside(datadir: Path, aside: Path) -> None:
+        seen.append(f"move {aside.name.split('-')[0]}-{aside.name.split('-')[1]}: {dropin_as_seen(unit)}")
+        real_move_aside(datadir, aside)
+
+    replace(monkeypatch, "move_aside", move_aside)
+
+    def move_back(prepared: Path, datadir: Path) -> None:
+        raise JobError("mariadb-backup --move-back failed: disk full")
+
+    replace(monkeypatch, "move_back", move_back)
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    datadir = Path(config["mariadb_datadir"])
+    real_rename = Path.rename
+
+    def rename(path: Path, target: Any) -> Path:
+        if Path(target) == datadir:
+            seen.append(f"put back {path.name.split('-')[0]}-{path.name.split('-')[1]}: {dropin_as_seen(unit)}")
+        return real_rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(JobError, match="disk full"):
+        restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, Log(None))
+    me = os.getpid()
+    assert seen == [
+        f"daemon-reload: running, busy {me}",
+        f"stop mariadb: running, busy {me}",
+        f"move mysql.before-restore: stopped, busy {me}",
+        f"stop mariadb: stopped, busy {me}",  # put_back
+        f"move mysql.failed-restore: stopped, busy {me}",  # the half-restored data out, still busy
+        f"put back mysql.before-restore: stopped, busy {me}",  # the old data in, still busy
+        "daemon-reload: stopped, none",  # then removed, loaded, and the start on the network
+        "start mariadb: stopped, none",
+    ]
+    assert unit.open and sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
+
+
+def test_a_put_back_that_fails_still_leaves_no_dropin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    # A put-back whose move fails ends as it did before the drop-in came first: MariaDB stopped (never started
+    # on a half-put-back data directory) and no drop-in left to keep its next start closed.
+    unit = FakeMariadbUnit(closed_dropin)
+    replace(monkeypatch, "systemctl", unit.systemctl)
+    closed.close_network()
+    datadir, aside = tmp_path / "mysql", tmp_path / "mysql.before-restore-x"
+    (aside / "wp").mkdir(parents=True)
+
+    def rename(path: Path, target: Any) -> Path:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError, match="I/O error"):
+        put_back(datadir, aside, dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC), Log(None), restored=False)
+    assert not closed_dropin.exists() and not unit.running
+    assert unit.calls == [("daemon-reload",), ("stop", "mariadb"), ("daemon-reload",)]
+
+
+def test_a_restore_that_cannot_close_mariadb_never_stops_it_and_leaves_no_dropin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_dropin: Path
+) -> None:
+    config, unit, _ = closed_restore_setup(tmp_path, monkeypatch, closed_dropin)
+    unit.fail.add("daemon-reload")
+    datadir = Path(config["mariadb_datadir"])
+    moment = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    with pytest.raises(JobError, match="systemctl daemon-reload failed"):
+        restore_physical(config, snap("bbbb", "db-physical", "2026-11-27T01:30:00Z"), datadir, moment, Log(None))
+    # Written, not loaded: removed again, the server never stopped, its data where it was.
+    assert unit.calls == [("daemon-reload",), ("daemon-reload",)] and unit.open and not closed_dropin.exists()
+    assert sorted(p.name for p in datadir.iterdir()) == ["ibdata1", "mysql", "wp"]
 
 
 def test_a_physical_restore_that_fails_its_exact_check_is_reopened_and_reported(
@@ -1609,7 +1776,7 @@ def test_a_restore_removes_a_stale_dropin_before_it_starts(
     unit.calls.clear()
     assert command_restore_database(config, None, True, Log(None)) == EXIT_OK
     assert unit.calls[:2] == [("daemon-reload",), ("restart", "mariadb")]  # before the restore's own stop
-    assert unit.calls[2] == ("stop", "mariadb")
+    assert unit.calls[2:4] == [("daemon-reload",), ("stop", "mariadb")]  # its own drop-in, then its stop
     out = capsys.readouterr().out
     found = "stale" if owned else "unowned"
     assert out.index(f"restore-database: removing the {found} drop-in a previous restore left") < out.index(
