@@ -22,6 +22,7 @@ from portalops.lab.config import LabConfig
 from portalops.monitoring.api import Prometheus
 from portalops.monitoring.status import QUERIES
 from tests.integration.helpers import on, portalops
+from tests.integration.test_site_monitoring import wait_until
 
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())
 SITES = {site["name"]: set(site["domains"]) for site in PORTAL["portal_sites"]}
@@ -44,18 +45,16 @@ def status(incidents: Path) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
-def wait_for_probes_after(moment: float, seconds: float = 120) -> None:
+def wait_for_probes_after(moment: float) -> None:
     """Until Prometheus holds a probe of every site's domain scraped after ``moment`` (UNIX time). Up to a probe
     interval after an earlier module repaired its fault, the last probe still says what the fault did (in CI:
     www.portal.lab.test down, seconds after test_site_probe_real stopped php-fpm behind a warm cache)."""
     prometheus = Prometheus(PROMETHEUS)
-    deadline = time.monotonic() + seconds
-    while True:
-        taken = prometheus.query(f"timestamp({QUERIES['probes']})")
-        if taken and min(sample.value for sample in taken) > moment:
-            return
-        assert time.monotonic() < deadline, f"no probe of every domain since {moment}: {taken}"
-        time.sleep(1)
+    wait_until(
+        f"a probe of every domain scraped after {moment}",
+        lambda: [sample.value for sample in prometheus.query(f"timestamp({QUERIES['probes']})")],
+        lambda taken: bool(taken) and min(taken) > moment,
+    )
 
 
 def test_status_reads_the_live_monitoring_and_reports_every_site(converged: LabConfig, tmp_path: Path) -> None:
