@@ -7,10 +7,12 @@ Prometheus is asked through its HTTP API (JSON), published on the controller's 1
 
 from __future__ import annotations
 
+import html
 import json
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import yaml
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import failed_tasks, on, playbook
+from tests.integration.test_site import get
 
 PROMETHEUS = "http://127.0.0.1:9090"
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())
@@ -98,6 +101,46 @@ def test_every_domain_is_probed_through_the_edge_and_loads(converged: LabConfig)
     assert set(days) == set(DOMAINS) and all(30 < d <= 826 for d in days.values()), days
     sites = {s["metric"]["site"] for s in api("/api/v1/query", query='probe_success{job="http_portal"}')["result"]}
     assert sites == set(DOMAINS.values())
+
+
+def test_a_healthy_page_past_its_cache_period_is_rendered_fresh_and_no_probe_fails(converged: LabConfig) -> None:
+    """A page that expires on a healthy CMS is answered by the CMS (EXPIRED), never STALE: the probe fails on
+    STALE, so a STALE answer from a healthy CMS (nginx's background update answers the request that starts it
+    so) counted the site down once per page and cache period (CI: news.lab.test down in `portalops status`)."""
+    wait_until(
+        "every domain's probe succeeds",
+        lambda: query('probe_success{job="http_portal"}'),
+        lambda v: v == dict.fromkeys(DOMAINS, 1.0),
+    )
+    started = time.monotonic()
+    site = PORTAL["portal_sites"][-1]
+    domain, path = site["domains"][0], f"/?portalops-expiry={uuid.uuid4().hex}"  # a cache entry of this test's
+
+    def answer() -> tuple[int, str | None, str]:
+        status, headers, body = get(converged, domain, path)
+        return status, headers.get("x-cache-status"), body
+
+    answers = [answer(), answer()]
+    time.sleep(cache_valid_seconds() + 2 - (time.monotonic() - started))
+    answers += [answer(), answer()]
+    assert [a[:2] for a in answers] == [(200, "MISS"), (200, "HIT"), (200, "EXPIRED"), (200, "HIT")]
+    assert site["title"] in html.unescape(answers[2][2]), "the refreshed page is the site's"
+    # Every probe through the edge since the start passed, though every domain's page expired meanwhile
+    # (the probes keep it cached; it lives one cache period).
+    window = f"{int(time.monotonic() - started)}s"
+    probes = f'probe_success{{job="http_portal"}}[{window}]'
+    taken = query(f"count_over_time({probes})")
+    failed = query(f"count_over_time({probes}) - sum_over_time({probes})")
+    assert set(taken) == set(DOMAINS) and min(taken.values()) >= 3, taken
+    assert failed == dict.fromkeys(DOMAINS, 0.0), f"probes of a healthy site failed in the last {window}: {failed}"
+
+
+def cache_valid_seconds() -> int:
+    """The lab edge's cache period (nginx_portal_cache_valid, in minutes on the lab), in seconds."""
+    spec = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/web/nginx_portal.yml").read_text())
+    valid = str(spec["nginx_portal_cache_valid"])
+    assert valid.endswith("m") and valid[:-1].isdigit(), f"the lab's cache period is {valid}, not whole minutes"
+    return int(valid[:-1]) * 60
 
 
 def connects(source: str, target: str, port: int) -> bool:
