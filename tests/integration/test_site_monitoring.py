@@ -24,7 +24,7 @@ from portalops.lab.config import LabConfig
 from tests.integration.helpers import failed_tasks, on, playbook
 from tests.integration.test_site import get
 
-PROMETHEUS = "http://127.0.0.1:9090"
+PROMETHEUS = "http://127.0.0.1:9090"  # lab_publish of mon1
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())
 DOMAINS = {domain: site["name"] for site in PORTAL["portal_sites"] for domain in site["domains"]}
 INVENTORY = yaml.safe_load((REPO_ROOT / "inventory/lab/hosts.yml").read_text())["all"]["children"]
@@ -34,6 +34,7 @@ ADDRESSES = {
 # Exporter jobs and the hosts each must have (the exporters role's groups).
 EXPECTED_TARGETS = {("node", host) for host in ADDRESSES} | {("mysqld", "db1"), ("nginx", "web1"), ("nginx", "cms1")}
 RULES_DIR = "/etc/prometheus/rules"
+PROBES = 'probe_success{job="http_portal"}'
 
 
 def api(path: str, **params: str) -> Any:
@@ -64,6 +65,14 @@ def wait_until(what: str, read: Callable[[], Any], done: Callable[[Any], bool], 
         time.sleep(2)
 
 
+def every_probe_says(value: float, what: str, timeout: float = 120) -> dict[str, float]:
+    """Wait until the last probe of every domain (job http_portal) is ``value`` (1 passed, 0 failed)."""
+    answer: dict[str, float] = wait_until(
+        what, lambda: query(PROBES), lambda v: v == dict.fromkeys(DOMAINS, value), timeout=timeout
+    )
+    return answer
+
+
 def scrape_health() -> dict[tuple[str, str], str]:
     return {
         (target["labels"]["job"], target["labels"]["instance"]): target["health"]
@@ -88,18 +97,14 @@ def test_prometheus_scrapes_every_exporter_of_the_inventory(converged: LabConfig
 
 
 def test_every_domain_is_probed_through_the_edge_and_loads(converged: LabConfig) -> None:
-    loaded = wait_until(
-        "every domain's probe succeeds",
-        lambda: query('probe_success{job="http_portal"}'),
-        lambda v: v == dict.fromkeys(DOMAINS, 1.0),
-    )
+    loaded = every_probe_says(1.0, "every domain's probe succeeds")
     assert loaded == dict.fromkeys(DOMAINS, 1.0)
     assert query('probe_http_status_code{job="http_portal"}') == dict.fromkeys(DOMAINS, 200.0)
     # The edge's lab CA signs for 825 days (nginx_portal_tls_cert_not_after): the expiry is read from
     # the served chain, and a lab certificate is far from it.
     days = query("portalops:probe_cert_expiry:days")
     assert set(days) == set(DOMAINS) and all(30 < d <= 826 for d in days.values()), days
-    sites = {s["metric"]["site"] for s in api("/api/v1/query", query='probe_success{job="http_portal"}')["result"]}
+    sites = {s["metric"]["site"] for s in api("/api/v1/query", query=PROBES)["result"]}
     assert sites == set(DOMAINS.values())
 
 
@@ -107,11 +112,7 @@ def test_a_healthy_page_past_its_cache_period_is_rendered_fresh_and_no_probe_fai
     """A page that expires on a healthy CMS is answered by the CMS (EXPIRED), never STALE: the probe fails on
     STALE, so a STALE answer from a healthy CMS (nginx's background update answers the request that starts it
     so) counted the site down once per page and cache period (CI: news.lab.test down in `portalops status`)."""
-    wait_until(
-        "every domain's probe succeeds",
-        lambda: query('probe_success{job="http_portal"}'),
-        lambda v: v == dict.fromkeys(DOMAINS, 1.0),
-    )
+    every_probe_says(1.0, "every domain's probe succeeds")
     started = time.monotonic()
     site = PORTAL["portal_sites"][-1]
     domain, path = site["domains"][0], f"/?portalops-expiry={uuid.uuid4().hex}"  # a cache entry of this test's
@@ -128,7 +129,7 @@ def test_a_healthy_page_past_its_cache_period_is_rendered_fresh_and_no_probe_fai
     # Every probe through the edge since the start passed, though every domain's page expired meanwhile
     # (the probes keep it cached; it lives one cache period).
     window = f"{int(time.monotonic() - started)}s"
-    probes = f'probe_success{{job="http_portal"}}[{window}]'
+    probes = f"{PROBES}[{window}]"
     taken = query(f"count_over_time({probes})")
     failed = query(f"count_over_time({probes}) - sum_over_time({probes})")
     assert set(taken) == set(DOMAINS) and min(taken.values()) >= 3, taken
@@ -167,21 +168,11 @@ def test_a_dead_edge_fails_every_probe_and_its_return_is_seen(converged: LabConf
     on("web1", "systemctl stop nginx")
     stopped = time.monotonic()
     try:
-        wait_until(
-            "every probe fails while the edge is down",
-            lambda: query('probe_success{job="http_portal"}'),
-            lambda v: v == dict.fromkeys(DOMAINS, 0.0),
-            timeout=90,
-        )
+        every_probe_says(0.0, "every probe fails while the edge is down", timeout=90)
         detected = time.monotonic() - stopped
     finally:
         on("web1", "systemctl start nginx")
-    wait_until(
-        "every probe succeeds again",
-        lambda: query('probe_success{job="http_portal"}'),
-        lambda v: v == dict.fromkeys(DOMAINS, 1.0),
-        timeout=90,
-    )
+    every_probe_says(1.0, "every probe succeeds again", timeout=90)
     # Within one probe interval (20 s) plus a scrape's lag; printed for the record, not a timing gate.
     print(f"edge down seen by every probe after {detected:.0f} s")
 

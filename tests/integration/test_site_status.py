@@ -22,11 +22,10 @@ from portalops.lab.config import LabConfig
 from portalops.monitoring.api import Prometheus
 from portalops.monitoring.status import QUERIES
 from tests.integration.helpers import on, portalops
-from tests.integration.test_site_monitoring import wait_until
+from tests.integration.test_site_monitoring import PROMETHEUS, wait_until
 
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())
 SITES = {site["name"]: set(site["domains"]) for site in PORTAL["portal_sites"]}
-PROMETHEUS = "http://127.0.0.1:9090"  # lab_publish of mon1
 ALERTMANAGER = "http://127.0.0.1:9093"  # lab_publish of mon1
 ALERTMANAGER_UNIT = "prometheus-alertmanager"  # Debian's package and unit (roles/monitoring/tasks/service.yml)
 
@@ -47,8 +46,8 @@ def status(incidents: Path) -> tuple[int, dict[str, Any]]:
 
 def wait_for_probes_after(moment: float) -> None:
     """Until Prometheus holds a probe of every site's domain scraped after ``moment`` (UNIX time). Up to a probe
-    interval after an earlier module repaired its fault, the last probe still says what the fault did (in CI:
-    www.portal.lab.test down, seconds after test_site_probe_real stopped php-fpm behind a warm cache)."""
+    interval after an earlier module repaired its fault, the last probe still says what the fault did (this module
+    runs seconds after test_site_probe_real, which stops php-fpm and MariaDB behind a warm cache)."""
     prometheus = Prometheus(PROMETHEUS)
     wait_until(
         f"a probe of every domain scraped after {moment}",
