@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -26,6 +27,7 @@ from portalops.errors import BadInput, ExitCode, PortalopsError
 from portalops.inspect import content
 from portalops.inspect import report as inspection
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
+from portalops.lab import clone
 from portalops.lab.config import lab_config
 from portalops.lab.image import build_image
 from portalops.lab.lab import Lab, format_status
@@ -81,11 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", "each host, its address and its systemd state"),
         ("ssh", "open an SSH session to a lab host as the deploy user"),
         ("image", "build the lab image (only when its recipe changed, unless --rebuild)"),
+        ("snapshot", "commit every lab host, as it is now, to an image that `lab clone` starts from"),
+        ("clone", "a second lab from the snapshot, in its own network namespace, with a copy of the repository"),
     ):
         sub = lab_cmds.add_parser(name, help=text, description=text)
         sub.add_argument("-i", "--inventory", help="lab inventory (default: inventory/lab)")
         if name == "up":
             sub.add_argument("--rebuild-image", action="store_true", help="rebuild the image first")
+            sub.add_argument(
+                "--from-snapshot", action="store_true", help="hosts that are created start from `lab snapshot`"
+            )
+        if name == "snapshot":
+            sub.add_argument("--remove", action="store_true", help="remove the snapshot's images instead")
+        if name == "clone":
+            sub.add_argument("dir", type=Path, help="where the copy of the repository goes (outside the repository)")
+            sub.add_argument("--remove", action="store_true", help="remove the clone at DIR instead")
+            sub.add_argument(
+                "run_command",
+                nargs=argparse.REMAINDER,
+                help="-- COMMAND: run COMMAND in the clone (in DIR, in its namespace), then remove the clone;"
+                " the exit status is COMMAND's",
+            )
         if name == "image":
             sub.add_argument("--rebuild", action="store_true", help="build even if the image exists")
             sub.add_argument("--tag", help="import under this tag instead of the recipe's")
@@ -659,8 +677,24 @@ def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Podman.preflight()  # root and podman first: nothing else works without them
     lab = Lab(lab_config(load_inventory(args.inventory)), progress)
     if args.lab_command == "up":
-        lab.up(rebuild_image=args.rebuild_image)
+        lab.up(rebuild_image=args.rebuild_image, from_snapshot=args.from_snapshot)
         print(format_status(lab.status()), file=out)
+    elif args.lab_command == "snapshot" and args.remove:
+        lab.forget_snapshot()
+    elif args.lab_command == "snapshot":
+        print("\n".join(lab.snapshot()), file=out)
+    elif args.lab_command == "clone" and args.remove:
+        clone.remove(args.dir, progress)
+    elif args.lab_command == "clone" and (command := [c for c in args.run_command if c != "--"]):
+        made = clone.create(args.dir, progress, lab.podman)
+        try:
+            return made.call(command)
+        finally:
+            clone.remove(made.root, progress, logs_to=lab.config.state_dir / "logs" / "clone")
+    elif args.lab_command == "clone":
+        made = clone.create(args.dir, progress, lab.podman)
+        enter = made.argv("env", *(f"{key}={value}" for key, value in made.env.items()))
+        print(f"commands reach the clone from {made.root} this way: {shlex.join(enter)} COMMAND", file=out)
     elif args.lab_command == "down":
         lab.down()
     elif args.lab_command == "status":

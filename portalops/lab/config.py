@@ -153,11 +153,14 @@ def lab_config(inventory: Inventory, state_dir: Path | None = None) -> LabConfig
     )
 
 
-def container_args(config: LabConfig, host: LabHost, image: str, pubkey: str) -> list[str]:
+def container_args(config: LabConfig, host: LabHost, image: str, pubkey: str, run_image: str = "") -> list[str]:
     """The ``podman run`` arguments for ``host``, labelled with a hash of themselves.
 
     The hash lets ``lab up`` reuse a container only when everything that
-    defines it (image, address, ports, key) is unchanged.
+    defines it (image, address, ports, key) is unchanged. ``run_image``, when
+    given, is what the container starts from instead of ``image``: a snapshot
+    of this very host (``lab clone``), which keeps the hash of its definition,
+    so the clone's own ``lab up`` reuses it.
     """
     args = [
         "--detach",
@@ -184,7 +187,7 @@ def container_args(config: LabConfig, host: LabHost, image: str, pubkey: str) ->
         args += ["--publish", spec]
     body = [*args, image, *host.command]
     spec_hash = hashlib.sha256(json.dumps([body, pubkey]).encode()).hexdigest()[:16]
-    return [*args, "--label", f"portalops.spec={spec_hash}", image, *host.command]
+    return [*args, "--label", f"portalops.spec={spec_hash}", run_image or image, *host.command]
 
 
 def spec_hash_of(args: list[str]) -> str:

@@ -68,16 +68,29 @@ class Lab:
 
     # -- up -----------------------------------------------------------------
 
-    def up(self, rebuild_image: bool = False) -> None:
-        """Bring every host up, reusing healthy ones and replacing the rest."""
+    def up(self, rebuild_image: bool = False, from_snapshot: bool = False) -> None:
+        """Bring every host up, reusing healthy ones and replacing the rest.
+
+        ``from_snapshot``: a host that is created starts from its snapshot (``snapshot``) instead of the
+        bare image, with the same definition, so a later plain ``up`` reuses it (``lab clone``).
+        """
         started = time.monotonic()
         self.podman.preflight()
         require_tools(["ssh", "ssh-keygen"], "install openssh-client")
         image = build_image(self.podman, self.config.state_dir, self.progress, force=rebuild_image)
+        if from_snapshot:
+            tags = [self.snapshot_tag(host) for host in self.config.hosts]
+            if missing := [tag for tag in tags if not self.podman.image_exists(tag)]:
+                raise EnvironmentProblem(
+                    f"no snapshot of the lab: {', '.join(missing)} missing; run `portalops lab snapshot` first"
+                )
         pubkey = self._ensure_key()
         self._remove_leftovers()
         self._ensure_network()
-        actions = parallel(self.config.hosts, lambda host: self._ensure_host(host, image, pubkey))
+        actions = parallel(
+            self.config.hosts,
+            lambda host: self._ensure_host(host, image, pubkey, self.snapshot_tag(host) if from_snapshot else ""),
+        )
         self.config.known_hosts.write_text(
             "".join(
                 line + "\n"
@@ -147,10 +160,10 @@ class Lab:
             what=f"create network {self.config.network} ({self.config.subnet})",
         )
 
-    def _ensure_host(self, host: LabHost, image: str, pubkey: str) -> str:
+    def _ensure_host(self, host: LabHost, image: str, pubkey: str, run_image: str = "") -> str:
         started = time.monotonic()
         name = self.config.container(host)
-        args = container_args(self.config, host, image, pubkey)
+        args = container_args(self.config, host, image, pubkey, run_image)
         existing = self.podman.container(name)
         action = "created"
         if existing is not None:
@@ -239,6 +252,41 @@ class Lab:
                 )
             time.sleep(0.5)
 
+    # -- snapshot -------------------------------------------------------------
+
+    def snapshot_tag(self, host: LabHost) -> str:
+        return f"localhost/{self.config.name}-snapshot:{host.name}"
+
+    def snapshot(self) -> list[str]:
+        """Every host's container as it is now, committed to an image (``snapshot_tag``) for ``lab clone``.
+
+        All at once, each container paused only while it is committed, so the hosts' files and databases are
+        taken at rest; a host that is not running is an error (its snapshot would not be the lab's state).
+        """
+        self.podman.preflight()
+        started = time.monotonic()
+
+        def commit(host: LabHost) -> str:
+            name = self.config.container(host)
+            container = self.podman.container(name)
+            if container is None or container.state != "running":
+                state = container.state if container else "absent"
+                raise EnvironmentProblem(f"{name} is {state}, not a running host to snapshot; run `portalops lab up`")
+            tag = self.snapshot_tag(host)
+            self.podman.run("commit", "--quiet", "--pause", name, tag, timeout=600, what=f"commit {name}")
+            return tag
+
+        tags = parallel(self.config.hosts, commit)
+        self.progress(f"lab {self.config.name}: {len(tags)} hosts committed in {time.monotonic() - started:.1f} s")
+        return tags
+
+    def forget_snapshot(self) -> None:
+        """The snapshot's images. Only once no clone runs from them: a clone's store reads them from the lab's,
+        and this podman cannot see the clone's containers that use them."""
+        for host in self.config.hosts:
+            self.podman.remove_image(self.snapshot_tag(host))
+        self.progress(f"lab {self.config.name}: snapshot removed")
+
     # -- down / status / ssh --------------------------------------------------
 
     def down(self) -> None:
@@ -285,12 +333,14 @@ class Lab:
 def ansible_control_paths(address: str, user: str) -> list[Path]:
     """The ControlMaster sockets Ansible's ssh plugin would use for ``user@address``.
 
-    ansible.cfg names the directory (control_path_dir); the file is the first
+    ansible.cfg names the directory (control_path_dir; ANSIBLE_SSH_CONTROL_PATH_DIR
+    overrides it, as for Ansible: a lab clone has its own); the file is the first
     ten hex digits of sha1("host-port-user"), the port being unset or 22.
     """
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(REPO_ROOT / "ansible.cfg")
-    directory = Path(parser.get("ssh_connection", "control_path_dir", fallback="~/.ansible/cp")).expanduser()
+    configured = parser.get("ssh_connection", "control_path_dir", fallback="~/.ansible/cp")
+    directory = Path(os.environ.get("ANSIBLE_SSH_CONTROL_PATH_DIR") or configured).expanduser()
     names = [hashlib.sha1(f"{address}-{port}-{user}".encode()).hexdigest()[:10] for port in ("None", "22")]  # noqa: S324 (Ansible's naming, not security)
     return [directory / name for name in names]
 
