@@ -18,7 +18,7 @@ MOLECULE_JOBS ?= 2
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test test-serial lint unit integration lab-image lab-up lab-down lab-status lock bench-lab bench-lanes bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-snapshot lab-snapshot-remove integration-clone lab-image lab-up lab-down lab-status lock bench-lab bench-lanes bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -64,8 +64,22 @@ lint: setup  ## ruff, mypy (strict), yamllint, ansible-lint (production profile)
 unit: setup  ## fast tests, no hosts
 	pytest -q tests/unit
 
+# The lab tests to run (LAB_TESTS) and where their JUnit XML goes: `make test` splits them in shares.
+LAB_TESTS ?= tests/integration
+LAB_JUNIT ?= .lab/logs/integration.xml
+CLONE_DIR ?= /var/tmp/portalops-lab-clone
+
 integration: setup  ## the lab: real hosts (root, podman)
-	pytest -q --durations=30 --junitxml=.lab/logs/integration.xml tests/integration
+	pytest -q --durations=30 --junitxml=$(LAB_JUNIT) $(LAB_TESTS)
+
+lab-snapshot: setup  ## commit every lab host as it is to an image, for `lab clone` (integration-clone)
+	portalops lab snapshot
+
+lab-snapshot-remove: setup  ## remove the snapshot's images (once no clone runs from them)
+	portalops lab snapshot --remove
+
+integration-clone: setup  ## LAB_TESTS on a clone of the lab (from lab-snapshot, in its own network namespace) at CLONE_DIR, removed after
+	portalops lab clone $(CLONE_DIR) -- $(BIN)/python -m pytest -q --durations=30 --junitxml=$(abspath $(LAB_JUNIT)) $(LAB_TESTS)
 
 molecule: setup lab-image  ## every role's molecule scenario (converge, idempotence, check, verify), MOLECULE_JOBS (2) at a time
 	$(BIN)/python scripts/molecule_all.py --jobs $(MOLECULE_JOBS)

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""`make test` in two lanes: the lab tests in one, everything else beside them.
+"""`make test` in three lanes: the lab tests on the lab and on a clone of it, everything else beside them.
 
 The lab tests (tests/integration) spend most of their wall time waiting on
-hosts: services restarting, probes timing out, drills polling. The other
-layers (lint, unit tests, every role's molecule scenario) need no lab and fit
-into that waiting, so they run beside it in a second lane (two scenarios at a
-time), second on the CPU. The lab lane streams to the terminal; the side lane writes
-.lab/logs/test-side.log, says on the terminal when each of its layers ends, and
-is printed in full at the end. Then one table: each layer, its result, its wall
-time and how busy the machine's CPUs were meanwhile (so the next speed-up is chosen by
-numbers: a lane that waits leaves cores idle, a lane that computes does not), and the
+hosts: services restarting, probes timing out, drills polling. So they run on
+two labs at once: the lab, and from its converge on, a clone of it (see
+CLONE_MODULES). The other layers (lint, unit tests, every role's molecule
+scenario) need no lab and fit into that waiting, so they run beside it in a
+third lane (two scenarios at a time), last on the CPU. The lab lane streams to
+the terminal; the others write .lab/logs/test-side.log and test-clone.log, say
+on the terminal when each of their layers ends, and are printed in full at the
+end. Then one table: each layer, its result, its wall time and how busy the
+machine's CPUs were meanwhile (so the next speed-up is chosen by numbers: a lane
+that waits leaves cores idle, a lane that computes does not), and the
 lab tests' wall time per module (from pytest's JUnit XML). Exit status 1 when any
 layer failed; every layer runs even when another failed, so one CI run names every
 failure.
@@ -53,7 +55,6 @@ LOWER_AUTOGROUP = ["sh", "-c", '{ echo 10 > /proc/self/autogroup; } 2>/dev/null;
 
 # The layers; each is a make target that works alone (`make lint`, ...).
 FIRST = ("setup", "lab-image")  # before the lanes: both lanes need the venv and the image
-LAB_LANE = ("integration",)
 SIDE_LANE = ("lint", "unit", "molecule")
 # Molecule's containers install packages in their own cgroups, where `nice` does not reach: beside the
 # lab's converge from bare (six hosts' dpkg on two cores) they slowed it by ~3.5 min (976 s against 763 s
@@ -62,20 +63,60 @@ SIDE_LANE = ("lint", "unit", "molecule")
 CONVERGE_DONE = "converge.done"  # in LOGS
 WAITS_FOR_CONVERGE = ("molecule",)
 WAIT_LIMIT = 45 * 60
+# The lab tests in two shares, on two labs at once (not with --serial: there `make integration` runs them all
+# on one). The lab converges (its pytest session's `converged` fixture), is committed to a snapshot right after
+# (~1 min; the fixture writes SNAPSHOT_DONE), and runs every module but CLONE_MODULES, test_site (the converge's
+# own tests) first; meanwhile a clone of it (`make integration-clone`: its own network namespace and podman
+# store, started from the snapshot) runs CLONE_MODULES. A module runs whole on one lab and starts from the
+# converged lab, as it does alone. The clone's share: about half of the lab tests' time after the converge,
+# mostly modules that wait (alerts, drills, polls), and none that needs this machine's own services (the
+# package cache and the patch test's repository listen in the lab's network namespace only).
+SNAPSHOT_DONE = "snapshot.done"  # in LOGS
+TESTS = REPO / "tests" / "integration"
+CLONE_MODULES = (
+    "test_site_responder",
+    "test_site_backup_retention",
+    "test_site_runbooks_tamper",
+    "test_site_monitoring",
+    "test_site_inspect",
+    "test_site_runbooks_start",
+    "test_site_probe_real",
+    "test_site_logs",
+    "test_site_status",
+)
 STAT = Path("/proc/stat")
 INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration target writes it
+CLONE_XML = "integration-clone.xml"  # in LOGS: the clone's share's
 # In LOGS: one JSON line per lab test, the machine's busy and total CPU jiffies while it ran (setup and
 # teardown included), written by tests/integration/conftest.py where PORTALOPS_TEST_CPU_LOG names it. A
 # module that is slow with idle CPUs waits (for alerts, polls, timeouts); a busy one computes.
 INTEGRATION_CPU = "integration-cpu.jsonl"
 
 
+def lab_modules() -> list[str]:
+    return sorted(path.stem for path in TESTS.glob("test_*.py"))
+
+
+def lab_tests(modules: list[str] | tuple[str, ...]) -> str:
+    """LAB_TESTS for make: the modules' files."""
+    return "LAB_TESTS=" + " ".join(str((TESTS / f"{module}.py").relative_to(REPO)) for module in modules)
+
+
 @dataclass
 class Layer:
-    name: str
+    name: str  # the make target
+    label: str = ""  # its row in the table, where one target runs more than once
+    variables: tuple[str, ...] = ()  # for make: LAB_TESTS=..., LAB_JUNIT=...
+    env: dict[str, str] = field(default_factory=dict)
+    # Before it starts, asked every few seconds: None: not yet; True: go; False: it cannot run (what it needs failed).
+    ready: Callable[[], bool | None] | None = None
     code: int | None = None
     seconds: float = 0.0
     cpu: float | None = None  # the machine's CPUs busy while this layer ran (0..1)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
     @property
     def result(self) -> str:
@@ -87,7 +128,7 @@ class Lane:
     layers: list[Layer]
     log: Path | None  # None: the terminal
     nice: bool = False  # run at the lowest CPU priority (the side lane, beside the lab)
-    wait_for: Callable[[], bool] | None = None  # before a WAITS_FOR_CONVERGE layer: True once it may start
+    name: str = "beside the lab"  # how its lines on the terminal begin
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -96,16 +137,18 @@ class Lane:
         out = self.log.open("wb") if self.log else None
         try:
             for layer in self.layers:
-                if self.wait_for and layer.name in WAITS_FOR_CONVERGE:
-                    self.wait(layer.name, self.wait_for)
+                if layer.ready and not self.wait(layer, layer.ready):
+                    say(f"[{self.name}] {layer.title}: not run (what it needs failed)")
+                    continue
                 with self.lock:
                     if self.stopped:
                         return
+                    make = [*MAKE, layer.name, *layer.variables]
                     # its own session: a lane is stopped with everything it started
                     self.process = subprocess.Popen(
-                        [*LOWER_AUTOGROUP, *NICE, *MAKE, layer.name] if self.nice else [*MAKE, layer.name],
+                        [*LOWER_AUTOGROUP, *NICE, *make] if self.nice else make,
                         cwd=REPO,
-                        env=env,
+                        env={**env, **layer.env},
                         stdout=out,
                         stderr=out,
                         start_new_session=True,
@@ -115,17 +158,20 @@ class Lane:
                 layer.seconds = time.monotonic() - started
                 layer.cpu = busy_between(jiffies, cpu_jiffies())
                 if self.log:
-                    say(f"[beside the lab] {layer.name}: {layer.result} in {layer.seconds:.0f} s (log: {self.log})")
+                    say(f"[{self.name}] {layer.title}: {layer.result} in {layer.seconds:.0f} s (log: {self.log})")
         finally:
             if out:
                 out.close()
 
-    def wait(self, name: str, ready: Callable[[], bool]) -> None:
+    def wait(self, layer: Layer, ready: Callable[[], bool | None]) -> bool:
         began = time.monotonic()
-        say(f"[beside the lab] {name} waits for the lab's converge")
-        while not self.stopped and not ready() and time.monotonic() - began < WAIT_LIMIT:
+        say(f"[{self.name}] {layer.title} waits for the lab")
+        go = ready()
+        while go is None and not self.stopped and time.monotonic() - began < WAIT_LIMIT:
             time.sleep(5)
-        say(f"[beside the lab] {name} starts after {time.monotonic() - began:.0f} s of waiting")
+            go = ready()
+        say(f"[{self.name}] {layer.title} starts after {time.monotonic() - began:.0f} s of waiting")
+        return go is not False
 
     def stop(self) -> None:
         with self.lock:
@@ -176,20 +222,22 @@ def percent(fraction: float | None) -> str:
 
 
 def table(layers: list[Layer], wall: float, cpu: float | None, alone: tuple[float, float | None] | None) -> str:
-    rows = [f"{'layer':<12} {'result':<12} {'wall':>8} {'cpu busy':>9}"]
-    rows += [f"{x.name:<12} {x.result:<12} {x.seconds / 60:7.1f}m {percent(x.cpu):>9}" for x in layers]
-    rows.append(f"{'make test':<12} {'':<12} {wall / 60:7.1f}m {percent(cpu):>9}")
+    rows = [f"{'layer':<22} {'result':<12} {'wall':>8} {'cpu busy':>9}"]
+    rows += [f"{x.title:<22} {x.result:<12} {x.seconds / 60:7.1f}m {percent(x.cpu):>9}" for x in layers]
+    rows.append(f"{'make test':<22} {'':<12} {wall / 60:7.1f}m {percent(cpu):>9}")
     if alone:
         rows.append(
-            f"(the lab lane alone, after the side lane ended: {alone[0] / 60:.1f}m, cpu busy {percent(alone[1])})"
+            f"(the lab lanes alone, after the side lane ended: {alone[0] / 60:.1f}m, cpu busy {percent(alone[1])})"
         )
     return "\n".join(rows)
 
 
-def by_module(junit: Path) -> list[tuple[str, float, int]]:
-    """Seconds (setup, call and teardown) and tests per test module, slowest first, from pytest's JUnit XML."""
+def by_module(*junits: Path) -> list[tuple[str, float, int]]:
+    """Seconds (setup, call and teardown) and tests per test module, slowest first, from pytest's JUnit XML
+    (one file per pytest session)."""
     totals: dict[str, tuple[float, int]] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - pytest's own file of this run
+    cases = [case for junit in junits for case in ET.parse(junit).getroot().iter("testcase")]  # noqa: S314 - this run's
+    for case in cases:
         parts = case.get("classname", "").split(".")
         module = ".".join(parts[: next((i + 1 for i, p in enumerate(parts) if p.startswith("test_")), len(parts))])
         seconds, count = totals.get(module, (0.0, 0))
@@ -215,9 +263,9 @@ def cpu_by_module(log: Path) -> dict[str, float]:
     return {module: busy / total for module, (busy, total) in jiffies.items() if total > 0}
 
 
-def module_table(junit: Path, cpu_log: Path | None = None) -> str:
+def module_table(junits: Path | list[Path], cpu_log: Path | None = None) -> str:
     try:
-        rows = by_module(junit)
+        rows = by_module(*(junits if isinstance(junits, list) else [junits]))
     except (OSError, ET.ParseError) as error:
         return f"(no time per lab test module: {error})"
     cpu = cpu_by_module(cpu_log) if cpu_log else {}
@@ -245,27 +293,32 @@ def main() -> int:
     args = parser.parse_args()
     began = time.monotonic()
     first = [Layer(name) for name in FIRST]
-    lab = Lane([Layer(name) for name in LAB_LANE], log=None)
     side = Lane(
         [Layer(name) for name in SIDE_LANE],
         log=None if args.serial else LOGS / "test-side.log",
         nice=not args.serial,
     )
-    layers = [*first, *side.layers, *lab.layers]
+    lab_done = threading.Event()  # the lab lane ended
+    lab, clone = lab_lanes(args.serial, lab_done)
+    layers = [*first, *side.layers, *lab.layers, *(clone.layers if clone else [])]
     at_start = cpu_jiffies()
     alone: tuple[float, float | None] | None = None
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)
         converge_done = LOGS / CONVERGE_DONE
         converge_done.unlink(missing_ok=True)
-        (LOGS / INTEGRATION_XML).unlink(missing_ok=True)  # a table of this run's lab tests only
-        (LOGS / INTEGRATION_CPU).unlink(missing_ok=True)
+        for name in (INTEGRATION_XML, CLONE_XML, INTEGRATION_CPU, SNAPSHOT_DONE):  # this run's only
+            (LOGS / name).unlink(missing_ok=True)
+        for layer in side.layers:  # beside the lab; with --serial, the lab lane comes after the side lane
+            if layer.name in WAITS_FOR_CONVERGE and not args.serial:
+                layer.ready = lambda: True if converge_done.exists() or lab_done.is_set() else None
         env = {
             **os.environ,
             # Two at a time beside the lab too: one scenario alone uses about one core (its controller and its
             # containers take turns), and the lab lane, first on the CPU, leaves one or both idle while it waits.
             "MOLECULE_JOBS": "2",
             "PORTALOPS_CONVERGE_DONE": str(converge_done),
+            **({} if args.serial else {"PORTALOPS_SNAPSHOT_DONE": str(LOGS / SNAPSHOT_DONE)}),
             "PORTALOPS_TEST_CPU_LOG": str(LOGS / INTEGRATION_CPU),
         }
         try:
@@ -273,34 +326,89 @@ def main() -> int:
                 side.run(env)
                 lab.run(env)
             else:
-                lab_thread_done = threading.Event()
-                side.wait_for = lambda: converge_done.exists() or lab_thread_done.is_set()
-                side_ended: list[tuple[float, tuple[int, int] | None]] = []
+                ended: dict[str, tuple[float, tuple[int, int] | None]] = {}
 
-                def side_then_mark() -> None:
-                    side.run(env)
-                    side_ended.append((time.monotonic(), cpu_jiffies()))
+                def run_and_mark(lane: Lane, name: str) -> None:
+                    lane.run(env)
+                    ended[name] = (time.monotonic(), cpu_jiffies())
 
-                beside = threading.Thread(target=side_then_mark, daemon=True)
-                beside.start()
+                threads = [
+                    threading.Thread(target=run_and_mark, args=(lane, name), daemon=True)
+                    for lane, name in ((side, "side"), *(((clone, "clone"),) if clone else ()))
+                ]
+                for thread in threads:
+                    thread.start()
                 try:
                     lab.run(env)
                 finally:
-                    lab_thread_done.set()
-                beside.join()
-                if side_ended and (lab_ended := time.monotonic()) > side_ended[0][0]:
-                    alone = (lab_ended - side_ended[0][0], busy_between(side_ended[0][1], cpu_jiffies()))
+                    lab_done.set()
+                for thread in threads:
+                    thread.join()
+                lab_ended = time.monotonic()  # both lab lanes
+                if "side" in ended and lab_ended > ended["side"][0]:
+                    alone = (lab_ended - ended["side"][0], busy_between(ended["side"][1], cpu_jiffies()))
         finally:
             # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.
-            side.stop()
-            lab.stop()
-        if side.log and side.log.exists():  # the side lane wrote a log only beside the lab
-            say(f"--- the layers beside the lab ({side.log}) ---")
-            sys.stdout.write(side.log.read_text(errors="replace"))
-    if (LOGS / INTEGRATION_XML).exists() and lab.layers[0].code is not None:
-        say(module_table(LOGS / INTEGRATION_XML, LOGS / INTEGRATION_CPU))
+            for lane in (side, lab, clone):
+                if lane:
+                    lane.stop()
+        if (LOGS / SNAPSHOT_DONE).exists():
+            # the snapshot's images (GBs), now that the clone that ran from them is gone
+            subprocess.run([*MAKE, "lab-snapshot-remove"], cwd=REPO, env=env, check=False)
+        for lane in (side, clone):
+            if lane and lane.log and lane.log.exists():  # a lane wrote a log only beside the lab
+                say(f"--- the layers {lane.name} ({lane.log}) ---")
+                sys.stdout.write(lane.log.read_text(errors="replace"))
+    junits = [LOGS / name for name in (INTEGRATION_XML, CLONE_XML) if (LOGS / name).exists()]
+    if junits:
+        say(module_table(junits, LOGS / INTEGRATION_CPU))
     say(table(layers, time.monotonic() - began, busy_between(at_start, cpu_jiffies()), alone))
     return 0 if all(x.code == 0 for x in layers) else 1
+
+
+def snapshot_taken(done: Path, lab_done: threading.Event) -> bool | None:
+    """The clone's ``ready``: go once the lab's snapshot is taken; not at all when it was not (the file says
+    why), or when the lab lane ended without a word; None (wait) until then."""
+    try:
+        said = done.read_text().strip()
+    except OSError:
+        return False if lab_done.is_set() else None
+    if said != "ok":
+        say(f"[on the clone] the lab's snapshot: {said}")
+    return said == "ok"
+
+
+def lab_lanes(serial: bool, lab_done: threading.Event) -> tuple[Lane, Lane | None]:
+    """The lab lane, and the clone's lane beside it (None with --serial: all lab tests on the lab)."""
+    if serial:
+        return Lane([Layer("integration")], log=None), None
+    lab = Lane(
+        [
+            Layer(
+                "integration",
+                label="integration: lab",
+                variables=(
+                    lab_tests([m for m in lab_modules() if m not in CLONE_MODULES]),
+                    f"LAB_JUNIT={LOGS / INTEGRATION_XML}",
+                ),
+            )
+        ],
+        log=None,
+    )
+    clone = Lane(
+        [
+            Layer(
+                "integration-clone",
+                label="integration: clone",
+                variables=(lab_tests(CLONE_MODULES), f"LAB_JUNIT={LOGS / CLONE_XML}"),
+                env={"PORTALOPS_LAB_CONVERGED": "1"},
+                ready=lambda: snapshot_taken(LOGS / SNAPSHOT_DONE, lab_done),
+            )
+        ],
+        log=LOGS / "test-clone.log",
+        name="on the clone",
+    )
+    return lab, clone
 
 
 if __name__ == "__main__":

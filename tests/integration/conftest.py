@@ -80,13 +80,27 @@ def lab() -> Iterator[LabConfig]:
 
 @pytest.fixture(scope="session")
 def converged(lab: LabConfig) -> LabConfig:
-    """The lab after one site.yml run from bare hosts; fails with the failed tasks named."""
+    """The lab after one site.yml run from bare hosts; fails with the failed tasks named.
+
+    PORTALOPS_LAB_CONVERGED=1: this is a clone of a lab that `make test` converged (its snapshot), in a session
+    of its own; the lab's session tests that converge (test_site), this one starts from it.
+    PORTALOPS_SNAPSHOT_DONE (a file): once converged, the lab is committed to a snapshot for that clone, and the
+    file says how that went ("ok", or why not), converge failed or not, so the clone never waits in vain."""
+    if os.environ.get("PORTALOPS_LAB_CONVERGED") == "1":
+        return lab
+    snapshot = "not taken: the converge failed"
     try:
         code, stats, output = playbook(SITE, log_name="site-converge")
+        if code == 0 and os.environ.get("PORTALOPS_SNAPSHOT_DONE"):
+            taken = portalops("lab", "snapshot")
+            snapshot = "ok" if taken.returncode == 0 else f"failed (exit {taken.returncode}): {taken.stderr[-2000:]}"
     finally:
         # `make test` starts molecule beside the lab once the converge no longer needs the cores.
         if flag := os.environ.get("PORTALOPS_CONVERGE_DONE"):
             Path(flag).touch()
+        if done := os.environ.get("PORTALOPS_SNAPSHOT_DONE"):
+            Path(done).write_text(snapshot + "\n")
     assert code == 0, "site.yml failed:\n" + "\n".join(failed_tasks(output))
     assert set(stats) >= {h.name for h in lab.hosts}
+    assert snapshot == "ok" or not os.environ.get("PORTALOPS_SNAPSHOT_DONE"), f"the lab's snapshot: {snapshot}"
     return lab

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,14 @@ from tests.unit.hostscripts import load
 
 lanes = load("test_lanes", "scripts/test_lanes.py")
 
-# A stand-in for `make LAYER`: records the layer and whether SIGINT reached it ignored, fails "unit".
+# A stand-in for `make LAYER [VARIABLE=...]`: records the layer and whether SIGINT reached it ignored, fails "unit"
+# (and the layer FAKE_FAIL names); its variables go to the calls file too, on a line of their own.
 FAKE_MAKE = """
 import os, sys, time
-layer = sys.argv[-1]
+layer = sys.argv[2]
+if sys.argv[3:]:
+    with open(sys.argv[1] + ".vars", "a") as out:
+        out.write(f"{layer} {' '.join(sys.argv[3:])} converged={os.environ.get('PORTALOPS_LAB_CONVERGED', '-')}\\n")
 ignored = int(open("/proc/self/status").read().split("SigIgn:")[1].split()[0], 16) & 2
 try:
     group = open("/proc/self/autogroup").read().split()[-1]
@@ -26,6 +31,8 @@ except OSError:
     group = "none"
 with open(sys.argv[1], "a") as out:
     out.write(f"{layer} {'ignored' if ignored else 'default'} nice={os.nice(0)} autogroup={group}\\n")
+if layer == "integration" and os.environ.get("PORTALOPS_SNAPSHOT_DONE"):  # as the converge fixture does
+    open(os.environ["PORTALOPS_SNAPSHOT_DONE"], "w").write(os.environ.get("FAKE_SNAPSHOT", "ok") + "\\n")
 if layer == "integration" and os.environ.get("FAKE_CONVERGE_S"):  # as the conftest's converge fixture does
     # Converging until the side lane's unit layer ran (at most FAKE_CONVERGE_S): a side lane that
     # waited for the converge before lint or unit would show up after "converged", however slow it is.
@@ -37,7 +44,7 @@ if layer == "integration" and os.environ.get("FAKE_CONVERGE_S"):  # as the conft
     open(os.environ["PORTALOPS_CONVERGE_DONE"], "w").close()
     time.sleep(0.5)
 print(f"output of {layer}")
-sys.exit(3 if layer == "unit" else 0)
+sys.exit(3 if layer in ("unit", os.environ.get("FAKE_FAIL")) else 0)
 """
 
 
@@ -58,10 +65,19 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
     assert lanes.main() == 1
     layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
     assert layers[:2] == ["setup", "lab-image"]
-    assert sorted(layers[2:]) == ["integration", "lint", "molecule", "unit"]  # molecule after unit failed
+    # molecule after unit failed; the lab tests in three sessions, two on the lab, one on its clone
+    assert sorted(layers[2:]) == [
+        "integration",
+        "integration-clone",
+        "lab-snapshot-remove",
+        "lint",
+        "molecule",
+        "unit",
+    ]
     out = capsys.readouterr().out
-    assert "unit         FAILED (3)" in out
-    assert "molecule     ok" in out
+    assert "unit FAILED (3)" in " ".join(out.split())
+    assert "molecule ok" in " ".join(out.split())
+    assert "integration: clone ok" in " ".join(out.split())
     # the side lane's output is in its log and printed at the end
     assert "output of molecule" in (tmp_path / "logs" / "test-side.log").read_text()
     assert "output of molecule" in out
@@ -118,7 +134,16 @@ def test_the_lanes_get_sigint_at_its_default_even_when_started_with_it_ignored(f
     )
     assert fake_make.exists(), result.stderr[-2000:]
     states = {line.split()[0]: line.split()[1] for line in fake_make.read_text().splitlines()}
-    assert set(states) == {"setup", "lab-image", "lint", "unit", "molecule", "integration"}
+    assert set(states) == {
+        "lab-snapshot-remove",
+        "setup",
+        "lab-image",
+        "lint",
+        "unit",
+        "molecule",
+        "integration",
+        "integration-clone",
+    }
     assert set(states.values()) == {"default"}
 
 
@@ -188,7 +213,9 @@ def test_the_table_says_how_busy_the_cpus_were(fake_make: Path, capsys: pytest.C
     header = next(i for i, row in enumerate(rows) if row.startswith("layer "))
     assert header and rows[header].split()[-2:] == ["cpu", "busy"]
     # every layer and the whole have a share of busy CPU (this machine has a /proc/stat)
-    assert all(row.split()[-1].endswith("%") for row in rows[header + 1 : header + 8]), rows[header:]
+    whole = next(i for i, row in enumerate(rows) if row.startswith("make test"))
+    assert whole - header == 8, rows[header:]  # seven layers
+    assert all(row.split()[-1].endswith("%") for row in rows[header + 1 : whole + 1]), rows[header:]
 
 
 def test_the_lab_tests_that_wait_run_right_after_the_converge_beside_molecule() -> None:
@@ -213,3 +240,50 @@ def test_the_lab_tests_that_wait_run_right_after_the_converge_beside_molecule() 
     assert modules[3 : 3 + len(waiting)] == sorted(waiting), modules
     assert modules[3 + len(waiting) :] == sorted(modules[3 + len(waiting) :]), modules
     assert modules.index("test_site_responder.py") < modules.index("test_site_audit.py")
+
+
+def test_the_lab_tests_run_in_two_shares_the_clone_after_the_snapshot_every_module_once(fake_make: Path) -> None:
+    assert lanes.main() == 1  # the stand-in's unit layer fails
+    calls = [line.split()[0] for line in fake_make.read_text().splitlines()]
+    assert calls.index("integration") < calls.index("integration-clone") < calls.index("lab-snapshot-remove"), calls
+    assert calls[-1] == "lab-snapshot-remove", calls  # after every lane: no clone runs from it any more
+    shares: dict[str, tuple[set[str], str]] = {}
+    for line in Path(f"{fake_make}.vars").read_text().splitlines():
+        shares[line.split()[0]] = ({Path(w).stem for w in line.split() if w.endswith(".py")}, line.split()[-1])
+    assert set(shares) == {"integration", "integration-clone"}
+    # the lab converges (and its session tests that converge); the clone starts from the lab's snapshot
+    assert {"test_lab", "test_site"} <= shares["integration"][0] and shares["integration"][1] == "converged=-"
+    assert shares["integration-clone"] == (set(lanes.CLONE_MODULES), "converged=1")
+    every = [m for modules, _ in shares.values() for m in modules]
+    assert sorted(every) == lanes.lab_modules(), "each lab test module runs once, on one lab"
+    # the clone's namespace reaches none of the machine's own services: the package cache, the patch repository
+    assert not {"test_site_patch", "test_site_aptcache", "test_site", "test_lab"} & set(lanes.CLONE_MODULES)
+
+
+@pytest.mark.parametrize("snapshot", ["not taken: the converge failed", "failed (exit 1): no space left"])
+def test_no_clone_without_a_snapshot_and_the_reason_is_said(
+    fake_make: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], snapshot: str
+) -> None:
+    monkeypatch.setenv("FAKE_SNAPSHOT", snapshot)
+    assert lanes.main() == 1
+    calls = [line.split()[0] for line in fake_make.read_text().splitlines()]
+    assert "integration-clone" not in calls and "integration" in calls
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"the lab's snapshot: {snapshot}" in out
+    assert "integration: clone not run" in out
+
+
+def test_the_clone_does_not_wait_for_a_lab_lane_that_ended_without_a_word(tmp_path: Path) -> None:
+    ended = threading.Event()
+    assert lanes.snapshot_taken(tmp_path / "snapshot.done", ended) is None  # not yet
+    ended.set()
+    assert lanes.snapshot_taken(tmp_path / "snapshot.done", ended) is False
+    (tmp_path / "snapshot.done").write_text("ok\n")
+    assert lanes.snapshot_taken(tmp_path / "snapshot.done", ended) is True
+
+
+def test_serial_runs_every_lab_test_in_one_session_on_the_lab(fake_make: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["test_lanes.py", "--serial"])
+    lanes.main()
+    calls = [line.split()[0] for line in fake_make.read_text().splitlines()]
+    assert calls.count("integration") == 1 and "integration-clone" not in calls and "lab-snapshot-remove" not in calls
