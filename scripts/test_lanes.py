@@ -83,6 +83,8 @@ CLONE_MODULES = (
     "test_site_probe_real",
     "test_site_logs",
     "test_site_status",
+    "test_site_restore_logical",
+    "test_site_runbooks_firewall",
 )
 STAT = Path("/proc/stat")
 INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration target writes it
