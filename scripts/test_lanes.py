@@ -320,9 +320,11 @@ def main() -> int:
             # containers take turns), and the lab lane, first on the CPU, leaves one or both idle while it waits.
             "MOLECULE_JOBS": "2",
             "PORTALOPS_CONVERGE_DONE": str(converge_done),
-            **({} if args.serial else {"PORTALOPS_SNAPSHOT_DONE": str(LOGS / SNAPSHOT_DONE)}),
+            "PORTALOPS_SNAPSHOT_DONE": str(LOGS / SNAPSHOT_DONE),
             "PORTALOPS_TEST_CPU_LOG": str(LOGS / INTEGRATION_CPU),
         }
+        if args.serial:  # no clone: no snapshot, whatever the environment we were started in says
+            del env["PORTALOPS_SNAPSHOT_DONE"]
         try:
             if args.serial:
                 side.run(env)

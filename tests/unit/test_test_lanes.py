@@ -56,6 +56,10 @@ def fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(lanes, "MAKE", [sys.executable, str(script), str(calls)])
     monkeypatch.setattr(lanes, "LOGS", tmp_path / "logs")
     monkeypatch.setattr(sys, "argv", ["test_lanes.py"])
+    # `make test` runs these tests beside its lab lanes: the stand-in must never touch that run's files
+    (tmp_path / "outside").mkdir()
+    for name in ("PORTALOPS_CONVERGE_DONE", "PORTALOPS_SNAPSHOT_DONE", "PORTALOPS_TEST_CPU_LOG"):
+        monkeypatch.setenv(name, str(tmp_path / "outside" / name))
     return calls
 
 
@@ -287,3 +291,5 @@ def test_serial_runs_every_lab_test_in_one_session_on_the_lab(fake_make: Path, m
     lanes.main()
     calls = [line.split()[0] for line in fake_make.read_text().splitlines()]
     assert calls.count("integration") == 1 and "integration-clone" not in calls and "lab-snapshot-remove" not in calls
+    # what `make test`'s own lanes were given is not this run's (its unit tests run beside its lab lanes)
+    assert list((fake_make.parent / "outside").iterdir()) == []
