@@ -23,7 +23,7 @@ from portalops.cmdb import diff as cmdb_diff
 from portalops.cmdb import markdown as cmdb_markdown
 from portalops.cmdb import run as cmdb_run
 from portalops.drillwatch import ResponderWatch
-from portalops.errors import BadInput, ExitCode, PortalopsError
+from portalops.errors import BadInput, EnvironmentProblem, ExitCode, PortalopsError
 from portalops.inspect import content
 from portalops.inspect import report as inspection
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
@@ -680,6 +680,9 @@ def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         lab.up(rebuild_image=args.rebuild_image, from_snapshot=args.from_snapshot)
         print(format_status(lab.status()), file=out)
     elif args.lab_command == "snapshot" and args.remove:
+        if clones := clone.running():
+            # their stores read the snapshot's layers from the lab's: removed, they would lose their disks
+            raise EnvironmentProblem(f"clones run from the snapshot ({', '.join(clones)}); remove them first")
         lab.forget_snapshot()
     elif args.lab_command == "snapshot":
         print("\n".join(lab.snapshot()), file=out)

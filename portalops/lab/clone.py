@@ -101,6 +101,11 @@ class Clone:
         return done.returncode
 
 
+def running() -> list[str]:
+    """The namespaces of the clones on this machine (each runs from the lab's snapshot until removed)."""
+    return sorted(path.parent.name for path in RUN_DIR.glob("*/mnt"))
+
+
 def netns_name(root: Path) -> str:
     return "portalops-" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
 

@@ -150,3 +150,19 @@ def test_the_clone_copies_what_git_tracks_and_new_files_it_does_not_ignore(tmp_p
     (tmp_path / ".lab").mkdir()
     (tmp_path / ".lab" / "storage.conf").write_text("")  # state: not copied
     assert clone.tracked_files(tmp_path) == [Path(".gitignore"), Path("new.py"), Path("tracked.py")]
+
+
+def test_the_snapshot_stays_while_a_clone_runs_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portalops import cli
+
+    monkeypatch.setattr(clone, "RUN_DIR", tmp_path)
+    monkeypatch.setattr(cli.Podman, "preflight", staticmethod(lambda: None))
+    removed: list[str] = []
+    monkeypatch.setattr(Lab, "forget_snapshot", lambda self: removed.append("snapshot"))
+    (tmp_path / "portalops-abc").mkdir()
+    (tmp_path / "portalops-abc" / "mnt").touch()
+    assert clone.running() == ["portalops-abc"]
+    code = cli.main(["lab", "snapshot", "--remove"])
+    assert code != 0 and removed == []
+    (tmp_path / "portalops-abc" / "mnt").unlink()
+    assert cli.main(["lab", "snapshot", "--remove"]) == 0 and removed == ["snapshot"]
