@@ -14,7 +14,7 @@ from portalops.inventory import REPO_ROOT, parse_inventory
 from portalops.lab import clone
 from portalops.lab.config import container_args, lab_config, spec_hash_of
 from portalops.lab.lab import Lab
-from portalops.lab.podman import CONTAINERS_CONF, Container
+from portalops.lab.podman import CONTAINERS_CONF, Container, Podman
 
 
 def config_of(data: dict[str, Any]) -> Any:
@@ -156,7 +156,7 @@ def test_the_snapshot_stays_while_a_clone_runs_from_it(tmp_path: Path, monkeypat
     from portalops import cli
 
     monkeypatch.setattr(clone, "RUN_DIR", tmp_path)
-    monkeypatch.setattr(cli.Podman, "preflight", staticmethod(lambda: None))
+    monkeypatch.setattr(Podman, "preflight", staticmethod(lambda: None))
     removed: list[str] = []
     monkeypatch.setattr(Lab, "forget_snapshot", lambda self: removed.append("snapshot"))
     (tmp_path / "portalops-abc").mkdir()
