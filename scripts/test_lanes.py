@@ -223,14 +223,29 @@ def percent(fraction: float | None) -> str:
     return "?" if fraction is None else f"{fraction:.0%}"
 
 
-def table(layers: list[Layer], wall: float, cpu: float | None, alone: tuple[float, float | None] | None) -> str:
+def tail(
+    ended: dict[str, tuple[float, tuple[int, int] | None]], now: tuple[int, int] | None
+) -> tuple[str, float, float | None] | None:
+    """Who ran last and alone (the lab lanes, or the side lane), for how long, and how busy the CPUs were then:
+    the lanes' end times and CPU readings by name ("lab", "clone", "side")."""
+    labs = [ended[name] for name in ("lab", "clone") if name in ended]
+    if "side" not in ended or not labs:
+        return None
+    lab_end = max(labs, key=lambda mark: mark[0])
+    first, last, who = (
+        (ended["side"], lab_end, "the lab lanes alone, after the side lane ended")
+        if lab_end[0] > ended["side"][0]
+        else (lab_end, ended["side"], "the side lane alone, after the lab lanes ended")
+    )
+    return who, last[0] - first[0], busy_between(first[1], last[1] or now)
+
+
+def table(layers: list[Layer], wall: float, cpu: float | None, alone: tuple[str, float, float | None] | None) -> str:
     rows = [f"{'layer':<22} {'result':<12} {'wall':>8} {'cpu busy':>9}"]
     rows += [f"{x.title:<22} {x.result:<12} {x.seconds / 60:7.1f}m {percent(x.cpu):>9}" for x in layers]
     rows.append(f"{'make test':<22} {'':<12} {wall / 60:7.1f}m {percent(cpu):>9}")
     if alone:
-        rows.append(
-            f"(the lab lanes alone, after the side lane ended: {alone[0] / 60:.1f}m, cpu busy {percent(alone[1])})"
-        )
+        rows.append(f"({alone[0]}: {alone[1] / 60:.1f}m, cpu busy {percent(alone[2])})")
     return "\n".join(rows)
 
 
@@ -304,7 +319,7 @@ def main() -> int:
     lab, clone = lab_lanes(args.serial, lab_done)
     layers = [*first, *side.layers, *lab.layers, *(clone.layers if clone else [])]
     at_start = cpu_jiffies()
-    alone: tuple[float, float | None] | None = None
+    alone: tuple[str, float, float | None] | None = None
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)
         converge_done = LOGS / CONVERGE_DONE
@@ -343,14 +358,12 @@ def main() -> int:
                 for thread in threads:
                     thread.start()
                 try:
-                    lab.run(env)
+                    run_and_mark(lab, "lab")
                 finally:
                     lab_done.set()
                 for thread in threads:
                     thread.join()
-                lab_ended = time.monotonic()  # both lab lanes
-                if "side" in ended and lab_ended > ended["side"][0]:
-                    alone = (lab_ended - ended["side"][0], busy_between(ended["side"][1], cpu_jiffies()))
+                alone = tail(ended, cpu_jiffies())
         finally:
             # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.
             for lane in (side, lab, clone):

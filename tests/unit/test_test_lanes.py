@@ -293,3 +293,11 @@ def test_serial_runs_every_lab_test_in_one_session_on_the_lab(fake_make: Path, m
     assert calls.count("integration") == 1 and "integration-clone" not in calls and "lab-snapshot-remove" not in calls
     # what `make test`'s own lanes were given is not this run's (its unit tests run beside its lab lanes)
     assert list((fake_make.parent / "outside").iterdir()) == []
+
+
+def test_the_table_says_which_lanes_ran_last_alone_and_for_how_long() -> None:
+    marks = {"lab": (100.0, (50, 100)), "clone": (160.0, (80, 200)), "side": (130.0, (60, 150))}
+    assert lanes.tail(marks, None) == ("the lab lanes alone, after the side lane ended", 30.0, 20 / 50)
+    marks["side"] = (400.0, (300, 700))
+    assert lanes.tail(marks, None) == ("the side lane alone, after the lab lanes ended", 240.0, 220 / 500)
+    assert lanes.tail({"lab": (1.0, None)}, None) is None  # --serial: no lanes side by side
