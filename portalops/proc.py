@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from portalops.errors import CommandFailed, EnvironmentProblem
 
@@ -25,7 +24,6 @@ def run(
     timeout: float | None = 600,
     check: bool = True,
     what: str = "",
-    cwd: str | Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``, capture its output, and raise :class:`CommandFailed` on failure.
 
@@ -41,7 +39,6 @@ def run(
             text=True,
             timeout=timeout,
             check=False,
-            cwd=cwd,
         )
     except FileNotFoundError as exc:
         raise EnvironmentProblem(f"{argv[0]} is not installed: {exc}") from exc

@@ -87,18 +87,11 @@ class Clone:
         ]
 
     def run(self, *command: str, timeout: float = 900, what: str = "") -> None:
-        run(
-            self.argv(*command),
-            env={**os.environ, **self.env},
-            timeout=timeout,
-            what=what or f"in the clone: {command[0]}",
-            cwd=self.root,
-        )
+        run(self.argv(*command), env={**os.environ, **self.env}, timeout=timeout, what=what or command[0])
 
     def call(self, command: list[str]) -> int:
         """``command`` in the clone, its output where ours goes; its exit status."""
-        done = subprocess.run(self.argv(*command), env={**os.environ, **self.env}, cwd=self.root, check=False)
-        return done.returncode
+        return subprocess.run(self.argv(*command), env={**os.environ, **self.env}, check=False).returncode
 
 
 def running() -> list[str]:
@@ -154,12 +147,12 @@ def create(root: Path, progress: Progress, podman: Podman | None = None) -> Clon
     """Copy the repository to ``root``, make the clone's namespace and store, and start its hosts from the
     lab's snapshot (``portalops lab snapshot``). A clone already at ``root`` is removed first."""
     root = root.resolve()
+    if root == REPO_ROOT or REPO_ROOT in root.parents:
+        raise BadInput(f"{root} is inside the repository; a clone goes outside it (linters would read its copy)")
     if load(root) is not None:
         remove(root, progress)
     elif root.exists() and any(root.iterdir()):
         raise BadInput(f"{root} exists and is not a lab clone; name an empty or new directory")
-    if root == REPO_ROOT or REPO_ROOT in root.parents:
-        raise BadInput(f"{root} is inside the repository; a clone goes outside it (linters would read its copy)")
     podman = podman or Podman()
     podman.preflight()
     store = json.loads(podman.run("info", "--format", "json", what="read the lab's podman store").stdout)["store"]
@@ -181,7 +174,7 @@ def create(root: Path, progress: Progress, podman: Podman | None = None) -> Clon
         )
     )
     (root / ".lab" / "networks").mkdir(parents=True, exist_ok=True)
-    (root / RECORD).write_text(json.dumps({"netns": clone.netns, "env": clone.env}, indent=2) + "\n")
+    (root / RECORD).write_text(json.dumps({"netns": clone.netns}) + "\n")
     try:
         make_namespaces(clone)
         progress(f"clone {root}: repository copied, namespace {clone.netns}; starting its hosts from the snapshot")
