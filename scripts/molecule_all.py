@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 LOGS = REPO / ".lab" / "logs"
 
-# Molecule's line as a stage starts, e.g. "INFO     default ➜ converge: Executing" (colours aside).
-STAGE = re.compile(r"➜ (?P<stage>[a-z_]+): Executing$")
+# Molecule's line as a stage starts (colours aside): "INFO     default ➜ converge: Executing" on a terminal
+# like this machine's, "INFO     [default > converge] Executing" where there is none (`make test` under CI).
+STAGE = re.compile(r"(?:➜ (?P<arrow>[a-z_]+):|\[\S+ > (?P<bracket>[a-z_]+)\]) Executing$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The table's columns, in molecule's order (a stage not named here gets a column after them); a stage run
 # twice (destroy) is summed.
@@ -35,7 +36,8 @@ STAGES = ("destroy", "create", "prepare", "converge", "idempotence", "check", "s
 
 def stage_seconds(marks: list[tuple[float, str]], end: float) -> dict[str, float]:
     """Seconds per stage from (time, line) pairs of molecule's output: a stage lasts until the next one starts."""
-    starts = [(t, m["stage"]) for t, line in marks if (m := STAGE.search(ANSI.sub("", line).rstrip()))]
+    matches = [(t, STAGE.search(ANSI.sub("", line).rstrip())) for t, line in marks]
+    starts = [(t, m["arrow"] or m["bracket"]) for t, m in matches if m]
     seconds: dict[str, float] = {}
     for (started, stage), ended in zip(starts, [t for t, _ in starts[1:]] + [end], strict=False):
         seconds[stage] = seconds.get(stage, 0.0) + ended - started
@@ -57,7 +59,8 @@ def run(role: Path) -> tuple[str, int, float, dict[str, float]]:
     log = LOGS / f"molecule-{role.name}.log"
     started = time.monotonic()
     marks: list[tuple[float, str]] = []
-    with log.open("w") as out:
+    # Line-buffered: `tail -f` on a role's log shows molecule's progress as it comes.
+    with log.open("w", buffering=1) as out:
         proc = subprocess.Popen(
             ["molecule", "test"],
             cwd=role,

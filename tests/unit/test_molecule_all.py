@@ -35,6 +35,23 @@ def test_each_stage_lasts_until_the_next_starts_and_a_repeated_stage_is_summed()
     }
 
 
+def test_the_plain_format_molecule_uses_without_a_terminal_is_read_too() -> None:
+    # As in .lab/logs/molecule-base.log of `make test` under CI (env -i: no TERM).
+    testinfra = (
+        "INFO     [default > verify] Executing Testinfra tests found in /repo/roles/x/molecule/default/tests/...\n"
+    )
+    marks = [
+        (0.0, "INFO     [default > destroy] Executing\n"),
+        (4.0, "INFO     [default > create] Executing\n"),
+        (10.0, "INFO     [default > converge] Executing\n"),
+        (70.0, "INFO     [default > verify] Executing\n"),
+        (70.5, testinfra),
+        (79.0, "INFO     [default > destroy] Executing\n"),
+    ]
+    seconds = molecule_all.stage_seconds(marks, end=83.0)
+    assert seconds == {"destroy": 8.0, "create": 6.0, "converge": 60.0, "verify": 9.0}
+
+
 def test_no_stage_line_gives_no_stages() -> None:
     assert molecule_all.stage_seconds([(1.0, "ERROR    Could not find a scenario\n")], end=2.0) == {}
 
