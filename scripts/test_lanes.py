@@ -385,10 +385,13 @@ def main() -> int:
 
 def snapshot_taken(done: Path, lab_done: threading.Event) -> bool | None:
     """The clone's ``ready``: go once the lab's snapshot is taken; not at all when it was not (the file says
-    why), or when the lab lane ended without a word; None (wait) until then."""
+    why), or when the lab lane ended without a word; None (wait) until then. An empty file is one being
+    written: a local CI run read it between its creation and its text, and ran no clone."""
     try:
         said = done.read_text().strip()
     except OSError:
+        said = ""
+    if not said:
         return False if lab_done.is_set() else None
     if said != "ok":
         say(f"[on the clone] the lab's snapshot: {said}")

@@ -99,7 +99,9 @@ def converged(lab: LabConfig) -> LabConfig:
         if flag := os.environ.get("PORTALOPS_CONVERGE_DONE"):
             Path(flag).touch()
         if done := os.environ.get("PORTALOPS_SNAPSHOT_DONE"):
-            Path(done).write_text(snapshot + "\n")
+            # Whole or not at all (the clone's lane polls the file): written aside, then renamed.
+            Path(done + ".new").write_text(snapshot + "\n")
+            Path(done + ".new").replace(done)
     assert code == 0, "site.yml failed:\n" + "\n".join(failed_tasks(output))
     assert set(stats) >= {h.name for h in lab.hosts}
     assert snapshot == "ok" or not os.environ.get("PORTALOPS_SNAPSHOT_DONE"), f"the lab's snapshot: {snapshot}"

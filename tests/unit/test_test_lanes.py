@@ -32,7 +32,9 @@ except OSError:
 with open(sys.argv[1], "a") as out:
     out.write(f"{layer} {'ignored' if ignored else 'default'} nice={os.nice(0)} autogroup={group}\\n")
 if layer == "integration" and os.environ.get("PORTALOPS_SNAPSHOT_DONE"):  # as the converge fixture does
-    open(os.environ["PORTALOPS_SNAPSHOT_DONE"], "w").write(os.environ.get("FAKE_SNAPSHOT", "ok") + "\\n")
+    with open(os.environ["PORTALOPS_SNAPSHOT_DONE"] + ".new", "w") as out:
+        out.write(os.environ.get("FAKE_SNAPSHOT", "ok") + "\\n")
+    os.replace(os.environ["PORTALOPS_SNAPSHOT_DONE"] + ".new", os.environ["PORTALOPS_SNAPSHOT_DONE"])
 if layer == "integration" and os.environ.get("FAKE_CONVERGE_S"):  # as the conftest's converge fixture does
     # Converging until the side lane's unit layer ran (at most FAKE_CONVERGE_S): a side lane that
     # waited for the converge before lint or unit would show up after "converged", however slow it is.
@@ -280,6 +282,8 @@ def test_no_clone_without_a_snapshot_and_the_reason_is_said(
 def test_the_clone_does_not_wait_for_a_lab_lane_that_ended_without_a_word(tmp_path: Path) -> None:
     ended = threading.Event()
     assert lanes.snapshot_taken(tmp_path / "snapshot.done", ended) is None  # not yet
+    (tmp_path / "snapshot.done").touch()
+    assert lanes.snapshot_taken(tmp_path / "snapshot.done", ended) is None  # created, its text not written yet
     ended.set()
     assert lanes.snapshot_taken(tmp_path / "snapshot.done", ended) is False
     (tmp_path / "snapshot.done").write_text("ok\n")
