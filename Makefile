@@ -68,9 +68,10 @@ unit: setup  ## fast tests, no hosts
 LAB_TESTS ?= tests/integration
 LAB_JUNIT ?= .lab/logs/integration.xml
 CLONE_DIR ?= /var/tmp/portalops-lab-clone
+LAB_PYTEST = $(BIN)/python -m pytest -q --durations=30 --junitxml=$(abspath $(LAB_JUNIT)) $(LAB_TESTS)
 
 integration: setup  ## the lab: real hosts (root, podman)
-	pytest -q --durations=30 --junitxml=$(LAB_JUNIT) $(LAB_TESTS)
+	$(LAB_PYTEST)
 
 lab-snapshot: setup  ## commit every lab host as it is to an image, for `lab clone` (integration-clone)
 	portalops lab snapshot
@@ -79,7 +80,7 @@ lab-snapshot-remove: setup  ## remove the snapshot's images (once no clone runs 
 	portalops lab snapshot --remove
 
 integration-clone: setup  ## LAB_TESTS on a clone of the lab (from lab-snapshot, in its own network namespace) at CLONE_DIR, removed after
-	portalops lab clone $(CLONE_DIR) -- $(BIN)/python -m pytest -q --durations=30 --junitxml=$(abspath $(LAB_JUNIT)) $(LAB_TESTS)
+	portalops lab clone $(CLONE_DIR) -- $(LAB_PYTEST)
 
 molecule: setup lab-image  ## every role's molecule scenario (converge, idempotence, check, verify), MOLECULE_JOBS (2) at a time
 	$(BIN)/python scripts/molecule_all.py --jobs $(MOLECULE_JOBS)

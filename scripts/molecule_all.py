@@ -27,7 +27,7 @@ LOGS = REPO / ".lab" / "logs"
 
 # Molecule's line as a stage starts (colours aside): "INFO     default ➜ converge: Executing" on a terminal
 # like this machine's, "INFO     [default > converge] Executing" where there is none (`make test` under CI).
-STAGE = re.compile(r"(?:➜ (?P<arrow>[a-z_]+):|\[\S+ > (?P<bracket>[a-z_]+)\]) Executing$")
+STAGE = re.compile(r"(?:➜ |\[\S+ > )(?P<stage>[a-z_]+)[:\]] Executing$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The table's columns, in molecule's order (a stage not named here gets a column after them); a stage run
 # twice (destroy) is summed.
@@ -36,8 +36,7 @@ STAGES = ("destroy", "create", "prepare", "converge", "idempotence", "check", "s
 
 def stage_seconds(marks: list[tuple[float, str]], end: float) -> dict[str, float]:
     """Seconds per stage from (time, line) pairs of molecule's output: a stage lasts until the next one starts."""
-    matches = [(t, STAGE.search(ANSI.sub("", line).rstrip())) for t, line in marks]
-    starts = [(t, m["arrow"] or m["bracket"]) for t, m in matches if m]
+    starts = [(t, m["stage"]) for t, line in marks if (m := STAGE.search(ANSI.sub("", line).rstrip()))]
     seconds: dict[str, float] = {}
     for (started, stage), ended in zip(starts, [t for t, _ in starts[1:]] + [end], strict=False):
         seconds[stage] = seconds.get(stage, 0.0) + ended - started
