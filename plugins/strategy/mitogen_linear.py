@@ -9,13 +9,64 @@ CPUs it gives the connection multiplexer CPU 0 and pins the Ansible controller, 
 and every SSH child to the other CPUs: on a 2-CPU control node, the one CPU left, shared with
 the lab's hosts. The scheduler does better: pinning is switched off here (an ansible_mitogen
 without this policy object fails loudly rather than pinning again unnoticed).
+
+And Mitogen lists the installed collections for every task whose module lives in one
+(ansible.posix, community.*): ``planner._load_collections`` walks all of the ``ansible``
+package's ~100 collections and parses each one's metadata, in the task's worker process, so its
+memo of the result dies with the worker. Here the list is made once, in the controller before
+the first worker forks, and every worker reads it from the memory it inherits (a new collection
+search path is listed anew). 40 ``ansible.posix.sysctl`` tasks on 3 lab hosts took 19 CPU-s of
+the controller with Mitogen's own and 8 with this one; site.yml's re-run, with few such tasks,
+2-4% less.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+import ansible.collections.list
 import ansible_mitogen.affinity
-from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
+import ansible_mitogen.planner
+from ansible.utils.collection_loader import AnsibleCollectionConfig
+from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule as _MitogenLinear
 
 if not isinstance(getattr(ansible_mitogen.affinity, "policy", None), ansible_mitogen.affinity.Policy):
     raise ImportError("ansible_mitogen.affinity.policy changed; re-check CPU pinning in plugins/strategy/")
 ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
+
+if not callable(getattr(ansible_mitogen.planner, "_load_collections", None)):
+    raise ImportError("ansible_mitogen.planner._load_collections changed; re-check plugins/strategy/")
+
+_mitogen_load_collections = ansible_mitogen.planner._load_collections
+# The collections found, by the search path they were found on (a playbook beside a collections/
+# directory adds one to it): a changed path lists again, as Mitogen's own would.
+_collection_dirs: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _collection_search_path() -> tuple[str, ...]:
+    return tuple(AnsibleCollectionConfig.collection_paths)
+
+
+def _installed_collection_dirs() -> tuple[str, ...]:
+    search_path = _collection_search_path()
+    if search_path not in _collection_dirs:
+        listed = ansible.collections.list.list_collection_dirs()
+        _collection_dirs[search_path] = tuple(path.decode("utf-8") for path in listed)
+    return _collection_dirs[search_path]
+
+
+def _load_collections(invocation: Any) -> None:
+    """What Mitogen's own does (the collections' paths for the module's imports), from the list made once."""
+    invocation._extra_sys_paths.update(_installed_collection_dirs())
+
+
+ansible_mitogen.planner._load_collections = _load_collections
+
+
+class StrategyModule(_MitogenLinear):  # type: ignore[misc]
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        _installed_collection_dirs()  # in the controller, before any worker forks
+        return super().run(*args, **kwargs)
+
 
 __all__ = ["StrategyModule"]
