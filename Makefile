@@ -18,7 +18,7 @@ MOLECULE_JOBS ?= 2
 # production vault never meets it. Every target here runs on the lab.
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(CURDIR)/inventory/vault-password.LAB-ONLY
 
-.PHONY: help setup demo test test-serial lint unit integration lab-snapshot lab-snapshot-remove integration-clone lab-image lab-up lab-down lab-status lock bench-lab bench-lanes bench-converge bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
+.PHONY: help setup demo test test-serial lint unit integration lab-snapshot lab-snapshot-remove integration-clone lab-image lab-up lab-down lab-status lock bench-lab bench-lanes bench-converge bench-strategy bench-molecule bench-backup bench-drills bench-detect bench-patch bench-inspect audit docs plans molecule
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -130,6 +130,9 @@ bench-lanes: setup lab-image  ## does make test's side lane (nice + autogroup) a
 
 bench-converge: setup  ## site.yml from bare, and the idempotent re-run with our ansible.cfg vs stock settings
 	$(BIN)/python scripts/bench_converge.py
+
+bench-strategy: setup  ## controller CPU per task: our strategy plugin (collections listed once per run) vs Mitogen's own; no lab
+	$(BIN)/python scripts/bench_strategy.py
 
 bench-molecule: setup lab-image  ## one role's `molecule test` through Mitogen vs the stock linear strategy (ROLE=base)
 	$(BIN)/python scripts/bench_molecule.py $(ROLE)
