@@ -26,13 +26,7 @@ from portalops.lab import cpu
 
 REPO = Path(__file__).resolve().parent.parent
 # The plugin as it was before the collection list: Mitogen's strategy with pinning off (see plugins/strategy).
-BASELINE_PLUGIN = """\
-import ansible_mitogen.affinity
-from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
-
-ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
-__all__ = ["StrategyModule"]
-"""
+BASELINE_PLUGINS = REPO / "scripts" / "bench_strategy_baseline"
 MODULES = {
     "builtin module (ansible.builtin.stat)": "ansible.builtin.stat:\n        path: {csv}",
     "collection module (community.general.read_csv)": "community.general.read_csv:\n        path: {csv}",
@@ -40,7 +34,7 @@ MODULES = {
 
 
 def write_files(directory: Path, tasks: int) -> dict[str, Path]:
-    """The inventory, the CSV file the tasks read, one playbook per module and the baseline plugin."""
+    """The inventory, the CSV file the tasks read and one playbook per module."""
     (directory / "hosts.yml").write_text(
         "all:\n  hosts:\n"
         + "".join(f"    local{n}:\n" for n in range(1, 4))
@@ -48,8 +42,6 @@ def write_files(directory: Path, tasks: int) -> dict[str, Path]:
     )
     csv = directory / "sites.csv"
     csv.write_text("name,url\nportal,https://www.example.gov.cn/\n")
-    (directory / "baseline").mkdir()
-    (directory / "baseline" / "mitogen_linear.py").write_text(BASELINE_PLUGIN)
     playbooks = {}
     for n, (what, task) in enumerate(MODULES.items()):
         body = "".join(f"    - {task.format(csv=csv)}\n" for _ in range(tasks))
@@ -76,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-strategy-") as tmp:
         directory = Path(tmp)
         playbooks = write_files(directory, args.tasks)
-        sides = {"baseline": directory / "baseline", "ours": REPO / "plugins" / "strategy"}
+        sides = {"baseline": BASELINE_PLUGINS, "ours": REPO / "plugins" / "strategy"}
         rows = []
         for what, playbook in playbooks.items():
             seconds: dict[str, list[float]] = {side: [] for side in sides}
