@@ -27,6 +27,7 @@ from portalops.lab import cpu
 REPO = Path(__file__).resolve().parent.parent
 # The plugin as it was before the collection list: Mitogen's strategy with pinning off (see plugins/strategy).
 BASELINE_PLUGINS = REPO / "scripts" / "bench_strategy_baseline"
+HOSTS = 3  # inventory hosts, all this machine
 MODULES = {
     "builtin module (ansible.builtin.stat)": "ansible.builtin.stat:\n        path: {csv}",
     "collection module (community.general.read_csv)": "community.general.read_csv:\n        path: {csv}",
@@ -37,7 +38,7 @@ def write_files(directory: Path, tasks: int) -> dict[str, Path]:
     """The inventory, the CSV file the tasks read and one playbook per module."""
     (directory / "hosts.yml").write_text(
         "all:\n  hosts:\n"
-        + "".join(f"    local{n}:\n" for n in range(1, 4))
+        + "".join(f"    local{n}:\n" for n in range(1, HOSTS + 1))
         + f"  vars:\n    ansible_connection: local\n    ansible_python_interpreter: {sys.executable}\n"
     )
     csv = directory / "sites.csv"
@@ -62,7 +63,7 @@ def controller_seconds(playbook: Path, directory: Path, plugins: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=40, help="tasks per playbook (default 40, on 3 hosts)")
+    parser.add_argument("--tasks", type=int, default=40, help=f"tasks per playbook (default 40, on {HOSTS} hosts)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per playbook and side (default 3)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-strategy-") as tmp:
@@ -77,8 +78,9 @@ def main() -> None:
                     print(f"bench-strategy: {what}, {side}, round {round_} of {args.rounds} ...", flush=True)
                     seconds[side].append(controller_seconds(playbook, directory, plugins))
             rows.append((what, statistics.median(seconds["baseline"]), statistics.median(seconds["ours"])))
-    host_tasks = 3 * args.tasks
-    print(f"\ncontroller CPU seconds, {args.tasks} tasks on 3 hosts ({host_tasks} host-tasks), median of {args.rounds}")
+    host_tasks = HOSTS * args.tasks
+    print(f"\ncontroller CPU seconds, {args.tasks} tasks on {HOSTS} hosts ({host_tasks} host-tasks),", end=" ")
+    print(f"median of {args.rounds}")
     print("| tasks of a | Mitogen's own (s) | ours (s) | ours / Mitogen's | saved per host-task (ms) |")
     print("|---|---:|---:|---:|---:|")
     for what, baseline, ours in rows:
