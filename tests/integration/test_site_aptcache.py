@@ -1,8 +1,11 @@
 """The lab's package cache on the converged lab (role base, base_apt_proxy in inventory/lab):
 every host fetches Debian packages through apt-cacher-ng on the lab machine, and apt still
-works straight from the mirror while the cache is down."""
+works straight from the mirror while the cache is down. Neither test stops the cache: the other lanes of
+`make test` (molecule, the clone's lab) install packages through it meanwhile."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from portalops.inventory import load_inventory
 from portalops.lab import aptcache
@@ -12,6 +15,8 @@ from tests.integration.helpers import on
 # A small package from the lab's http mirror, downloaded into a scratch directory and thrown away.
 DOWNLOAD = 'd=$(mktemp -d) && cd "$d" && apt-get download -q ed; rc=$?; cd / && rm -rf "$d"; exit $rc'
 DETECT = "/usr/local/sbin/portalops-apt-proxy-detect"
+# The test's own nftables table on the host, deleted afterwards.
+TABLE = "portalops_test_cache_down"
 
 
 def test_every_host_fetches_through_the_package_cache(converged: LabConfig) -> None:
@@ -26,12 +31,20 @@ def test_every_host_fetches_through_the_package_cache(converged: LabConfig) -> N
 
 
 def test_apt_goes_to_the_mirror_while_the_cache_is_down(converged: LabConfig) -> None:
+    """Down as one host sees it: the host's own nftables table refuses its connections to the cache (a TCP
+    reset, what a stopped apt-cacher-ng gives). The service itself keeps running: molecule and the clone's
+    lab fetch through it at the same time, and stopping it failed their package installs."""
     host = converged.hosts[0].name
-    aptcache.service("stop")
+    proxy = load_inventory().hostvars[host]["base_apt_proxy"]
+    address, port = urlsplit(proxy).hostname, urlsplit(proxy).port
+    chain = f"inet {TABLE} out"
     try:
+        on(host, f"nft add table inet {TABLE} && nft 'add chain {chain} {{ type filter hook output priority 0; }}'")
+        on(host, f"nft add rule {chain} ip daddr {address} tcp dport {port} reject with tcp reset")
+        assert aptcache.answers(), "the cache itself must stay up for the other lanes"
         assert on(host, DETECT).stdout.strip() == "DIRECT"
         result = on(host, DOWNLOAD, check=False)
         assert result.returncode == 0, f"{host}: apt-get download failed with the cache down: {result.stderr[-2000:]}"
     finally:
-        aptcache.service("start")
-    assert on(host, DETECT).stdout.strip() == load_inventory().hostvars[host]["base_apt_proxy"]
+        on(host, f"nft delete table inet {TABLE}", check=False)
+    assert on(host, DETECT).stdout.strip() == proxy
