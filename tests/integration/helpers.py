@@ -179,6 +179,21 @@ def incident_journal(result: subprocess.CompletedProcess[str]) -> list[dict[str,
     return read_journal(REPO_ROOT / found.group(1))  # as printed: absolute, or relative to the repository
 
 
+def runbook_said(result: subprocess.CompletedProcess[str]) -> str:
+    """For a failed assertion on a runbook run: its output's end, then what each of its commands that did
+    not exit 0 printed, from the journal (the output shows only their last lines)."""
+    said = [result.stdout[-3000:], result.stderr[-1500:]]
+    try:
+        events = incident_journal(result)
+    except (AssertionError, OSError, ValueError):
+        return "\n".join(said)
+    for e in events:
+        if e.get("event") == "command" and e.get("rc") != 0:
+            said.append(f"--- {e['step']} {e['role']} on {e['host']}: exit {e['rc']}")
+            said += [str(e.get("stdout") or "")[-1500:], str(e.get("stderr") or "")[-800:]]
+    return "\n".join(said)
+
+
 @contextmanager
 def running_responder(work: Path, config: dict[str, Any], url: str) -> Iterator[Path]:
     """`portalops responder --config` with ``config`` (written to ``work``), as a service would run it,

@@ -26,7 +26,7 @@ import pytest
 from portalops.lab.config import LabConfig
 from portalops_host.closed import CLOSED_DROPIN, Owner, dropin_text, owner_of
 from portalops_host.times import now, stamp
-from tests.integration.helpers import ENV, incident_journal, on, portalops
+from tests.integration.helpers import ENV, incident_journal, on, portalops, runbook_said
 from tests.integration.test_site import SITES
 from tests.integration.test_site_backup import client_restic
 
@@ -305,7 +305,7 @@ def test_the_runbook_removes_a_killed_restores_drop_in_and_leaves_a_running_rest
     closed_by(dead, 1)
     assert site_write()[1] == "refused", "the site reached a MariaDB closed to the network"
     result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=900)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]  # recovered
+    assert result.returncode == 0, runbook_said(result)  # recovered
     events = incident_journal(result)
     stale = f"STALE restore drop-in {DROPIN} (restore-database pid {dead}, closed at "
     diagnosed, _, findings = step_events(events, "db_mariadb")

@@ -16,7 +16,7 @@ import pytest
 
 from portalops.lab.config import LabConfig
 from portalops.runbook.journal import parse_stamp
-from tests.integration.helpers import incident_journal, on, portalops
+from tests.integration.helpers import incident_journal, on, portalops, runbook_said
 from tests.integration.test_site import SITES, get
 
 # Mostly waiting on the hosts, its CPUs idle: it runs right after the converge (conftest.lab_order).
@@ -61,7 +61,7 @@ def fresh_backup(converged: LabConfig) -> Iterator[dict[str, Any]]:
 def test_a_healthy_database_is_never_restored(fresh_backup: dict[str, Any]) -> None:
     before = kept_aside()
     result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1200)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, runbook_said(result)
     assert kept_aside() == before, "the data directory was moved aside on a healthy database"
     results = step_results(incident_journal(result))
     assert results["stop_writes"] == "not_needed" and results["restore_database"] == "not_needed", results
@@ -75,7 +75,7 @@ def test_the_portal_runbook_never_starts_writes_into_a_lost_database(fresh_backu
     on("db1", f"mariadb -e 'DROP TABLE {TABLE}'")
     on("cms1", "systemctl stop php8.2-fpm")
     result = portalops("runbook", "run", "l1_portal_unreachable", "--yes", timeout=900)
-    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]  # not recovered: escalated
+    assert result.returncode == 1, runbook_said(result)  # not recovered: escalated
     assert on("cms1", "systemctl is-active php8.2-fpm", check=False).stdout.strip() == "inactive"
     events = incident_journal(result)
     results = step_results(events)
@@ -93,7 +93,7 @@ def test_a_dropped_posts_table_is_restored_verified_and_served(
     get(converged, domain)  # a visitor meanwhile: the edge may now hold a page rendered without the posts
 
     result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1800)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, runbook_said(result)
 
     # The table exactly as backed up (other tables may already hold the site's new work: page views
     # write transients into wp_options once writes resume, so they are compared by the restore itself).
@@ -186,7 +186,7 @@ def test_mass_deleted_posts_come_back_with_the_posts_written_after_the_backup(
         assert published(database) == []
 
         result = portalops("runbook", "run", "l1_database_lost", "--yes", timeout=1800)
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        assert result.returncode == 0, runbook_said(result)
         assert published(database) == wanted, "the backed-up and the later posts are not all back"
         status, _, body = get(converged, domain)
         assert status == 200 and all(title in html.unescape(body) for title in later), body[:1500]
