@@ -79,8 +79,10 @@ def main() -> None:
                     seconds[side].append(controller_seconds(playbook, directory, plugins))
             rows.append((what, statistics.median(seconds["baseline"]), statistics.median(seconds["ours"])))
     host_tasks = HOSTS * args.tasks
-    print(f"\ncontroller CPU seconds, {args.tasks} tasks on {HOSTS} hosts ({host_tasks} host-tasks),", end=" ")
-    print(f"median of {args.rounds}")
+    print(
+        f"\ncontroller CPU seconds, {args.tasks} tasks on {HOSTS} hosts ({host_tasks} host-tasks), "
+        f"median of {args.rounds}"
+    )
     print("| tasks of a | Mitogen's own (s) | ours (s) | ours / Mitogen's | saved per host-task (ms) |")
     print("|---|---:|---:|---:|---:|")
     for what, baseline, ours in rows:

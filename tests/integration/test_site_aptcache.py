@@ -36,11 +36,16 @@ def test_apt_goes_to_the_mirror_while_the_cache_is_down(converged: LabConfig) ->
     lab fetch through it at the same time, and stopping it failed their package installs."""
     host = converged.hosts[0].name
     proxy = load_inventory().hostvars[host]["base_apt_proxy"]
-    address, port = urlsplit(proxy).hostname, urlsplit(proxy).port
+    cache = urlsplit(proxy)
     chain = f"inet {TABLE} out"
+    refuse = f"ip daddr {cache.hostname} tcp dport {cache.port} reject with tcp reset"
     try:
-        on(host, f"nft add table inet {TABLE} && nft 'add chain {chain} {{ type filter hook output priority 0; }}'")
-        on(host, f"nft add rule {chain} ip daddr {address} tcp dport {port} reject with tcp reset")
+        # One nft transaction: the table, its output hook and the rule.
+        on(
+            host,
+            f"nft 'add table inet {TABLE}; add chain {chain} {{ type filter hook output priority 0; }}; "
+            f"add rule {chain} {refuse}'",
+        )
         assert aptcache.answers(), "the cache itself must stay up for the other lanes"
         assert on(host, DETECT).stdout.strip() == "DIRECT"
         result = on(host, DOWNLOAD, check=False)
