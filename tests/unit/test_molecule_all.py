@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import configparser
+from pathlib import Path
+
+import yaml
+
 from tests.unit.hostscripts import load
 
 molecule_all = load("molecule_all", "scripts/molecule_all.py")
@@ -71,3 +76,14 @@ def test_a_stage_the_table_does_not_name_gets_a_column_of_its_own_and_is_not_los
     head, row, _ = molecule_all.stage_table([("base", {"converge": 60.0, "syntax": 3.0})]).splitlines()
     assert head.split() == ["seconds", *molecule_all.STAGES, "syntax"]
     assert row.split()[-1] == "3"
+
+
+def test_molecule_names_the_instances_python_as_ansible_cfg_names_the_lab_hosts() -> None:
+    """Molecule writes an ansible.cfg of its own: without the interpreter said, Mitogen looked for python3.13 and
+    python3.12 (a failed `podman exec` each) before python3.11 on every task. The instances are lab-image hosts."""
+    root = Path(__file__).resolve().parents[2]
+    ours = configparser.ConfigParser(interpolation=None)
+    ours.read(root / "ansible.cfg")
+    molecule = yaml.safe_load((root / ".config" / "molecule" / "config.yml").read_text())
+    said = molecule["provisioner"]["config_options"]["defaults"]["interpreter_python"]
+    assert said == ours["defaults"]["interpreter_python"] == "/usr/bin/python3"
