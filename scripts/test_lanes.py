@@ -12,7 +12,8 @@ on the terminal when each of their layers ends, and are printed in full at the
 end. Then one table: each layer, its result, its wall time and how busy the
 machine's CPUs were meanwhile (so the next speed-up is chosen by numbers: a lane
 that waits leaves cores idle, a lane that computes does not), and the
-lab tests' wall time per module (from pytest's JUnit XML). Exit status 1 when any
+lab tests' wall time per module (from pytest's JUnit XML), and where the CPU time
+went (each layer's processes, the containers by name, the rest). Exit status 1 when any
 layer failed; every layer runs even when another failed, so one CI run names every
 failure.
 
@@ -35,6 +36,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / ".lab" / "logs"
@@ -93,6 +95,13 @@ CLONE_XML = "integration-clone.xml"  # in LOGS: the clone's share's
 # teardown included), written by tests/integration/conftest.py where PORTALOPS_TEST_CPU_LOG names it. A
 # module that is slow with idle CPUs waits (for alerts, polls, timeouts); a busy one computes.
 INTEGRATION_CPU = "integration-cpu.jsonl"
+# In LOGS: every container's CPU time over the run (the lab's, the clone's, molecule's), from a watcher the
+# virtualenv's Python runs (portalops.lab.cpu) once setup made it; with each layer's own processes' CPU time,
+# the table of where the machine's CPU time went. With the CPUs busy, only less CPU time shortens `make test`.
+CONTAINERS_CPU = "containers-cpu.json"
+CPU_WATCH = [str(REPO / ".venv" / "bin" / "python"), "-m", "portalops.lab.cpu"]
+TOP_CONTAINERS = 12  # rows of the table; the rest are summed
+WIDTH = 64  # of its first column: a clone's container is named with its store
 
 
 def lab_modules() -> list[str]:
@@ -115,6 +124,8 @@ class Layer:
     code: int | None = None
     seconds: float = 0.0
     cpu: float | None = None  # the machine's CPUs busy while this layer ran (0..1)
+    # CPU seconds of its processes that ended and were waited for (make and all it ran; not containers)
+    cpu_s: float | None = None
 
     @property
     def title(self) -> str:
@@ -156,7 +167,7 @@ class Lane:
                         start_new_session=True,
                     )
                 started, jiffies = time.monotonic(), cpu_jiffies()
-                layer.code = self.process.wait()
+                layer.code, layer.cpu_s = wait_counting(self.process)
                 layer.seconds = time.monotonic() - started
                 layer.cpu = busy_between(jiffies, cpu_jiffies())
                 if self.log:
@@ -208,10 +219,21 @@ def busy_between(before: tuple[int, int] | None, after: tuple[int, int] | None) 
     return (after[0] - before[0]) / (after[1] - before[1])
 
 
+def wait_counting(process: subprocess.Popen[bytes]) -> tuple[int, float | None]:
+    """Its exit status, and the CPU seconds it and every process it waited for used (None when someone else
+    waited for it: the lane was stopped)."""
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except ChildProcessError:
+        return process.wait(), None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_utime + usage.ru_stime
+
+
 def run_first(layers: list[Layer]) -> bool:
     for layer in layers:
         started, jiffies = time.monotonic(), cpu_jiffies()
-        layer.code = subprocess.run([*MAKE, layer.name], cwd=REPO, check=False).returncode
+        layer.code, layer.cpu_s = wait_counting(subprocess.Popen([*MAKE, layer.name], cwd=REPO))
         layer.seconds = time.monotonic() - started
         layer.cpu = busy_between(jiffies, cpu_jiffies())
         if layer.code != 0:
@@ -247,6 +269,49 @@ def table(layers: list[Layer], wall: float, cpu: float | None, alone: tuple[str,
     if alone:
         rows.append(f"({alone[0]}: {alone[1] / 60:.1f}m, cpu busy {percent(alone[2])})")
     return "\n".join(rows)
+
+
+def cpu_table(layers: list[Layer], busy_s: float | None, watched: dict[str, Any] | None) -> str:
+    """Where the machine's busy CPU time went: each layer's own processes, the containers (the most costly by
+    name, a clone's with its store), and the rest (processes no layer waited for: SSH masters, this script's)."""
+    rows = [f"{'where the CPU time went':<{WIDTH}} {'CPU-min':>8} {'share':>6}"]
+
+    def row(what: str, seconds: float | None, share: bool = True) -> None:
+        of = f"{seconds / busy_s:.0%}" if share and seconds is not None and busy_s else ""
+        rows.append(f"{what:<{WIDTH}} {'?' if seconds is None else f'{seconds / 60:.1f}':>8} {of:>6}")
+
+    for layer in layers:
+        row(f"{layer.title}: its processes", layer.cpu_s)
+    containers = watched.get("containers_cpu_s") if watched else None
+    row("containers (the labs' hosts, molecule's instances)", containers)
+    listed = list((watched or {}).get("containers", []))
+    for found in listed[:TOP_CONTAINERS]:
+        where = f" in {found['store']}" if found.get("store") else ""
+        row(f"  {found['name']}{where}", float(found["cpu_s"]), share=False)
+    conmon = (watched or {}).get("conmon_cpu_s")
+    if conmon is not None:
+        row("  conmon (podman's monitors of containers and exec sessions)", float(conmon), share=False)
+    if containers is not None and listed:
+        more = len(listed) - TOP_CONTAINERS
+        row(
+            f"  {f'{more} more, and ' if more > 0 else ''}time after a removed one's last look",
+            containers - sum(float(c["cpu_s"]) for c in listed[:TOP_CONTAINERS]) - float(conmon or 0.0),
+            share=False,
+        )
+    counted = [x.cpu_s for x in layers] + [containers]
+    rest = None if busy_s is None or None in counted else busy_s - sum(x or 0.0 for x in counted)
+    row("the rest (processes no layer waited for)", rest)
+    row("the machine's CPUs busy", busy_s)
+    if watched is None:
+        rows.append(f"(no container CPU time: {LOGS / CONTAINERS_CPU} was not written)")
+    return "\n".join(rows)
+
+
+def busy_seconds(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """CPU seconds the machine was busy between two readings of cpu_jiffies (over all its CPUs)."""
+    if before is None or after is None:
+        return None
+    return (after[0] - before[0]) / os.sysconf("SC_CLK_TCK")
 
 
 def by_module(*junits: Path) -> list[tuple[str, float, int]]:
@@ -320,8 +385,11 @@ def main() -> int:
     layers = [*first, *side.layers, *lab.layers, *(clone.layers if clone else [])]
     at_start = cpu_jiffies()
     alone: tuple[str, float, float | None] | None = None
+    watcher: subprocess.Popen[bytes] | None = None
     if run_first(first):
         LOGS.mkdir(parents=True, exist_ok=True)
+        (LOGS / CONTAINERS_CPU).unlink(missing_ok=True)
+        watcher = start_watch(LOGS / CONTAINERS_CPU)
         converge_done = LOGS / CONVERGE_DONE
         converge_done.unlink(missing_ok=True)
         for name in (INTEGRATION_XML, CLONE_XML, INTEGRATION_CPU, SNAPSHOT_DONE):  # this run's only
@@ -376,11 +444,35 @@ def main() -> int:
             if lane and lane.log and lane.log.exists():  # a lane wrote a log only beside the lab
                 say(f"--- the layers {lane.name} ({lane.log}) ---")
                 sys.stdout.write(lane.log.read_text(errors="replace"))
+    at_end = cpu_jiffies()
+    watched = stop_watch(watcher, LOGS / CONTAINERS_CPU) if watcher else None
     junits = [LOGS / name for name in (INTEGRATION_XML, CLONE_XML) if (LOGS / name).exists()]
     if junits:
         say(module_table(junits, LOGS / INTEGRATION_CPU))
-    say(table(layers, time.monotonic() - began, busy_between(at_start, cpu_jiffies()), alone))
+    say(table(layers, time.monotonic() - began, busy_between(at_start, at_end), alone))
+    say(cpu_table(layers, busy_seconds(at_start, at_end), watched))
     return 0 if all(x.code == 0 for x in layers) else 1
+
+
+def start_watch(out: Path) -> subprocess.Popen[bytes] | None:
+    """The watcher of every container's CPU time (CPU_WATCH), writing ``out`` when stopped; None if it cannot start."""
+    try:
+        return subprocess.Popen([*CPU_WATCH, str(out)], cwd=REPO, stdin=subprocess.DEVNULL)
+    except OSError as error:
+        say(f"(no container CPU time: {error})")
+        return None
+
+
+def stop_watch(watcher: subprocess.Popen[bytes], out: Path) -> dict[str, Any] | None:
+    """Its report, once it wrote it on SIGTERM (None if it did not within 30 s, or failed)."""
+    watcher.terminate()
+    try:
+        watcher.wait(timeout=30)
+        report = json.loads(out.read_text())
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        watcher.kill()
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def snapshot_taken(done: Path, lab_done: threading.Event) -> bool | None:

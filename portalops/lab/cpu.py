@@ -8,15 +8,22 @@ below it cannot be met by waiting less.
 The controller's share is this process's waited-for children (``ansible-playbook`` and all it runs: SSH,
 Mitogen's brokers); each host's is its container's cgroup (cgroup v2 ``cpu.stat`` or v1 ``cpuacct.usage``),
 found through ``podman inspect``'s JSON.
+
+For a whole `make test` (scripts/test_lanes.py), ``python -m portalops.lab.cpu OUT`` watches every container on the
+machine until SIGTERM, in any podman store (the lab's, a clone's, molecule's instances), named by their conmon.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
+import signal
+import threading
 import time
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from portalops.lab.podman import Podman
@@ -107,3 +114,105 @@ def read(podman: Podman, label: str, root: Path = CGROUP_ROOT) -> Reading:
         if seconds is not None:
             hosts[name] = seconds
     return Reading(at=time.monotonic(), controller=children_cpu_seconds(), hosts=hosts)
+
+
+# -- Every container on the machine, watched for a whole `make test` (scripts/test_lanes.py): the lab's, a clone's
+# (another podman store) and molecule's instances, named by podman, not only one lab's.
+PROC = Path("/proc")
+# Podman's parent cgroup for every container under cgroup_manager = cgroupfs (lab/containers.conf): its usage keeps
+# what the containers removed since used, so the total is exact even for one that lived between two looks.
+CONTAINERS_CGROUP = "/libpod_parent"
+# In it, podman's monitors of containers and of `podman exec` sessions, whose stdio (Mitogen's, molecule's) they carry.
+CONMON_CGROUP = f"{CONTAINERS_CGROUP}/conmon"
+DEFAULT_STORE = "/var/lib/containers/storage"
+
+
+@dataclass(frozen=True)
+class Running:
+    id: str
+    name: str
+    store: str  # podman's storage root: the lab's and molecule's, or a clone's
+
+
+def running_containers(proc: Path = PROC) -> list[Running]:
+    """Every container running on this machine in any podman store, from its conmon's command line: ``-c ID``,
+    ``-n NAME``, and the storage root podman passes on as ``--exit-command-arg --root --exit-command-arg STORE``."""
+    found = []
+    for cmdline in proc.glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # it ended meanwhile
+        if Path(argv[0]).name != "conmon":
+            continue
+        options = dict(pairwise(argv))
+        passed = [value for option, value in pairwise(argv) if option == "--exit-command-arg"]
+        store = next((value for option, value in pairwise(passed) if option == "--root"), "")
+        if "-c" in options and "-n" in options:
+            found.append(Running(options["-c"], options["-n"], store or DEFAULT_STORE))
+    return found
+
+
+class Watch:
+    """CPU seconds of each container since the watch began (one started later counts from zero), looked at every
+    few seconds, and of all containers together from their common cgroup."""
+
+    def __init__(self, root: Path = CGROUP_ROOT, proc: Path = PROC) -> None:
+        self.root, self.proc = root, proc
+        self.began = time.monotonic()
+        self.total_at_start = cgroup_cpu_seconds(CONTAINERS_CGROUP, root)
+        self.conmon_at_start = cgroup_cpu_seconds(CONMON_CGROUP, root)
+        self.at_start: dict[str, float] = {}
+        self.last: dict[str, tuple[Running, float]] = {}
+        self.look(first=True)
+
+    def look(self, first: bool = False) -> None:
+        for container in running_containers(self.proc):
+            seconds = cgroup_cpu_seconds(f"{CONTAINERS_CGROUP}/libpod-{container.id}", self.root)
+            if seconds is None:
+                continue
+            if first:
+                self.at_start[container.id] = seconds
+            self.last[container.id] = (container, seconds)
+
+    def report(self) -> dict[str, object]:
+        total = since(self.total_at_start, cgroup_cpu_seconds(CONTAINERS_CGROUP, self.root))
+        conmon = since(self.conmon_at_start, cgroup_cpu_seconds(CONMON_CGROUP, self.root))
+        containers = [
+            {
+                "name": c.name,
+                "store": None if c.store == DEFAULT_STORE else c.store,  # a clone's
+                "cpu_s": round(seconds - self.at_start.get(cid, 0.0), 1),
+            }
+            for cid, (c, seconds) in self.last.items()
+        ]
+        return {
+            "wall_s": round(time.monotonic() - self.began, 1),
+            "containers_cpu_s": None if total is None else round(total, 1),
+            "conmon_cpu_s": None if conmon is None else round(conmon, 1),
+            "containers": sorted(containers, key=lambda c: -float(c["cpu_s"])),  # type: ignore[arg-type]
+        }
+
+
+def since(before: float | None, now: float | None) -> float | None:
+    return None if before is None or now is None else now - before
+
+
+def watch(out: Path, interval: float) -> None:
+    """Look every ``interval`` s until SIGTERM or SIGINT, then write the report to ``out`` (JSON)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    watching = Watch()
+    while not stop.wait(interval):
+        watching.look()
+    watching.look()
+    out.write_text(json.dumps(watching.report(), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Watch every container's CPU time until SIGTERM; write JSON.")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--interval", type=float, default=10.0)
+    arguments = parser.parse_args()
+    watch(arguments.out, arguments.interval)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,74 @@ def test_each_running_lab_container_is_read_from_the_cgroup_podman_names(tmp_pat
     reading = cpu.read(podman, "portalops.lab=lab", tmp_path)  # type: ignore[arg-type]
     assert reading.hosts == {"portalops-web1": 3.0}
     assert podman.asked == [("inspect", "--type", "container", "--format", "json", "id1")]  # not the stopped db1
+
+
+def conmon(proc: Path, pid: int, *argv: str) -> None:
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
+
+
+def usage(root: Path, cgroup: str, seconds: float) -> None:
+    (root / "cpuacct" / cgroup.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (root / "cpuacct" / cgroup.lstrip("/") / "cpuacct.usage").write_text(f"{int(seconds * 1e9)}\n")
+
+
+def test_every_running_container_of_every_store_is_named_from_its_conmon(tmp_path: Path) -> None:
+    clone_store = "/var/tmp/clone/.lab/storage"
+    conmon(tmp_path, 10, "/usr/bin/conmon", "--api-version", "1", "-c", "aaa", "-u", "aaa", "-n", "portalops-web1")
+    conmon(tmp_path, 11, "/usr/bin/conmon", "-c", "bbb", "-n", "portalops-web1", "--exit-command-arg", "--root",
+           "--exit-command-arg", clone_store, "--exit-command-arg", "--runroot")  # fmt: skip
+    conmon(tmp_path, 12, "/usr/bin/python3", "-c", "print()", "-n", "not-a-container")
+    (tmp_path / "13").mkdir()  # a process that ended between the listing and the reading
+    found = sorted(cpu.running_containers(tmp_path), key=lambda c: c.id)
+    assert found == [
+        cpu.Running("aaa", "portalops-web1", cpu.DEFAULT_STORE),
+        cpu.Running("bbb", "portalops-web1", clone_store),
+    ]
+
+
+def test_the_watch_counts_each_container_from_when_it_began_and_the_total_from_the_common_cgroup(
+    tmp_path: Path,
+) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    conmon(proc, 10, "conmon", "-c", "old", "-n", "portalops-db1")
+    usage(root, cpu.CONTAINERS_CGROUP, 1000.0)
+    usage(root, cpu.CONMON_CGROUP, 100.0)
+    usage(root, f"{cpu.CONTAINERS_CGROUP}/libpod-old", 400.0)
+    watch = cpu.Watch(root, proc)
+    # db1 works 30 s; a molecule instance starts and works 50 s, and is removed after 70 s, 20 s of them unseen
+    usage(root, f"{cpu.CONTAINERS_CGROUP}/libpod-old", 430.0)
+    conmon(proc, 11, "conmon", "-c", "new", "-n", "exporters")
+    usage(root, f"{cpu.CONTAINERS_CGROUP}/libpod-new", 50.0)
+    watch.look()
+    (proc / "11" / "cmdline").unlink()
+    usage(root, cpu.CONTAINERS_CGROUP, 1100.0)
+    usage(root, cpu.CONMON_CGROUP, 102.5)  # podman's monitors carried the instance's stdio
+    watch.look()
+    report = watch.report()
+    assert report["containers_cpu_s"] == 100.0  # exact, the unseen 20 s included
+    assert report["conmon_cpu_s"] == 2.5
+    assert report["containers"] == [
+        {"name": "exporters", "store": None, "cpu_s": 50.0},
+        {"name": "portalops-db1", "store": None, "cpu_s": 30.0},
+    ]
+
+
+def catches_sigterm(pid: int) -> bool:
+    caught = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & 1 << (signal.SIGTERM - 1))
+
+
+def test_the_watch_writes_its_report_when_terminated(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    watcher = subprocess.Popen([sys.executable, "-m", "portalops.lab.cpu", str(out), "--interval", "0.1"])
+    try:
+        deadline = time.monotonic() + 20
+        while not catches_sigterm(watcher.pid) and time.monotonic() < deadline:  # its handler is in place
+            time.sleep(0.05)
+        watcher.terminate()
+        assert watcher.wait(timeout=20) == 0
+    finally:
+        watcher.kill()
+    report = json.loads(out.read_text())
+    assert set(report) == {"wall_s", "containers_cpu_s", "conmon_cpu_s", "containers"}

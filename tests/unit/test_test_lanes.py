@@ -50,12 +50,30 @@ sys.exit(3 if layer in ("unit", os.environ.get("FAKE_FAIL")) else 0)
 """
 
 
+# A stand-in for the watcher of the containers' CPU time (portalops.lab.cpu): its report when terminated.
+FAKE_WATCH = """
+import json, signal, sys, time
+def report(*_):
+    containers = [{"name": "portalops-cms1", "store": None, "cpu_s": 600.0},
+                  {"name": "portalops-cms1", "store": "/var/tmp/clone/.lab/storage", "cpu_s": 300.0}]
+    containers += [{"name": f"instance{i}", "store": None, "cpu_s": 6.0} for i in range(13)]
+    report = {"wall_s": 1.0, "containers_cpu_s": 996.0, "conmon_cpu_s": 6.0, "containers": containers}
+    open(sys.argv[1], "w").write(json.dumps(report))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, report)
+while True:
+    time.sleep(1)
+"""
+
+
 @pytest.fixture
 def fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     script = tmp_path / "make.py"
     script.write_text(FAKE_MAKE)
     calls = tmp_path / "calls"
     monkeypatch.setattr(lanes, "MAKE", [sys.executable, str(script), str(calls)])
+    (tmp_path / "watch.py").write_text(FAKE_WATCH)
+    monkeypatch.setattr(lanes, "CPU_WATCH", [sys.executable, str(tmp_path / "watch.py")])
     monkeypatch.setattr(lanes, "LOGS", tmp_path / "logs")
     monkeypatch.setattr(sys, "argv", ["test_lanes.py"])
     # `make test` runs these tests beside its lab lanes: the stand-in must never touch that run's files
@@ -222,6 +240,47 @@ def test_the_table_says_how_busy_the_cpus_were(fake_make: Path, capsys: pytest.C
     whole = next(i for i, row in enumerate(rows) if row.startswith("make test"))
     assert whole - header == 8, rows[header:]  # seven layers
     assert all(row.split()[-1].endswith("%") for row in rows[header + 1 : whole + 1]), rows[header:]
+
+
+def test_a_layer_counts_the_cpu_time_of_what_its_make_waited_for() -> None:
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    # a shell's child computes for 0.3 s (the shell, not us, waits for it): its CPU time is the layer's
+    layer = subprocess.Popen(["sh", "-c", f"{sys.executable} -c '{burn}'; exit 4"])
+    code, seconds = lanes.wait_counting(layer)
+    assert (code, layer.returncode) == (4, 4)
+    assert seconds is not None and seconds >= 0.3
+    waited = subprocess.Popen(["true"])
+    waited.wait()  # someone else waited for it (a stopped lane): its time is unknown, its status is not
+    assert lanes.wait_counting(waited) == (0, None)
+
+
+def test_the_cpu_time_is_counted_where_it_went_each_layers_processes_the_containers_and_the_rest(
+    fake_make: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lanes.main()
+    rows = capsys.readouterr().out.splitlines()
+    top = next(i for i, row in enumerate(rows) if row.startswith("where the CPU time went"))
+    table = {row[: lanes.WIDTH].strip(): row[lanes.WIDTH :].split() for row in rows[top + 1 :]}
+    layers = ["setup", "lab-image", "lint", "unit", "molecule", "integration: lab", "integration: clone"]
+    assert [row.removesuffix(": its processes") for row in list(table)[: len(layers)]] == layers
+    assert table["containers (the labs' hosts, molecule's instances)"][0] == "16.6"
+    # the most costly by name, the clone's with its store; the rest summed
+    assert table["portalops-cms1"] == ["10.0"]
+    assert table["portalops-cms1 in /var/tmp/clone/.lab/storage"] == ["5.0"]
+    assert table["conmon (podman's monitors of containers and exec sessions)"] == ["0.1"]
+    assert table["3 more, and time after a removed one's last look"] == ["0.5"]  # 3 of 6 s, and 12 s unseen
+    assert len([row for row in table if row.startswith("instance")]) == 10
+    assert "the rest (processes no layer waited for)" in table and "the machine's CPUs busy" in table
+
+
+def test_the_cpu_table_says_what_it_does_not_know() -> None:
+    layers = [lanes.Layer("lint", cpu_s=60.0), lanes.Layer("unit")]  # unit's waited for by a stopped lane
+    shown = lanes.cpu_table(layers, 600.0, None).splitlines()
+    assert shown[1].split()[-2:] == ["1.0", "10%"]
+    assert shown[2].split()[-1] == "?"
+    assert [row.split()[-1] for row in shown[3:5]] == ["?", "?"]  # the containers, and so the rest
+    assert shown[5].split()[-2:] == ["10.0", "100%"]
+    assert shown[-1].startswith("(no container CPU time:")
 
 
 def test_the_lab_tests_that_wait_run_right_after_the_converge_beside_molecule() -> None:
