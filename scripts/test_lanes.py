@@ -93,7 +93,8 @@ INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration targe
 CLONE_XML = "integration-clone.xml"  # in LOGS: the clone's share's
 # In LOGS: one JSON line per lab test, the machine's busy and total CPU jiffies while it ran (setup and
 # teardown included), written by tests/integration/conftest.py where PORTALOPS_TEST_CPU_LOG names it. A
-# module that is slow with idle CPUs waits (for alerts, polls, timeouts); a busy one computes.
+# module that is slow with idle CPUs waits (for alerts, polls, timeouts); a busy one computes, in the lab's hosts
+# or here (each line has both).
 INTEGRATION_CPU = "integration-cpu.jsonl"
 # In LOGS: every container's CPU time over the run (the lab's, the clone's, molecule's), from a watcher the
 # virtualenv's Python runs (portalops.lab.cpu) once setup made it; with each layer's own processes' CPU time,
@@ -327,9 +328,24 @@ def by_module(*junits: Path) -> list[tuple[str, float, int]]:
     return sorted(((m, s, n) for m, (s, n) in totals.items()), key=lambda row: -row[1])
 
 
-def cpu_by_module(log: Path) -> dict[str, float]:
-    """Each module's share of busy CPU while its tests ran, from the lab tests' CPU log (INTEGRATION_CPU)."""
-    jiffies: dict[str, tuple[int, int]] = {}
+@dataclass
+class ModuleCpu:
+    """What a lab test module's tests used while they ran (setup and teardown included), from INTEGRATION_CPU."""
+
+    busy: int = 0  # the machine's busy jiffies
+    total: int = 0  # all its jiffies
+    hosts_s: float | None = None  # CPU seconds in the lab's hosts (the lab's, or the clone's)
+    ours_s: float | None = None  # CPU seconds of what the tests ran here (Ansible, runbooks, podman)
+
+    @property
+    def share(self) -> float | None:
+        """The machine's share of busy CPU."""
+        return self.busy / self.total if self.total > 0 else None
+
+
+def cpu_by_module(log: Path) -> dict[str, ModuleCpu]:
+    """Each module's use of CPU while its tests ran, from the lab tests' CPU log (INTEGRATION_CPU)."""
+    modules: dict[str, ModuleCpu] = {}
     try:
         lines = log.read_text().splitlines()
     except OSError:
@@ -338,24 +354,38 @@ def cpu_by_module(log: Path) -> dict[str, float]:
         try:
             record = json.loads(line)
             module, busy, total = str(record["module"]), int(record["busy"]), int(record["total"])
-        except (ValueError, KeyError, TypeError):
+            hosts = sum(float(s) for s in record["hosts_cpu_s"].values()) if "hosts_cpu_s" in record else None
+            ours = float(record["ours_cpu_s"]) if "ours_cpu_s" in record else None
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a line cut short by a killed run counts for nothing
-        was = jiffies.get(module, (0, 0))
-        jiffies[module] = (was[0] + busy, was[1] + total)
-    return {module: busy / total for module, (busy, total) in jiffies.items() if total > 0}
+        found = modules.setdefault(module, ModuleCpu())
+        found.busy, found.total = found.busy + busy, found.total + total
+        if hosts is not None:
+            found.hosts_s = (found.hosts_s or 0.0) + hosts
+        if ours is not None:
+            found.ours_s = (found.ours_s or 0.0) + ours
+    return modules
+
+
+def minutes(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds / 60:.1f}m"
 
 
 def module_table(junits: Path | list[Path], cpu_log: Path | None = None) -> str:
+    """Per lab test module, slowest first: tests, wall time, the machine's share of busy CPU, and the CPU time
+    of the lab's hosts and of what the tests ran here: where the lab tests' CPU time goes."""
     try:
         rows = by_module(*(junits if isinstance(junits, list) else [junits]))
     except (OSError, ET.ParseError) as error:
         return f"(no time per lab test module: {error})"
     cpu = cpu_by_module(cpu_log) if cpu_log else {}
-    lines = [f"{'lab test module':<48} {'tests':>5} {'wall':>8} {'cpu busy':>9}"]
-    lines += [
-        f"{module.removeprefix('tests.integration.'):<48} {count:>5} {seconds / 60:7.1f}m {percent(cpu.get(module)):>9}"
-        for module, seconds, count in rows
-    ]
+    lines = [f"{'lab test module':<48} {'tests':>5} {'wall':>8} {'cpu busy':>9} {'host CPU':>9} {'our CPU':>9}"]
+    for module, seconds, count in rows:
+        used = cpu.get(module, ModuleCpu())
+        lines.append(
+            f"{module.removeprefix('tests.integration.'):<48} {count:>5} {seconds / 60:7.1f}m"
+            f" {percent(used.share):>9} {minutes(used.hosts_s):>9} {minutes(used.ours_s):>9}"
+        )
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ import resource
 import signal
 import threading
 import time
+import tomllib
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -151,6 +152,40 @@ def running_containers(proc: Path = PROC) -> list[Running]:
         if "-c" in options and "-n" in options:
             found.append(Running(options["-c"], options["-n"], store or DEFAULT_STORE))
     return found
+
+
+def own_store() -> str:
+    """The podman store this process's podman uses: a clone's (CONTAINERS_STORAGE_CONF names its storage.conf)
+    or the default."""
+    conf = os.environ.get("CONTAINERS_STORAGE_CONF")
+    if not conf:
+        return DEFAULT_STORE
+    with Path(conf).open("rb") as text:
+        return str(tomllib.load(text).get("storage", {}).get("graphroot") or DEFAULT_STORE)
+
+
+def containers_cpu_seconds(
+    prefix: str, store: str, root: Path = CGROUP_ROOT, proc: Path = PROC
+) -> dict[str, tuple[str, float]]:
+    """Container ID: (the rest of its name, CPU seconds so far) of each running container of ``store`` whose name
+    starts with ``prefix`` (the lab's hosts: ``portalops-`` in the lab's store), without a podman process. By ID:
+    a host replaced meanwhile (`lab up`) is another container, its cgroup counting from zero."""
+    found = {}
+    for container in running_containers(proc):
+        if container.store == store and container.name.startswith(prefix):
+            seconds = cgroup_cpu_seconds(f"{CONTAINERS_CGROUP}/libpod-{container.id}", root)
+            if seconds is not None:
+                found[container.id] = (container.name.removeprefix(prefix), seconds)
+    return found
+
+
+def used_since(before: dict[str, tuple[str, float]], now: dict[str, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds by name between two readings of containers_cpu_seconds; a container created meanwhile counts
+    from zero, one removed meanwhile is not counted."""
+    used: dict[str, float] = {}
+    for cid, (name, seconds) in now.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get(cid, (name, 0.0))[1]
+    return used
 
 
 class Watch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from portalops.inventory import load_inventory
+from portalops.lab import cpu
 from portalops.lab.config import LabConfig, lab_config
 from tests.integration.helpers import failed_tasks, playbook, portalops
 from tests.unit.hostscripts import load
@@ -22,6 +24,17 @@ LANES = load("test_lanes", "scripts/test_lanes.py")
 
 # The modules that build the lab and test its converge run first, whatever their names.
 CONVERGE_FIRST = ("test_lab", "test_lab_faults", "test_site")
+
+
+@functools.cache
+def container_prefix() -> str:
+    config = lab_config(load_inventory())
+    return config.container(config.hosts[0]).removesuffix(config.hosts[0].name)
+
+
+def lab_hosts_cpu() -> dict[str, tuple[str, float]]:
+    """Container ID: (host name, CPU seconds so far) of this lab's hosts (the lab's or, in a clone, the clone's)."""
+    return cpu.containers_cpu_seconds(container_prefix(), cpu.own_store())
 
 
 def lab_order(module: str, waits: bool) -> int:
@@ -49,15 +62,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     its fixtures' setup and teardown included, for the table per module that `make test` prints."""
     log = os.environ.get("PORTALOPS_TEST_CPU_LOG")
     before, started = LANES.cpu_jiffies(), time.monotonic()
+    ours, hosts = cpu.children_cpu_seconds(), lab_hosts_cpu() if log else {}
     yield
     after = LANES.cpu_jiffies()
     if log and before and after:
+        hosts_after = lab_hosts_cpu()
         record = {
             "test": item.nodeid,
             "module": item.module.__name__ if isinstance(item, pytest.Function) else item.nodeid,
             "seconds": round(time.monotonic() - started, 1),
             "busy": after[0] - before[0],
             "total": after[1] - before[1],
+            # CPU seconds of what the test ran here (Ansible, runbooks, podman) and in each of this lab's hosts
+            # (a host started meanwhile counts from zero: test_lab's down and up)
+            "ours_cpu_s": round(cpu.children_cpu_seconds() - ours, 1),
+            "hosts_cpu_s": {name: round(used, 1) for name, used in cpu.used_since(hosts, hosts_after).items()},
         }
         with Path(log).open("a") as out:
             out.write(json.dumps(record) + "\n")

@@ -147,3 +147,27 @@ def test_the_watch_writes_its_report_when_terminated(tmp_path: Path) -> None:
         watcher.kill()
     report = json.loads(out.read_text())
     assert set(report) == {"wall_s", "containers_cpu_s", "conmon_cpu_s", "containers"}
+
+
+def test_a_labs_hosts_are_its_own_stores_containers_named_with_its_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc, root, clone = tmp_path / "proc", tmp_path / "cgroup", "/var/tmp/clone/.lab/storage"
+    conmon(proc, 10, "conmon", "-c", "lab", "-n", "portalops-web1")
+    conmon(proc, 11, "conmon", "-c", "cloned", "-n", "portalops-web1", "--exit-command-arg", "--root",
+           "--exit-command-arg", clone)  # fmt: skip
+    conmon(proc, 12, "conmon", "-c", "mol", "-n", "exporters")
+    for cid, seconds in (("lab", 7.0), ("cloned", 3.0), ("mol", 5.0)):
+        usage(root, f"{cpu.CONTAINERS_CGROUP}/libpod-{cid}", seconds)
+    monkeypatch.delenv("CONTAINERS_STORAGE_CONF", raising=False)
+    assert cpu.containers_cpu_seconds("portalops-", cpu.own_store(), root, proc) == {"lab": ("web1", 7.0)}
+    conf = tmp_path / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{clone}"\nrunroot = "/run/clone"\n')
+    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(conf))  # as in the clone (portalops.lab.clone)
+    assert cpu.containers_cpu_seconds("portalops-", cpu.own_store(), root, proc) == {"cloned": ("web1", 3.0)}
+
+
+def test_a_host_replaced_meanwhile_counts_from_zero_not_from_the_one_it_replaced() -> None:
+    before = {"old": ("web1", 300.0), "gone": ("db1", 50.0), "kept": ("cms1", 10.0)}
+    now = {"new": ("web1", 2.0), "kept": ("cms1", 14.0)}
+    assert cpu.used_since(before, now) == {"web1": 2.0, "cms1": 4.0}

@@ -200,7 +200,7 @@ def test_the_lab_tests_are_summed_per_module_slowest_first(tmp_path: Path) -> No
         ("tests.integration.test_lab", 1.5, 1),
     ]
     shown = lanes.module_table(junit).splitlines()
-    assert shown[1].split() == ["test_site_patch", "1", "15.0m", "?"]  # no CPU log: the share is unknown
+    assert shown[1].split() == ["test_site_patch", "1", "15.0m", "?", "?", "?"]  # no CPU log: unknown
     assert "no time per lab test module" in lanes.module_table(tmp_path / "missing.xml")
 
 
@@ -213,21 +213,28 @@ def test_each_lab_test_module_says_how_busy_the_cpus_were_while_its_tests_ran(tm
         "</testsuite></testsuites>"
     )
     log = tmp_path / "integration-cpu.jsonl"
+    responder = {"module": "tests.integration.test_site_responder", "ours_cpu_s": 12.0}
     records = [
-        {"module": "tests.integration.test_site_responder", "busy": 30, "total": 200},
-        {"module": "tests.integration.test_site_responder", "busy": 20, "total": 200},
+        {**responder, "busy": 30, "total": 200, "hosts_cpu_s": {"web1": 30.0, "mon1": 6.0}},
+        {**responder, "busy": 20, "total": 200, "hosts_cpu_s": {"web1": 18.0}},
+        # a line of a run before hosts were counted: the share counts, the CPU time is unknown
         {"module": "tests.integration.test_site", "busy": 190, "total": 200},
     ]
     # the last line of a run killed while writing it counts for nothing
     log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"module": "tests.integ')
-    assert lanes.cpu_by_module(log) == {
+    used = lanes.cpu_by_module(log)
+    assert {module: m.share for module, m in used.items()} == {
         "tests.integration.test_site_responder": 50 / 400,
         "tests.integration.test_site": 190 / 200,
     }
+    assert (used["tests.integration.test_site_responder"].hosts_s, used["tests.integration.test_site"].hosts_s) == (
+        54.0,
+        None,
+    )
     shown = lanes.module_table(junit, log).splitlines()
-    assert shown[0].split()[-2:] == ["cpu", "busy"]
-    assert shown[1].split() == ["test_site_responder", "1", "10.0m", "12%"]
-    assert shown[2].split() == ["test_site", "1", "5.0m", "95%"]
+    assert shown[0].split()[-6:] == ["cpu", "busy", "host", "CPU", "our", "CPU"]
+    assert shown[1].split() == ["test_site_responder", "1", "10.0m", "12%", "0.9m", "0.4m"]
+    assert shown[2].split() == ["test_site", "1", "5.0m", "95%", "?", "?"]
     assert lanes.cpu_by_module(tmp_path / "none.jsonl") == {}
 
 
