@@ -487,7 +487,10 @@ def main() -> int:
 def start_watch(out: Path) -> subprocess.Popen[bytes] | None:
     """The watcher of every container's CPU time (CPU_WATCH), writing ``out`` when stopped; None if it cannot start."""
     try:
-        return subprocess.Popen([*CPU_WATCH, str(out)], cwd=REPO, stdin=subprocess.DEVNULL)
+        # --parent: it ends with us, even when we are killed without a chance to stop it
+        return subprocess.Popen(
+            [*CPU_WATCH, str(out), "--parent", str(os.getpid())], cwd=REPO, stdin=subprocess.DEVNULL
+        )
     except OSError as error:
         say(f"(no container CPU time: {error})")
         return None

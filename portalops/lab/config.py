@@ -48,8 +48,13 @@ class LabConfig:
     hosts: tuple[LabHost, ...]
     state_dir: Path
 
+    @property
+    def container_prefix(self) -> str:
+        """What every host's container name starts with."""
+        return f"{self.name}-"
+
     def container(self, host: LabHost) -> str:
-        return f"{self.name}-{host.name}"
+        return f"{self.container_prefix}{host.name}"
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:

@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -154,6 +155,15 @@ def running_containers(proc: Path = PROC) -> list[Running]:
     return found
 
 
+def running_cpu(root: Path = CGROUP_ROOT, proc: Path = PROC) -> Iterator[tuple[Running, float]]:
+    """Each running container (running_containers) with its CPU seconds so far, from its cgroup; one whose cgroup
+    is gone (removed meanwhile) is left out."""
+    for container in running_containers(proc):
+        seconds = cgroup_cpu_seconds(f"{CONTAINERS_CGROUP}/libpod-{container.id}", root)
+        if seconds is not None:
+            yield container, seconds
+
+
 def own_store() -> str:
     """The podman store this process's podman uses: a clone's (CONTAINERS_STORAGE_CONF names its storage.conf)
     or the default."""
@@ -170,13 +180,11 @@ def containers_cpu_seconds(
     """Container ID: (the rest of its name, CPU seconds so far) of each running container of ``store`` whose name
     starts with ``prefix`` (the lab's hosts: ``portalops-`` in the lab's store), without a podman process. By ID:
     a host replaced meanwhile (`lab up`) is another container, its cgroup counting from zero."""
-    found = {}
-    for container in running_containers(proc):
-        if container.store == store and container.name.startswith(prefix):
-            seconds = cgroup_cpu_seconds(f"{CONTAINERS_CGROUP}/libpod-{container.id}", root)
-            if seconds is not None:
-                found[container.id] = (container.name.removeprefix(prefix), seconds)
-    return found
+    return {
+        container.id: (container.name.removeprefix(prefix), seconds)
+        for container, seconds in running_cpu(root, proc)
+        if container.store == store and container.name.startswith(prefix)
+    }
 
 
 def used_since(before: dict[str, tuple[str, float]], now: dict[str, tuple[str, float]]) -> dict[str, float]:
@@ -186,6 +194,10 @@ def used_since(before: dict[str, tuple[str, float]], now: dict[str, tuple[str, f
     for cid, (name, seconds) in now.items():
         used[name] = used.get(name, 0.0) + seconds - before.get(cid, (name, 0.0))[1]
     return used
+
+
+def since(before: float | None, now: float | None) -> float | None:
+    return None if before is None or now is None else now - before
 
 
 class Watch:
@@ -202,10 +214,7 @@ class Watch:
         self.look(first=True)
 
     def look(self, first: bool = False) -> None:
-        for container in running_containers(self.proc):
-            seconds = cgroup_cpu_seconds(f"{CONTAINERS_CGROUP}/libpod-{container.id}", self.root)
-            if seconds is None:
-                continue
+        for container, seconds in running_cpu(self.root, self.proc):
             if first:
                 self.at_start[container.id] = seconds
             self.last[container.id] = (container, seconds)
@@ -229,17 +238,14 @@ class Watch:
         }
 
 
-def since(before: float | None, now: float | None) -> float | None:
-    return None if before is None or now is None else now - before
-
-
-def watch(out: Path, interval: float) -> None:
-    """Look every ``interval`` s until SIGTERM or SIGINT, then write the report to ``out`` (JSON)."""
+def watch(out: Path, interval: float, parent: int | None = None) -> None:
+    """Look every ``interval`` s until SIGTERM or SIGINT, or until process ``parent`` is no longer ours (killed
+    without a word: no watcher is left behind), then write the report to ``out`` (JSON)."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     watching = Watch()
-    while not stop.wait(interval):
+    while not stop.wait(interval) and parent in (None, os.getppid()):
         watching.look()
     watching.look()
     out.write_text(json.dumps(watching.report(), indent=1) + "\n")
@@ -249,5 +255,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Watch every container's CPU time until SIGTERM; write JSON.")
     parser.add_argument("out", type=Path)
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--parent", type=int, help="stop when this process (the one starting us) is gone")
     arguments = parser.parse_args()
-    watch(arguments.out, arguments.interval)
+    watch(arguments.out, arguments.interval, arguments.parent)

@@ -28,8 +28,7 @@ CONVERGE_FIRST = ("test_lab", "test_lab_faults", "test_site")
 
 @functools.cache
 def container_prefix() -> str:
-    config = lab_config(load_inventory())
-    return config.container(config.hosts[0]).removesuffix(config.hosts[0].name)
+    return lab_config(load_inventory()).container_prefix
 
 
 def lab_hosts_cpu() -> dict[str, tuple[str, float]]:

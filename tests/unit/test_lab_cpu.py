@@ -171,3 +171,23 @@ def test_a_host_replaced_meanwhile_counts_from_zero_not_from_the_one_it_replaced
     before = {"old": ("web1", 300.0), "gone": ("db1", 50.0), "kept": ("cms1", 10.0)}
     now = {"new": ("web1", 2.0), "kept": ("cms1", 14.0)}
     assert cpu.used_since(before, now) == {"web1": 2.0, "cms1": 4.0}
+
+
+WATCHER = f'{sys.executable} -m portalops.lab.cpu "$1" --interval 0.1 --parent $$'
+
+
+def test_the_watch_ends_with_whoever_started_it(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    # a shell starts it and ends at once, as a killed `make test` would: no watcher is left behind
+    started = subprocess.run(
+        ["sh", "-c", f"{WATCHER} >/dev/null 2>&1 & echo $!", "sh", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    watcher = int(started.stdout)
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{watcher}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{watcher}").exists()
+    assert set(json.loads(out.read_text())) == {"wall_s", "containers_cpu_s", "conmon_cpu_s", "containers"}
