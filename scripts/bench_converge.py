@@ -4,7 +4,7 @@ with our ansible.cfg against stock Ansible settings, measured in one run.
 
 Ours = ansible.cfg: the Mitogen strategy (one Python per host for the whole run),
 pipelining, 10 forks, facts gathered only where a play needs them and cached.
-Stock = what a fresh `ansible-playbook` does with only the inventory, roles
+Stock = what a fresh `ansible-playbook` does with only the inventory (and its plugin), roles
 and the lab's vault id set: linear strategy, no pipelining, 5 forks, implicit fact
 gathering, no fact cache, default SSH multiplexing. The lab is rebuilt bare first and left
 converged. The comparison leaves the wordpress role out on both sides: its become_user steps
@@ -46,6 +46,7 @@ BARE_TARGET_S = 180
 RERUN_TARGET_S = 30
 STOCK_CFG = f"""[defaults]
 inventory = {REPO}/inventory/lab
+inventory_plugins = {REPO}/plugins/inventory
 roles_path = {REPO}/roles
 """
 
