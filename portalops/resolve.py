@@ -1,10 +1,10 @@
 """Inventory variables as Ansible renders them (templates, lookups, vault).
 
-``ansible-inventory --list`` prints variables unrendered (``{{ lab_state_dir
-}}/ssh/id_ed25519``), so connection settings and ``portalops_notify`` are
-asked of Ansible itself: one ad-hoc ``debug`` task, which runs on the
-controller and touches no host, printing a dict per host through the JSON
-callback.
+``ansible-inventory --list`` prints variables unrendered (a site's
+``-F {{ inventory_dir }}/ssh_config``), so connection settings and
+``portalops_notify`` are asked of Ansible itself: one ad-hoc ``debug`` task,
+which runs on the controller and touches no host, printing a dict per host
+through the JSON callback.
 """
 
 from __future__ import annotations
