@@ -23,10 +23,13 @@ core: no scheduling, caching or polling makes the step shorter here; only less w
 from __future__ import annotations
 
 import argparse
+import configparser
+import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from portalops.inventory import load_inventory
 from portalops.lab import aptcache, cpu
@@ -53,6 +56,33 @@ roles_path = {REPO}/roles
 
 LAB = lab_config(load_inventory())
 HOST_OF = {LAB.container(host): host.name for host in LAB.hosts}  # container name: inventory host
+# The bare converge's CPU time in the hosts, per task (plugins/callback/portalops_host_cpu.py)
+HOST_CPU_LOG = REPO / ".lab" / "logs" / "converge-host-cpu.json"
+TOP_TASKS = 12
+
+
+def with_host_cpu(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the host-CPU callback enabled beside ansible.cfg's own callbacks."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "ansible.cfg")
+    enabled = [*config.get("defaults", "callbacks_enabled", fallback="").split(","), "portalops_host_cpu"]
+    return {
+        **env,
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(name.strip() for name in enabled if name.strip()),
+        "PORTALOPS_HOST_CPU_LOG": str(HOST_CPU_LOG),
+        "PORTALOPS_HOST_CPU_PREFIX": LAB.container_prefix,
+    }
+
+
+def task_table(tasks: list[dict[str, Any]], top: int = TOP_TASKS) -> str:
+    """The costliest tasks in the hosts: CPU-s over all hosts, wall seconds, and their share of the run's."""
+    spent = [sum(task["hosts_cpu_s"].values()) for task in tasks]
+    total = sum(spent) or 1.0
+    rows = [f"{'hosts CPU-s':>11} {'share':>6} {'wall s':>7}  task (the bare converge's costliest in the hosts)"]
+    for task, used in list(zip(tasks, spent, strict=True))[:top]:
+        rows.append(f"{used:>11.1f} {used / total:>6.0%} {task['seconds']:>7.1f}  {task['task']}")
+    rows.append(f"{total:>11.1f} {'100%':>6} {'':>7}  all {len(tasks)} tasks")
+    return "\n".join(rows)
 
 
 def step(argv: list[str], env: dict[str, str]) -> cpu.Usage:
@@ -101,7 +131,7 @@ def main() -> None:
         step([*lab, "down"], ENV)
         step([*lab, "up"], ENV)
         offset = aptcache.log_size()
-        full = step(site, ENV)
+        full = step(site, with_host_cpu(ENV))
         traffic = aptcache.traffic_since(offset)
     ours_all = step(site, ENV)
     # Stock Ansible cannot run the wordpress role's become_user steps (an unprivileged user) without
@@ -137,6 +167,8 @@ def main() -> None:
     )
     if direct and full:
         print(f"bare converge speed-up, package cache vs none: {direct.wall / full.wall:.2f}x")
+    if full:
+        print("\n" + task_table(json.loads(HOST_CPU_LOG.read_text())))
 
 
 if __name__ == "__main__":
