@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from ansible import constants
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.inventory import BaseInventoryPlugin
-from ansible.template import trust_as_template
+from ansible.template import Templar, trust_as_template
 
 DOCUMENTATION = """
     name: portalops_lab
@@ -65,12 +64,10 @@ def render(name: str, value: Any, state_dir: str) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        # paths and ssh options, never HTML: nothing to escape
-        environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
-        template = environment.from_string(str(value))
-        return trust_as_template(str(template.render(lab_state_dir=state_dir)))
-    except jinja2.TemplateError as exc:
-        raise AnsibleParserError(f"{name}: only {{{{ lab_state_dir }}}} can be used here: {exc}") from exc
+        rendered = Templar(loader=None, variables={"lab_state_dir": state_dir}).template(trust_as_template(value))
+    except AnsibleError as exc:
+        raise AnsibleParserError(f"{name}: only {{{{ lab_state_dir }}}} can be used here: {exc.message}") from exc
+    return trust_as_template(str(rendered))
 
 
 class InventoryModule(BaseInventoryPlugin):  # type: ignore[misc]

@@ -296,13 +296,15 @@ def test_a_long_step_gets_minutes_to_undo_itself_a_short_one_seconds() -> None:
 def test_stop_sends_sigterm_to_the_running_command_and_it_ends(ssh: SshFixture, tmp_path: Path) -> None:
     """An interrupted run stops what it started on the host: the command gets SIGTERM (and can clean up)."""
     host = SshHost(ssh.connection())
-    cleaned = tmp_path / "cleaned"
+    cleaned, ready = tmp_path / "cleaned", tmp_path / "ready"
     results: list[CommandResult] = []
-    command = f"trap 'touch {cleaned}; exit 143' TERM; sleep 30 & wait"
+    command = f"trap 'touch {cleaned}; exit 143' TERM; touch {ready}; sleep 30 & wait"
     worker = threading.Thread(target=lambda: results.append(host.run(command, timeout=60)))
     worker.start()
-    for _ in range(100):
-        if host._running and _pid_written(host):
+    # until the command has its handler: a SIGTERM before `trap` ran ends the shell without it (CI's loaded
+    # machine once sent it that early: rc 143, no handler run)
+    for _ in range(400):
+        if host._running and _pid_written(host) and ready.exists():
             break
         time.sleep(0.05)
     said = host.stop()
