@@ -29,7 +29,7 @@ from portalops.inspect import report as inspection
 from portalops.inventory import LAB_INVENTORY, REPO_ROOT, load_inventory
 from portalops.lab import clone
 from portalops.lab.config import lab_config
-from portalops.lab.image import build_image
+from portalops.lab.image import bake_hosts_image, build_image
 from portalops.lab.lab import Lab, format_status
 from portalops.lab.podman import Podman
 from portalops.monitoring import deadman as monitoring_deadman
@@ -82,14 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("down", "remove the lab's containers and network, nothing else"),
         ("status", "each host, its address and its systemd state"),
         ("ssh", "open an SSH session to a lab host as the deploy user"),
-        ("image", "build the lab image (only when its recipe changed, unless --rebuild)"),
+        ("image", "build the lab images, bare and the hosts' (only when their recipes changed, unless --rebuild)"),
         ("snapshot", "commit every lab host, as it is now, to an image that `lab clone` starts from"),
         ("clone", "a second lab from the snapshot, in its own network namespace, with a copy of the repository"),
     ):
         sub = lab_cmds.add_parser(name, help=text, description=text)
         sub.add_argument("-i", "--inventory", help="lab inventory (default: inventory/lab)")
         if name == "up":
-            sub.add_argument("--rebuild-image", action="store_true", help="rebuild the image first")
+            sub.add_argument("--rebuild-image", action="store_true", help="rebuild the images first")
+            sub.add_argument(
+                "--bare-image",
+                action="store_true",
+                help="hosts that are created start from the bare Debian image, without the packages every host gets",
+            )
             sub.add_argument(
                 "--from-snapshot", action="store_true", help="hosts that are created start from `lab snapshot`"
             )
@@ -677,7 +682,7 @@ def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Podman.preflight()  # root and podman first: nothing else works without them
     lab = Lab(lab_config(load_inventory(args.inventory)), progress)
     if args.lab_command == "up":
-        lab.up(rebuild_image=args.rebuild_image, from_snapshot=args.from_snapshot)
+        lab.up(rebuild_image=args.rebuild_image, from_snapshot=args.from_snapshot, bare_image=args.bare_image)
         print(format_status(lab.status()), file=out)
     elif args.lab_command == "snapshot" and args.remove:
         if clones := clone.running():
@@ -708,7 +713,10 @@ def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         command = [c for c in args.remote_command if c != "--"] if args.remote_command else []
         lab.ssh(args.host, command)
     elif args.lab_command == "image":
-        print(build_image(lab.podman, lab.config.state_dir, progress, force=args.rebuild, tag=args.tag), file=out)
+        image = build_image(lab.podman, lab.config.state_dir, progress, force=args.rebuild, tag=args.tag)
+        print(image, file=out)
+        if not args.tag:  # a bare image under another tag is a benchmark's, not the lab's
+            print(bake_hosts_image(lab.podman, lab.config.state_dir, progress, image, force=args.rebuild), file=out)
     return ExitCode.OK
 
 

@@ -3,15 +3,22 @@
 No registry is reachable, Debian's mirror is. The image tag carries a hash of
 its recipe, so it is rebuilt exactly when the recipe changes, and an image is
 tagged only after every build step succeeded.
+
+Two layers: the bare image (molecule's instances start from it, so each role
+proves its install from bare Debian) and the hosts' image, the bare one with
+the packages every lab host gets installed once (``lab/image/bake.yml``, the
+roles' own lists), which the lab's hosts start from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -19,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import yaml
+
 from portalops.errors import CommandFailed, EnvironmentProblem
 from portalops.inventory import REPO_ROOT
+from portalops.lab import aptcache, cpu
 from portalops.lab.podman import Podman
 from portalops.proc import last_line, require_tools
 
@@ -40,6 +50,8 @@ PACKAGES = (
 )
 CUSTOMIZE = REPO_ROOT / "lab" / "image" / "customize.sh"
 RECIPE_VERSION = "1"
+HOSTS_REPO = "localhost/portalops-lab-hosts"
+BAKE_PLAYBOOK = REPO_ROOT / "lab" / "image" / "bake.yml"
 
 Progress = Callable[[str], None]
 
@@ -67,6 +79,27 @@ def recipe_hash(customize_text: str) -> str:
 
 def image_tag() -> str:
     return f"{IMAGE_REPO}:{recipe_hash(CUSTOMIZE.read_text())}"
+
+
+def bake_inputs(playbook: Path = BAKE_PLAYBOOK) -> list[Path]:
+    """The bake play and the role files it reads its package lists from (its plays' ``vars_files``)."""
+    plays = yaml.safe_load(playbook.read_text()) or []
+    files = [playbook]
+    for play in plays:
+        for name in play.get("vars_files") or []:
+            path = (playbook.parent / name).resolve()
+            if not path.is_file():
+                raise EnvironmentProblem(f"{playbook}: vars_files names {name}, which does not exist")
+            files.append(path)
+    return files
+
+
+def hosts_image_tag(base_tag: str, inputs: Iterable[Path] | None = None) -> str:
+    """The hosts' image tag: a hash of the bare image's tag and of the bake's inputs (their contents)."""
+    digest = hashlib.sha256(base_tag.encode())
+    for path in inputs if inputs is not None else bake_inputs():
+        digest.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
+    return f"{HOSTS_REPO}:{digest.hexdigest()[:12]}"
 
 
 _URI_RE = re.compile(r"(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", re.MULTILINE)
@@ -189,9 +222,63 @@ def build_image(
     return tag
 
 
-def _logged(argv: list[str], log: TextIO, log_path: Path, what: str, stdin: TextIO | None = None) -> None:
+def bake_hosts_image(podman: Podman, state_dir: Path, progress: Progress, base_tag: str, *, force: bool = False) -> str:
+    """Build the hosts' image from the bare one unless it exists: ``lab/image/bake.yml`` in a container
+    of the bare image (through ansible's podman connection, no systemd running), then ``podman commit``."""
+    tag = hosts_image_tag(base_tag)
+    if not force and podman.image_exists(tag):
+        return tag
+    require_tools(["ansible-playbook"], "run `make setup` (the virtualenv's bin on PATH)")
+    name = "portalops-bake-" + tag.rsplit(":", 1)[1]
+    log_path = state_dir / "logs" / "image-bake.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    podman.run("rm", "--force", "--time", "0", name, check=False)
+    started = time.monotonic()
+    podman.run("run", "--detach", "--name", name, base_tag, "sleep", "infinity", what="start the bake container")
+    try:
+        proxy = f"http://host.containers.internal:{aptcache.PORT}" if aptcache.answers() else ""
+        progress(
+            f"image: install every host's packages once ({BAKE_PLAYBOOK.relative_to(REPO_ROOT)}"
+            f"{', through the package cache' if proxy else ''}); log: {log_path}"
+        )
+        inventory = state_dir / "image-bake.ini"
+        inventory.write_text(
+            f"bake ansible_connection=containers.podman.podman ansible_host={name} "
+            "ansible_python_interpreter=/usr/bin/python3\n"
+        )
+        env = {**podman.env, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+        with log_path.open("w") as log:
+            _logged(
+                ["ansible-playbook", "-i", str(inventory), str(BAKE_PLAYBOOK), "-e", f"bake_apt_proxy={proxy}"],
+                log,
+                log_path,
+                "bake",
+                env=env,
+            )
+        found = json.loads(podman.run("inspect", "--type", "container", "--format", "json", name).stdout)
+        cgroup = str(found[0]["State"].get("CgroupPath") or "") if found else ""
+        used = cpu.cgroup_cpu_seconds(cgroup) if cgroup else None
+        progress(
+            f"image: baked in {time.monotonic() - started:.0f} s"
+            f"{f', {used:.0f} CPU-s in its container' if used is not None else ''}; commit as {tag}"
+        )
+        podman.run("stop", "--time", "0", name, what="stop the bake container")
+        podman.run("commit", "--quiet", "--change", 'CMD ["/sbin/init"]', name, tag, what="commit the hosts' image")
+    finally:
+        podman.run("rm", "--force", "--time", "0", name, check=False)
+    return tag
+
+
+def _logged(
+    argv: list[str],
+    log: TextIO,
+    log_path: Path,
+    what: str,
+    stdin: TextIO | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
     """Run one build step with its output in the build log; on failure show the log's tail."""
-    result = subprocess.run(argv, stdin=stdin, stdout=log, stderr=subprocess.STDOUT, check=False)
+    result = subprocess.run(argv, stdin=stdin, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
     if result.returncode != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-15:]
         raise CommandFailed(

@@ -17,7 +17,7 @@ from portalops.errors import CommandFailed, EnvironmentProblem
 from portalops.inventory import REPO_ROOT
 from portalops.lab import hosts
 from portalops.lab.config import LabConfig, LabHost, container_args, spec_hash_of
-from portalops.lab.image import build_image
+from portalops.lab.image import bake_hosts_image, build_image
 from portalops.lab.podman import Podman
 from portalops.proc import require_tools, run
 
@@ -68,16 +68,23 @@ class Lab:
 
     # -- up -----------------------------------------------------------------
 
-    def up(self, rebuild_image: bool = False, from_snapshot: bool = False) -> None:
+    def up(self, rebuild_image: bool = False, from_snapshot: bool = False, bare_image: bool = False) -> None:
         """Bring every host up, reusing healthy ones and replacing the rest.
 
-        ``from_snapshot``: a host that is created starts from its snapshot (``snapshot``) instead of the
-        bare image, with the same definition, so a later plain ``up`` reuses it (``lab clone``).
+        Hosts start from the hosts' image (the bare one with the packages every host gets, ``image.py``),
+        or with ``bare_image`` from the bare one, as a freshly installed server would.
+        ``from_snapshot``: a host that is created starts from its snapshot (``snapshot``) instead,
+        with the same definition, so a later plain ``up`` reuses it (``lab clone``).
         """
         started = time.monotonic()
         self.podman.preflight()
         require_tools(["ssh", "ssh-keygen"], "install openssh-client")
-        image = build_image(self.podman, self.config.state_dir, self.progress, force=rebuild_image)
+        bare = build_image(self.podman, self.config.state_dir, self.progress, force=rebuild_image)
+        image = (
+            bare
+            if bare_image
+            else bake_hosts_image(self.podman, self.config.state_dir, self.progress, bare, force=rebuild_image)
+        )
         if from_snapshot:
             tags = [self.snapshot_tag(host) for host in self.config.hosts]
             if missing := [tag for tag in tags if not self.podman.image_exists(tag)]:

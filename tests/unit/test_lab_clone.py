@@ -74,6 +74,7 @@ def test_up_from_a_snapshot_that_is_missing_names_what_to_run(
     config = config_of(inventory_json)
     monkeypatch.setattr("portalops.lab.lab.require_tools", lambda *_: None)
     monkeypatch.setattr("portalops.lab.lab.build_image", lambda *_, **__: "localhost/portalops-lab:1")
+    monkeypatch.setattr("portalops.lab.lab.bake_hosts_image", lambda *_, **__: "localhost/portalops-lab-hosts:1")
     lab = Lab(config, lambda _: None, podman=SnapshotPodman({}))  # type: ignore[arg-type]
     with pytest.raises(EnvironmentProblem, match=r"portalops-snapshot:db1.*run `portalops lab snapshot` first") as err:
         lab.up(from_snapshot=True)

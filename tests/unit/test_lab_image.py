@@ -1,6 +1,20 @@
 from __future__ import annotations
 
-from portalops.lab.image import PACKAGES, Mirrors, discover_mirrors, recipe_hash
+from pathlib import Path
+
+import pytest
+
+from portalops.errors import EnvironmentProblem
+from portalops.inventory import REPO_ROOT
+from portalops.lab.image import (
+    BAKE_PLAYBOOK,
+    PACKAGES,
+    Mirrors,
+    bake_inputs,
+    discover_mirrors,
+    hosts_image_tag,
+    recipe_hash,
+)
 
 DEB822 = """Types: deb
 # a comment
@@ -51,3 +65,30 @@ def test_recipe_hash_follows_the_customise_script() -> None:
     assert recipe_hash("a") != recipe_hash("b")
     assert len(recipe_hash("a")) == 12
     assert "openssh-server" in PACKAGES
+
+
+def test_the_bake_reads_the_roles_own_package_lists() -> None:
+    names = [path.relative_to(REPO_ROOT).as_posix() for path in bake_inputs()]
+    assert names[0] == "lab/image/bake.yml"
+    assert "roles/hardening/vars/main.yml" in names
+    assert "roles/base/defaults/main.yml" in names
+    assert BAKE_PLAYBOOK.is_file()
+
+
+def test_the_bake_refuses_a_vars_file_that_is_not_there(tmp_path: Path) -> None:
+    play = tmp_path / "bake.yml"
+    play.write_text("- hosts: all\n  vars_files: [missing.yml]\n  tasks: []\n")
+    with pytest.raises(EnvironmentProblem, match=r"vars_files names missing.yml, which does not exist"):
+        bake_inputs(play)
+
+
+def test_the_hosts_image_follows_the_bare_image_and_every_input(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.yml", tmp_path / "two.yml"
+    one.write_text("a: 1\n")
+    two.write_text("b: 2\n")
+    tag = hosts_image_tag("localhost/portalops-lab:1", [one, two])
+    assert tag.startswith("localhost/portalops-lab-hosts:")
+    assert tag == hosts_image_tag("localhost/portalops-lab:1", [one, two])
+    assert tag != hosts_image_tag("localhost/portalops-lab:2", [one, two])
+    two.write_text("b: 3\n")
+    assert tag != hosts_image_tag("localhost/portalops-lab:1", [one, two])
