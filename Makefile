@@ -128,7 +128,7 @@ bench-lab: setup  ## image build, cold and warm `lab up`, against a bare podman 
 bench-lanes: setup lab-image  ## does make test's side lane (nice + autogroup) and molecule's containers yield the CPU to the lab lane? vs without
 	$(BIN)/python scripts/bench_lanes.py
 
-bench-converge: setup  ## site.yml from bare, and the idempotent re-run with our ansible.cfg vs stock settings
+bench-converge: setup  ## site.yml from bare and from the hosts' image, and the idempotent re-run with our ansible.cfg vs stock settings
 	$(BIN)/python scripts/bench_converge.py
 
 bench-strategy: setup  ## controller CPU per task: our strategy plugin (collections listed once per run) vs Mitogen's own; no lab

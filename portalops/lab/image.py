@@ -52,6 +52,7 @@ CUSTOMIZE = REPO_ROOT / "lab" / "image" / "customize.sh"
 RECIPE_VERSION = "1"
 HOSTS_REPO = "localhost/portalops-lab-hosts"
 BAKE_PLAYBOOK = REPO_ROOT / "lab" / "image" / "bake.yml"
+BAKE_RECORD = "image-bake.json"  # in the state directory's logs/: the last bake's time and its container's CPU
 
 Progress = Callable[[str], None]
 
@@ -258,8 +259,10 @@ def bake_hosts_image(podman: Podman, state_dir: Path, progress: Progress, base_t
         found = json.loads(podman.run("inspect", "--type", "container", "--format", "json", name).stdout)
         cgroup = str(found[0]["State"].get("CgroupPath") or "") if found else ""
         used = cpu.cgroup_cpu_seconds(cgroup) if cgroup else None
+        baked = {"tag": tag, "seconds": round(time.monotonic() - started, 1), "container_cpu_s": used}
+        (state_dir / "logs" / BAKE_RECORD).write_text(json.dumps(baked, indent=2) + "\n")
         progress(
-            f"image: baked in {time.monotonic() - started:.0f} s"
+            f"image: baked in {baked['seconds']:.0f} s"
             f"{f', {used:.0f} CPU-s in its container' if used is not None else ''}; commit as {tag}"
         )
         podman.run("stop", "--time", "0", name, what="stop the bake container")

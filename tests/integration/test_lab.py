@@ -7,8 +7,11 @@ import time
 import urllib.request
 import uuid
 
+import yaml
+
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
+from portalops.lab.image import hosts_image_tag, image_tag
 from tests.integration.helpers import ansible, podman, portalops
 
 HOSTS = ["backup1", "cms1", "db1", "drill1", "mon1", "web1"]
@@ -142,3 +145,26 @@ def test_down_removes_the_lab_and_nothing_else_then_up_restores_it(lab: LabConfi
     assert up.returncode == 0, up.stderr
     assert up.stderr.count("created") == len(HOSTS)
     assert sorted(ansible("all", "ansible.builtin.ping")) == HOSTS
+
+
+def test_a_host_from_the_hosts_image_starts_nothing_the_roles_configure_first(lab: LabConfig) -> None:
+    """The hosts' image (lab/image/bake.yml) has the hardening controls' packages, but a host booted from it
+    must not start their daemons with the packages' defaults before the hardening role has configured them
+    (fail2ban's stock jails, auditd in a container), nor have node_exporter, which would listen on every
+    address until the exporters role wrote its arguments. Without the bake's step that disables them, fail2ban,
+    nftables, sysstat and acct are enabled here."""
+    services = yaml.safe_load((REPO_ROOT / "roles/hardening/vars/main.yml").read_text())["__hardening_services"]
+    units = [service["name"] for service in services]
+    script = (
+        'for unit in "$@"; do echo "$unit $(systemctl is-enabled "$unit" 2>/dev/null)"; done; '
+        "dpkg-query -W --showformat='${db:Status-Abbrev}${Package}\\n' fail2ban aide rkhunter prometheus-node-exporter "
+        "2>/dev/null; true"
+    )
+    out = podman("run", "--rm", hosts_image_tag(image_tag()), "/bin/sh", "-c", script, "check", *units).stdout
+    lines = [line.split() for line in out.splitlines()]
+    states = {words[0]: words[1] if len(words) > 1 else "" for words in lines if words[0] in units}
+    assert states["fail2ban"] == "disabled", states  # installed, and left for the role
+    enabled = {unit: state for unit, state in states.items() if state not in ("disabled", "")}
+    assert enabled == {}, f"enabled in the hosts' image before any role ran: {enabled}"
+    installed = {words[1] for words in lines if len(words) == 2 and words[0] == "ii"}
+    assert installed == {"fail2ban", "aide", "rkhunter"}, out
