@@ -1234,13 +1234,15 @@ def test_a_restore_stopped_by_its_deadline_mid_load_leaves_the_live_databases_an
     config |= {"jobs": DB_JOBS, "mariadb_datadir": str(tmp_path / "mysql")}
     replace(monkeypatch, "run_restic", lambda *a, **k: None)
     replace(monkeypatch, "database_snapshots", lambda config: [snap("cccc", "db-dump", "2026-11-27T01:29:00Z")])
+    # The deadline is wall time (SIGALRM) and must fall in the load (the client sleeps 30 s): 1.5 s once passed
+    # before the load began on CI's loaded machine, during "starting".
     with pytest.raises(DeadlinePassed):
-        command_restore_database(config, None, True, Log(None), logical=True, deadline=1.5)
+        command_restore_database(config, None, True, Log(None), logical=True, deadline=5)
     assert server.databases == LIVE  # the new database dropped, the live one never touched
     status = json.loads((tmp_path / "restore-database.json").read_text())
     assert status["ok"] is False and status["restore"]["phase"] == "loading"
     assert status["restore"]["live_changed"] is False and status["restore"]["leftovers"] == []
-    assert status["errors"] == ["stopped during loading: the restore's deadline of 2 s passed"]
+    assert status["errors"] == ["stopped during loading: the restore's deadline of 5 s passed"]
     # check-database does not count a restore that never touched the live databases against them.
     kept = {**DUMP_MANIFEST, "kind": "mariadb", "job": "db-dump", "taken": "2026-11-27T01:29:00Z"}
     keep_manifest(config, "db-dump", kept, {"snapshot_id": "cccc" * 8})
