@@ -98,10 +98,14 @@ def between(before: Reading, after: Reading, cores: int | None = None) -> Usage:
 
 def cgroups(podman: Podman, label: str) -> dict[str, str]:
     """Container name: cgroup path, for the running containers that carry ``label``."""
-    ids = [c.id for c in podman.containers(label) if c.state == "running"]
-    if not ids:
+    return cgroup_paths(podman, [c.id for c in podman.containers(label) if c.state == "running"])
+
+
+def cgroup_paths(podman: Podman, containers: list[str]) -> dict[str, str]:
+    """Container name: cgroup path, for these containers (names or ids) that have one (running ones)."""
+    if not containers:
         return {}
-    found = json.loads(podman.run("inspect", "--type", "container", "--format", "json", *ids).stdout)
+    found = json.loads(podman.run("inspect", "--type", "container", "--format", "json", *containers).stdout)
     return {
         str(c["Name"]).lstrip("/"): str(c["State"]["CgroupPath"])
         for c in found

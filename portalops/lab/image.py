@@ -256,8 +256,7 @@ def bake_hosts_image(podman: Podman, state_dir: Path, progress: Progress, base_t
                 "bake",
                 env=env,
             )
-        found = json.loads(podman.run("inspect", "--type", "container", "--format", "json", name).stdout)
-        cgroup = str(found[0]["State"].get("CgroupPath") or "") if found else ""
+        cgroup = cpu.cgroup_paths(podman, [name]).get(name)
         used = cpu.cgroup_cpu_seconds(cgroup) if cgroup else None
         baked = {"tag": tag, "seconds": round(time.monotonic() - started, 1), "container_cpu_s": used}
         (state_dir / "logs" / BAKE_RECORD).write_text(json.dumps(baked, indent=2) + "\n")

@@ -152,7 +152,7 @@ def test_a_host_from_the_hosts_image_starts_nothing_the_roles_configure_first(la
     must not start their daemons with the packages' defaults before the hardening role has configured them
     (fail2ban's stock jails, auditd in a container), nor have node_exporter, which would listen on every
     address until the exporters role wrote its arguments. Without the bake's step that disables them, fail2ban,
-    nftables, sysstat and acct are enabled here."""
+    sysstat and acct are enabled here (their Debian packages enable them)."""
     services = yaml.safe_load((REPO_ROOT / "roles/hardening/vars/main.yml").read_text())["__hardening_services"]
     units = [service["name"] for service in services]
     script = (
