@@ -71,8 +71,8 @@ WAIT_LIMIT = 45 * 60
 # own tests) first; meanwhile a clone of it (`make integration-clone`: its own network namespace and podman
 # store, started from the snapshot) runs CLONE_MODULES. A module runs whole on one lab and starts from the
 # converged lab, as it does alone. The clone's share: about half of the lab tests' time after the converge,
-# mostly modules that wait (alerts, drills, polls), and none that needs this machine's own services (the
-# package cache and the patch test's repository listen in the lab's network namespace only).
+# mostly modules that wait (alerts, drills, polls), and none that needs the patch test's repository (it listens
+# in the lab's network namespace only; the package cache reaches the clone through its relay, clone.start_relay).
 SNAPSHOT_DONE = "snapshot.done"  # in LOGS
 TESTS = REPO / "tests" / "integration"
 CLONE_MODULES = (
@@ -87,6 +87,7 @@ CLONE_MODULES = (
     "test_site_status",
     "test_site_restore_logical",
     "test_site_runbooks_firewall",
+    "test_site_packages",
 )
 STAT = Path("/proc/stat")
 INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration target writes it

@@ -5,7 +5,9 @@ same inventory and the same tests reach it; what keeps the two apart:
 
 - a network namespace of its own (``/run/netns/<name>``): its podman network,
   its 127.0.0.1 and its gateway (10.89.60.1 in the lab) exist only in there;
-  every command for the clone runs inside it (``Clone.argv``);
+  every command for the clone runs inside it (``Clone.argv``); a relay
+  (portalops.lab.relay) gives it the lab machine's package cache at the
+  clone's own gateway, as the lab's hosts have it at theirs;
 - a mount namespace of its own, where /run/containers/networks is the clone's:
   rootful podman keeps its address allocations (ipam.db) and its DNS server's
   (aardvark-dns) state there, at that path, by network name, and the clone's
@@ -23,10 +25,12 @@ the rest. Needs root, like the lab; ``--remove`` takes it all away again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,6 +39,7 @@ from pathlib import Path
 
 from portalops.errors import BadInput, CommandFailed, EnvironmentProblem
 from portalops.inventory import REPO_ROOT
+from portalops.lab import aptcache, relay
 from portalops.lab.podman import CONTAINERS_CONF, Podman
 from portalops.proc import run
 
@@ -43,6 +48,7 @@ RECORD = Path(".lab") / "clone.json"  # in the clone's DIR: what commands need t
 STATE = ("ssh", "tls")  # in .lab: the lab's SSH key and known_hosts, its CA (the clone's hosts are the lab's)
 NETNS_DIR = Path("/run/netns")
 RUN_DIR = Path("/run/portalops-clones")
+RELAY_PID = "aptcache-relay.pid"  # in the clone's run dir
 PODMAN_NETWORK_RUN_DIR = "/run/containers/networks"  # rootful podman's, fixed (containers/common)
 
 
@@ -177,6 +183,7 @@ def create(root: Path, progress: Progress, podman: Podman | None = None) -> Clon
     (root / RECORD).write_text(json.dumps({"netns": clone.netns}) + "\n")
     try:
         make_namespaces(clone)
+        start_relay(clone)
         progress(f"clone {root}: repository copied, namespace {clone.netns}; starting its hosts from the snapshot")
         clone.run(sys.executable, "-m", "portalops.cli", "lab", "up", "--from-snapshot", what="start the clone's hosts")
     except BaseException:
@@ -215,6 +222,42 @@ def make_namespaces(clone: Clone) -> None:
     run(clone.argv("ip", "link", "set", "lo", "up"), what=f"bring up the loopback of {clone.netns}")
 
 
+def start_relay(clone: Clone, port: int = aptcache.PORT) -> int:
+    """The lab machine's package cache at ``port`` of the clone's own addresses (its gateway among them, which
+    ``base_apt_proxy`` names), through a relay process (portalops.lab.relay) that outlives this command and goes
+    with ``remove``. Without it a clone's ``apt-get update`` found no cache, fell back to a mirror it cannot
+    reach, and failed after minutes. The pid, kept in the clone's run dir."""
+    listener = relay.listen_in(NETNS_DIR / clone.netns, port)
+    log = clone.run_dir / "aptcache-relay.log"
+    with listener:
+        pid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "portalops.lab.relay", "--fd", str(listener.fileno()), "--to", f"127.0.0.1:{port}"],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+    (clone.run_dir / RELAY_PID).write_text(f"{pid}\n")
+    return pid
+
+
+def stop_relay(clone: Clone) -> None:
+    """End the clone's relay, if its pid file names one that still runs (and is a relay: pids are reused)."""
+    try:
+        pid = int((clone.run_dir / RELAY_PID).read_text())
+        is_relay = b"portalops.lab.relay" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if is_relay:
+        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)  # our own child when this process started the clone
+
+
 def remove(root: Path, progress: Progress, logs_to: Path | None = None) -> None:
     """The clone's hosts, network, namespace, store and copy; the lab and its snapshot stay. ``logs_to``:
     where the clone's .lab/logs (the playbook logs of the tests run in it) are kept first."""
@@ -233,6 +276,7 @@ def remove(root: Path, progress: Progress, logs_to: Path | None = None) -> None:
             clone.run(sys.executable, "-m", "portalops.cli", "lab", "down", what="remove the clone's hosts")
         except CommandFailed as error:
             problems.append(error.message)
+    stop_relay(clone)
     run(["ip", "netns", "delete", clone.netns], check=False, what=f"delete network namespace {clone.netns}")
     # the last process in it gone (podman's store mounts inside go with it)
     run(["umount", str(clone.mount_ns)], check=False, what="drop the clone's mount namespace")
