@@ -17,12 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import failed_tasks, on, playbook
 from tests.integration.test_site import get
+
+# Mostly waiting (scrapes, alert rules' `for`, Prometheus' API polls), its CPUs idle: it runs right after the
+# converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
 
 PROMETHEUS = "http://127.0.0.1:9090"  # lab_publish of mon1
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())

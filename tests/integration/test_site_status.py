@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from portalops.inventory import REPO_ROOT
@@ -23,6 +24,10 @@ from portalops.monitoring.api import Prometheus
 from portalops.monitoring.status import QUERIES
 from tests.integration.helpers import on, portalops
 from tests.integration.test_site_monitoring import PROMETHEUS, wait_until
+
+# Mostly waiting (scrapes, alert rules' `for`, Prometheus' API polls), its CPUs idle: it runs right after the
+# converge (conftest.lab_order).
+pytestmark = pytest.mark.waits
 
 PORTAL = yaml.safe_load((REPO_ROOT / "inventory/lab/group_vars/all/portal.yml").read_text())
 SITES = {site["name"]: set(site["domains"]) for site in PORTAL["portal_sites"]}
