@@ -241,18 +241,26 @@ def start_relay(clone: Clone, port: int = aptcache.PORT) -> int:
             ],
             setsid=True,
         )
-    (clone.run_dir / RELAY_PID).write_text(f"{pid}\n")
+    (clone.run_dir / RELAY_PID).write_text(f"{pid} {start_time(pid)}\n")
     return pid
 
 
+def start_time(pid: int) -> str:
+    """When the process started (clock ticks after boot, /proc/PID/stat's 22nd field): with the pid, it names one
+    process, since pids are reused. Its command line would not: it is empty while the process is in exec."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
 def stop_relay(clone: Clone) -> None:
-    """End the clone's relay, if its pid file names one that still runs (and is a relay: pids are reused)."""
+    """End the clone's relay, if its pid file names one that still runs (the same process: pids are reused)."""
     try:
-        pid = int((clone.run_dir / RELAY_PID).read_text())
-        is_relay = b"portalops.lab.relay" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        pid_text, started = (clone.run_dir / RELAY_PID).read_text().split()
+        pid = int(pid_text)
+        same = start_time(pid) == started
     except (OSError, ValueError):
         return
-    if is_relay:
+    if same:
         os.kill(pid, signal.SIGTERM)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)  # our own child when this process started the clone

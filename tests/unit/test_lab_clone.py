@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,28 @@ def test_the_snapshot_stays_while_a_clone_runs_from_it(tmp_path: Path, monkeypat
     assert code != 0 and removed == []
     (tmp_path / "portalops-abc" / "mnt").unlink()
     assert cli.main(["lab", "snapshot", "--remove"]) == 0 and removed == ["snapshot"]
+
+
+def test_removing_a_clone_ends_its_relay_and_only_its_relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pid file may outlive its relay and the pid be reused: only the process it names (pid and start time)
+    is ended, right after its start too."""
+    monkeypatch.setattr(clone, "RUN_DIR", tmp_path)
+    the_clone = clone.Clone(root=tmp_path / "c", netns="portalops-test")
+    the_clone.run_dir.mkdir()
+    pid_file = the_clone.run_dir / clone.RELAY_PID
+    # a child of ours, as the relay is of the command that made the clone: stop_relay ends and reaps it
+    relay = os.posix_spawnp("sleep", ["sleep", "30"], os.environ)
+    pid_file.write_text(f"{relay} {clone.start_time(relay)}\n")
+    clone.stop_relay(the_clone)
+    assert not Path(f"/proc/{relay}").exists()
+    other = subprocess.Popen(["sleep", "30"])  # the same pid would be another process: it stays
+    try:
+        pid_file.write_text(f"{other.pid} 1\n")
+        clone.stop_relay(the_clone)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+    for text in ("not a pid\n", f"{other.pid} 1\n", ""):  # gone, garbled, empty: nothing to end, no error
+        pid_file.write_text(text)
+        clone.stop_relay(the_clone)
