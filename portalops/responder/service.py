@@ -28,6 +28,9 @@ from portalops.runbook.outcome import RunbookExit
 
 LOG = logging.getLogger("portalops.responder")
 CLOSE_MARGIN = 0.2  # s after the settle's end: the store's clock has then passed it, whatever the timer's jitter
+# How long a notice waits for the incident's notice before it (a channel that hangs): then it goes anyway.
+NOTICE_ORDER_WAIT = 120.0
+Turn = tuple[threading.Event | None, threading.Event]  # the notice before (None: the first), and this one's
 
 
 def _daemon_timer(delay: float, fn: Callable[[], None]) -> threading.Timer:
@@ -60,6 +63,10 @@ class Responder:
     later: Callable[[float, Callable[[], None]], object] | None = None
     _closing: dict[str, object] = field(init=False, default_factory=dict)  # incident -> its settle's timer
     _closing_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    # Each incident's notices go out in the order they were decided (the opening one before the run's escalation,
+    # though both are sent from the pool): incident -> the last notice's "sent" event.
+    _notice_tail: dict[str, threading.Event] = field(init=False, default_factory=dict)
+    _notice_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="responder")
@@ -120,7 +127,8 @@ class Responder:
             LOG.info("incident %s: %s %s (%s)", item.incident, item.alert.name, item.alert.status, mode)
             missed = item.opened and item.alert.status == "resolved"
             notice = opened_notice(start, item.incident, mode, command, item.occurrence, missed)
-            self._submit(self._notify, item.incident, notice)
+            # its turn taken now, before the run is submitted: whatever the run says later goes after it
+            self._submit(self._notify, item.incident, notice, self._turn(item.incident))
             # Also for an alert that had already resolved when it reached us (a fault that came and went):
             # the runbook's diagnosis and its verify step from outside are what close the incident.
             if item.opened and mode == "auto" and item.runbook:
@@ -152,11 +160,31 @@ class Responder:
         except Exception:  # a failed notice or run is logged; the responder goes on
             LOG.exception("responder task %s failed", getattr(fn, "__name__", fn))
 
-    def _notify(self, incident: str, notice: Notice) -> None:
-        for delivery in self.notifier.send(notice):
-            self.store.note(incident, "notify", notice=notice.event, **delivery.journal_fields())
-            if not delivery.ok:
-                LOG.warning("incident %s: notice via %s failed: %s", incident, delivery.channel, delivery.error)
+    def _turn(self, incident: str) -> Turn:
+        """The next place in the incident's order of notices."""
+        mine = threading.Event()
+        with self._notice_lock:
+            before = self._notice_tail.get(incident)
+            self._notice_tail[incident] = mine
+        return before, mine
+
+    def _notify(self, incident: str, notice: Notice, turn: Turn | None = None) -> None:
+        """Send ``notice`` once the incident's notice before it is sent (``turn``: a place taken earlier; by
+        default the next one now)."""
+        before, mine = turn or self._turn(incident)
+        try:
+            if before is not None and not before.wait(NOTICE_ORDER_WAIT):
+                LOG.warning("incident %s: the notice before %s is not out after %.0f s", incident, notice.event,
+                            NOTICE_ORDER_WAIT)  # fmt: skip
+            for delivery in self.notifier.send(notice):
+                self.store.note(incident, "notify", notice=notice.event, **delivery.journal_fields())
+                if not delivery.ok:
+                    LOG.warning("incident %s: notice via %s failed: %s", incident, delivery.channel, delivery.error)
+        finally:
+            mine.set()
+            with self._notice_lock:
+                if self._notice_tail.get(incident) is mine:  # the last one: nothing waits on it
+                    del self._notice_tail[incident]
 
     def _run(self, incident: str, runbook: str, start: dict[str, Any]) -> None:
         def waiting(holder: str) -> None:

@@ -3,6 +3,7 @@ and a fake Alertmanager API as tiny real servers beside it; only the runbook run
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -124,10 +125,13 @@ class Received:
 
     notices: list[dict[str, Any]] = field(default_factory=list)
     active: list[dict[str, Any]] = field(default_factory=list)
+    slow: dict[str, float] = field(default_factory=dict)  # event -> seconds the receiver takes before taking it
 
     def app(self) -> web.Application:
         async def hook(request: web.Request) -> web.Response:
-            self.notices.append(await request.json())
+            notice = await request.json()
+            await asyncio.sleep(self.slow.get(str(notice.get("event")), 0.0))
+            self.notices.append(notice)
             return web.json_response({})
 
         async def alerts(request: web.Request) -> web.Response:
@@ -350,6 +354,19 @@ def test_a_flapping_alert_is_one_incident_with_its_occurrences(world: World) -> 
     assert [e["occurrence"] for e in world.events(incident, "alert")] == [1, 2]
     assert "occurrence 2" in world.peer.notices[-1]["title"]
     assert len(world.runner.calls) == 1
+
+
+def test_an_incidents_notices_go_out_in_order_however_slow_the_first(world: World) -> None:
+    """The opening notice and the run are sent to the pool together: a run that stops at once for a person
+    (declined) must not tell the duty team of its escalation before the incident's opening reached them (a
+    loaded CI machine showed exactly that order)."""
+    world.peer.slow["start"] = 1.5
+    world.runner.outcome = "declined"
+    url = world.start()
+    post(url, webhook(alert()))
+    world.responder.drain()
+    assert [n["event"] for n in world.peer.notices] == ["start", "escalation"]
+    assert world.responder._notice_tail == {}  # nothing left waiting
 
 
 def test_alerts_of_one_runbook_join_its_incident_and_it_closes_when_all_resolved(world: World) -> None:
