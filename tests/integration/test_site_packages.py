@@ -9,8 +9,7 @@ from __future__ import annotations
 from portalops.inventory import load_inventory
 from portalops.lab.config import LabConfig
 from tests.integration.helpers import on
-
-DETECT = "/usr/local/sbin/portalops-apt-proxy-detect"
+from tests.integration.test_site_aptcache import DETECT
 
 
 def test_every_host_refreshes_its_package_lists_through_the_package_cache(converged: LabConfig) -> None:
