@@ -698,7 +698,8 @@ def run_lab(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             return made.call(command)
         finally:
-            clone.remove(made.root, progress, logs_to=lab.config.state_dir / "logs" / "clone")
+            # by the clone's directory's name: clones side by side keep their logs apart
+            clone.remove(made.root, progress, logs_to=lab.config.state_dir / "logs" / f"clone-{made.root.name}")
     elif args.lab_command == "clone":
         made = clone.create(args.dir, progress, lab.podman)
         enter = made.argv("env", *(f"{key}={value}" for key, value in made.env.items()))

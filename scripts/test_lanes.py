@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""`make test` in three lanes: the lab tests on the lab and on a clone of it, everything else beside them.
+"""`make test` in four lanes: the lab tests on the lab and on two clones of it, everything else beside them.
 
 The lab tests (tests/integration) spend most of their wall time waiting on
 hosts: services restarting, probes timing out, drills polling. So they run on
-two labs at once: the lab, and from its converge on, a clone of it (see
-CLONE_MODULES). The other layers (lint, unit tests, every role's molecule
-scenario) need no lab and fit into that waiting, so they run beside it in a
-third lane (two scenarios at a time), last on the CPU. The lab lane streams to
-the terminal; the others write .lab/logs/test-side.log and test-clone.log, say
+three labs at once: the lab, and from its converge on, two clones of it (see
+CLONES). The other layers (lint, unit tests, every role's molecule
+scenario) need no lab and fit into that waiting, so they run beside them in a
+fourth lane (two scenarios at a time), last on the CPU. The lab lane streams to
+the terminal; the others write .lab/logs/test-side.log and test-clone*.log, say
 on the terminal when each of their layers ends, and are printed in full at the
 end. Then one table: each layer, its result, its wall time and how busy the
 machine's CPUs were meanwhile (so the next speed-up is chosen by numbers: a lane
@@ -65,34 +65,72 @@ SIDE_LANE = ("lint", "unit", "molecule")
 CONVERGE_DONE = "converge.done"  # in LOGS
 WAITS_FOR_CONVERGE = ("molecule",)
 WAIT_LIMIT = 45 * 60
-# The lab tests in two shares, on two labs at once (not with --serial: there `make integration` runs them all
-# on one). The lab converges (its pytest session's `converged` fixture), is committed to a snapshot right after
-# (~1 min; the fixture writes SNAPSHOT_DONE), and runs every module but CLONE_MODULES, test_site (the converge's
-# own tests) first; meanwhile a clone of it (`make integration-clone`: its own network namespace and podman
-# store, started from the snapshot) runs CLONE_MODULES. A module runs whole on one lab and starts from the
-# converged lab, as it does alone. The clone's share: the lab tests' time after the converge less the ~5.5 min
-# the clone waits for the snapshot, so that both lanes end together (local CI of e0e0fa6: the clone ended 5 min
-# after the lab; test_site_runbooks_tamper, 2.3 min, went to the lab); mostly modules that wait (alerts, drills,
-# polls), and none that needs the patch test's repository (it listens in the lab's network namespace only; the
-# package cache reaches the clone through its relay, clone.start_relay).
+# The lab tests in three shares, on three labs at once (not with --serial: there `make integration` runs them
+# all on one). The lab converges (its pytest session's `converged` fixture), is committed to a snapshot right
+# after (~1 min; the fixture writes SNAPSHOT_DONE), and runs every module but the clones' (test_site, the
+# converge's own tests, first); meanwhile two clones of it (`make integration-clone CLONE_DIR=...`: each its own
+# network namespace and podman store, started from the snapshot) run theirs. A module runs whole on one lab and
+# starts from the converged lab, as it does alone. With two labs, the tail of `make test` (the lab lanes alone,
+# after molecule) kept the CPUs 77% busy: each lane is a chain of waits (an Ansible run, a host's restart, a
+# probe's interval), and a third chain fills them (CI of a7c6eb4: 32.9 min, 59 CPU-min on two cores). The shares
+# are sized so that the three lanes end together: the clones' each the lab's after its converge, less the ~5 min
+# they wait for the snapshot. The lab keeps what needs it: its converge (test_site), its own life (test_lab),
+# the package cache's lab side (test_site_aptcache), the patch test's repository (it listens in the lab's
+# network namespace only), and test_site_backup, whose fresh backups the patch test's pre-check finds. The
+# package cache reaches each clone through its relay (clone.start_relay).
 SNAPSHOT_DONE = "snapshot.done"  # in LOGS
 TESTS = REPO / "tests" / "integration"
-CLONE_MODULES = (
-    "test_site_responder",
-    "test_site_backup_retention",
-    "test_site_monitoring",
-    "test_site_inspect",
-    "test_site_runbooks_start",
-    "test_site_probe_real",
-    "test_site_logs",
-    "test_site_status",
-    "test_site_restore_logical",
-    "test_site_runbooks_firewall",
-    "test_site_packages",
+# Where the clones live: the Makefile's CLONE_DIR's directory (root's, as the lab's store).
+CLONES_IN = "/var/tmp"  # noqa: S108 - a fixed place of root's, no file made from a guessable name by others
+
+
+@dataclass(frozen=True)
+class CloneShare:
+    """A clone of the lab, where it lives, and the lab test modules it runs."""
+
+    name: str  # its lane's and its logs' name
+    dir: str  # CLONE_DIR for make
+    modules: tuple[str, ...]
+
+    @property
+    def junit(self) -> str:  # in LOGS
+        return f"integration-{self.name}.xml"
+
+
+CLONES = (
+    # the responder's loop and the monitoring: waits on scrapes, alerts and their resolution
+    CloneShare(
+        "clone",
+        f"{CLONES_IN}/portalops-lab-clone",
+        (
+            "test_site_responder",
+            "test_site_monitoring",
+            "test_site_status",
+            "test_site_runbooks_start",
+            "test_site_runbooks_firewall",
+            "test_site_probe_real",
+            "test_site_packages",
+        ),
+    ),
+    # the drills and runbooks of data and content, the audit
+    CloneShare(
+        "clone2",
+        f"{CLONES_IN}/portalops-lab-clone2",
+        (
+            "test_site_backup_retention",
+            "test_site_runbooks",
+            "test_site_runbooks_db",
+            "test_site_runbooks_tamper",
+            "test_site_restore_logical",
+            "test_site_audit",
+            "test_site_inspect",
+            "test_site_logs",
+        ),
+    ),
 )
+CLONE_MODULES = tuple(module for share in CLONES for module in share.modules)
 STAT = Path("/proc/stat")
 INTEGRATION_XML = "integration.xml"  # in LOGS: the Makefile's integration target writes it
-CLONE_XML = "integration-clone.xml"  # in LOGS: the clone's share's
 # In LOGS: one JSON line per lab test, the machine's busy and total CPU jiffies while it ran (setup and
 # teardown included), written by tests/integration/conftest.py where PORTALOPS_TEST_CPU_LOG names it. A
 # module that is slow with idle CPUs waits (for alerts, polls, timeouts); a busy one computes, in the lab's hosts
@@ -252,8 +290,8 @@ def tail(
     ended: dict[str, tuple[float, tuple[int, int] | None]], now: tuple[int, int] | None
 ) -> tuple[str, float, float | None] | None:
     """Who ran last and alone (the lab lanes, or the side lane), for how long, and how busy the CPUs were then:
-    the lanes' end times and CPU readings by name ("lab", "clone", "side")."""
-    labs = [ended[name] for name in ("lab", "clone") if name in ended]
+    the lanes' end times and CPU readings by name ("side", "lab" and the clones' names)."""
+    labs = [mark for name, mark in ended.items() if name != "side"]
     if "side" not in ended or not labs:
         return None
     lab_end = max(labs, key=lambda mark: mark[0])
@@ -413,8 +451,8 @@ def main() -> int:
         nice=not args.serial,
     )
     lab_done = threading.Event()  # the lab lane ended
-    lab, clone = lab_lanes(args.serial, lab_done)
-    layers = [*first, *side.layers, *lab.layers, *(clone.layers if clone else [])]
+    lab, clones = lab_lanes(args.serial, lab_done)
+    layers = [*first, *side.layers, *lab.layers, *(layer for clone in clones for layer in clone.layers)]
     at_start = cpu_jiffies()
     alone: tuple[str, float, float | None] | None = None
     watcher: subprocess.Popen[bytes] | None = None
@@ -424,7 +462,7 @@ def main() -> int:
         watcher = start_watch(LOGS / CONTAINERS_CPU)
         converge_done = LOGS / CONVERGE_DONE
         converge_done.unlink(missing_ok=True)
-        for name in (INTEGRATION_XML, CLONE_XML, INTEGRATION_CPU, SNAPSHOT_DONE):  # this run's only
+        for name in (INTEGRATION_XML, *(share.junit for share in CLONES), INTEGRATION_CPU, SNAPSHOT_DONE):  # this run's
             (LOGS / name).unlink(missing_ok=True)
         for layer in side.layers:  # beside the lab; with --serial, the lab lane comes after the side lane
             if layer.name in WAITS_FOR_CONVERGE and not args.serial:
@@ -451,9 +489,9 @@ def main() -> int:
                     lane.run(env)
                     ended[name] = (time.monotonic(), cpu_jiffies())
 
+                named = [(side, "side"), *((clone, share.name) for clone, share in zip(clones, CLONES, strict=True))]
                 threads = [
-                    threading.Thread(target=run_and_mark, args=(lane, name), daemon=True)
-                    for lane, name in ((side, "side"), *(((clone, "clone"),) if clone else ()))
+                    threading.Thread(target=run_and_mark, args=(lane, name), daemon=True) for lane, name in named
                 ]
                 for thread in threads:
                     thread.start()
@@ -466,19 +504,19 @@ def main() -> int:
                 alone = tail(ended, cpu_jiffies())
         finally:
             # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.
-            for lane in (side, lab, clone):
-                if lane:
-                    lane.stop()
+            for lane in (side, lab, *clones):
+                lane.stop()
         if (LOGS / SNAPSHOT_DONE).exists():
-            # the snapshot's images (GBs), now that the clone that ran from them is gone
+            # the snapshot's images (GBs), now that the clones that ran from them are gone
             subprocess.run([*MAKE, "lab-snapshot-remove"], cwd=REPO, env=env, check=False)
-        for lane in (side, clone):
-            if lane and lane.log and lane.log.exists():  # a lane wrote a log only beside the lab
+        for lane in (side, *clones):
+            if lane.log and lane.log.exists():  # a lane wrote a log only beside the lab
                 say(f"--- the layers {lane.name} ({lane.log}) ---")
                 sys.stdout.write(lane.log.read_text(errors="replace"))
     at_end = cpu_jiffies()
     watched = stop_watch(watcher, LOGS / CONTAINERS_CPU) if watcher else None
-    junits = [LOGS / name for name in (INTEGRATION_XML, CLONE_XML) if (LOGS / name).exists()]
+    xml = (INTEGRATION_XML, *(share.junit for share in CLONES))
+    junits = [LOGS / name for name in xml if (LOGS / name).exists()]
     if junits:
         say(module_table(junits, LOGS / INTEGRATION_CPU))
     say(table(layers, time.monotonic() - began, busy_between(at_start, at_end), alone))
@@ -525,10 +563,10 @@ def snapshot_taken(done: Path, lab_done: threading.Event) -> bool | None:
     return said == "ok"
 
 
-def lab_lanes(serial: bool, lab_done: threading.Event) -> tuple[Lane, Lane | None]:
-    """The lab lane, and the clone's lane beside it (None with --serial: all lab tests on the lab)."""
+def lab_lanes(serial: bool, lab_done: threading.Event) -> tuple[Lane, list[Lane]]:
+    """The lab lane, and a lane for each clone beside it (none with --serial: all lab tests on the lab)."""
     if serial:
-        return Lane([Layer("integration")], log=None), None
+        return Lane([Layer("integration")], log=None), []
     lab = Lane(
         [
             Layer(
@@ -542,20 +580,23 @@ def lab_lanes(serial: bool, lab_done: threading.Event) -> tuple[Lane, Lane | Non
         ],
         log=None,
     )
-    clone = Lane(
-        [
-            Layer(
-                "integration-clone",
-                label="integration: clone",
-                variables=(lab_tests(CLONE_MODULES), f"LAB_JUNIT={LOGS / CLONE_XML}"),
-                env={"PORTALOPS_LAB_CONVERGED": "1"},
-                ready=lambda: snapshot_taken(LOGS / SNAPSHOT_DONE, lab_done),
-            )
-        ],
-        log=LOGS / "test-clone.log",
-        name="on the clone",
-    )
-    return lab, clone
+    clones = [
+        Lane(
+            [
+                Layer(
+                    "integration-clone",
+                    label=f"integration: {share.name}",
+                    variables=(lab_tests(share.modules), f"LAB_JUNIT={LOGS / share.junit}", f"CLONE_DIR={share.dir}"),
+                    env={"PORTALOPS_LAB_CONVERGED": "1"},
+                    ready=lambda: snapshot_taken(LOGS / SNAPSHOT_DONE, lab_done),
+                )
+            ],
+            log=LOGS / f"test-{share.name}.log",
+            name=f"on the {share.name}",
+        )
+        for share in CLONES
+    ]
+    return lab, clones
 
 
 if __name__ == "__main__":

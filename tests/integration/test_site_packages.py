@@ -1,5 +1,5 @@
 """apt on the converged lab's hosts, wherever that lab runs: `make test` runs this module on the clone of the lab
-(scripts/test_lanes.py, CLONE_MODULES), whose hosts live in a network namespace of their own. A role that finds
+(scripts/test_lanes.py, CLONES), whose hosts live in a network namespace of their own. A role that finds
 its package lists older than its cache_valid_time refreshes them (the monitoring role's install did, an hour
 into a CI run, and failed after ten minutes: the clone's gateway had no package cache behind it, and the mirror
 is out of the clone's reach). The lab's side of the cache is tested in test_site_aptcache."""

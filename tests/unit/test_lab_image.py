@@ -72,6 +72,7 @@ def test_the_bake_reads_the_roles_own_package_lists() -> None:
     assert names[0] == "lab/image/bake.yml"
     assert "roles/hardening/vars/main.yml" in names
     assert "roles/base/defaults/main.yml" in names
+    assert "playbooks/vars/audit.yml" in names  # Lynis, which `portalops audit` installs
     assert BAKE_PLAYBOOK.is_file()
 
 

@@ -90,9 +90,10 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
     assert lanes.main() == 1
     layers = [line.split()[0] for line in fake_make.read_text().splitlines()]
     assert layers[:2] == ["setup", "lab-image"]
-    # molecule after unit failed; the lab tests in three sessions, two on the lab, one on its clone
+    # molecule after unit failed; the lab tests in four sessions, two on the lab, one on each clone
     assert sorted(layers[2:]) == [
         "integration",
+        "integration-clone",
         "integration-clone",
         "lab-snapshot-remove",
         "lint",
@@ -103,6 +104,7 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
     assert "unit FAILED (3)" in " ".join(out.split())
     assert "molecule ok" in " ".join(out.split())
     assert "integration: clone ok" in " ".join(out.split())
+    assert "integration: clone2 ok" in " ".join(out.split())
     # the side lane's output is in its log and printed at the end
     assert "output of molecule" in (tmp_path / "logs" / "test-side.log").read_text()
     assert "output of molecule" in out
@@ -258,7 +260,7 @@ def test_the_table_says_how_busy_the_cpus_were(
     assert header and rows[header].split()[-2:] == ["cpu", "busy"]
     # every layer and the whole have a share of busy CPU
     whole = next(i for i, row in enumerate(rows) if row.startswith("make test"))
-    assert whole - header == 8, rows[header:]  # seven layers
+    assert whole - header == 9, rows[header:]  # eight layers
     assert all(row.split()[-1].endswith("%") for row in rows[header + 1 : whole + 1]), rows[header:]
 
 
@@ -327,22 +329,28 @@ def test_the_lab_tests_that_wait_run_right_after_the_converge_beside_molecule() 
     assert modules.index("test_site_responder.py") < modules.index("test_site_audit.py")
 
 
-def test_the_lab_tests_run_in_two_shares_the_clone_after_the_snapshot_every_module_once(fake_make: Path) -> None:
+def test_the_lab_tests_run_in_three_shares_the_clones_after_the_snapshot_every_module_once(fake_make: Path) -> None:
     assert lanes.main() == 1  # the stand-in's unit layer fails
     calls = [line.split()[0] for line in fake_make.read_text().splitlines()]
     assert calls.index("integration") < calls.index("integration-clone") < calls.index("lab-snapshot-remove"), calls
     assert calls[-1] == "lab-snapshot-remove", calls  # after every lane: no clone runs from it any more
     shares: dict[str, tuple[set[str], str]] = {}
     for line in Path(f"{fake_make}.vars").read_text().splitlines():
-        shares[line.split()[0]] = ({Path(w).stem for w in line.split() if w.endswith(".py")}, line.split()[-1])
-    assert set(shares) == {"integration", "integration-clone"}
-    # the lab converges (and its session tests that converge); the clone starts from the lab's snapshot
-    assert {"test_lab", "test_site"} <= shares["integration"][0] and shares["integration"][1] == "converged=-"
-    assert shares["integration-clone"] == (set(lanes.CLONE_MODULES), "converged=1")
+        words = line.split()
+        where = next((w.split("=", 1)[1] for w in words if w.startswith("CLONE_DIR=")), "the lab")
+        assert where not in shares, f"two sessions on {where}"
+        shares[where] = ({Path(w).stem for w in words if w.endswith(".py")}, words[-1])
+    assert set(shares) == {"the lab", *(share.dir for share in lanes.CLONES)} and len(lanes.CLONES) == 2
+    # the lab converges (and its session tests that converge); each clone starts from the lab's snapshot
+    assert {"test_lab", "test_site"} <= shares["the lab"][0] and shares["the lab"][1] == "converged=-"
+    for share in lanes.CLONES:
+        assert shares[share.dir] == (set(share.modules), "converged=1")
     every = [m for modules, _ in shares.values() for m in modules]
     assert sorted(every) == lanes.lab_modules(), "each lab test module runs once, on one lab"
-    # the clone's namespace reaches none of the machine's own services: the package cache, the patch repository
-    assert not {"test_site_patch", "test_site_aptcache", "test_site", "test_lab"} & set(lanes.CLONE_MODULES)
+    # what needs the lab: its converge and life, the machine's package cache's lab side, the patch repository
+    # (in the lab's namespace only), the backups the patch test's pre-check finds fresh
+    kept = {"test_site_patch", "test_site_aptcache", "test_site", "test_lab", "test_site_backup"}
+    assert not kept & set(lanes.CLONE_MODULES)
 
 
 @pytest.mark.parametrize("snapshot", ["not taken: the converge failed", "failed (exit 1): no space left"])
@@ -379,7 +387,8 @@ def test_serial_runs_every_lab_test_in_one_session_on_the_lab(fake_make: Path, m
 
 
 def test_the_table_says_which_lanes_ran_last_alone_and_for_how_long() -> None:
-    marks = {"lab": (100.0, (50, 100)), "clone": (160.0, (80, 200)), "side": (130.0, (60, 150))}
+    marks = {"lab": (100.0, (50, 100)), "clone": (160.0, (80, 200)), "clone2": (90.0, (40, 90))}
+    marks["side"] = (130.0, (60, 150))
     assert lanes.tail(marks, None) == ("the lab lanes alone, after the side lane ended", 30.0, 20 / 50)
     marks["side"] = (400.0, (300, 700))
     assert lanes.tail(marks, None) == ("the side lane alone, after the lab lanes ended", 240.0, 220 / 500)
