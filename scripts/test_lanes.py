@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""`make test` in four lanes: the lab tests on the lab and on two clones of it, everything else beside them.
+"""`make test` in five lanes: the lab tests on the lab and on two clones of it, everything else beside them.
 
 The lab tests (tests/integration) spend most of their wall time waiting on
 hosts: services restarting, probes timing out, drills polling. So they run on
 three labs at once: the lab, and from its converge on, two clones of it (see
 CLONES). The other layers (lint, unit tests, every role's molecule
-scenario) need no lab and fit into that waiting, so they run beside them in a
-fourth lane (two scenarios at a time), last on the CPU. The lab lane streams to
-the terminal; the others write .lab/logs/test-side.log and test-clone*.log, say
+scenario) need no lab and fit into that waiting, so they run beside them in two
+side lanes (lint and unit; molecule, two scenarios at a time), last on the CPU (SIDE_LANES). The lab lane
+streams to the terminal; the others write .lab/logs/test-side.log, test-molecule.log and test-clone*.log, say
 on the terminal when each of their layers ends, and are printed in full at the
 end. Then one table: each layer, its result, its wall time and how busy the
 machine's CPUs were meanwhile (so the next speed-up is chosen by numbers: a lane
@@ -57,14 +57,18 @@ LOWER_AUTOGROUP = ["sh", "-c", '{ echo 10 > /proc/self/autogroup; } 2>/dev/null;
 
 # The layers; each is a make target that works alone (`make lint`, ...).
 FIRST = ("setup", "lab-image")  # before the lanes: both lanes need the venv and the image
-SIDE_LANE = ("lint", "unit", "molecule")
+# The side lanes, by name (their logs are test-<name>.log): lint and unit, and molecule. Apart, because the unit
+# tests wait more than they compute (1.3 CPU-min in 5.7 min of wall time in a local CI of 48c485e, beside three
+# labs): one after the other, molecule started when they ended, 2 min after the lab's converge, and ended last.
+SIDE_LANES = (("side", ("lint", "unit")), ("molecule", ("molecule",)))
 # Molecule's containers install packages in their own cgroups, where `nice` does not reach: beside the
 # lab's converge from bare (six hosts' dpkg on two cores) they slowed it by ~3.5 min (976 s against 763 s
 # alone) on the critical path. So molecule waits until the lab lane's converge is over (the integration
-# conftest touches this file) or the lab lane ended, at most WAIT_LIMIT s; lint and unit go first.
+# conftest touches this file) or the lab lane ended, at most WAIT_LIMIT s; lint and unit go meanwhile.
 CONVERGE_DONE = "converge.done"  # in LOGS
 WAITS_FOR_CONVERGE = ("molecule",)
 WAIT_LIMIT = 45 * 60
+POLL_S = 5.0  # between two looks at what a waiting layer waits for
 # The lab tests in three shares, on three labs at once (not with --serial: there `make integration` runs them
 # all on one). The lab converges (its pytest session's `converged` fixture), is committed to a snapshot right
 # after (~1 min; the fixture writes SNAPSHOT_DONE), and runs every module but the clones' (test_site, the
@@ -110,6 +114,14 @@ CLONES = (
             "test_site_runbooks_firewall",
             "test_site_probe_real",
             "test_site_packages",
+            # short ones, for the lanes to end together (local CI of 48c485e: the lab's lane ended 3 min after
+            # this clone's)
+            "test_site_runbook_lock",
+            "test_site_annual_report",
+            "test_site_backup_keys",
+            "test_site_cmdb",
+            "test_site_duty_board",
+            "test_site_bastion",
         ),
     ),
     # the drills and runbooks of data and content, the audit
@@ -222,7 +234,7 @@ class Lane:
         say(f"[{self.name}] {layer.title} waits for the lab")
         go = ready()
         while go is None and not self.stopped and time.monotonic() - began < WAIT_LIMIT:
-            time.sleep(5)
+            time.sleep(POLL_S)
             go = ready()
         say(f"[{self.name}] {layer.title} starts after {time.monotonic() - began:.0f} s of waiting")
         return go is not False
@@ -289,16 +301,18 @@ def percent(fraction: float | None) -> str:
 def tail(
     ended: dict[str, tuple[float, tuple[int, int] | None]], now: tuple[int, int] | None
 ) -> tuple[str, float, float | None] | None:
-    """Who ran last and alone (the lab lanes, or the side lane), for how long, and how busy the CPUs were then:
-    the lanes' end times and CPU readings by name ("side", "lab" and the clones' names)."""
-    labs = [mark for name, mark in ended.items() if name != "side"]
-    if "side" not in ended or not labs:
+    """Who ran last and alone (the lab lanes, or the side lanes), for how long, and how busy the CPUs were then:
+    the lanes' end times and CPU readings by name (SIDE_LANES', "lab" and the clones' names)."""
+    side_names = {name for name, _ in SIDE_LANES}
+    labs = [mark for name, mark in ended.items() if name not in side_names]
+    sides = [mark for name, mark in ended.items() if name in side_names]
+    if not sides or not labs:
         return None
-    lab_end = max(labs, key=lambda mark: mark[0])
+    lab_end, side_end = max(labs, key=lambda mark: mark[0]), max(sides, key=lambda mark: mark[0])
     first, last, who = (
-        (ended["side"], lab_end, "the lab lanes alone, after the side lane ended")
-        if lab_end[0] > ended["side"][0]
-        else (lab_end, ended["side"], "the side lane alone, after the lab lanes ended")
+        (side_end, lab_end, "the lab lanes alone, after the side lanes ended")
+        if lab_end[0] > side_end[0]
+        else (lab_end, side_end, "the side lanes alone, after the lab lanes ended")
     )
     return who, last[0] - first[0], busy_between(first[1], last[1] or now)
 
@@ -445,14 +459,18 @@ def main() -> int:
     args = parser.parse_args()
     began = time.monotonic()
     first = [Layer(name) for name in FIRST]
-    side = Lane(
-        [Layer(name) for name in SIDE_LANE],
-        log=None if args.serial else LOGS / "test-side.log",
-        nice=not args.serial,
-    )
+    sides = [
+        Lane(
+            [Layer(layer) for layer in names],
+            log=None if args.serial else LOGS / f"test-{name}.log",
+            nice=not args.serial,
+        )
+        for name, names in SIDE_LANES
+    ]
     lab_done = threading.Event()  # the lab lane ended
     lab, clones = lab_lanes(args.serial, lab_done)
-    layers = [*first, *side.layers, *lab.layers, *(layer for clone in clones for layer in clone.layers)]
+    lanes = [*sides, lab, *clones]
+    layers = [*first, *(layer for lane in lanes for layer in lane.layers)]
     at_start = cpu_jiffies()
     alone: tuple[str, float, float | None] | None = None
     watcher: subprocess.Popen[bytes] | None = None
@@ -464,7 +482,7 @@ def main() -> int:
         converge_done.unlink(missing_ok=True)
         for name in (INTEGRATION_XML, *(share.junit for share in CLONES), INTEGRATION_CPU, SNAPSHOT_DONE):  # this run's
             (LOGS / name).unlink(missing_ok=True)
-        for layer in side.layers:  # beside the lab; with --serial, the lab lane comes after the side lane
+        for layer in (layer for side in sides for layer in side.layers):  # with --serial: before the lab lane
             if layer.name in WAITS_FOR_CONVERGE and not args.serial:
                 layer.ready = lambda: True if converge_done.exists() or lab_done.is_set() else None
         env = {
@@ -480,8 +498,8 @@ def main() -> int:
             del env["PORTALOPS_SNAPSHOT_DONE"]
         try:
             if args.serial:
-                side.run(env)
-                lab.run(env)
+                for lane in lanes:
+                    lane.run(env)
             else:
                 ended: dict[str, tuple[float, tuple[int, int] | None]] = {}
 
@@ -489,7 +507,10 @@ def main() -> int:
                     lane.run(env)
                     ended[name] = (time.monotonic(), cpu_jiffies())
 
-                named = [(side, "side"), *((clone, share.name) for clone, share in zip(clones, CLONES, strict=True))]
+                named = [
+                    *zip(sides, (name for name, _ in SIDE_LANES), strict=True),
+                    *zip(clones, (share.name for share in CLONES), strict=True),
+                ]
                 threads = [
                     threading.Thread(target=run_and_mark, args=(lane, name), daemon=True) for lane, name in named
                 ]
@@ -504,12 +525,12 @@ def main() -> int:
                 alone = tail(ended, cpu_jiffies())
         finally:
             # Ctrl-C, or CI's SIGTERM (made a SystemExit by terminate): the lanes stop with us.
-            for lane in (side, lab, *clones):
+            for lane in lanes:
                 lane.stop()
         if (LOGS / SNAPSHOT_DONE).exists():
             # the snapshot's images (GBs), now that the clones that ran from them are gone
             subprocess.run([*MAKE, "lab-snapshot-remove"], cwd=REPO, env=env, check=False)
-        for lane in (side, *clones):
+        for lane in lanes:
             if lane.log and lane.log.exists():  # a lane wrote a log only beside the lab
                 say(f"--- the layers {lane.name} ({lane.log}) ---")
                 sys.stdout.write(lane.log.read_text(errors="replace"))

@@ -76,6 +76,7 @@ def fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "watch.py").write_text(FAKE_WATCH)
     monkeypatch.setattr(lanes, "CPU_WATCH", [sys.executable, str(tmp_path / "watch.py")])
     monkeypatch.setattr(lanes, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(lanes, "POLL_S", 0.05)  # the stand-in's converge and snapshot take no time
     monkeypatch.setattr(sys, "argv", ["test_lanes.py"])
     # `make test` runs these tests beside its lab lanes: the stand-in must never touch that run's files
     (tmp_path / "outside").mkdir()
@@ -105,9 +106,10 @@ def test_every_layer_runs_and_one_failure_fails_the_whole(
     assert "molecule ok" in " ".join(out.split())
     assert "integration: clone ok" in " ".join(out.split())
     assert "integration: clone2 ok" in " ".join(out.split())
-    # the side lane's output is in its log and printed at the end
-    assert "output of molecule" in (tmp_path / "logs" / "test-side.log").read_text()
-    assert "output of molecule" in out
+    # the side lanes' output is in their logs and printed at the end
+    assert "output of unit" in (tmp_path / "logs" / "test-side.log").read_text()
+    assert "output of molecule" in (tmp_path / "logs" / "test-molecule.log").read_text()
+    assert "output of molecule" in out and "output of unit" in out
 
 
 def test_molecule_waits_for_the_labs_converge_and_lint_and_unit_do_not(
@@ -147,6 +149,7 @@ def test_the_lanes_get_sigint_at_its_default_even_when_started_with_it_ignored(f
         "lanes = load('test_lanes', 'scripts/test_lanes.py')\n"
         f"lanes.MAKE = {lanes.MAKE!r}\n"
         f"lanes.LOGS = pathlib.Path({str(tmp_path / 'logs')!r})\n"
+        "lanes.POLL_S = 0.05\n"
         "sys.argv = ['test_lanes.py']\n"
         "sys.exit(lanes.main())\n"
     )
@@ -388,8 +391,8 @@ def test_serial_runs_every_lab_test_in_one_session_on_the_lab(fake_make: Path, m
 
 def test_the_table_says_which_lanes_ran_last_alone_and_for_how_long() -> None:
     marks = {"lab": (100.0, (50, 100)), "clone": (160.0, (80, 200)), "clone2": (90.0, (40, 90))}
-    marks["side"] = (130.0, (60, 150))
-    assert lanes.tail(marks, None) == ("the lab lanes alone, after the side lane ended", 30.0, 20 / 50)
-    marks["side"] = (400.0, (300, 700))
-    assert lanes.tail(marks, None) == ("the side lane alone, after the lab lanes ended", 240.0, 220 / 500)
+    marks |= {"side": (20.0, (10, 20)), "molecule": (130.0, (60, 150))}
+    assert lanes.tail(marks, None) == ("the lab lanes alone, after the side lanes ended", 30.0, 20 / 50)
+    marks["molecule"] = (400.0, (300, 700))
+    assert lanes.tail(marks, None) == ("the side lanes alone, after the lab lanes ended", 240.0, 220 / 500)
     assert lanes.tail({"lab": (1.0, None)}, None) is None  # --serial: no lanes side by side
