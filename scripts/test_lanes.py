@@ -41,9 +41,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / ".lab" / "logs"
 MAKE = ["make", "--no-print-directory"]
-# The side lane at the lowest CPU priority, inherited by all it starts: the lab lane (converge,
-# audit, drills) is the critical path of `make test`, the side lane has ~40 min of slack and
-# takes what the lab lane leaves of the machine's two cores. (Processes a container runs are in
+# The side lanes at the lowest CPU priority, inherited by all they start: the lab lanes (converge,
+# audit, drills) hold the labs' hosts and the clones wait for the lab's converge; the side lanes take what
+# the lab lanes leave of the machine's two cores (with three labs, molecule still ended within ~1.5 min
+# of them: local CI of 22e4710). (Processes a container runs are in
 # that container's cgroup, where the nice value weighs only against the container's own.)
 NICE = ["nice", "-n", "19"]
 # Each lane is a session of its own, and with the kernel's autogroup scheduling (Debian's default,
@@ -193,7 +194,7 @@ class Layer:
 class Lane:
     layers: list[Layer]
     log: Path | None  # None: the terminal
-    nice: bool = False  # run at the lowest CPU priority (the side lane, beside the lab)
+    nice: bool = False  # run at the lowest CPU priority (the side lanes, beside the labs)
     name: str = "beside the lab"  # how its lines on the terminal begin
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
@@ -480,7 +481,8 @@ def main() -> int:
         watcher = start_watch(LOGS / CONTAINERS_CPU)
         converge_done = LOGS / CONVERGE_DONE
         converge_done.unlink(missing_ok=True)
-        for name in (INTEGRATION_XML, *(share.junit for share in CLONES), INTEGRATION_CPU, SNAPSHOT_DONE):  # this run's
+        # this run's files only: none left from an earlier one
+        for name in (INTEGRATION_XML, *(share.junit for share in CLONES), INTEGRATION_CPU, SNAPSHOT_DONE):
             (LOGS / name).unlink(missing_ok=True)
         for layer in (layer for side in sides for layer in side.layers):  # with --serial: before the lab lane
             if layer.name in WAITS_FOR_CONVERGE and not args.serial:
