@@ -39,6 +39,10 @@ class HostReport:
         return self.systemd.split()[0] in hosts.GOOD_STATES
 
 
+SNAPSHOT_ATTEMPTS = 5
+SNAPSHOT_RETRY_S = 1.0
+
+
 def parallel(items: Sequence[LabHost], work: Callable[[LabHost], T]) -> list[T]:
     """Run ``work`` for every host at once; raise one error naming every host that failed."""
     with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
@@ -280,8 +284,20 @@ class Lab:
                 state = container.state if container else "absent"
                 raise EnvironmentProblem(f"{name} is {state}, not a running host to snapshot; run `portalops lab up`")
             tag = self.snapshot_tag(host)
-            self.podman.run("commit", "--quiet", "--pause", name, tag, timeout=600, what=f"commit {name}")
-            return tag
+            attempt = 1
+            while True:
+                try:
+                    self.podman.run("commit", "--quiet", "--pause", name, tag, timeout=600, what=f"commit {name}")
+                    return tag
+                except CommandFailed as failed:
+                    # runc's cgroup freezer gives up when a process will not freeze in time (seen on a busy machine:
+                    # "`runc pause` failed: exit status 1"); the next try usually freezes. Never commit unpaused:
+                    # files taken one by one while MariaDB writes are not one moment of the host.
+                    if attempt == SNAPSHOT_ATTEMPTS:
+                        raise
+                    attempt += 1
+                    self.progress(f"{name}: {failed.message}; trying again ({attempt} of {SNAPSHOT_ATTEMPTS})")
+                    time.sleep(SNAPSHOT_RETRY_S * attempt)
 
         tags = parallel(self.config.hosts, commit)
         self.progress(f"lab {self.config.name}: {len(tags)} hosts committed in {time.monotonic() - started:.1f} s")

@@ -120,3 +120,52 @@ def test_lab_down_removes_a_container_that_stopped_while_podman_stopped_it(inven
     assert podman.left == [], podman.calls
     assert podman.calls[-1] == ("rm", "--force", "--time", "3", "portalops-db1"), podman.calls
     assert said == ["removed: portalops-web1, portalops-db1"], said
+
+
+class FreezingPodman:
+    """podman whose `commit --pause` fails as runc's freezer does on a busy machine, a given number of times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.commits: list[str] = []
+
+    def preflight(self) -> None:
+        pass
+
+    def container(self, name: str) -> Container:
+        return Container(name=name, id=name, state="running", labels={"portalops.lab": "portalops"})
+
+    def run(self, *args: str, **_: Any) -> None:
+        assert args[:3] == ("commit", "--quiet", "--pause"), args  # never unpaused: one moment of the host
+        self.commits.append(args[3])
+        if args[3] == "portalops-db1" and self.failures:
+            self.failures -= 1
+            raise CommandFailed(
+                f"commit {args[3]}: exit 125: Error: pausing container to commit: `/usr/bin/runc pause` failed: exit 1"
+            )
+
+
+def test_a_snapshot_tries_a_pause_that_runc_could_not_freeze_again(
+    inventory_json: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("portalops.lab.lab.SNAPSHOT_RETRY_S", 0.0)
+    podman = FreezingPodman(failures=2)
+    said: list[str] = []
+    tags = Lab(config_of(inventory_json), said.append, podman=podman).snapshot()  # type: ignore[arg-type]
+    assert tags == [f"localhost/portalops-snapshot:{name}" for name in ("cms1", "db1", "web1")]
+    assert sorted(podman.commits) == ["portalops-cms1", *["portalops-db1"] * 3, "portalops-web1"]
+    assert [line for line in said if "trying again" in line] == [
+        "portalops-db1: commit portalops-db1: exit 125: Error: pausing container to commit: `/usr/bin/runc pause` "
+        f"failed: exit 1; trying again ({n} of 5)"
+        for n in (2, 3)
+    ]
+
+
+def test_a_snapshot_fails_with_the_host_named_when_the_pause_never_succeeds(
+    inventory_json: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("portalops.lab.lab.SNAPSHOT_RETRY_S", 0.0)
+    podman = FreezingPodman(failures=99)
+    with pytest.raises(CommandFailed, match=r"^db1: commit portalops-db1: exit 125: .*runc pause"):
+        Lab(config_of(inventory_json), lambda _: None, podman=podman).snapshot()  # type: ignore[arg-type]
+    assert podman.commits.count("portalops-db1") == 5
