@@ -47,7 +47,10 @@ def database_manifest(
     """Per table: row count and CHECKSUM TABLE; per WordPress database: the newest published titles.
 
     ``checksums=False`` skips CHECKSUM TABLE (it reads every row): a quick health look, not a verification.
+    'binlog': the server's binary log position as the manifest began and as it ended (None without one):
+    unmoved between a backup's two manifests, nothing was written while it ran.
     """
+    started = binlog_position(socket)
     found: dict[str, Any] = {}
     for database in databases:
         tables = [
@@ -99,7 +102,13 @@ def database_manifest(
                 )
             ]
         found[database] = entry
-    return {"kind": "mariadb", "databases": found}
+    return {"kind": "mariadb", "databases": found, "binlog": [started, binlog_position(socket)]}
+
+
+def binlog_position(socket: str | None = None) -> str | None:
+    """'FILE POSITION' of the binary log (every commit moves it), None when the server keeps none."""
+    rows = mariadb("SHOW MASTER STATUS", socket=socket)
+    return f"{rows[0][0]} {rows[0][1]}" if rows and len(rows[0]) >= 2 else None
 
 
 def compare_database(
@@ -127,12 +136,22 @@ def compare_database(
 
 
 def stable_database_manifest(databases: list[str], newest: int, before: dict[str, Any]) -> dict[str, Any]:
-    """The manifest taken after the backup; 'consistent' when nothing changed during it."""
+    """The manifest taken after the backup; 'consistent' when nothing changed during it: the same tables
+    before and after, and the binary log where it was (a table written and written back, as WordPress does
+    with a transient, looks the same before and after but was not at the backup's moment)."""
     after = database_manifest(databases, newest)
-    if after["databases"] == before["databases"]:
+    if after["databases"] == before["databases"] and not binlog_moved(before, after):
         return {**before, "consistent": True}
-    # Writes during the backup: keep both; a drill checks the restored counts lie between them.
+    # Writes during the backup: keep both; a restore is checked against them (health.manifest_problems).
     return {**before, "consistent": False, "after": after}
+
+
+def binlog_moved(before: dict[str, Any], after: dict[str, Any]) -> bool | None:
+    """Whether anything was committed from the start of ``before`` to the end of ``after``; None when a
+    manifest has no binary log position (no binary log, or a manifest older than this field)."""
+    start = (before.get("binlog") or [None])[0]
+    end = (after.get("binlog") or [None, None])[-1]
+    return None if start is None or end is None else start != end
 
 
 # The physical backup job restores by copy-and-start (fast); the dump is the fallback.

@@ -32,7 +32,6 @@ from typing import Any
 
 from portalops_host.database import (
     MANIFEST_MARK,
-    compare_database,
     database_manifest,
     mariadb,
     newest_titles_count,
@@ -40,6 +39,7 @@ from portalops_host.database import (
 )
 from portalops_host.errors import JobError
 from portalops_host.files import compare_files
+from portalops_host.health import manifest_problems
 from portalops_host.physical import move_back
 from portalops_host.restic import explain, restic_argv, restic_env, run_restic
 from portalops_host.snapshots import pick_snapshot
@@ -148,10 +148,7 @@ class Drill:
     def manifest_check(self, name: str, manifest: dict[str, Any], socket: str | None) -> None:
         databases = list(manifest["databases"])
         restored = database_manifest(databases, newest_titles_count(manifest), socket=socket)
-        if manifest.get("consistent", True):
-            problems = compare_database(manifest, restored)
-        else:
-            problems = between(manifest, manifest["after"], restored)
+        problems = manifest_problems(manifest, restored)
         tables = sum(len(d["tables"]) for d in manifest["databases"].values())
         rows = sum(t["rows"] for d in manifest["databases"].values() for t in d["tables"].values())
         self.check(name, problems, f"{tables} tables, {rows} rows match the manifest")
@@ -298,20 +295,6 @@ class Drill:
                 problems,
                 f"{manifest['count']} files, {manifest['bytes']} bytes match their sha256",
             )
-
-
-def between(before: dict[str, Any], after: dict[str, Any], restored: dict[str, Any]) -> list[str]:
-    """Writes happened during the backup: each table's restored count must lie between the two manifests."""
-    problems = []
-    for database, want in before["databases"].items():
-        have = restored["databases"].get(database, {"tables": {}})
-        for table, spec in want["tables"].items():
-            rows = have["tables"].get(table, {}).get("rows")
-            high = after["databases"].get(database, {}).get("tables", {}).get(table, spec)["rows"]
-            low, high = min(spec["rows"], high), max(spec["rows"], high)
-            if rows is None or not low <= rows <= high:
-                problems.append(f"{database}.{table}: {rows} rows, outside {low}..{high} seen during the backup")
-    return problems
 
 
 def stop_scratch(scratch: Path) -> None:
