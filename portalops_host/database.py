@@ -42,15 +42,19 @@ PUBLISHED_TYPES = ("post", "page")
 
 
 def database_manifest(
-    databases: list[str], newest: int = 10, socket: str | None = None, checksums: bool = True
+    databases: list[str],
+    newest: int = 10,
+    socket: str | None = None,
+    checksums: bool = True,
+    binlog: bool = False,
 ) -> dict[str, Any]:
     """Per table: row count and CHECKSUM TABLE; per WordPress database: the newest published titles.
 
     ``checksums=False`` skips CHECKSUM TABLE (it reads every row): a quick health look, not a verification.
-    'binlog': the server's binary log position as the manifest began and as it ended (None without one):
-    unmoved between a backup's two manifests, nothing was written while it ran.
+    ``binlog=True`` (a backup's manifests): 'binlog' holds the server's binary log position as the manifest
+    began and as it ended (None without one): unmoved between a backup's two, nothing was written while it ran.
     """
-    started = binlog_position(socket)
+    started = binlog_position(socket) if binlog else None
     found: dict[str, Any] = {}
     for database in databases:
         tables = [
@@ -102,7 +106,8 @@ def database_manifest(
                 )
             ]
         found[database] = entry
-    return {"kind": "mariadb", "databases": found, "binlog": [started, binlog_position(socket)]}
+    manifest = {"kind": "mariadb", "databases": found}
+    return manifest | {"binlog": [started, binlog_position(socket)]} if binlog else manifest
 
 
 def binlog_position(socket: str | None = None) -> str | None:
@@ -139,7 +144,7 @@ def stable_database_manifest(databases: list[str], newest: int, before: dict[str
     """The manifest taken after the backup; 'consistent' when nothing changed during it: the same tables
     before and after, and the binary log where it was (a table written and written back, as WordPress does
     with a transient, looks the same before and after but was not at the backup's moment)."""
-    after = database_manifest(databases, newest)
+    after = database_manifest(databases, newest, binlog=True)
     if after["databases"] == before["databases"] and not binlog_moved(before, after):
         return {**before, "consistent": True}
     # Writes during the backup: keep both; a restore is checked against them (health.manifest_problems).

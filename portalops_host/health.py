@@ -41,23 +41,20 @@ def manifest_problems(manifest: dict[str, Any], actual: dict[str, Any]) -> list[
     """
     if manifest.get("consistent", True) or "after" not in manifest:
         return compare_database(manifest, actual)
+    problems = health_problems(manifest, {**actual, "errors": []})  # the core tables there, none emptied
     written_anywhere = binlog_moved(manifest, manifest["after"]) is True
-    problems = []
     for database, want in manifest["databases"].items():
         have = actual["databases"].get(database)
         if have is None:
-            problems.append(f"{database}: missing")
-            continue
+            continue  # health_problems said so
         after = manifest["after"]["databases"].get(database, {}).get("tables", {})
         core = core_tables(want["tables"])
         for table, spec in want["tables"].items():
             rows = have["tables"].get(table, {}).get("rows")
             if rows is None:
-                problems.append(f"{database}.{table}: missing")
-            elif written_anywhere or after.get(table) != spec:
-                if core.get(table) in NEVER_EMPTY and rows == 0 < spec["rows"]:
-                    problems.append(f"{database}.{table}: empty, the backup had {spec['rows']} rows")
-            elif rows != spec["rows"]:
+                if table not in core:
+                    problems.append(f"{database}.{table}: missing")
+            elif not written_anywhere and after.get(table) == spec and rows != spec["rows"]:
                 problems.append(f"{database}.{table}: {rows} rows, {spec['rows']} before and after the backup")
     return problems
 

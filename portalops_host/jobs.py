@@ -77,7 +77,7 @@ def job_mariadb_dump(config: dict[str, Any], job: dict[str, Any], run_id: str, l
     databases = job["databases"]
     newest = int(job.get("newest_titles", 10))
     log(f"{job['name']}: manifest of {', '.join(databases)}")
-    before = database_manifest(databases, newest)
+    before = database_manifest(databases, newest, binlog=True)
     dump_argv = [
         "mariadb-dump",
         "--single-transaction",
@@ -208,7 +208,7 @@ def job_mariadb_backup(config: dict[str, Any], job: dict[str, Any], run_id: str,
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         log(f"{job['name']}: manifest of {', '.join(databases)}")
-        before = database_manifest(databases, newest)
+        before = database_manifest(databases, newest, binlog=True)
         log(f"{job['name']}: mariadb-backup --backup into {staging}")
         for step in ("--backup", "--prepare"):
             result = subprocess.run(

@@ -572,7 +572,7 @@ def test_a_backup_is_consistent_only_when_the_tables_and_the_binary_log_stayed_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     after: dict[str, Any] = {}
-    monkeypatch.setattr(database, "database_manifest", lambda *_: after)
+    monkeypatch.setattr(database, "database_manifest", lambda *_, **__: after)
     before = wordpress(5, 134, "aaa", ["bin.1 100", "bin.1 100"])
     after.update(wordpress(5, 134, "aaa", ["bin.1 100", "bin.1 100"]))
     assert database.stable_database_manifest(["wp"], 10, before)["consistent"] is True
