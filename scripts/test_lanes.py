@@ -196,6 +196,7 @@ class Lane:
     log: Path | None  # None: the terminal
     nice: bool = False  # run at the lowest CPU priority (the side lanes, beside the labs)
     name: str = "beside the lab"  # how its lines on the terminal begin
+    key: str = "lab"  # SIDE_LANES' or a clone's name (its log's), "lab": when each lane ended (tail)
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -465,6 +466,7 @@ def main() -> int:
             [Layer(layer) for layer in names],
             log=None if args.serial else LOGS / f"test-{name}.log",
             nice=not args.serial,
+            key=name,
         )
         for name, names in SIDE_LANES
     ]
@@ -505,21 +507,17 @@ def main() -> int:
             else:
                 ended: dict[str, tuple[float, tuple[int, int] | None]] = {}
 
-                def run_and_mark(lane: Lane, name: str) -> None:
+                def run_and_mark(lane: Lane) -> None:
                     lane.run(env)
-                    ended[name] = (time.monotonic(), cpu_jiffies())
+                    ended[lane.key] = (time.monotonic(), cpu_jiffies())
 
-                named = [
-                    *zip(sides, (name for name, _ in SIDE_LANES), strict=True),
-                    *zip(clones, (share.name for share in CLONES), strict=True),
-                ]
                 threads = [
-                    threading.Thread(target=run_and_mark, args=(lane, name), daemon=True) for lane, name in named
+                    threading.Thread(target=run_and_mark, args=(lane,), daemon=True) for lane in [*sides, *clones]
                 ]
                 for thread in threads:
                     thread.start()
                 try:
-                    run_and_mark(lab, "lab")
+                    run_and_mark(lab)
                 finally:
                     lab_done.set()
                 for thread in threads:
@@ -616,6 +614,7 @@ def lab_lanes(serial: bool, lab_done: threading.Event) -> tuple[Lane, list[Lane]
             ],
             log=LOGS / f"test-{share.name}.log",
             name=f"on the {share.name}",
+            key=share.name,
         )
         for share in CLONES
     ]
