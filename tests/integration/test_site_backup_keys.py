@@ -11,16 +11,19 @@ test_site_backup.py's nightly (backup, second copy, restore drill) proves they s
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portalops.lab.config import LabConfig
-from tests.integration.helpers import ENV, on
+from tests.integration.helpers import ENV, failed_tasks, on, playbook
 
 CLIENTS = ("web1", "cms1", "db1")
 PASSWORD_FILE = "/etc/portalops/restic.pass"  # noqa: S105 - a path, not a password
+RETIRED_FILE = "/run/portalops-test-retired.pass"  # a test's throwaway password, root only on backup1
 
 
 def own_password(host: str) -> str:
@@ -61,13 +64,19 @@ def test_a_clients_password_opens_its_own_repository_only(passwords: dict[str, s
             assert "wrong password" in result.stderr, result.stderr
 
 
+def keys(client: str, password: str) -> list[dict[str, Any]]:
+    """The repository's keys, as restic lists them to the holder of one of them."""
+    result = restic_on_backup1(client, password, "key list --json")
+    assert result.returncode == 0, result.stderr
+    listed: list[dict[str, Any]] = json.loads(result.stdout)
+    return listed
+
+
 def test_each_repository_has_exactly_its_own_key(passwords: dict[str, str]) -> None:
     """No second key (such as the shared password of before) opens a repository."""
     for client in CLIENTS:
-        result = restic_on_backup1(client, passwords[client], "key list --json")
-        assert result.returncode == 0, result.stderr
-        keys: list[dict[str, Any]] = json.loads(result.stdout)
-        assert len(keys) == 1 and keys[0]["current"], keys
+        found = keys(client, passwords[client])
+        assert len(found) == 1 and found[0]["current"], found
 
 
 @pytest.mark.parametrize("holder", CLIENTS)
@@ -80,3 +89,37 @@ def test_no_file_on_a_client_holds_another_clients_password(passwords: dict[str,
         f"find / -xdev -type f -size -64M -print0 | xargs -0 -r grep -lF {patterns} 2>/dev/null; true",
     ).stdout.split()
     assert found == [], f"{holder} holds another client's repository password in {found}"
+
+
+def test_a_retired_passwords_key_is_removed_and_the_own_key_and_snapshots_stay(
+    passwords: dict[str, str], tmp_path: Path
+) -> None:
+    """Rotation away from a retired password: its key goes, nothing else does. With the client's own key the
+    only one, the role tries no retired password at all (an idempotent run); here there are two."""
+    client = "web1"
+    retired = secrets.token_hex(16)
+    on("backup1", f"umask 077; printf '%s\\n' {retired} > {RETIRED_FILE}")
+    try:
+        added = restic_on_backup1(client, passwords[client], f"key add --new-password-file {RETIRED_FILE}")
+        assert added.returncode == 0, added.stderr
+        snapshots = restic_on_backup1(client, passwords[client], "snapshots --json").stdout
+        assert len(keys(client, passwords[client])) == 2
+
+        extra = tmp_path / "retired.json"
+        extra.write_text(json.dumps({"portalops_restic_retired_passwords": [retired]}))
+        code, stats, output = playbook(
+            "playbooks/backups.yml", "--limit", "backup1", "-e", f"@{extra}", log_name="backup-keys-retired"
+        )
+        assert code == 0, failed_tasks(output)
+        assert stats["backup1"]["changed"] >= 1, stats
+
+        own = keys(client, passwords[client])
+        assert len(own) == 1 and own[0]["current"], own
+        assert restic_on_backup1(client, retired, "cat config").returncode != 0, "the retired password still opens it"
+        assert restic_on_backup1(client, passwords[client], "snapshots --json").stdout == snapshots
+    finally:
+        # Whatever happened, the repository is left with its own key only (the other tests' precondition).
+        for key in keys(client, passwords[client]):
+            if not key["current"]:
+                restic_on_backup1(client, passwords[client], f"key remove {key['id']}")
+        on("backup1", f"rm -f {RETIRED_FILE}")
