@@ -2,10 +2,11 @@
 """`make bench-strategy`: the controller's CPU per task under ansible.cfg's strategy plugin against
 Mitogen's own, measured in one run.
 
-Ours is plugins/strategy/mitogen_linear.py: Mitogen, CPU pinning off, and the installed collections
-listed once per run in the controller. The baseline is the same Mitogen strategy with pinning off only
-(what the plugin was before): its workers list and parse every installed collection for each task whose
-module comes from a collection. Both run the same playbooks on three inventory hosts that are this
+Ours is plugins/strategy/mitogen_linear.py: Mitogen, CPU pinning off, the installed collections
+listed once per run in the controller, and each worker's inherited objects frozen out of its garbage
+collector. The baseline is the same Mitogen strategy with pinning off only (what the plugin was before):
+its workers list and parse every installed collection for each task whose module comes from a
+collection, and collect what they inherited. Both run the same playbooks on three inventory hosts that are this
 machine (Mitogen's local connection), so no lab is needed and all CPU is the controller's: N tasks of a
 builtin module (ansible.builtin.stat), then N of a collection's (community.general.read_csv on a small
 file). Each playbook runs ROUNDS times per side, the sides alternated; the median counts.

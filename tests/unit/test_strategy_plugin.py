@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import ansible.collections.list
+import ansible_mitogen.affinity
 import ansible_mitogen.planner
 import pytest
 from ansible.plugins.loader import init_plugin_loader
@@ -113,3 +115,16 @@ def test_a_changed_collection_search_path_is_listed_again(plugin: ModuleType, mo
     plugin._installed_collection_dirs()
     plugin._installed_collection_dirs()
     assert searched == [("/venv",), ("/playbooks/collections", "/venv")]
+
+
+def test_a_worker_takes_what_it_inherited_out_of_the_collector_and_the_controller_does_not(plugin: ModuleType) -> None:
+    assert isinstance(ansible_mitogen.affinity.policy, plugin._ProcessPolicy)
+    inherited = [[index] for index in range(1000)]  # containers the collector tracks, made before the fork
+    frozen_before = gc.get_freeze_count()
+    child = os.fork()
+    if child == 0:  # a worker: Mitogen's WorkerProcess.run calls the policy first
+        ansible_mitogen.affinity.policy.assign_worker()
+        os._exit(0 if gc.get_freeze_count() >= len(inherited) and gc.is_tracked(inherited[0]) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the worker left what it inherited to its collector"
+    assert gc.get_freeze_count() == frozen_before, "the controller froze its own objects"
