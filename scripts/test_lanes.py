@@ -123,6 +123,8 @@ CLONES = (
             "test_site_cmdb",
             "test_site_duty_board",
             "test_site_bastion",
+            # the clone reaches its own hosts, never the lab's
+            "test_site_isolation",
         ),
     ),
     # the drills and runbooks of data and content, the audit
