@@ -128,3 +128,7 @@ def test_a_worker_takes_what_it_inherited_out_of_the_collector_and_the_controlle
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the worker left what it inherited to its collector"
     assert gc.get_freeze_count() == frozen_before, "the controller froze its own objects"
+
+
+def test_loading_the_plugin_installs_the_template_cache_for_the_workers_it_forks(plugin: ModuleType) -> None:
+    assert plugin.jinja_cache.installed() == plugin.jinja_cache.default_directory()
