@@ -22,6 +22,7 @@ plugins/strategy/mitogen_linear.py installs it in the controller, before the fir
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import marshal
 import os
 import stat
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import ansible.release
-import jinja2
 from ansible._internal._templating import _jinja_bits
 
 FORMAT = 1  # of the key and the files; a change here makes a new directory
@@ -54,6 +54,8 @@ SETTINGS = (
     "autoescape",
 )
 ENV_VAR = "PORTALOPS_JINJA_CACHE"
+# Ansible's templating engine, which it requires: read for its version only (portalops imports none of it).
+JINJA_VERSION = importlib.metadata.version("jinja2")
 
 _compile_uncached = _jinja_bits.AnsibleEnvironment.compile
 
@@ -67,7 +69,7 @@ def default_directory() -> Path | None:
         return Path(chosen)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     python = f"{sys.version_info[0]}{sys.version_info[1]}"
-    versions = f"ansible-{ansible.release.__version__}-jinja-{jinja2.__version__}-py{python}"
+    versions = f"ansible-{ansible.release.__version__}-jinja-{JINJA_VERSION}-py{python}"
     return base / "portalops" / "jinja" / versions
 
 
@@ -91,7 +93,7 @@ def key(env: Any, source: str, name: str | None, filename: str | None, defer_ini
         (
             FORMAT,
             ansible.release.__version__,
-            jinja2.__version__,
+            JINJA_VERSION,
             sys.version,
             f"{type(env).__module__}.{type(env).__qualname__}",
             settings,

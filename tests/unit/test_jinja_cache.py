@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from ansible._internal._templating import _jinja_bits
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 from portalops import jinja_cache
 
@@ -19,8 +21,13 @@ SOURCE = "{{ x + 1 }} and {{ 'a' | upper }}"
 
 @pytest.fixture(autouse=True)
 def restored() -> Iterator[None]:
+    """Ansible's import machinery for its plugins, as every ansible-* command sets it up (without it the
+    filters' first import leaves ansible_collections a plain namespace package for later tests); and
+    Ansible's own compile again after each test."""
+    init_plugin_loader()
     yield
     jinja_cache.uninstall()
+    _AnsibleCollectionFinder._remove()
 
 
 @pytest.fixture
