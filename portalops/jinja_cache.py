@@ -35,24 +35,9 @@ import ansible.release
 from ansible._internal._templating import _jinja_bits
 
 FORMAT = 1  # of the key and the files; a change here makes a new directory
-# The environment's settings that the lexer, parser and code generator read.
-SETTINGS = (
-    "block_start_string",
-    "block_end_string",
-    "variable_start_string",
-    "variable_end_string",
-    "comment_start_string",
-    "comment_end_string",
-    "line_statement_prefix",
-    "line_comment_prefix",
-    "trim_blocks",
-    "lstrip_blocks",
-    "newline_sequence",
-    "keep_trailing_newline",
-    "optimized",
-    "is_async",
-    "autoescape",
-)
+# The environment's settings that the lexer, parser and code generator read: the syntax settings a template
+# may override (Ansible's own list, which also keys its cache of lexers), and the environment's others.
+SETTINGS = (*_jinja_bits._TEMPLATE_OVERRIDE_FIELD_NAMES, "optimized", "is_async", "autoescape")
 ENV_VAR = "PORTALOPS_JINJA_CACHE"
 # Ansible's templating engine, which it requires: read for its version only (portalops imports none of it).
 JINJA_VERSION = importlib.metadata.version("jinja2")
@@ -86,8 +71,8 @@ def usable(directory: Path) -> bool:
 def key(env: Any, source: str, name: str | None, filename: str | None, defer_init: bool) -> str | None:
     """The digest a compiled template is kept under; None when this compilation is not cached."""
     settings = [getattr(env, field) for field in SETTINGS]
-    if callable(env.autoescape) or callable(env.newline_sequence):
-        return None  # settings that are functions have no stable name
+    if callable(env.autoescape):
+        return None  # a function has no stable name
     compiling = _jinja_bits._TemplateCompileContext.current(optional=True)
     described = repr(
         (
