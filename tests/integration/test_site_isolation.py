@@ -23,11 +23,12 @@ MARK = "/run/portalops-isolation-token"
 def test_each_hosts_address_reaches_this_labs_container(converged: LabConfig) -> None:
     token = secrets.token_hex(8)
     try:
-        results = ansible("all", "ansible.builtin.shell", f"echo {token} > {MARK}")
+        # Each host's own mark: an address that reached another host of this lab fails too.
+        results = ansible("all", "ansible.builtin.shell", f"echo {token}-{{{{ inventory_hostname }}}} > {MARK}")
         for host in converged.hosts:
             assert not results[host.name].get("failed"), f"{host.name}: {results[host.name].get('msg')}"
             found = on(host.name, f"cat {MARK}", check=False).stdout.strip()
-            assert found == token, f"SSH to {host.name}'s address wrote to a container other than this lab's"
+            assert found == f"{token}-{host.name}", f"SSH to {host.name}'s address wrote to another container"
     finally:
         for host in converged.hosts:
             on(host.name, f"rm -f {MARK}", check=False)
