@@ -16,6 +16,11 @@ REMOTE = "/srv/portalops-test-repo"
 SOURCES = "/etc/apt/sources.list.d/portalops-test.list"
 
 
+def deb_name(version: str) -> str:
+    """The canary's package file in this version (in the repository, and under REMOTE on a host)."""
+    return f"{PACKAGE}_{version}_all.deb"
+
+
 def build_deb(out: Path, version: str) -> Path:
     root = out / f"build-{version}"
     (root / "DEBIAN").mkdir(parents=True)
@@ -28,7 +33,7 @@ def build_deb(out: Path, version: str) -> Path:
         f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\nMaintainer: portalops tests <ops@lab.test>\n"
         "Section: misc\nPriority: optional\nDescription: canary package for the patch-run tests\n"
     )
-    deb = out / f"{PACKAGE}_{version}_all.deb"
+    deb = out / deb_name(version)
     built = subprocess.run(
         ["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=False, capture_output=True, text=True
     )
