@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -44,9 +45,58 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["podman", *args], env=ENV, capture_output=True, text=True, check=check, timeout=300)
 
 
+# A running container's init: (process id, container id, the environment `podman exec` gives a command).
+_RUNNING: dict[str, tuple[int, str, list[str]]] = {}
+
+
+def _running(container: str) -> tuple[int, list[str]] | None:
+    """The init process and exec environment of ``container`` when it runs, else None; asked of podman once
+    per start (a cached process that no longer belongs to the container's cgroup is asked again)."""
+    known = _RUNNING.get(container)
+    if known is not None:
+        pid, container_id, environment = known
+        with contextlib.suppress(OSError):
+            if container_id in Path(f"/proc/{pid}/cgroup").read_text():
+                return pid, environment
+    found = podman("inspect", "-f", "{{.State.Pid}} {{.Id}} {{json .Config.Env}}", container, check=False)
+    if found.returncode != 0:
+        return None
+    pid_text, container_id, env_json = found.stdout.strip().split(" ", 2)
+    if int(pid_text) <= 0:
+        return None
+    # container_uuid is systemd's, for the container's init; `podman exec` does not pass it on.
+    environment = [entry for entry in json.loads(env_json) if not entry.startswith("container_uuid=")]
+    _RUNNING[container] = (int(pid_text), container_id, environment)
+    return int(pid_text), environment
+
+
 def on(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """A shell command on a lab host as root, through podman (for setting up faults and reading state)."""
-    return podman("exec", f"portalops-{host}", "/bin/sh", "-c", command, check=check)
+    """A shell command on a lab host as root (for setting up faults and reading state).
+
+    It enters the running container's namespaces (nsenter: its mounts, network, processes, hostname)
+    with the environment `podman exec` would give it: the same command on the same host, at ~3 ms of
+    CPU instead of the ~100 ms of podman's, runc's and conmon's start per call (make test calls this
+    thousands of times). A container that does not run gets `podman exec` and its error.
+    """
+    container = f"portalops-{host}"
+    running = _running(container)
+    if running is None:
+        return podman("exec", container, "/bin/sh", "-c", command, check=check)
+    pid, environment = running
+    argv = [
+        "nsenter",
+        f"--target={pid}",
+        "--all",
+        "--root",
+        "--wd",
+        "env",
+        "-i",
+        *environment,
+        "/bin/sh",
+        "-c",
+        command,
+    ]
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=check, timeout=300)
 
 
 def task_result(output: str, task: str, host: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import yaml
 from portalops.inventory import REPO_ROOT
 from portalops.lab.config import LabConfig
 from portalops.lab.image import hosts_image_tag, image_tag
-from tests.integration.helpers import ansible, podman, portalops
+from tests.integration.helpers import ansible, on, podman, portalops
 
 HOSTS = ["backup1", "cms1", "db1", "drill1", "mon1", "web1"]
 
@@ -95,6 +95,22 @@ def test_warm_up_reuses_every_healthy_host(lab: LabConfig) -> None:
     assert up.stderr.count("reused") == len(HOSTS)
 
 
+# What a command sees of its host and is given: name, init, address, environment, account, directory, limits.
+PROBE = (
+    "hostname; echo \"$(cat /etc/hostname)\"; readlink /proc/1/exe; ip -4 -o addr show eth0 | cut -d' ' -f7;"
+    " env | sort; id; pwd; umask; ulimit -n; exit 3"
+)
+
+
+def test_the_tests_commands_on_a_host_see_and_get_what_podman_exec_gives(lab: LabConfig) -> None:
+    """helpers.on() enters a running container's namespaces instead of `podman exec`: the same host for a command."""
+    for host in HOSTS:
+        entered = on(host, PROBE, check=False)
+        executed = podman("exec", f"portalops-{host}", "/bin/sh", "-c", PROBE, check=False)
+        assert (entered.returncode, entered.stdout, entered.stderr) == (3, executed.stdout, executed.stderr), host
+        assert entered.stdout.splitlines()[:2] == [host, host]
+
+
 def test_a_broken_host_is_replaced_and_the_others_kept(lab: LabConfig) -> None:
     before = container_ids(lab)
     ansible("drill1", "ansible.builtin.setup", "gather_subset=min")  # fills the fact cache
@@ -112,6 +128,8 @@ def test_a_broken_host_is_replaced_and_the_others_kept(lab: LabConfig) -> None:
     assert "replaced (container exited)" in next(line for line in up.stderr.splitlines() if line.startswith("drill1"))
     assert ansible("drill1", "ansible.builtin.ping")["drill1"]["ping"] == "pong"
     assert not cached(), "facts cached about the old drill1 survived its replacement"
+    # helpers.on() knew the old container's init (the test above), which died with it: it must enter the new one.
+    assert on("drill1", "hostname").stdout.strip() == "drill1"
 
 
 def test_lab_ssh_runs_a_command_and_rejects_unknown_hosts(lab: LabConfig) -> None:
