@@ -87,3 +87,14 @@ def test_molecule_names_the_instances_python_as_ansible_cfg_names_the_lab_hosts(
     molecule = yaml.safe_load((root / ".config" / "molecule" / "config.yml").read_text())
     said = molecule["provisioner"]["config_options"]["defaults"]["interpreter_python"]
     assert said == ours["defaults"]["interpreter_python"] == "/usr/bin/python3"
+
+
+def test_the_longest_scenarios_start_first_and_a_new_role_last() -> None:
+    roles = [Path("roles") / name for name in ("zeta_new", "patching", "monitoring", "alpha_new", "base")]
+    assert [r.name for r in molecule_all.start_order(roles)] == [
+        "monitoring",
+        "base",
+        "patching",
+        "alpha_new",
+        "zeta_new",
+    ]
