@@ -171,8 +171,15 @@ CONTROLLER_ACTIONS = frozenset(
 
 
 def runs_in_controller(task: Any) -> bool:
-    """A task of CONTROLLER_ACTIONS that nothing sends elsewhere (delegation, async) or times (timeout)."""
-    return task.action in CONTROLLER_ACTIONS and task.delegate_to is None and not task.async_val and not task.timeout
+    """A task of CONTROLLER_ACTIONS that nothing sends elsewhere (delegation, async), times (timeout) or makes
+    wait (``until``'s retries, a loop's pause): here the hosts take their turns, a wait would be each host's in
+    a row instead of every host's at once."""
+    pause = task.loop_control.pause if task.loop_control else 0
+    return (
+        task.action in CONTROLLER_ACTIONS
+        and task.delegate_to is None
+        and not (task.async_val or task.timeout or task.until or pause)
+    )
 
 
 class StrategyModule(_MitogenLinear):  # type: ignore[misc]

@@ -121,6 +121,14 @@ PLAYBOOK = """\
           port: not a number{{{{ lookup('pipe', mark ~ 'spec') }}}}
       ignore_errors: true
 
+    - name: An assertion retried until it holds (in a worker, where every host waits at once)
+      ansible.builtin.assert:
+        that: lookup('pipe', mark ~ 'until') == ''
+      register: retried
+      until: retried is success
+      retries: 1
+      delay: 0
+
     - name: The facts on the host
       ansible.builtin.command: echo {{{{ numbers | join(',') }}}} {{{{ facts_made.results | length }}}}
       register: echoed
@@ -222,7 +230,7 @@ def test_a_false_condition_and_a_controller_action_are_done_in_the_controller_an
     skipped = {"false", "second", "include", "no_log", "block", "handler"}
     actions = {"set_fact", "assert", "fail", "debug", "spec"}
     assert in_controller == skipped | actions, marks
-    assert controller not in marks["loop"] | marks["delegated"]
+    assert controller not in marks["loop"] | marks["delegated"] | marks["until"]
     # A true condition is evaluated twice, as every variable a task reads is templated again by its worker.
     assert controller in marks["true"] and len(marks["true"]) == 2
     _, stock_controller, stock_marks = runs["linear"]
