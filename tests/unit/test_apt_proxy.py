@@ -24,7 +24,7 @@ def detect(tmp_path: Path, proxy: str | None) -> str:
     conf.write_text("" if proxy is None else f'Portalops::Apt-Proxy "{proxy}";\n')
     env = {**os.environ, "APT_CONFIG": str(conf)}
     result = subprocess.run(
-        [str(DETECT), "http://deb.debian.org/debian/"], env=env, capture_output=True, text=True, check=True, timeout=10
+        [str(DETECT), "http://deb.debian.org/debian/"], env=env, capture_output=True, text=True, check=True, timeout=30
     )
     return result.stdout.strip()
 
