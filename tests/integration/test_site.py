@@ -362,6 +362,28 @@ def test_an_invalid_sshd_config_never_replaces_the_working_one(converged: LabCon
     assert ssh(converged, "deploy").returncode == 0
 
 
+def test_a_firewall_that_would_shut_ansible_out_is_refused_before_it_is_written(converged: LabConfig) -> None:
+    """The address the hosts see Ansible connect from (SSH_CLIENT of the connecting account's login) must be in
+    hardening_admin_networks, or the nftables ruleset would lock the next run out: refused, nothing written."""
+    before = file_hash("web1", "/etc/nftables.conf")
+    code, stats, output = playbook(
+        SITE,
+        "--limit",
+        "web1",
+        "--tags",
+        "hardening_nftables",
+        "-e",
+        '{"hardening_admin_networks": ["192.0.2.0/24"]}',
+        log_name="site-lockout",
+    )
+    assert code != 0, "a firewall without the connecting address was accepted"
+    assert "is in none of hardening_admin_networks" in output and "would lock Ansible out" in output
+    assert re.search(r"SSH client \d+\.\d+\.\d+\.\d+ is in none", output), output[-2000:]
+    assert stats["web1"]["changed"] == 0
+    assert file_hash("web1", "/etc/nftables.conf") == before
+    assert ssh(converged, "deploy").returncode == 0
+
+
 def test_an_invalid_nginx_config_never_replaces_the_working_one(converged: LabConfig) -> None:
     before = file_hash("web1", "/etc/nginx/nginx.conf")
     code, _, output = playbook(
