@@ -116,18 +116,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]
         task_vars = task_vars or {}
         result: dict[str, Any] = super().run(tmp, task_vars)
         try:
-            files = [
-                {
-                    "dest": entry["dest"],
-                    "state": entry.get("state", "file"),
-                    "content": self._content(entry, task_vars) if entry.get("state", "file") == "file" else None,
-                    "owner": entry["owner"],
-                    "group": entry["group"],
-                    "mode": entry["mode"],
-                    "validate": entry.get("validate"),
-                }
-                for entry in entries(self._task.args)
-            ]
+            files = [self._wanted(entry, task_vars) for entry in entries(self._task.args)]
             if not files:
                 result.update(changed=False, files=[], changed_files=[])
                 return result
@@ -141,6 +130,13 @@ class ActionModule(ActionBase):  # type: ignore[misc]
             return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def _wanted(self, entry: Mapping[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        """What the module gets for one file: its content rendered here, its attributes and its check."""
+        state = entry.get("state", "file")
+        content = self._content(entry, task_vars) if state == "file" else None
+        wanted = {key: entry[key] for key in DEFAULTS}
+        return {"dest": entry["dest"], "state": state, "content": content, **wanted, "validate": entry.get("validate")}
 
     def _content(self, entry: Mapping[str, Any], task_vars: dict[str, Any]) -> str:
         if "src" in entry:

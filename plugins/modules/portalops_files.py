@@ -77,6 +77,29 @@ def attributes_of(path: str, wanted: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def attributes(module: AnsibleModule, path: str, wanted: dict[str, Any], diffs: list[dict[str, Any]]) -> bool:
+    """The wanted owner, group and mode on an existing ``path``; what differed goes into ``diffs``."""
+    diff: dict[str, Any] = {"before": {"path": path}, "after": {"path": path}}
+    changed = bool(module.set_fs_attributes_if_different(attributes_of(path, wanted), False, diff=diff))
+    if changed:
+        diffs.append(diff)
+    return changed
+
+
+def put(module: AnsibleModule, dest: str, wanted: dict[str, Any], diffs: list[dict[str, Any]]) -> bool:
+    """``dest`` with the wanted content (replaced only when it differs) and attributes."""
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        module.fail_json(msg=f"{dest}: is a directory, not a file")
+    data = wanted["content"].encode("utf-8")
+    before = current(dest)
+    if before == data:
+        return attributes(module, dest, wanted, diffs)
+    diffs.append(content_diff(dest, before, data))
+    if not module.check_mode:
+        write(module, dest, data, wanted)
+    return True
+
+
 def write(module: AnsibleModule, dest: str, data: bytes, wanted: dict[str, Any]) -> None:
     """A new file beside ``dest`` (mkstemp: 0600), given the wanted attributes (or those of the file it
     replaces) before it is renamed over ``dest``: a secret is never readable by others, not for a moment."""
@@ -138,11 +161,7 @@ def directory(module: AnsibleModule, dest: str, wanted: dict[str, Any], diffs: l
     """``dest`` a directory with the wanted attributes; missing parents made with them too (as ansible.builtin.file
     does)."""
     if os.path.isdir(dest):
-        attribute_diff: dict[str, Any] = {"before": {"path": dest}, "after": {"path": dest}}
-        changed = bool(module.set_fs_attributes_if_different(attributes_of(dest, wanted), False, diff=attribute_diff))
-        if changed:
-            diffs.append(attribute_diff)
-        return changed
+        return attributes(module, dest, wanted, diffs)
     if os.path.lexists(dest):
         module.fail_json(msg=f"{dest}: exists and is not a directory")
     diffs.append({"before": {"path": dest, "state": "absent"}, "after": {"path": dest, "state": "directory"}})
@@ -179,24 +198,10 @@ def main() -> None:
             module.fail_json(msg=f"{dest}: not an absolute path")
         if wanted["state"] == "absent":
             changed = absent(module, dest, diffs)
-            files.append({"dest": dest, "changed": changed})
-            continue
-        if wanted["state"] == "directory":
+        elif wanted["state"] == "directory":
             changed = directory(module, dest, wanted, diffs)
-            files.append({"dest": dest, "changed": changed})
-            continue
-        data = wanted["content"].encode("utf-8")
-        before = current(dest)
-        changed = before != data
-        if changed:
-            diffs.append(content_diff(dest, before, data))
-            if not module.check_mode:
-                write(module, dest, data, wanted)
         else:
-            attribute_diff: dict[str, Any] = {"before": {"path": dest}, "after": {"path": dest}}
-            changed = module.set_fs_attributes_if_different(attributes_of(dest, wanted), False, diff=attribute_diff)
-            if changed:
-                diffs.append(attribute_diff)
+            changed = put(module, dest, wanted, diffs)
         files.append({"dest": dest, "changed": changed})
     changed_files = [entry["dest"] for entry in files if entry["changed"]]
     module.exit_json(changed=bool(changed_files), files=files, changed_files=changed_files, diff=diffs)
