@@ -123,3 +123,32 @@ def test_a_retired_passwords_key_is_removed_and_the_own_key_and_snapshots_stay(
             if not key["current"]:
                 restic_on_backup1(client, passwords[client], f"key remove {key['id']}")
         on("backup1", f"rm -f {RETIRED_FILE}")
+
+
+def test_a_key_file_replaced_under_its_name_fails_the_run_though_the_last_run_proved_the_key(
+    passwords: dict[str, str],
+) -> None:
+    """An idempotent run does not pay restic's key derivation again: it keeps the digests of the password
+    file and of the only key file its last full check opened, and trusts them while both are unchanged. The
+    client's account owns its repository; a key file it replaces under the same name (here with another
+    client's key) must send the run through the full check, which fails: a proof of the old file proves
+    nothing about the new one."""
+    client = "web1"
+    keydir = f"/srv/restic/{client}/repo/keys"
+    assert on("backup1", f"test -s /etc/portalops/restic-{client}.key-proof", check=False).returncode == 0, (
+        "the converge left no proof of web1's key: this test would not exercise it"
+    )
+    [name] = on("backup1", f"ls {keydir}").stdout.split()
+    [other] = on("backup1", "ls /srv/restic/cms1/repo/keys").stdout.split()
+    saved = f"/run/portalops-test-key-{name}"
+    on("backup1", f"cp -p {keydir}/{name} {saved} && cat /srv/restic/cms1/repo/keys/{other} > {keydir}/{name}")
+    try:
+        code, _stats, output = playbook("playbooks/backups.yml", "--limit", "backup1", log_name="backup-keys-replaced")
+        assert code != 0, "a key file the client's password does not open passed on the last run's proof"
+        assert any("Give each repository its client's own key" in failed for failed in failed_tasks(output)), (
+            failed_tasks(output)
+        )
+    finally:
+        on("backup1", f"cp -p {saved} {keydir}/{name} && rm -f {saved}")
+    own = keys(client, passwords[client])
+    assert len(own) == 1 and own[0]["current"], own
