@@ -2,10 +2,10 @@
 
 A loop of ansible.builtin.systemd_service costs, per unit and host, a worker's templating, a module
 call and four or five systemctl processes (show, is-enabled twice, the action), even when every
-unit is as wanted. This module asks ``systemctl show`` once for all the units and decides for each
-exactly as ansible.builtin.systemd_service does (the same reading of ``is-enabled``, of a running,
-starting or stopping unit, of restarted and reloaded), then acts unit by unit, in order: enable or
-disable first, then the state. Check mode reports what would be done.
+unit is as wanted. This module asks ``systemctl show`` and ``systemctl is-enabled`` once each for all
+the units and decides for each exactly as ansible.builtin.systemd_service does (the same reading of
+``is-enabled``, of a running, starting or stopping unit, of restarted and reloaded), then acts unit by
+unit, in order: enable or disable first, then the state. Check mode reports what would be done.
 """
 
 from __future__ import annotations
@@ -56,9 +56,10 @@ changed_services:
   returned: always
 """
 
-# `systemctl is-enabled` answers with exit 0 for these; ansible.builtin.systemd_service still enables a unit
-# that is only enabled for this boot, indirectly or through an alias.
-NOT_ENABLED_WITH_EXIT_0 = ("enabled-runtime", "indirect", "alias")
+# What `systemctl is-enabled` answers, with exit 0, for a unit ansible.builtin.systemd_service leaves alone when
+# asked to enable it; it still enables one only enabled for this boot (enabled-runtime), indirectly or through
+# an alias, and every answer with another exit code (disabled, masked, linked, bad, ...).
+ENABLED = ("enabled", "static", "generated", "transient")
 PROPERTIES = ("Id", "LoadState", "ActiveState", "LoadError")
 
 
@@ -74,6 +75,12 @@ def shown(stdout: str, count: int) -> list[dict[str, str]]:
         blocks[-1][key] = value
     blocks = [block for block in blocks if block]
     return blocks if len(blocks) == count else []
+
+
+def enablement(stdout: str, count: int) -> list[bool]:
+    """``systemctl is-enabled`` of ``count`` units: one word each, in order; [] for any other answer."""
+    words = stdout.split()
+    return [word in ENABLED for word in words] if len(words) == count else []
 
 
 def action_for(state: str | None, active: str) -> str | None:
@@ -117,18 +124,26 @@ def main() -> None:
     statuses = shown(out, len(names)) if rc == 0 else []
     if not statuses:
         module.fail_json(msg=f"systemctl show could not answer for {', '.join(names)}: {err.strip() or out.strip()}")
-    for service, status in zip(wanted, statuses, strict=True):
-        name = service["name"]
+    for name, status in zip(names, statuses, strict=True):
         if status.get("LoadState", "not-found") == "not-found":
             module.fail_json(msg=f"Could not find the requested service {name}: host")
         if status.get("LoadState") != "masked" and status.get("LoadError"):
             module.fail_json(msg=f"Error loading unit file '{name}': {status['LoadError']}")
+    # One is-enabled for every unit whose enablement is wanted (its exit code says only whether all are enabled).
+    asked = [service["name"] for service in wanted if service["enabled"] is not None]
+    enabled: dict[str, bool] = {}
+    if asked:
+        rc, out, err = module.run_command([systemctl, "is-enabled", "--", *asked])
+        answers = enablement(out, len(asked))
+        if not answers:
+            reason = err.strip() or out.strip()
+            module.fail_json(msg=f"systemctl is-enabled could not answer for {', '.join(asked)}: {reason}")
+        enabled = dict(zip(asked, answers, strict=True))
+    for service, status in zip(wanted, statuses, strict=True):
+        name = service["name"]
         done: list[str] = []
-        if service["enabled"] is not None:
-            rc, out, _ = module.run_command([systemctl, "is-enabled", name, "-l"])
-            enabled = rc == 0 and out.strip() not in NOT_ENABLED_WITH_EXIT_0
-            if enabled != service["enabled"]:
-                done.append("enable" if service["enabled"] else "disable")
+        if service["enabled"] is not None and enabled[name] != service["enabled"]:
+            done.append("enable" if service["enabled"] else "disable")
         action = action_for(service["state"], status.get("ActiveState", ""))
         if action:
             done.append(action)

@@ -58,3 +58,14 @@ def test_an_answer_for_another_number_of_units_is_no_answer() -> None:
 )
 def test_each_state_acts_as_systemd_service_does(state: str | None, active: str, action: str | None) -> None:
     assert module.action_for(state, active) == action
+
+
+def test_is_enabled_answers_one_word_per_unit_and_only_some_count_as_enabled() -> None:
+    answers = "enabled\nstatic\ndisabled\nenabled-runtime\nindirect\nalias\nmasked\ngenerated\ntransient\nlinked\n"
+    assert module.enablement(answers, 10) == [True, True, False, False, False, False, False, True, True, False]
+
+
+def test_an_is_enabled_answer_for_another_number_of_units_is_no_answer() -> None:
+    # systemctl stops at the first unit it cannot answer for, on stderr: fewer words than units.
+    assert module.enablement("enabled\n", 2) == []
+    assert module.enablement("", 1) == []
