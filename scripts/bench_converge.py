@@ -85,7 +85,8 @@ def task_table(tasks: list[dict[str, Any]], top: int = TOP_TASKS) -> str:
     """The costliest tasks in the hosts: CPU-s over all hosts, wall seconds, and their share of the run's."""
     spent = [sum(task["hosts_cpu_s"].values()) for task in tasks]
     total = sum(spent) or 1.0
-    rows = [f"{'hosts CPU-s':>11} {'share':>6} {'wall s':>7}  task (the bare converge's costliest in the hosts)"]
+    title = "task (the converge from the hosts' image: its costliest in the hosts)"
+    rows = [f"{'hosts CPU-s':>11} {'share':>6} {'wall s':>7}  {title}"]
     for task, used in list(zip(tasks, spent, strict=True))[:top]:
         rows.append(f"{used:>11.1f} {used / total:>6.0%} {task['seconds']:>7.1f}  {task['task']}")
     rows.append(f"{total:>11.1f} {'100%':>6} {'':>7}  all {len(tasks)} tasks")

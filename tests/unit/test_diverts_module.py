@@ -8,17 +8,14 @@ a path diverted by a package or elsewhere is refused, naming it.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
-from portalops.vault import REPO_ROOT
 from tests.unit.hostscripts import load
+from tests.unit.localplay import play
 
 module = load("portalops_diverts_under_test", "plugins/modules/portalops_diverts.py")
 
@@ -62,19 +59,6 @@ PLAYBOOK = """
           - {{path: /etc/logrotate.d/mariadb, state: absent}}
           - {{path: /etc/logrotate.d/rsyslog, state: absent}}
 """
-
-
-def play(work: Path, *options: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        **JSON_CALLBACK_ENV,
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", *options, str(work / "site.yml")]
-    done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False)
-    return {task: result for task, _host, result in host_results(callback_document(done.stdout))}
 
 
 def dpkg_divert(root: Path, *argv: str) -> str:

@@ -8,18 +8,14 @@ ansible.builtin.template's (compared byte for byte with it), and that bad input 
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from portalops.ansible_json import JSON_CALLBACK_ENV, callback_document, host_results
-from portalops.vault import REPO_ROOT
 from tests.unit.hostscripts import load
+from tests.unit.localplay import play
 
 action = load("portalops_files_under_test", "plugins/action/portalops_files.py")
 
@@ -59,19 +55,6 @@ PLAYBOOK = """
         dest: "{out}/reference.conf"
         mode: "0640"
 """
-
-
-def play(work: Path, *options: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        **JSON_CALLBACK_ENV,
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-    }
-    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", *options, str(work / "site.yml")]
-    done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False)
-    return {task: result for task, _host, result in host_results(callback_document(done.stdout))}
 
 
 @pytest.fixture
