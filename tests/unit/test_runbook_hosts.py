@@ -85,7 +85,11 @@ class Server(paramiko.ServerInterface):
         channel.sendall(proc.stdout)
         channel.sendall_stderr(proc.stderr)
         channel.send_exit_status(proc.returncode)
-        channel.close()
+        # EOF, and the client closes (as it does after the exit status). Not close(): paramiko answers the exec
+        # request only after check_channel_exec_request returns, and a command that ended first (on a loaded
+        # machine) closed the channel before that answer: the client's exec_command raised "Channel closed.",
+        # which sshd, answering first, never makes it see.
+        channel.shutdown_write()
 
 
 def _pump(source: Any, sink: Any) -> None:
