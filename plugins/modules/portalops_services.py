@@ -19,7 +19,8 @@ module: portalops_services
 short_description: Enable and start (or stop, restart, reload) many systemd units in one call
 description:
   - For each unit of O(services), in order, what ansible.builtin.systemd_service does with O(services[].enabled) and
-    O(services[].state), with one C(systemctl show) for all of them. A unit systemd does not know fails the task.
+    O(services[].state), with one C(systemctl show) and one C(systemctl is-enabled) for all of them. A unit systemd
+    does not know fails the task before any unit is acted on.
 options:
   services:
     description: the units
